@@ -1,0 +1,40 @@
+//! Fan-out of committed changes to the hub of every node.
+//!
+//! The bus may be at-most-once: a hub that sees a room's sequence jump reads
+//! the gap from the store, so delivery stays exact even if a message is lost.
+
+pub mod local;
+
+use std::sync::{Arc, Weak};
+
+use crate::model::{EndReason, Event, SessionId, UserId};
+
+/// What travels between nodes.
+#[derive(Clone, Debug)]
+pub enum BusMessage {
+    /// A committed room event.
+    RoomEvent(Arc<Event>),
+    /// Sessions ended by logout or replacement; their polls must return.
+    SessionsEnded {
+        user: UserId,
+        sessions: Vec<SessionId>,
+        reason: EndReason,
+    },
+}
+
+/// Something that consumes bus messages (the node's chat service).
+pub trait BusSink: Send + Sync {
+    fn deliver(&self, message: &BusMessage);
+}
+
+/// A publish/subscribe channel between nodes.
+pub trait Bus: Send + Sync + 'static {
+    /// Sends to every subscriber on every node, this one included.
+    fn publish(&self, message: BusMessage);
+    /// Registers this node's consumer; held weakly so the bus never keeps a
+    /// stopped server alive.
+    fn subscribe(&self, sink: Weak<dyn BusSink>);
+}
+
+/// Lets `Arc<dyn Bus>` be used where a bus is expected.
+pub type SharedBus = Arc<dyn Bus>;

@@ -1,0 +1,261 @@
+//! Accounts and sessions: register, log in and out, authenticate a token,
+//! edit a profile.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+use super::Chat;
+use crate::bus::BusMessage;
+use crate::error::{ChatError, ChatResult};
+use crate::model::{EndReason, Millis, SessionId, User, UserId, now_ms};
+use crate::store::{NewSession, NewUser, ProfilePatch};
+use crate::text::{AvatarUrl, DisplayName, Password, Username};
+
+/// An authenticated request's identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub user: UserId,
+    pub session: SessionId,
+}
+
+/// A successful login.
+pub struct Login {
+    /// The bearer token; shown once, stored only as a hash.
+    pub token: String,
+    pub session: SessionId,
+    pub user: User,
+    pub expires_at: Millis,
+}
+
+/// Sessions recently seen, by token hash, so authenticating a poll does not
+/// read the store every time. Ended sessions are dropped from it at once.
+#[derive(Default)]
+pub(super) struct SessionCache {
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    by_hash: HashMap<[u8; 32], (Caller, Millis)>,
+    hash_of: HashMap<SessionId, [u8; 32]>,
+}
+
+/// Entries kept at most; past this the cache starts over (a simple bound).
+const SESSION_CACHE_MAX: usize = 100_000;
+
+impl SessionCache {
+    fn get(&self, hash: &[u8; 32]) -> Option<(Caller, Millis)> {
+        self.inner
+            .lock()
+            .expect("cache poisoned")
+            .by_hash
+            .get(hash)
+            .copied()
+    }
+
+    fn put(&self, hash: [u8; 32], caller: Caller, expires_at: Millis) {
+        let mut inner = self.inner.lock().expect("cache poisoned");
+        if inner.by_hash.len() >= SESSION_CACHE_MAX {
+            inner.by_hash.clear();
+            inner.hash_of.clear();
+        }
+        inner.by_hash.insert(hash, (caller, expires_at));
+        inner.hash_of.insert(caller.session, hash);
+    }
+
+    pub(super) fn forget(&self, sessions: &[SessionId]) {
+        let mut inner = self.inner.lock().expect("cache poisoned");
+        for id in sessions {
+            if let Some(hash) = inner.hash_of.remove(id) {
+                inner.by_hash.remove(&hash);
+            }
+        }
+    }
+}
+
+fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+async fn hash_password(password: Password) -> ChatResult<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        Argon2::default()
+            .hash_password(password.as_str().as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| ChatError::Internal(format!("password hashing failed: {e}")))
+    })
+    .await
+    .map_err(|e| ChatError::Internal(e.to_string()))?
+}
+
+async fn verify_password(password: String, hash: String) -> ChatResult<bool> {
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&hash)
+            .map_err(|e| ChatError::Internal(format!("stored hash unreadable: {e}")))?;
+        Ok(Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
+    })
+    .await
+    .map_err(|e| ChatError::Internal(e.to_string()))?
+}
+
+/// Verified against when the username does not exist, so a wrong username
+/// costs as much time as a wrong password and reveals nothing.
+async fn decoy_hash() -> ChatResult<String> {
+    static DECOY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DECOY
+        .get_or_try_init(|| async {
+            let mut random = [0u8; 24];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
+            hash_password(Password::parse(&URL_SAFE_NO_PAD.encode(random))?).await
+        })
+        .await
+        .cloned()
+}
+
+impl Chat {
+    /// Creates an account. The display name defaults to the username.
+    pub async fn register(
+        &self,
+        username: &str,
+        password: &str,
+        display_name: Option<&str>,
+    ) -> ChatResult<User> {
+        let username = Username::parse(username)?;
+        let password = Password::parse(password)?;
+        let display_name = match display_name {
+            Some(name) => DisplayName::parse(name)?.into_string(),
+            None => username.as_str().to_owned(),
+        };
+        let password_hash = hash_password(password).await?;
+        let user = self
+            .store
+            .create_user(NewUser {
+                username: username.as_str().to_owned(),
+                display_name,
+                password_hash,
+                at: now_ms(),
+            })
+            .await?;
+        Ok(user)
+    }
+
+    /// Checks a password and opens a session. In single-session mode the
+    /// user's other sessions end, and their open polls return at once.
+    pub async fn login(&self, username: &str, password: &str) -> ChatResult<Login> {
+        // Any malformed username simply cannot match an account.
+        let username = Username::parse(username).map_err(|_| ChatError::InvalidCredentials)?;
+        let found = self.store.credentials(username.as_str()).await?;
+        let (hash, user) = match found {
+            Some(c) => (c.password_hash, Some(c.user)),
+            None => (decoy_hash().await?, None),
+        };
+        let ok = verify_password(password.to_owned(), hash).await?;
+        let user = match (ok, user) {
+            (true, Some(user)) => user,
+            _ => return Err(ChatError::InvalidCredentials),
+        };
+        let mut bytes = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+        let token = URL_SAFE_NO_PAD.encode(bytes);
+        let at = now_ms();
+        let expires_at = at + self.config.session_ttl.as_millis() as Millis;
+        let (session, ended) = self
+            .store
+            .create_session(NewSession {
+                user: user.id,
+                token_hash: token_hash(&token),
+                at,
+                expires_at,
+                end_others: self.config.single_session.then_some(EndReason::Replaced),
+            })
+            .await?;
+        if !ended.is_empty() {
+            self.publish(BusMessage::SessionsEnded {
+                user: user.id,
+                sessions: ended,
+                reason: EndReason::Replaced,
+            });
+        }
+        self.remember_name(&user);
+        Ok(Login {
+            token,
+            session,
+            user,
+            expires_at,
+        })
+    }
+
+    /// Resolves a bearer token to its caller, or says why it cannot.
+    pub async fn authenticate(&self, token: &str) -> ChatResult<Caller> {
+        let hash = token_hash(token);
+        if let Some((caller, expires_at)) = self.sessions.get(&hash) {
+            if expires_at > now_ms() {
+                return Ok(caller);
+            }
+            return Err(ChatError::SessionExpired);
+        }
+        let record = self
+            .store
+            .session_by_token(hash)
+            .await?
+            .ok_or(ChatError::Unauthenticated)?;
+        if let Some(reason) = record.ended {
+            return Err(ChatError::SessionEnded(reason));
+        }
+        if record.expires_at <= now_ms() {
+            return Err(ChatError::SessionExpired);
+        }
+        let caller = Caller {
+            user: record.user,
+            session: record.id,
+        };
+        self.sessions.put(hash, caller, record.expires_at);
+        Ok(caller)
+    }
+
+    /// Ends the caller's session; its open polls return `session_ended`.
+    pub async fn logout(&self, caller: &Caller) -> ChatResult<()> {
+        self.store
+            .end_session(caller.session, EndReason::LoggedOut, now_ms())
+            .await?;
+        self.publish(BusMessage::SessionsEnded {
+            user: caller.user,
+            sessions: vec![caller.session],
+            reason: EndReason::LoggedOut,
+        });
+        Ok(())
+    }
+
+    /// Changes the caller's display name and/or avatar. An empty avatar
+    /// URL goes back to the generated avatar.
+    pub async fn update_profile(
+        &self,
+        caller: &Caller,
+        display_name: Option<&str>,
+        avatar_url: Option<&str>,
+    ) -> ChatResult<User> {
+        let mut patch = ProfilePatch::default();
+        if let Some(name) = display_name {
+            patch.display_name = Some(DisplayName::parse(name)?.into_string());
+        }
+        if let Some(url) = avatar_url {
+            patch.avatar_url = Some(if url.is_empty() {
+                None
+            } else {
+                Some(AvatarUrl::parse(url)?.into_string())
+            });
+        }
+        let user = self.store.update_profile(caller.user, patch).await?;
+        self.remember_name(&user);
+        Ok(user)
+    }
+}

@@ -1,0 +1,112 @@
+//! Messages: send (idempotent), page back through history, mark read, and
+//! the long poll that delivers everything new.
+
+use std::time::Duration;
+
+use super::{Caller, Chat};
+use crate::error::{ChatError, ChatResult};
+use crate::hub::PollAnswer;
+use crate::model::{Ephemeral, Event, RoomId, Seq, now_ms};
+use crate::store::{Appended, NewMessage};
+use crate::text::{ClientMsgId, Invalid, MessageText};
+
+/// The largest history page.
+pub const MAX_PAGE: usize = 100;
+
+impl Chat {
+    /// Sends a message. It is acknowledged (this returns `Ok`) only after
+    /// it is committed; a retry with the same client message id returns
+    /// the stored message and stores nothing.
+    pub async fn send(
+        &self,
+        caller: &Caller,
+        room: RoomId,
+        client_msg_id: &str,
+        text: &str,
+    ) -> ChatResult<Appended> {
+        let text = MessageText::parse(text, self.config.max_message_chars)?;
+        let client_msg_id = ClientMsgId::parse(client_msg_id)?;
+        // Also loads the room's feed before the write, so the event lands in it.
+        self.membership(caller, room).await?;
+        let appended = self
+            .store
+            .append_message(NewMessage {
+                room,
+                sender: caller.user,
+                sender_name: self.display_name(caller.user).await?,
+                client_msg_id: client_msg_id.into_string(),
+                text: text.into_string(),
+                at: now_ms(),
+            })
+            .await?;
+        if !appended.duplicate {
+            self.announce(appended.event.clone());
+        }
+        Ok(appended)
+    }
+
+    /// A page of a room's events before `before` (or the newest), oldest
+    /// first.
+    pub async fn history(
+        &self,
+        caller: &Caller,
+        room: RoomId,
+        before: Option<Seq>,
+        limit: Option<usize>,
+    ) -> ChatResult<Vec<Event>> {
+        let limit = limit.unwrap_or(50);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(invalid(
+                "invalid_limit",
+                format!("limit must be 1..={MAX_PAGE}"),
+            ));
+        }
+        if before.is_some_and(|b| b < 1) {
+            return Err(invalid(
+                "invalid_before",
+                "before must be a positive sequence number".into(),
+            ));
+        }
+        self.membership(caller, room).await?;
+        Ok(self.store.events_before(room, before, limit).await?)
+    }
+
+    /// Moves the caller's read marker forward; echoed to their other sessions.
+    pub async fn mark_read(&self, caller: &Caller, room: RoomId, seq: Seq) -> ChatResult<Seq> {
+        if seq < 0 {
+            return Err(invalid("invalid_seq", "seq must not be negative".into()));
+        }
+        self.membership(caller, room).await?;
+        let read = self.store.set_read(room, caller.user, seq).await?;
+        self.hub
+            .push_ephemeral(caller.user, Ephemeral::Read { room, seq: read });
+        Ok(read)
+    }
+
+    /// The long poll over all of the caller's conversations.
+    pub async fn poll(
+        &self,
+        caller: &Caller,
+        cursor: Option<&str>,
+        timeout_secs: Option<u64>,
+    ) -> ChatResult<PollAnswer> {
+        let max = self.config.max_poll_timeout;
+        let timeout = match timeout_secs {
+            None => self.config.default_poll_timeout,
+            Some(s) if Duration::from_secs(s) <= max => Duration::from_secs(s),
+            Some(_) => {
+                return Err(invalid(
+                    "invalid_timeout",
+                    format!("timeout must be 0..={} seconds", max.as_secs()),
+                ));
+            }
+        };
+        self.hub
+            .poll(caller.user, caller.session, cursor, timeout)
+            .await
+    }
+}
+
+fn invalid(code: &'static str, message: String) -> ChatError {
+    Invalid { code, message }.into()
+}

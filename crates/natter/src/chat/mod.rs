@@ -1,0 +1,159 @@
+//! The chat domain: who may do what, and in which order things happen.
+//!
+//! Every operation validates its input ([`crate::text`]), checks that the
+//! caller may act (members only), commits through the [`Store`], and only
+//! then publishes to the [`Bus`], so nothing is announced that is not
+//! durable. This module knows nothing of HTTP.
+
+mod accounts;
+mod messages;
+mod rooms;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use self::accounts::{Caller, Login};
+pub use self::rooms::{MemberList, RoomListing};
+use crate::bus::{Bus, BusMessage, BusSink};
+use crate::error::{ChatError, ChatResult};
+use crate::hub::{Hub, HubConfig, RoomFeed};
+use crate::model::{Event, Role, RoomId, User, UserId, Visibility};
+use crate::store::Store;
+
+/// Rules of the chat domain that operators may tune.
+#[derive(Clone, Debug)]
+pub struct ChatConfig {
+    /// A new login ends the user's other sessions (the paper's behaviour).
+    pub single_session: bool,
+    /// Longest message, in characters.
+    pub max_message_chars: usize,
+    /// How long a session token stays valid.
+    pub session_ttl: Duration,
+    /// Poll timeout when the client names none.
+    pub default_poll_timeout: Duration,
+    /// Longest poll timeout a client may ask for.
+    pub max_poll_timeout: Duration,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig {
+            single_session: false,
+            max_message_chars: 4000,
+            session_ttl: Duration::from_secs(30 * 24 * 3600),
+            default_poll_timeout: Duration::from_secs(30),
+            max_poll_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The node's chat service; built once at start-up and shared by handlers.
+pub struct Chat {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    hub: Arc<Hub>,
+    config: ChatConfig,
+    sessions: accounts::SessionCache,
+    /// Display names of senders, so a send needs no extra read.
+    names: Mutex<HashMap<UserId, String>>,
+}
+
+impl Chat {
+    /// Wires the service to its store and bus and subscribes its hub.
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        hub_config: HubConfig,
+        config: ChatConfig,
+    ) -> Arc<Chat> {
+        let hub = Hub::new(store.clone(), hub_config);
+        let chat = Arc::new(Chat {
+            store,
+            bus: bus.clone(),
+            hub,
+            config,
+            sessions: accounts::SessionCache::default(),
+            names: Mutex::new(HashMap::new()),
+        });
+        let sink: Arc<dyn BusSink> = chat.clone();
+        bus.subscribe(Arc::downgrade(&sink));
+        chat
+    }
+
+    /// The hub, for presence queries and shutdown.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// The configured rules.
+    pub fn config(&self) -> &ChatConfig {
+        &self.config
+    }
+
+    /// The room's feed and the caller's role in it. A private room the
+    /// caller is not in is reported as not found, so its existence leaks
+    /// nothing; a public one as "not a member".
+    async fn membership(&self, caller: &Caller, room: RoomId) -> ChatResult<(Arc<RoomFeed>, Role)> {
+        let feed = self.hub.room(room).await?;
+        if let Some(role) = feed.role_of(caller.user) {
+            return Ok((feed, role));
+        }
+        Err(self.not_member_error(room).await)
+    }
+
+    async fn not_member_error(&self, room: RoomId) -> ChatError {
+        match self.store.room(room).await {
+            Ok(Some(r)) if r.visibility == Visibility::Public => ChatError::NotAMember,
+            Ok(_) => ChatError::RoomNotFound,
+            Err(e) => e.into(),
+        }
+    }
+
+    /// The user's display name, cached.
+    async fn display_name(&self, user: UserId) -> ChatResult<String> {
+        if let Some(name) = self.names.lock().expect("names poisoned").get(&user) {
+            return Ok(name.clone());
+        }
+        let user = self.user(user).await?;
+        self.remember_name(&user);
+        Ok(user.display_name)
+    }
+
+    fn remember_name(&self, user: &User) {
+        self.names
+            .lock()
+            .expect("names poisoned")
+            .insert(user.id, user.display_name.clone());
+    }
+
+    /// A user's public profile.
+    pub async fn user(&self, id: UserId) -> ChatResult<User> {
+        self.store.user(id).await?.ok_or(ChatError::UserNotFound)
+    }
+
+    fn publish(&self, message: BusMessage) {
+        self.bus.publish(message);
+    }
+
+    /// Publishes a committed room event to every node's hub.
+    fn announce(&self, event: Event) {
+        self.publish(BusMessage::RoomEvent(Arc::new(event)));
+    }
+}
+
+impl BusSink for Chat {
+    fn deliver(&self, message: &BusMessage) {
+        match message {
+            BusMessage::RoomEvent(event) => self.hub.apply(event),
+            BusMessage::SessionsEnded {
+                user,
+                sessions,
+                reason,
+            } => {
+                self.sessions.forget(sessions);
+                self.hub.end_sessions(*user, sessions, *reason);
+            }
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Conversations: group rooms and direct conversations, membership, and the
+//! room list with unread counts and presence.
+
+use super::{Caller, Chat};
+use crate::error::{ChatError, ChatResult};
+use crate::model::{Role, Room, RoomId, RoomKind, UserId, Visibility, now_ms};
+use crate::store::{MemberProfile, NewRoom, RoomSummary};
+use crate::text::{Invalid, RoomTitle};
+
+/// A row of the caller's room list.
+pub struct RoomListing {
+    pub summary: RoomSummary,
+    /// Members online now.
+    pub online_count: usize,
+}
+
+/// A room's members with their presence.
+pub struct MemberList {
+    pub members: Vec<(MemberProfile, bool)>,
+    pub online_count: usize,
+}
+
+/// How many public rooms the directory lists.
+const PUBLIC_ROOMS_LIMIT: usize = 200;
+
+impl Chat {
+    fn online_count(&self, members: impl IntoIterator<Item = UserId>) -> usize {
+        members
+            .into_iter()
+            .filter(|u| self.hub.is_online(*u))
+            .count()
+    }
+
+    /// Creates a group room owned by the caller.
+    pub async fn create_room(
+        &self,
+        caller: &Caller,
+        title: &str,
+        visibility: Visibility,
+    ) -> ChatResult<Room> {
+        let title = RoomTitle::parse(title)?;
+        let (room, event) = self
+            .store
+            .create_room(NewRoom {
+                creator: caller.user,
+                creator_name: self.display_name(caller.user).await?,
+                title: title.into_string(),
+                visibility,
+                at: now_ms(),
+            })
+            .await?;
+        self.announce(event);
+        Ok(room)
+    }
+
+    /// The caller's conversations, most recently active first.
+    pub async fn rooms(&self, caller: &Caller) -> ChatResult<Vec<RoomListing>> {
+        let summaries = self.store.room_summaries(caller.user).await?;
+        let mut listings = Vec::with_capacity(summaries.len());
+        for summary in summaries {
+            let feed = self.hub.room(summary.room.id).await?;
+            listings.push(RoomListing {
+                online_count: self.online_count(feed.member_ids()),
+                summary,
+            });
+        }
+        listings.sort_by_key(|l| {
+            std::cmp::Reverse(
+                l.summary
+                    .last_message
+                    .as_ref()
+                    .map_or(l.summary.room.created_at, |m| m.at),
+            )
+        });
+        Ok(listings)
+    }
+
+    /// Public group rooms anyone may join, newest first.
+    pub async fn public_rooms(&self) -> ChatResult<Vec<Room>> {
+        Ok(self.store.public_rooms(PUBLIC_ROOMS_LIMIT).await?)
+    }
+
+    /// A room the caller is in, or a public one.
+    pub async fn room(&self, caller: &Caller, id: RoomId) -> ChatResult<Room> {
+        let room = self.store.room(id).await?.ok_or(ChatError::RoomNotFound)?;
+        let feed = self.hub.room(id).await?;
+        if feed.role_of(caller.user).is_none() && room.visibility == Visibility::Private {
+            return Err(ChatError::RoomNotFound);
+        }
+        Ok(room)
+    }
+
+    /// Renames a group room or changes its visibility (owners and admins).
+    pub async fn update_room(
+        &self,
+        caller: &Caller,
+        id: RoomId,
+        title: Option<&str>,
+        visibility: Option<Visibility>,
+    ) -> ChatResult<Room> {
+        let (_, role) = self.membership(caller, id).await?;
+        let current = self.store.room(id).await?.ok_or(ChatError::RoomNotFound)?;
+        if current.kind == RoomKind::Direct {
+            return Err(ChatError::NotAllowed(
+                "a direct conversation cannot be changed",
+            ));
+        }
+        if !role.can_manage() {
+            return Err(ChatError::NotAllowed(
+                "only the room's owner and admins can change it",
+            ));
+        }
+        let title = match title {
+            Some(t) => RoomTitle::parse(t)?.into_string(),
+            None => current.title,
+        };
+        let (room, event) = self
+            .store
+            .update_room(
+                id,
+                caller.user,
+                self.display_name(caller.user).await?,
+                title,
+                visibility.unwrap_or(current.visibility),
+                now_ms(),
+            )
+            .await?;
+        self.announce(event);
+        Ok(room)
+    }
+
+    /// Joins a public group room; joining one already joined changes nothing.
+    pub async fn join(&self, caller: &Caller, id: RoomId) -> ChatResult<Room> {
+        let room = self.store.room(id).await?.ok_or(ChatError::RoomNotFound)?;
+        // Load the feed before the write, so the join lands in it.
+        let feed = self.hub.room(id).await?;
+        if feed.role_of(caller.user).is_some() {
+            return Ok(room);
+        }
+        if room.kind == RoomKind::Direct || room.visibility == Visibility::Private {
+            return Err(ChatError::RoomNotFound);
+        }
+        if let Some(event) = self
+            .store
+            .add_member(id, caller.user, Role::Member, caller.user, now_ms())
+            .await?
+        {
+            self.announce(event);
+        }
+        self.store.room(id).await?.ok_or(ChatError::RoomNotFound)
+    }
+
+    /// Adds another user to a group room. Any member may invite to a public
+    /// room; only owners and admins to a private one.
+    pub async fn invite(&self, caller: &Caller, id: RoomId, user: UserId) -> ChatResult<()> {
+        let (_, role) = self.membership(caller, id).await?;
+        let room = self.store.room(id).await?.ok_or(ChatError::RoomNotFound)?;
+        if room.kind == RoomKind::Direct {
+            return Err(ChatError::NotAllowed(
+                "nobody can be added to a direct conversation",
+            ));
+        }
+        if room.visibility == Visibility::Private && !role.can_manage() {
+            return Err(ChatError::NotAllowed(
+                "only the room's owner and admins can invite to a private room",
+            ));
+        }
+        if let Some(event) = self
+            .store
+            .add_member(id, user, Role::Member, caller.user, now_ms())
+            .await?
+        {
+            self.announce(event);
+        }
+        Ok(())
+    }
+
+    /// Leaves a group room. Direct conversations cannot be left.
+    pub async fn leave(&self, caller: &Caller, id: RoomId) -> ChatResult<()> {
+        self.membership(caller, id).await?;
+        let room = self.store.room(id).await?.ok_or(ChatError::RoomNotFound)?;
+        if room.kind == RoomKind::Direct {
+            return Err(ChatError::NotAllowed(
+                "a direct conversation cannot be left",
+            ));
+        }
+        if let Some(event) = self.store.remove_member(id, caller.user, now_ms()).await? {
+            self.announce(event);
+        }
+        Ok(())
+    }
+
+    /// The members of a room the caller is in, with who is online.
+    pub async fn members(&self, caller: &Caller, id: RoomId) -> ChatResult<MemberList> {
+        self.membership(caller, id).await?;
+        let members: Vec<_> = self
+            .store
+            .members(id)
+            .await?
+            .into_iter()
+            .map(|m| {
+                let online = self.hub.is_online(m.user.id);
+                (m, online)
+            })
+            .collect();
+        let online_count = members.iter().filter(|(_, online)| *online).count();
+        Ok(MemberList {
+            members,
+            online_count,
+        })
+    }
+
+    /// The one direct conversation between the caller and `peer`, created
+    /// if it does not exist yet; `true` when this call created it.
+    pub async fn open_direct(&self, caller: &Caller, peer: UserId) -> ChatResult<(Room, bool)> {
+        if peer == caller.user {
+            return Err(Invalid {
+                code: "invalid_peer",
+                message: "a direct conversation needs another user".into(),
+            }
+            .into());
+        }
+        let (room, event) = self
+            .store
+            .open_direct(
+                caller.user,
+                self.display_name(caller.user).await?,
+                peer,
+                now_ms(),
+            )
+            .await?;
+        let created = event.is_some();
+        if let Some(event) = event {
+            self.announce(event);
+        }
+        Ok((room, created))
+    }
+}

@@ -1,0 +1,61 @@
+//! The domain's one error type. Each case maps to one stable API code in
+//! `http::error`; the domain itself knows nothing of HTTP.
+
+use crate::model::EndReason;
+use crate::store::StoreError;
+use crate::text::Invalid;
+
+/// Why a chat operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error("{0}")]
+    Invalid(Invalid),
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("the session has ended")]
+    SessionEnded(EndReason),
+    #[error("the session has expired")]
+    SessionExpired,
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    #[error("that username is taken")]
+    UsernameTaken,
+    #[error("no such user")]
+    UserNotFound,
+    #[error("no such room")]
+    RoomNotFound,
+    #[error("you are not a member of this room")]
+    NotAMember,
+    #[error("{0}")]
+    NotAllowed(&'static str),
+    #[error("this client_msg_id was already used for a different message")]
+    IdempotencyConflict,
+    #[error("the cursor cannot be served exactly ({0}); resync")]
+    ResyncRequired(&'static str),
+    #[error("too many open polls for this user")]
+    TooManyPolls,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<Invalid> for ChatError {
+    fn from(e: Invalid) -> Self {
+        ChatError::Invalid(e)
+    }
+}
+
+impl From<StoreError> for ChatError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict("username") => ChatError::UsernameTaken,
+            StoreError::NotFound("user") => ChatError::UserNotFound,
+            StoreError::NotFound(_) => ChatError::RoomNotFound,
+            StoreError::NotAMember => ChatError::NotAMember,
+            StoreError::IdempotencyConflict => ChatError::IdempotencyConflict,
+            other => ChatError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Results of domain operations.
+pub type ChatResult<T> = Result<T, ChatError>;

@@ -1,0 +1,79 @@
+//! The API's one error shape: `{"error":{"code":"…","message":"…"}}` with a
+//! stable code per case. Server faults are logged here, once, and hidden
+//! from clients.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::error::ChatError;
+use crate::model::EndReason;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<ChatError> for ApiError {
+    fn from(e: ChatError) -> Self {
+        use StatusCode as S;
+        let message = e.to_string();
+        let (status, code) = match e {
+            ChatError::Invalid(invalid) => {
+                return ApiError::new(S::BAD_REQUEST, invalid.code, invalid.message);
+            }
+            ChatError::Unauthenticated => (S::UNAUTHORIZED, "unauthenticated"),
+            ChatError::SessionEnded(EndReason::LoggedOut) => (S::UNAUTHORIZED, "session_ended"),
+            ChatError::SessionEnded(EndReason::Replaced) => {
+                return ApiError::new(
+                    S::UNAUTHORIZED,
+                    "session_replaced",
+                    "a newer login replaced this session",
+                );
+            }
+            ChatError::SessionExpired => (S::UNAUTHORIZED, "session_expired"),
+            ChatError::InvalidCredentials => (S::UNAUTHORIZED, "invalid_credentials"),
+            ChatError::UsernameTaken => (S::CONFLICT, "username_taken"),
+            ChatError::UserNotFound => (S::NOT_FOUND, "user_not_found"),
+            ChatError::RoomNotFound => (S::NOT_FOUND, "room_not_found"),
+            ChatError::NotAMember => (S::FORBIDDEN, "not_a_member"),
+            ChatError::NotAllowed(_) => (S::FORBIDDEN, "forbidden"),
+            ChatError::IdempotencyConflict => (S::CONFLICT, "client_msg_id_conflict"),
+            ChatError::ResyncRequired(_) => (S::BAD_REQUEST, "resync_required"),
+            ChatError::TooManyPolls => (S::TOO_MANY_REQUESTS, "too_many_polls"),
+            ChatError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                return ApiError::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal server error",
+                );
+            }
+        };
+        ApiError::new(status, code, message)
+    }
+}
+
+/// Handler results.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,59 @@
+//! The HTTP edge: axum routes under `/api/v1/`, JSON in and out. Handlers
+//! translate between wire shapes ([`wire`]) and the chat domain; they hold
+//! no rules of their own.
+
+mod error;
+mod extract;
+mod log;
+mod routes;
+mod wire;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware;
+
+pub use self::error::{ApiError, ApiResult};
+use crate::chat::Chat;
+use crate::config::Config;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub chat: Arc<Chat>,
+}
+
+/// The whole HTTP application.
+pub fn router(chat: Arc<Chat>, config: &Config) -> Router {
+    let state = AppState { chat };
+    Router::new()
+        .merge(routes::meta::router())
+        .nest(
+            "/api/v1",
+            Router::new()
+                .merge(routes::accounts::router())
+                .merge(routes::rooms::router())
+                .merge(routes::messages::router())
+                .merge(routes::events::router())
+                .merge(routes::meta::api_router()),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(middleware::from_fn(log::log_request))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not support that method",
+    )
+}

@@ -1,0 +1,84 @@
+//! Everything that is not chat: health, the OpenAPI document, generated
+//! avatars.
+
+use axum::extract::State;
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
+};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::http::AppState;
+use crate::http::error::ApiResult;
+use crate::http::extract::PathId;
+use crate::model::UserId;
+
+/// Routes outside `/api/v1`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/healthz", get(healthz))
+}
+
+/// Routes inside `/api/v1`.
+pub fn api_router() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/users/{id}/avatar.svg", get(avatar))
+}
+
+/// `GET /healthz`: for load balancers.
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// `GET /api/v1/openapi.json`: the API description.
+async fn openapi() -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "application/json")],
+        include_str!("../openapi.json"),
+    )
+}
+
+/// `GET /api/v1/users/{id}/avatar.svg`: a generated avatar, the user's
+/// initial on a colour derived from their id. Public, so `<img>` can load it.
+async fn avatar(State(s): State<AppState>, PathId(id): PathId) -> ApiResult<impl IntoResponse> {
+    let user = s.chat.user(UserId(id)).await?;
+    let initial: String = user
+        .display_name
+        .chars()
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
+    let hue = (id.wrapping_mul(137) % 360 + 360) % 360;
+    let svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64" viewBox="0 0 64 64"><rect width="64" height="64" rx="32" fill="hsl({hue},55%,45%)"/><text x="32" y="32" dy=".35em" text-anchor="middle" font-family="sans-serif" font-size="30" fill="#fff">{}</text></svg>"##,
+        xml_escape(&initial)
+    );
+    Ok((
+        [
+            (CONTENT_TYPE, "image/svg+xml"),
+            (CACHE_CONTROL, "public, max-age=3600"),
+            (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (
+                CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'",
+            ),
+        ],
+        svg,
+    ))
+}
+
+/// User text inside SVG is escaped, so a name can never become markup.
+fn xml_escape(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '&' => "&amp;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '\'' => "&#39;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
+}

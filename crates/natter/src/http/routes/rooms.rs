@@ -1,0 +1,165 @@
+//! Conversations: create, list, join, invite, leave, members, direct chats.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::http::AppState;
+use crate::http::error::ApiResult;
+use crate::http::extract::{Auth, JsonBody, PathId};
+use crate::http::wire::{MembersOut, RoomListingOut, RoomOut};
+use crate::model::{RoomId, UserId, Visibility};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/rooms", get(list).post(create))
+        .route("/rooms/public", get(public))
+        .route("/rooms/{id}", get(room).patch(update))
+        .route("/rooms/{id}/join", post(join))
+        .route("/rooms/{id}/leave", post(leave))
+        .route("/rooms/{id}/members", get(members).post(invite))
+        .route("/direct", post(open_direct))
+}
+
+#[derive(Deserialize)]
+struct CreateIn {
+    title: String,
+    #[serde(default = "private")]
+    visibility: Visibility,
+}
+
+fn private() -> Visibility {
+    Visibility::Private
+}
+
+/// `POST /api/v1/rooms`: create a group room owned by the caller.
+async fn create(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    JsonBody(input): JsonBody<CreateIn>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let room = s
+        .chat
+        .create_room(&caller, &input.title, input.visibility)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "room": RoomOut::from(&room) })),
+    ))
+}
+
+/// `GET /api/v1/rooms`: the caller's conversations with unread counts.
+async fn list(State(s): State<AppState>, Auth(caller): Auth) -> ApiResult<Json<Value>> {
+    let rooms = s.chat.rooms(&caller).await?;
+    let rooms: Vec<_> = rooms.iter().map(RoomListingOut::from).collect();
+    Ok(Json(json!({ "rooms": rooms })))
+}
+
+/// `GET /api/v1/rooms/public`: the directory of public rooms.
+async fn public(State(s): State<AppState>, Auth(_): Auth) -> ApiResult<Json<Value>> {
+    let rooms = s.chat.public_rooms().await?;
+    let rooms: Vec<_> = rooms.iter().map(RoomOut::from).collect();
+    Ok(Json(json!({ "rooms": rooms })))
+}
+
+/// `GET /api/v1/rooms/{id}`: a room the caller is in, or a public one.
+async fn room(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+) -> ApiResult<Json<Value>> {
+    let room = s.chat.room(&caller, RoomId(id)).await?;
+    Ok(Json(json!({ "room": RoomOut::from(&room) })))
+}
+
+#[derive(Deserialize)]
+struct UpdateIn {
+    title: Option<String>,
+    visibility: Option<Visibility>,
+}
+
+/// `PATCH /api/v1/rooms/{id}`: rename or change visibility (owner/admin).
+async fn update(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+    JsonBody(input): JsonBody<UpdateIn>,
+) -> ApiResult<Json<Value>> {
+    let room = s
+        .chat
+        .update_room(
+            &caller,
+            RoomId(id),
+            input.title.as_deref(),
+            input.visibility,
+        )
+        .await?;
+    Ok(Json(json!({ "room": RoomOut::from(&room) })))
+}
+
+/// `POST /api/v1/rooms/{id}/join`: join a public room.
+async fn join(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+) -> ApiResult<Json<Value>> {
+    let room = s.chat.join(&caller, RoomId(id)).await?;
+    Ok(Json(json!({ "room": RoomOut::from(&room) })))
+}
+
+/// `POST /api/v1/rooms/{id}/leave`: leave a group room.
+async fn leave(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+) -> ApiResult<StatusCode> {
+    s.chat.leave(&caller, RoomId(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/rooms/{id}/members`: members with online flags.
+async fn members(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+) -> ApiResult<Json<MembersOut>> {
+    let list = s.chat.members(&caller, RoomId(id)).await?;
+    Ok(Json(MembersOut::from(&list)))
+}
+
+#[derive(Deserialize)]
+struct UserRef {
+    user_id: i64,
+}
+
+/// `POST /api/v1/rooms/{id}/members`: invite a user.
+async fn invite(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+    JsonBody(input): JsonBody<UserRef>,
+) -> ApiResult<StatusCode> {
+    s.chat
+        .invite(&caller, RoomId(id), UserId(input.user_id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/direct`: the direct conversation with a user (201 when
+/// this call created it, 200 when it existed).
+async fn open_direct(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    JsonBody(input): JsonBody<UserRef>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (room, created) = s.chat.open_direct(&caller, UserId(input.user_id)).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(json!({ "room": RoomOut::from(&room) }))))
+}

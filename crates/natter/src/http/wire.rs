@@ -1,0 +1,264 @@
+//! The JSON shapes of the API. The web client and embedded widgets are
+//! clients we do not control: change these only on purpose, and update
+//! docs/api.md and the OpenAPI document with them.
+
+use serde::Serialize;
+
+use crate::chat::{MemberList, RoomListing};
+use crate::hub::PollAnswer;
+use crate::model::{
+    Ephemeral, Event, EventBody, Millis, Role, Room, RoomId, RoomKind, Seq, User, UserId,
+    Visibility,
+};
+
+/// A user's public profile.
+#[derive(Serialize)]
+pub struct UserOut {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: String,
+    /// The user's own avatar, or the generated one.
+    pub avatar_url: String,
+    pub created_at: Millis,
+}
+
+impl From<&User> for UserOut {
+    fn from(u: &User) -> Self {
+        UserOut {
+            id: u.id,
+            username: u.username.clone(),
+            display_name: u.display_name.clone(),
+            avatar_url: u
+                .avatar_url
+                .clone()
+                .unwrap_or_else(|| format!("/api/v1/users/{}/avatar.svg", u.id)),
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// A conversation.
+#[derive(Serialize)]
+pub struct RoomOut {
+    pub id: RoomId,
+    pub kind: RoomKind,
+    pub title: String,
+    pub visibility: Visibility,
+    pub created_by: UserId,
+    pub created_at: Millis,
+    /// The newest event's sequence number.
+    pub head_seq: Seq,
+}
+
+impl From<&Room> for RoomOut {
+    fn from(r: &Room) -> Self {
+        RoomOut {
+            id: r.id,
+            kind: r.kind,
+            title: r.title.clone(),
+            visibility: r.visibility,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            head_seq: r.head,
+        }
+    }
+}
+
+/// A row of the room list.
+#[derive(Serialize)]
+pub struct RoomListingOut {
+    #[serde(flatten)]
+    pub room: RoomOut,
+    pub role: Role,
+    pub read_seq: Seq,
+    pub unread_count: i64,
+    pub last_message: Option<EventOut>,
+    pub online_count: usize,
+    /// For direct conversations: the other person.
+    pub peer: Option<UserOut>,
+}
+
+impl From<&RoomListing> for RoomListingOut {
+    fn from(l: &RoomListing) -> Self {
+        let s = &l.summary;
+        RoomListingOut {
+            room: RoomOut::from(&s.room),
+            role: s.role,
+            read_seq: s.read_seq,
+            unread_count: s.unread,
+            last_message: s.last_message.as_ref().map(EventOut::from),
+            online_count: l.online_count,
+            peer: s.peer.as_ref().map(UserOut::from),
+        }
+    }
+}
+
+/// A member list entry.
+#[derive(Serialize)]
+pub struct MemberOut {
+    #[serde(flatten)]
+    pub user: UserOut,
+    pub role: Role,
+    pub online: bool,
+}
+
+/// A room's member list.
+#[derive(Serialize)]
+pub struct MembersOut {
+    pub members: Vec<MemberOut>,
+    pub online_count: usize,
+}
+
+impl From<&MemberList> for MembersOut {
+    fn from(list: &MemberList) -> Self {
+        MembersOut {
+            members: list
+                .members
+                .iter()
+                .map(|(m, online)| MemberOut {
+                    user: UserOut::from(&m.user),
+                    role: m.role,
+                    online: *online,
+                })
+                .collect(),
+            online_count: list.online_count,
+        }
+    }
+}
+
+/// A room event: the fields every event has, then its type's fields.
+#[derive(Serialize)]
+pub struct EventOut {
+    pub room_id: RoomId,
+    pub seq: Seq,
+    pub ts: Millis,
+    pub sender_id: UserId,
+    pub sender_name: String,
+    #[serde(flatten)]
+    pub body: BodyOut,
+}
+
+/// The type-specific part of an event.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BodyOut {
+    Message {
+        client_msg_id: String,
+        text: String,
+    },
+    RoomCreated {
+        title: String,
+        kind: RoomKind,
+        visibility: Visibility,
+        member_ids: Vec<UserId>,
+    },
+    MemberJoined {
+        user_id: UserId,
+        display_name: String,
+        role: Role,
+        invited_by: Option<UserId>,
+    },
+    MemberLeft {
+        user_id: UserId,
+    },
+    RoomUpdated {
+        title: String,
+        visibility: Visibility,
+    },
+}
+
+impl From<&Event> for EventOut {
+    fn from(e: &Event) -> Self {
+        let body = match &e.body {
+            EventBody::Message {
+                client_msg_id,
+                text,
+            } => BodyOut::Message {
+                client_msg_id: client_msg_id.clone(),
+                text: text.clone(),
+            },
+            EventBody::RoomCreated {
+                title,
+                kind,
+                visibility,
+                members,
+            } => BodyOut::RoomCreated {
+                title: title.clone(),
+                kind: *kind,
+                visibility: *visibility,
+                member_ids: members.clone(),
+            },
+            EventBody::MemberJoined {
+                user,
+                name,
+                role,
+                invited_by,
+            } => BodyOut::MemberJoined {
+                user_id: *user,
+                display_name: name.clone(),
+                role: *role,
+                invited_by: *invited_by,
+            },
+            EventBody::MemberLeft { user } => BodyOut::MemberLeft { user_id: *user },
+            EventBody::RoomUpdated { title, visibility } => BodyOut::RoomUpdated {
+                title: title.clone(),
+                visibility: *visibility,
+            },
+        };
+        EventOut {
+            room_id: e.room,
+            seq: e.seq,
+            ts: e.at,
+            sender_id: e.sender,
+            sender_name: e.sender_name.clone(),
+            body,
+        }
+    }
+}
+
+/// Pushed, not stored: presence and the caller's own read markers.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EphemeralOut {
+    Presence { user_id: UserId, online: bool },
+    Read { room_id: RoomId, seq: Seq },
+}
+
+impl From<&Ephemeral> for EphemeralOut {
+    fn from(e: &Ephemeral) -> Self {
+        match e {
+            Ephemeral::Presence { user, online } => EphemeralOut::Presence {
+                user_id: *user,
+                online: *online,
+            },
+            Ephemeral::Read { room, seq } => EphemeralOut::Read {
+                room_id: *room,
+                seq: *seq,
+            },
+        }
+    }
+}
+
+/// One long-poll answer.
+#[derive(Serialize)]
+pub struct EventsOut {
+    pub events: Vec<EventOut>,
+    pub ephemeral: Vec<EphemeralOut>,
+    pub cursor: String,
+    pub ephemeral_gap: bool,
+}
+
+impl From<&PollAnswer> for EventsOut {
+    fn from(a: &PollAnswer) -> Self {
+        EventsOut {
+            events: a.events.iter().map(|e| EventOut::from(&**e)).collect(),
+            ephemeral: a
+                .ephemeral
+                .iter()
+                .map(|e| EphemeralOut::from(&**e))
+                .collect(),
+            cursor: a.cursor.clone(),
+            ephemeral_gap: a.ephemeral_gap,
+        }
+    }
+}

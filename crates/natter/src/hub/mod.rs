@@ -1,0 +1,265 @@
+//! The event hub: per-room feeds and per-user feeds in memory, the waiting
+//! polls, cursors and presence.
+//!
+//! Waiting costs memory, not threads: a poll is a future parked on its
+//! user's `watch` channel. A committed event reaches [`Hub::apply`] through
+//! the bus, lands in its room's feed, and wakes the feeds of the room's
+//! members. Waiting polls never touch the store; the store is read only to
+//! load a feed the first time, to catch up past the cache, and to fill a
+//! sequence gap left by a lost bus message.
+
+mod cursor;
+mod poll;
+mod presence;
+mod room_feed;
+mod user_feed;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use self::cursor::{Cursor, CursorError};
+pub use self::poll::PollAnswer;
+pub use self::room_feed::RoomFeed;
+pub use self::user_feed::UserFeed;
+use crate::error::{ChatError, ChatResult};
+use crate::model::{EndReason, Ephemeral, Event, RoomId, SessionId, UserId};
+use crate::store::Store;
+
+/// Tunables of the hub, taken from the server configuration.
+#[derive(Clone, Debug)]
+pub struct HubConfig {
+    /// Recent events kept in memory per room.
+    pub room_cache_events: usize,
+    /// Ephemeral items kept per user before older ones are dropped.
+    pub ephemeral_cap: usize,
+    /// How long a user stays online after their last poll ended.
+    pub presence_grace: Duration,
+    /// Open polls allowed per user.
+    pub max_polls_per_user: usize,
+    /// How long an out-of-order event waits for the gap before it to close
+    /// by itself before the gap is read from the store.
+    pub gap_fill_delay: Duration,
+    /// Events returned in one poll answer at most.
+    pub max_batch_events: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            room_cache_events: 256,
+            ephemeral_cap: 64,
+            presence_grace: Duration::from_secs(45),
+            max_polls_per_user: 8,
+            gap_fill_delay: Duration::from_millis(50),
+            max_batch_events: 500,
+        }
+    }
+}
+
+/// The node's event hub. Built once and shared; see the module docs.
+pub struct Hub {
+    store: Arc<dyn Store>,
+    config: HubConfig,
+    rooms: Mutex<HashMap<RoomId, Arc<RoomFeed>>>,
+    users: Mutex<HashMap<UserId, Arc<UserFeed>>>,
+    shutdown: watch::Sender<bool>,
+    me: Weak<Hub>,
+}
+
+impl Hub {
+    /// Creates a hub reading from `store`.
+    pub fn new(store: Arc<dyn Store>, config: HubConfig) -> Arc<Hub> {
+        Arc::new_cyclic(|me| Hub {
+            store,
+            config,
+            rooms: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
+            shutdown: watch::Sender::new(false),
+            me: me.clone(),
+        })
+    }
+
+    /// The room's feed, loading it from the store on first use.
+    pub async fn room(&self, id: RoomId) -> ChatResult<Arc<RoomFeed>> {
+        let feed = self
+            .rooms
+            .lock()
+            .expect("rooms poisoned")
+            .entry(id)
+            .or_insert_with(|| Arc::new(RoomFeed::new(id)))
+            .clone();
+        let loaded = feed
+            .loaded
+            .get_or_try_init(|| async {
+                let snapshot = self
+                    .store
+                    .room_snapshot(id)
+                    .await?
+                    .ok_or(ChatError::RoomNotFound)?;
+                feed.lock().load(
+                    snapshot.room.head,
+                    snapshot.members,
+                    self.config.room_cache_events,
+                );
+                Ok::<_, ChatError>(())
+            })
+            .await;
+        if let Err(e) = loaded {
+            // Forget a feed for a room that does not exist, so probing
+            // random ids cannot fill memory.
+            let mut rooms = self.rooms.lock().expect("rooms poisoned");
+            if rooms.get(&id).is_some_and(|f| Arc::ptr_eq(f, &feed)) {
+                rooms.remove(&id);
+            }
+            return Err(e);
+        }
+        Ok(feed)
+    }
+
+    /// The user's feed, loading their memberships on first use.
+    pub async fn user(&self, id: UserId) -> ChatResult<Arc<UserFeed>> {
+        let feed = self
+            .users
+            .lock()
+            .expect("users poisoned")
+            .entry(id)
+            .or_insert_with(|| Arc::new(UserFeed::new(id)))
+            .clone();
+        feed.loaded
+            .get_or_try_init(|| async {
+                let records = self.store.memberships_of(id).await?;
+                feed.lock().load(records);
+                Ok::<_, ChatError>(())
+            })
+            .await?;
+        Ok(feed)
+    }
+
+    fn loaded_users(&self, ids: impl IntoIterator<Item = UserId>) -> Vec<Arc<UserFeed>> {
+        let users = self.users.lock().expect("users poisoned");
+        ids.into_iter()
+            .filter_map(|id| users.get(&id).cloned())
+            .collect()
+    }
+
+    /// Takes a committed room event from the bus: updates memberships,
+    /// appends it to its room's feed and wakes the members' polls.
+    pub fn apply(&self, event: &Arc<Event>) {
+        for (user, change) in event.body.membership_changes() {
+            for feed in self.loaded_users([user]) {
+                feed.lock().apply_membership(event.room, event.seq, change);
+                feed.wake();
+            }
+        }
+        let Some(room) = self
+            .rooms
+            .lock()
+            .expect("rooms poisoned")
+            .get(&event.room)
+            .cloned()
+        else {
+            // Nobody on this node has looked at the room; whoever does
+            // later reads it from the store.
+            return;
+        };
+        let (audience, fill_gap) = {
+            let mut state = room.lock();
+            let applied = state.offer(event.clone(), self.config.room_cache_events);
+            let audience: Vec<UserId> = if applied.is_empty() {
+                Vec::new()
+            } else {
+                state.members.keys().copied().collect()
+            };
+            let fill_gap = state.loaded && !state.gap_fill_scheduled && state.gap().is_some();
+            if fill_gap {
+                state.gap_fill_scheduled = true;
+            }
+            (audience, fill_gap)
+        };
+        for feed in self.loaded_users(audience) {
+            if feed.has_waiters() {
+                feed.wake();
+            }
+        }
+        if fill_gap {
+            self.spawn_gap_fill(room);
+        }
+    }
+
+    /// Reads a sequence gap from the store if it has not closed by itself
+    /// after a short delay (the bus lost or delayed a message).
+    fn spawn_gap_fill(&self, room: Arc<RoomFeed>) {
+        let Some(hub) = self.me.upgrade() else { return };
+        tokio::spawn(async move {
+            tokio::time::sleep(hub.config.gap_fill_delay).await;
+            loop {
+                let gap = {
+                    let mut state = room.lock();
+                    let gap = state.gap();
+                    if gap.is_none() {
+                        state.gap_fill_scheduled = false;
+                    }
+                    gap
+                };
+                let Some((head, next)) = gap else { return };
+                tracing::debug!(room.id = %room.id, seq.from = head + 1, seq.to = next - 1, "filling a sequence gap from the store");
+                match hub
+                    .store
+                    .events_after(room.id, head, (next - head - 1) as usize)
+                    .await
+                {
+                    Ok(events) => {
+                        for event in events {
+                            hub.apply(&Arc::new(event));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(room.id = %room.id, error = %e, "gap fill failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Ends the open polls of these sessions with `reason`.
+    pub fn end_sessions(&self, user: UserId, sessions: &[SessionId], reason: EndReason) {
+        for feed in self.loaded_users([user]) {
+            if feed.lock().end_sessions(sessions, reason) {
+                feed.wake();
+            }
+        }
+    }
+
+    /// Pushes an ephemeral item to one user's sessions (their read markers).
+    pub fn push_ephemeral(&self, user: UserId, item: Ephemeral) {
+        let item = Arc::new(item);
+        for feed in self.loaded_users([user]) {
+            feed.lock()
+                .push_ephemeral(item.clone(), self.config.ephemeral_cap);
+            feed.wake();
+        }
+    }
+
+    /// Whether the user has a poll open on this node or had one within the
+    /// presence grace period.
+    pub fn is_online(&self, user: UserId) -> bool {
+        self.loaded_users([user])
+            .first()
+            .is_some_and(|f| f.is_online())
+    }
+
+    /// Answers every waiting poll with an empty batch (graceful shutdown);
+    /// polls that start afterwards answer at once.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// The deployment id that cursors must carry.
+    pub fn deployment_id(&self) -> u64 {
+        self.store.deployment_id()
+    }
+}

@@ -1,0 +1,210 @@
+//! The long poll: subscribe, then read, then wait.
+//!
+//! A poll first subscribes to its user's wake-ups, then compares its cursor
+//! with the room heads in memory; only if nothing is new does it wait, so
+//! an event that lands between the two is never missed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Cursor, CursorError, Hub, UserFeed};
+use crate::error::{ChatError, ChatResult};
+use crate::model::{Ephemeral, Event, RoomId, Seq, SessionId, UserId};
+
+/// What a poll returns.
+#[derive(Debug)]
+pub struct PollAnswer {
+    /// Room events, in sequence order within each room.
+    pub events: Vec<Arc<Event>>,
+    /// Presence changes and read markers since the cursor.
+    pub ephemeral: Vec<Arc<Ephemeral>>,
+    /// Where the next poll continues.
+    pub cursor: String,
+    /// Ephemeral items were lost: re-read member lists and room list.
+    pub ephemeral_gap: bool,
+}
+
+impl PollAnswer {
+    fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.ephemeral.is_empty() && !self.ephemeral_gap
+    }
+}
+
+impl Hub {
+    /// Answers at once with whatever is newer than `cursor`, or waits up to
+    /// `timeout` for something to arrive. Without a cursor it answers at
+    /// once with a cursor at the current heads.
+    pub async fn poll(
+        &self,
+        user_id: UserId,
+        session: SessionId,
+        cursor_text: Option<&str>,
+        timeout: Duration,
+    ) -> ChatResult<PollAnswer> {
+        let deployment = self.deployment_id();
+        let cursor = cursor_text
+            .map(|text| {
+                Cursor::decode(text, deployment).map_err(|e| {
+                    ChatError::ResyncRequired(match e {
+                        CursorError::Garbled => "the cursor is not one this server issued",
+                        CursorError::OtherDeployment => "the cursor belongs to another deployment",
+                    })
+                })
+            })
+            .transpose()?;
+        let user = self.user(user_id).await?;
+        let mut wake = user.subscribe();
+        let poll = self.open_poll(&user, session)?;
+        let Some(cursor) = cursor else {
+            return self.fresh_cursor(&user).await;
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut shutdown = self.shutdown.subscribe();
+        loop {
+            if let Some(reason) = user.lock().poll_ended(poll.id) {
+                return Err(ChatError::SessionEnded(reason));
+            }
+            let answer = self.collect(&user, &cursor, deployment).await?;
+            if !answer.is_empty() {
+                return Ok(answer);
+            }
+            if *shutdown.borrow_and_update() {
+                break;
+            }
+            tokio::select! {
+                changed = wake.changed() => if changed.is_err() { break },
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = shutdown.changed() => break,
+            }
+        }
+        Ok(PollAnswer {
+            events: Vec::new(),
+            ephemeral: Vec::new(),
+            cursor: cursor_text.unwrap_or_default().to_owned(),
+            ephemeral_gap: false,
+        })
+    }
+
+    /// A cursor at the current heads of the user's rooms.
+    async fn fresh_cursor(&self, user: &UserFeed) -> ChatResult<PollAnswer> {
+        let (rooms, seen) = {
+            let state = user.lock();
+            let rooms: Vec<RoomId> = state
+                .rooms
+                .values()
+                .filter(|m| m.active)
+                .map(|m| m.room)
+                .collect();
+            (rooms, state.ephemeral_last())
+        };
+        let mut heads = BTreeMap::new();
+        for room in rooms {
+            heads.insert(room, self.room(room).await?.head());
+        }
+        let cursor = Cursor {
+            rooms: heads,
+            ephemeral_stream: user.stream,
+            ephemeral_seen: seen,
+        };
+        Ok(PollAnswer {
+            events: Vec::new(),
+            ephemeral: Vec::new(),
+            cursor: cursor.encode(self.deployment_id()),
+            ephemeral_gap: false,
+        })
+    }
+
+    /// Everything newer than `cursor` for this user, from memory where the
+    /// room caches reach, else from the store.
+    async fn collect(
+        &self,
+        user: &UserFeed,
+        cursor: &Cursor,
+        deployment: u64,
+    ) -> ChatResult<PollAnswer> {
+        let (mut memberships, ephemeral) = {
+            let state = user.lock();
+            (
+                state.rooms.values().copied().collect::<Vec<_>>(),
+                state.ephemeral_since(user.stream, cursor.ephemeral_stream, cursor.ephemeral_seen),
+            )
+        };
+        memberships.sort_by_key(|m| m.room);
+        let mut next = Cursor {
+            rooms: BTreeMap::new(),
+            ephemeral_stream: user.stream,
+            ephemeral_seen: ephemeral.last,
+        };
+        let mut events: Vec<Arc<Event>> = Vec::new();
+        for m in memberships {
+            let given = cursor.rooms.get(&m.room).copied();
+            // Nothing from before the user joined.
+            let floor = m.since_seq - 1;
+            let after = given.map_or(floor, |c| c.max(floor));
+            let upto = if m.active {
+                None
+            } else {
+                // A room the user left: deliver up to their leave, then
+                // drop it from the cursor. Rooms left before this cursor
+                // existed are not in it and stay out.
+                if given.is_none() || after >= m.changed_seq {
+                    continue;
+                }
+                Some(m.changed_seq)
+            };
+            let budget = self.config.max_batch_events.saturating_sub(events.len());
+            let got = if budget == 0 {
+                Vec::new()
+            } else {
+                self.events_between(m.room, after, upto, budget).await?
+            };
+            next.rooms
+                .insert(m.room, got.last().map_or(after, |e| e.seq));
+            events.extend(got);
+        }
+        Ok(PollAnswer {
+            events,
+            ephemeral: ephemeral.items,
+            cursor: next.encode(deployment),
+            ephemeral_gap: ephemeral.gap,
+        })
+    }
+
+    /// Events of a room in `(after, upto]`, at most `limit`.
+    async fn events_between(
+        &self,
+        room_id: RoomId,
+        after: Seq,
+        upto: Option<Seq>,
+        limit: usize,
+    ) -> ChatResult<Vec<Arc<Event>>> {
+        let feed = self.room(room_id).await?;
+        match feed.read_after(after, upto, limit) {
+            super::room_feed::Read::Events(events) => Ok(events),
+            super::room_feed::Read::FromStore => {
+                let end = upto.unwrap_or(Seq::MAX).min(feed.head());
+                let events = self.store.events_after(room_id, after, limit).await?;
+                Ok(events
+                    .into_iter()
+                    .filter(|e| e.seq <= end)
+                    .map(Arc::new)
+                    .collect())
+            }
+            super::room_feed::Read::Ahead => {
+                let room = self
+                    .store
+                    .room(room_id)
+                    .await?
+                    .ok_or(ChatError::RoomNotFound)?;
+                if after > room.head {
+                    Err(ChatError::ResyncRequired(
+                        "the cursor points past the newest event of a room",
+                    ))
+                } else {
+                    Ok(Vec::new())
+                }
+            }
+        }
+    }
+}

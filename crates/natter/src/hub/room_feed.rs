@@ -1,0 +1,172 @@
+//! One room's live state on this node: its head sequence, its members, and
+//! a bounded cache of recent events that waiting polls are answered from.
+//!
+//! Events may arrive out of order (two sends commit in order but publish in
+//! either order) or not at all (a lossy bus). They are held in `pending`
+//! until the sequence is contiguous; a gap that does not close by itself is
+//! read from the store by the hub.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::OnceCell;
+
+use crate::model::{Event, MembershipChange, Role, RoomId, Seq, UserId};
+
+/// The live state of one room.
+pub struct RoomFeed {
+    pub id: RoomId,
+    /// Set once the head and members have been read from the store.
+    pub(super) loaded: OnceCell<()>,
+    state: Mutex<RoomState>,
+}
+
+#[derive(Default)]
+pub(super) struct RoomState {
+    pub loaded: bool,
+    pub head: Seq,
+    recent: VecDeque<Arc<Event>>,
+    pending: BTreeMap<Seq, Arc<Event>>,
+    pub members: HashMap<UserId, Role>,
+    pub gap_fill_scheduled: bool,
+}
+
+/// What a reader gets for "events after `after`".
+pub enum Read {
+    /// The events, possibly none, all from memory.
+    Events(Vec<Arc<Event>>),
+    /// Older than the cache: read them from the store.
+    FromStore,
+    /// The cursor is past this node's head.
+    Ahead,
+}
+
+impl RoomFeed {
+    pub(super) fn new(id: RoomId) -> Self {
+        RoomFeed {
+            id,
+            loaded: OnceCell::new(),
+            state: Mutex::new(RoomState::default()),
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, RoomState> {
+        self.state.lock().expect("room feed poisoned")
+    }
+
+    /// The role of `user`, if an active member.
+    pub fn role_of(&self, user: UserId) -> Option<Role> {
+        self.lock().members.get(&user).copied()
+    }
+
+    /// The active members, in no particular order.
+    pub fn member_ids(&self) -> Vec<UserId> {
+        self.lock().members.keys().copied().collect()
+    }
+
+    /// The newest contiguous sequence this node knows.
+    pub fn head(&self) -> Seq {
+        self.lock().head
+    }
+
+    /// Events in `(after, upto]` (upto defaults to the head), at most `limit`.
+    pub fn read_after(&self, after: Seq, upto: Option<Seq>, limit: usize) -> Read {
+        let state = self.lock();
+        if after > state.head && upto.is_none() {
+            // A cursor a little ahead of the head is fine while pending
+            // events cover it: they are committed, just not yet contiguous.
+            let covered = state
+                .pending
+                .keys()
+                .next_back()
+                .is_some_and(|&s| s >= after);
+            return if covered {
+                Read::Events(Vec::new())
+            } else {
+                Read::Ahead
+            };
+        }
+        let end = upto.map_or(state.head, |u| u.min(state.head));
+        if after >= end {
+            return Read::Events(Vec::new());
+        }
+        match state.recent.front() {
+            Some(first) if first.seq <= after + 1 => {
+                let skip = (after + 1 - first.seq) as usize;
+                Read::Events(
+                    state
+                        .recent
+                        .iter()
+                        .skip(skip)
+                        .take_while(|e| e.seq <= end)
+                        .take(limit)
+                        .cloned()
+                        .collect(),
+                )
+            }
+            _ => Read::FromStore,
+        }
+    }
+}
+
+impl RoomState {
+    /// Sets the state read from the store and applies whatever arrived
+    /// while it was being read.
+    pub fn load(&mut self, head: Seq, members: Vec<(UserId, Role)>, cache_cap: usize) {
+        self.head = head;
+        self.members = members.into_iter().collect();
+        self.loaded = true;
+        self.drain(cache_cap);
+    }
+
+    /// Takes an event; returns the events that became contiguous (applied).
+    pub fn offer(&mut self, event: Arc<Event>, cache_cap: usize) -> Vec<Arc<Event>> {
+        if self.loaded && event.seq <= self.head {
+            return Vec::new();
+        }
+        self.pending.insert(event.seq, event);
+        if self.loaded {
+            self.drain(cache_cap)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The first missing sequence and the one after the gap, if there is a gap.
+    pub fn gap(&self) -> Option<(Seq, Seq)> {
+        let (&first, _) = self.pending.iter().next()?;
+        (first > self.head + 1).then_some((self.head, first))
+    }
+
+    fn drain(&mut self, cache_cap: usize) -> Vec<Arc<Event>> {
+        let mut applied = Vec::new();
+        while let Some(entry) = self.pending.first_entry() {
+            let seq = *entry.key();
+            if seq <= self.head {
+                entry.remove();
+                continue;
+            }
+            if seq != self.head + 1 {
+                break;
+            }
+            let event = entry.remove();
+            for (user, change) in event.body.membership_changes() {
+                match change {
+                    MembershipChange::Joined(role) => {
+                        self.members.insert(user, role);
+                    }
+                    MembershipChange::Left => {
+                        self.members.remove(&user);
+                    }
+                }
+            }
+            self.head = seq;
+            self.recent.push_back(event.clone());
+            while self.recent.len() > cache_cap {
+                self.recent.pop_front();
+            }
+            applied.push(event);
+        }
+        applied
+    }
+}

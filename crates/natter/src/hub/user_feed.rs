@@ -1,0 +1,213 @@
+//! One user's live state on this node: which rooms they are in (and were
+//! in), their open polls, their ephemeral stream and their presence.
+//!
+//! Every waiting poll of the user holds a receiver of `wake`; anything that
+//! may concern the user bumps it, and each poll re-reads what is new for it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{OnceCell, watch};
+
+use crate::model::{EndReason, Ephemeral, MembershipChange, RoomId, Seq, SessionId, UserId};
+use crate::store::MembershipRecord;
+
+/// The live state of one user.
+pub struct UserFeed {
+    pub id: UserId,
+    /// Set once memberships have been read from the store.
+    pub(super) loaded: OnceCell<()>,
+    /// Names this feed's ephemeral stream in cursors; a new feed (after a
+    /// restart, or once the user was forgotten) gets a new one.
+    pub(super) stream: u64,
+    wake: watch::Sender<u64>,
+    state: Mutex<UserState>,
+}
+
+#[derive(Default)]
+pub(super) struct UserState {
+    loaded: bool,
+    pub rooms: HashMap<RoomId, MembershipRecord>,
+    pending: Vec<(RoomId, Seq, MembershipChange)>,
+    ephemeral: VecDeque<(u64, Arc<Ephemeral>)>,
+    ephemeral_last: u64,
+    polls: HashMap<u64, PollSlot>,
+    next_poll: u64,
+    pub online: bool,
+    /// Bumped whenever a poll opens, so a pending "go offline" check made
+    /// before it knows it is stale.
+    pub presence_generation: u64,
+}
+
+struct PollSlot {
+    session: SessionId,
+    ended: Option<EndReason>,
+}
+
+/// What the ephemeral stream holds for a cursor position.
+pub struct EphemeralSince {
+    pub items: Vec<Arc<Ephemeral>>,
+    pub last: u64,
+    /// Items were lost (another stream, or evicted): re-read presence.
+    pub gap: bool,
+}
+
+impl UserFeed {
+    pub(super) fn new(id: UserId) -> Self {
+        UserFeed {
+            id,
+            loaded: OnceCell::new(),
+            stream: rand::random::<u64>() | 1,
+            wake: watch::Sender::new(0),
+            state: Mutex::new(UserState::default()),
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, UserState> {
+        self.state.lock().expect("user feed poisoned")
+    }
+
+    /// A receiver that sees every later [`UserFeed::wake`].
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.wake.subscribe()
+    }
+
+    /// Tells every waiting poll of this user to look again.
+    pub fn wake(&self) {
+        self.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Whether some waiting poll of this user would care.
+    pub fn has_waiters(&self) -> bool {
+        self.wake.receiver_count() > 0
+    }
+
+    /// Whether the user currently counts as online.
+    pub fn is_online(&self) -> bool {
+        self.lock().online
+    }
+}
+
+impl UserState {
+    /// Installs memberships read from the store, then the changes that
+    /// arrived while they were being read.
+    pub fn load(&mut self, records: Vec<MembershipRecord>) {
+        self.rooms = records.into_iter().map(|r| (r.room, r)).collect();
+        self.loaded = true;
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.sort_by_key(|(_, seq, _)| *seq);
+        for (room, seq, change) in pending {
+            self.apply_membership(room, seq, change);
+        }
+    }
+
+    /// Applies a membership change carried by room event `seq`; older
+    /// changes than the one recorded are ignored, so order does not matter.
+    pub fn apply_membership(&mut self, room: RoomId, seq: Seq, change: MembershipChange) {
+        if !self.loaded {
+            self.pending.push((room, seq, change));
+            return;
+        }
+        if self.rooms.get(&room).is_some_and(|r| r.changed_seq >= seq) {
+            return;
+        }
+        let since_seq = match (change, self.rooms.get(&room)) {
+            (MembershipChange::Joined(_), _) => seq,
+            (MembershipChange::Left, Some(r)) => r.since_seq,
+            (MembershipChange::Left, None) => seq,
+        };
+        self.rooms.insert(
+            room,
+            MembershipRecord {
+                room,
+                since_seq,
+                changed_seq: seq,
+                active: matches!(change, MembershipChange::Joined(_)),
+            },
+        );
+    }
+
+    /// Appends to the ephemeral stream, keeping at most `cap` items.
+    pub fn push_ephemeral(&mut self, item: Arc<Ephemeral>, cap: usize) {
+        self.ephemeral_last += 1;
+        self.ephemeral.push_back((self.ephemeral_last, item));
+        while self.ephemeral.len() > cap {
+            self.ephemeral.pop_front();
+        }
+    }
+
+    /// The ephemeral items after position `seen` of stream `stream`.
+    pub fn ephemeral_since(&self, own_stream: u64, stream: u64, seen: u64) -> EphemeralSince {
+        let same = stream == own_stream && seen <= self.ephemeral_last;
+        if !same {
+            return EphemeralSince {
+                items: Vec::new(),
+                last: self.ephemeral_last,
+                gap: true,
+            };
+        }
+        let oldest_kept = self
+            .ephemeral
+            .front()
+            .map_or(self.ephemeral_last + 1, |e| e.0);
+        EphemeralSince {
+            items: self
+                .ephemeral
+                .iter()
+                .filter(|(n, _)| *n > seen)
+                .map(|(_, e)| e.clone())
+                .collect(),
+            last: self.ephemeral_last,
+            gap: oldest_kept > seen + 1,
+        }
+    }
+
+    /// The newest ephemeral position, for a fresh cursor.
+    pub fn ephemeral_last(&self) -> u64 {
+        self.ephemeral_last
+    }
+
+    /// Registers an open poll; `None` when the user already has `max`.
+    pub fn open_poll(&mut self, session: SessionId, max: usize) -> Option<u64> {
+        if self.polls.len() >= max {
+            return None;
+        }
+        self.next_poll += 1;
+        self.polls.insert(
+            self.next_poll,
+            PollSlot {
+                session,
+                ended: None,
+            },
+        );
+        self.presence_generation += 1;
+        Some(self.next_poll)
+    }
+
+    /// Removes a poll; returns how many remain.
+    pub fn close_poll(&mut self, id: u64) -> usize {
+        self.polls.remove(&id);
+        self.polls.len()
+    }
+
+    /// Why the poll's session ended, if it did.
+    pub fn poll_ended(&self, id: u64) -> Option<EndReason> {
+        self.polls.get(&id).and_then(|p| p.ended)
+    }
+
+    /// Marks the polls of these sessions as ended.
+    pub fn end_sessions(&mut self, sessions: &[SessionId], reason: EndReason) -> bool {
+        let mut any = false;
+        for slot in self.polls.values_mut() {
+            if sessions.contains(&slot.session) {
+                slot.ended = Some(reason);
+                any = true;
+            }
+        }
+        any
+    }
+
+    pub fn open_polls(&self) -> usize {
+        self.polls.len()
+    }
+}

@@ -1,0 +1,61 @@
+//! The `natter` binary: parse configuration, set up logging, bind, serve.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use natter::config::{Config, Settings};
+use tracing_subscriber::EnvFilter;
+
+/// natter — self-hosted web instant chat. Run without a command to serve.
+#[derive(Parser)]
+#[command(name = "natter", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Configuration file [default: natter.toml, if present]
+    #[arg(long, env = "NATTER_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the chat API (the default).
+    Serve,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let file = match &cli.config {
+        Some(path) => Settings::from_file(path)?,
+        None if std::path::Path::new("natter.toml").exists() => {
+            Settings::from_file(std::path::Path::new("natter.toml"))?
+        }
+        None => Settings::default(),
+    };
+    let config = Config::from_settings(file.overlay(cli.settings))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&config.log)?)
+        .with_target(false)
+        .init();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            // Each waiting poll holds a socket: allow as many as the system does.
+            match rlimit::increase_nofile_limit(u64::MAX) {
+                Ok(limit) => {
+                    tracing::debug!(open_files.limit = limit, "raised the open-files limit")
+                }
+                Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
+            }
+            let listener = tokio::net::TcpListener::bind(config.listen).await?;
+            tracing::info!(
+                listen = %listener.local_addr()?,
+                data_dir = %config.data_dir.display(),
+                "natter is serving"
+            );
+            natter::serve(listener, config, natter::server::shutdown_signal()).await
+        }
+    }
+}

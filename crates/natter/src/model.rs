@@ -1,0 +1,227 @@
+//! The chat domain's vocabulary: identifiers, users, rooms and room events.
+//!
+//! Every layer speaks these types, so they carry no behaviour beyond what
+//! keeps them consistent; validation of user input lives in [`crate::text`].
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A user's permanent id; usernames can be looked up, ids are what rooms store.
+    UserId
+);
+id_type!(
+    /// A conversation's id: group rooms and direct conversations share one id space.
+    RoomId
+);
+id_type!(
+    /// A login session's id; the token itself is never stored, only its hash.
+    SessionId
+);
+
+/// A position in one room's event sequence: 1, 2, 3 … with no gaps, so a
+/// client that remembers the last one it saw can resume exactly.
+pub type Seq = i64;
+
+/// Milliseconds since the Unix epoch, as stored and as sent to clients.
+pub type Millis = i64;
+
+/// The current time in [`Millis`].
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+/// A registered person, as others may see them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: String,
+    /// Set by the user; `None` means clients show the generated avatar.
+    pub avatar_url: Option<String>,
+    pub created_at: Millis,
+}
+
+/// Whether a conversation is a group room or the one conversation of a pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomKind {
+    Group,
+    Direct,
+}
+
+/// Who may join a group room without being invited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    Public,
+    Private,
+}
+
+/// What a member may do beyond reading and writing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+}
+
+impl Role {
+    /// Owners and admins manage a room: invite to private rooms, rename it.
+    pub fn can_manage(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+}
+
+/// A conversation as stored, with its current head sequence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Room {
+    pub id: RoomId,
+    pub kind: RoomKind,
+    pub title: String,
+    pub visibility: Visibility,
+    pub created_by: UserId,
+    pub created_at: Millis,
+    /// The sequence number of the room's newest event.
+    pub head: Seq,
+}
+
+/// One entry of a room's durable, ordered event log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub at: Millis,
+    pub sender: UserId,
+    /// The sender's display name when the event happened.
+    pub sender_name: String,
+    pub body: EventBody,
+}
+
+/// What happened in a room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventBody {
+    /// A chat message; `client_msg_id` makes sending idempotent.
+    Message { client_msg_id: String, text: String },
+    /// Always seq 1; `members` are the room's first members.
+    RoomCreated {
+        title: String,
+        kind: RoomKind,
+        visibility: Visibility,
+        members: Vec<UserId>,
+    },
+    /// Someone joined, or was invited by `invited_by`.
+    MemberJoined {
+        user: UserId,
+        name: String,
+        role: Role,
+        invited_by: Option<UserId>,
+    },
+    /// Someone left the room.
+    MemberLeft { user: UserId },
+    /// The title or visibility changed.
+    RoomUpdated {
+        title: String,
+        visibility: Visibility,
+    },
+}
+
+impl EventBody {
+    /// The stable name used in storage and on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventBody::Message { .. } => "message",
+            EventBody::RoomCreated { .. } => "room_created",
+            EventBody::MemberJoined { .. } => "member_joined",
+            EventBody::MemberLeft { .. } => "member_left",
+            EventBody::RoomUpdated { .. } => "room_updated",
+        }
+    }
+
+    /// How this event changes membership, for the hub's in-memory member sets.
+    pub fn membership_changes(&self) -> Vec<(UserId, MembershipChange)> {
+        match self {
+            EventBody::RoomCreated { members, kind, .. } => {
+                // A group room has one founder, its owner; a direct
+                // conversation has two equal members.
+                let role = match kind {
+                    RoomKind::Group => Role::Owner,
+                    RoomKind::Direct => Role::Member,
+                };
+                members
+                    .iter()
+                    .map(|u| (*u, MembershipChange::Joined(role)))
+                    .collect()
+            }
+            EventBody::MemberJoined { user, role, .. } => {
+                vec![(*user, MembershipChange::Joined(*role))]
+            }
+            EventBody::MemberLeft { user } => vec![(*user, MembershipChange::Left)],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A change of one user's membership, carried by a room event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MembershipChange {
+    Joined(Role),
+    Left,
+}
+
+/// Short-lived news that is pushed but not stored: a client that misses it
+/// re-reads the state it describes (the member list, the room list).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ephemeral {
+    /// A user came online or went offline.
+    Presence { user: UserId, online: bool },
+    /// The receiving user marked a room read (echoed to their other sessions).
+    Read { room: RoomId, seq: Seq },
+}
+
+/// Why a session stopped being valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// The user logged out.
+    LoggedOut,
+    /// A newer login replaced it (single-session mode).
+    Replaced,
+}
+
+impl EndReason {
+    /// The stable name used in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::LoggedOut => "logged_out",
+            EndReason::Replaced => "replaced",
+        }
+    }
+
+    /// Parses [`EndReason::as_str`]; unknown strings count as a logout.
+    pub fn parse(s: &str) -> Self {
+        if s == "replaced" {
+            EndReason::Replaced
+        } else {
+            EndReason::LoggedOut
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Durable storage behind one domain-shaped trait.
+//!
+//! [`Store`] speaks in chat terms (append a message, events after a
+//! sequence) so each database gets its own plain SQL. Every write that
+//! returns `Ok` has been committed: the domain acknowledges a message only
+//! after `append_message` returns, which is what "acked means durable" rests on.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::model::{
+    EndReason, Event, Millis, Role, Room, RoomId, Seq, SessionId, User, UserId, Visibility,
+};
+
+/// What can go wrong in a store, in terms the domain can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was hit (a taken username).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The room or user the write refers to does not exist.
+    #[error("not found: {0}")]
+    NotFound(&'static str),
+    /// The user is not an active member of the room written to.
+    #[error("not a member")]
+    NotAMember,
+    /// A client message id was reused for a different text.
+    #[error("client message id reused with different content")]
+    IdempotencyConflict,
+    /// Anything the caller cannot fix: I/O, corruption, a bug.
+    #[error("store failure: {0}")]
+    Internal(String),
+}
+
+/// Store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A user to create; the password is already hashed.
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub at: Millis,
+}
+
+/// The stored form of a user's credentials, for login.
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: String,
+}
+
+/// Changes to a profile; `None` leaves a field alone, `Some(None)` clears it.
+#[derive(Default)]
+pub struct ProfilePatch {
+    pub display_name: Option<String>,
+    pub avatar_url: Option<Option<String>>,
+}
+
+/// A session to create, optionally ending the user's other sessions in the
+/// same transaction (single-session mode).
+pub struct NewSession {
+    pub user: UserId,
+    pub token_hash: [u8; 32],
+    pub at: Millis,
+    pub expires_at: Millis,
+    pub end_others: Option<EndReason>,
+}
+
+/// A stored session, found by its token hash.
+#[derive(Clone, Debug)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub user: UserId,
+    pub expires_at: Millis,
+    pub ended: Option<EndReason>,
+}
+
+/// A group room to create with its creator as owner.
+pub struct NewRoom {
+    pub creator: UserId,
+    pub creator_name: String,
+    pub title: String,
+    pub visibility: Visibility,
+    pub at: Millis,
+}
+
+/// A room and its active members, read in one snapshot so the head and the
+/// member set agree.
+pub struct RoomSnapshot {
+    pub room: Room,
+    pub members: Vec<(UserId, Role)>,
+}
+
+/// One user's membership of one room, current or past.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MembershipRecord {
+    pub room: RoomId,
+    /// The first seq this user may see (1 for founding members, else their join).
+    pub since_seq: Seq,
+    /// The seq of the event that last changed this membership.
+    pub changed_seq: Seq,
+    pub active: bool,
+}
+
+/// A member with the profile fields a member list shows.
+pub struct MemberProfile {
+    pub user: User,
+    pub role: Role,
+}
+
+/// A row of a user's room list.
+pub struct RoomSummary {
+    pub room: Room,
+    pub role: Role,
+    pub read_seq: Seq,
+    pub unread: i64,
+    pub last_message: Option<Event>,
+    /// For direct conversations: the other person.
+    pub peer: Option<User>,
+}
+
+/// The result of an idempotent append.
+pub struct Appended {
+    pub event: Event,
+    /// True when the client message id was seen before and nothing was stored.
+    pub duplicate: bool,
+}
+
+/// A message to append; the store assigns its sequence number.
+pub struct NewMessage {
+    pub room: RoomId,
+    pub sender: UserId,
+    pub sender_name: String,
+    pub client_msg_id: String,
+    pub text: String,
+    pub at: Millis,
+}
+
+/// Durable storage. One implementation per database, each passing the same
+/// conformance tests; every method is atomic.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A random id fixed when the data folder was created; cursors carry it
+    /// so one deployment's cursor is never misread by another.
+    fn deployment_id(&self) -> u64;
+
+    async fn create_user(&self, user: NewUser) -> StoreResult<User>;
+    async fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>>;
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>>;
+    async fn update_profile(&self, id: UserId, patch: ProfilePatch) -> StoreResult<User>;
+
+    /// Creates a session; returns its id and the ids of sessions it ended.
+    async fn create_session(&self, session: NewSession)
+    -> StoreResult<(SessionId, Vec<SessionId>)>;
+    async fn session_by_token(&self, token_hash: [u8; 32]) -> StoreResult<Option<SessionRecord>>;
+    async fn end_session(&self, id: SessionId, reason: EndReason, at: Millis) -> StoreResult<()>;
+
+    /// Creates a group room: event 1 is `room_created` with the creator as owner.
+    async fn create_room(&self, room: NewRoom) -> StoreResult<(Room, Event)>;
+    /// Finds or creates the one direct conversation of a pair; the event is
+    /// `Some` only when this call created it.
+    async fn open_direct(
+        &self,
+        opener: UserId,
+        opener_name: String,
+        peer: UserId,
+        at: Millis,
+    ) -> StoreResult<(Room, Option<Event>)>;
+    async fn room(&self, id: RoomId) -> StoreResult<Option<Room>>;
+    async fn room_snapshot(&self, id: RoomId) -> StoreResult<Option<RoomSnapshot>>;
+    async fn public_rooms(&self, limit: usize) -> StoreResult<Vec<Room>>;
+    async fn update_room(
+        &self,
+        id: RoomId,
+        by: UserId,
+        by_name: String,
+        title: String,
+        visibility: Visibility,
+        at: Millis,
+    ) -> StoreResult<(Room, Event)>;
+
+    async fn members(&self, room: RoomId) -> StoreResult<Vec<MemberProfile>>;
+    async fn memberships_of(&self, user: UserId) -> StoreResult<Vec<MembershipRecord>>;
+    async fn room_summaries(&self, user: UserId) -> StoreResult<Vec<RoomSummary>>;
+    /// Adds a member; `None` when they already were one.
+    async fn add_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+        role: Role,
+        by: UserId,
+        at: Millis,
+    ) -> StoreResult<Option<Event>>;
+    /// Removes a member; `None` when they were not one.
+    async fn remove_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+        at: Millis,
+    ) -> StoreResult<Option<Event>>;
+
+    /// Appends a message as the room's next event, unless the sender already
+    /// sent one with this client message id (then returns that one).
+    async fn append_message(&self, message: NewMessage) -> StoreResult<Appended>;
+    /// Events with `seq > after`, oldest first, at most `limit`.
+    async fn events_after(&self, room: RoomId, after: Seq, limit: usize)
+    -> StoreResult<Vec<Event>>;
+    /// Events with `seq < before` (or the newest), returned oldest first.
+    async fn events_before(
+        &self,
+        room: RoomId,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> StoreResult<Vec<Event>>;
+    /// Moves the user's read marker forward (never back); returns the marker.
+    async fn set_read(&self, room: RoomId, user: UserId, seq: Seq) -> StoreResult<Seq>;
+}

@@ -1,0 +1,272 @@
+//! The embedded default store: one SQLite file in the data folder, in WAL
+//! mode with `synchronous = FULL`, so a committed transaction survives both
+//! a killed process and a power cut.
+//!
+//! Writes go through one writer thread with group commit ([`writer`]);
+//! reads use a small pool of read-only connections on tokio's blocking pool,
+//! which WAL lets run beside the writer.
+
+mod queries;
+mod rows;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags};
+
+use self::writer::Writer;
+use crate::model::{
+    EndReason, Event, Millis, Role, Room, RoomId, Seq, SessionId, User, UserId, Visibility,
+};
+use crate::store::{
+    Appended, Credentials, MemberProfile, MembershipRecord, NewMessage, NewRoom, NewSession,
+    NewUser, ProfilePatch, RoomSnapshot, RoomSummary, SessionRecord, Store, StoreError,
+    StoreResult,
+};
+
+/// Read connections kept open between reads.
+const IDLE_READERS: usize = 8;
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Arc<Readers>,
+    deployment_id: u64,
+}
+
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    fn take(&self) -> rusqlite::Result<Connection> {
+        if let Some(conn) = self.idle.lock().expect("reader pool poisoned").pop() {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().expect("reader pool poisoned");
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `natter.db` in `data_dir` and migrates it.
+    pub fn open(data_dir: &Path) -> StoreResult<SqliteStore> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Internal(format!("cannot create {}: {e}", data_dir.display()))
+        })?;
+        let path = data_dir.join("natter.db");
+        let internal = |e: rusqlite::Error| StoreError::Internal(e.to_string());
+        let mut conn = Connection::open(&path).map_err(internal)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(internal)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA foreign_keys = ON;",
+        )
+        .map_err(internal)?;
+        let deployment_id = schema::migrate(&mut conn).map_err(internal)?;
+        let writer = Writer::start(conn).map_err(|e| StoreError::Internal(e.to_string()))?;
+        Ok(SqliteStore {
+            writer,
+            readers: Arc::new(Readers {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
+            deployment_id,
+        })
+    }
+
+    async fn read<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers
+                .take()
+                .map_err(|e| StoreError::Internal(e.to_string()))?;
+            let result = work(&conn);
+            readers.give_back(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn deployment_id(&self) -> u64 {
+        self.deployment_id
+    }
+
+    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+        self.writer
+            .write(move |c| queries::create_user(c, &user))
+            .await
+    }
+
+    async fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>> {
+        let username = username.to_owned();
+        self.read(move |c| queries::credentials(c, &username)).await
+    }
+
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.read(move |c| queries::user(c, id)).await
+    }
+
+    async fn update_profile(&self, id: UserId, patch: ProfilePatch) -> StoreResult<User> {
+        self.writer
+            .write(move |c| queries::update_profile(c, id, &patch))
+            .await
+    }
+
+    async fn create_session(
+        &self,
+        session: NewSession,
+    ) -> StoreResult<(SessionId, Vec<SessionId>)> {
+        self.writer
+            .write(move |c| queries::create_session(c, &session))
+            .await
+    }
+
+    async fn session_by_token(&self, token_hash: [u8; 32]) -> StoreResult<Option<SessionRecord>> {
+        self.read(move |c| queries::session_by_token(c, &token_hash))
+            .await
+    }
+
+    async fn end_session(&self, id: SessionId, reason: EndReason, at: Millis) -> StoreResult<()> {
+        self.writer
+            .write(move |c| queries::end_session(c, id, reason, at))
+            .await
+    }
+
+    async fn create_room(&self, room: NewRoom) -> StoreResult<(Room, Event)> {
+        self.writer
+            .write(move |c| queries::create_room(c, &room))
+            .await
+    }
+
+    async fn open_direct(
+        &self,
+        opener: UserId,
+        opener_name: String,
+        peer: UserId,
+        at: Millis,
+    ) -> StoreResult<(Room, Option<Event>)> {
+        self.writer
+            .write(move |c| queries::open_direct(c, opener, &opener_name, peer, at))
+            .await
+    }
+
+    async fn room(&self, id: RoomId) -> StoreResult<Option<Room>> {
+        self.read(move |c| queries::room(c, id)).await
+    }
+
+    async fn room_snapshot(&self, id: RoomId) -> StoreResult<Option<RoomSnapshot>> {
+        self.read(move |c| queries::room_snapshot(c, id)).await
+    }
+
+    async fn public_rooms(&self, limit: usize) -> StoreResult<Vec<Room>> {
+        self.read(move |c| queries::public_rooms(c, limit)).await
+    }
+
+    async fn update_room(
+        &self,
+        id: RoomId,
+        by: UserId,
+        by_name: String,
+        title: String,
+        visibility: Visibility,
+        at: Millis,
+    ) -> StoreResult<(Room, Event)> {
+        self.writer
+            .write(move |c| queries::update_room(c, id, by, &by_name, &title, visibility, at))
+            .await
+    }
+
+    async fn members(&self, room: RoomId) -> StoreResult<Vec<MemberProfile>> {
+        self.read(move |c| queries::members(c, room)).await
+    }
+
+    async fn memberships_of(&self, user: UserId) -> StoreResult<Vec<MembershipRecord>> {
+        self.read(move |c| queries::memberships_of(c, user)).await
+    }
+
+    async fn room_summaries(&self, user: UserId) -> StoreResult<Vec<RoomSummary>> {
+        self.read(move |c| queries::room_summaries(c, user)).await
+    }
+
+    async fn add_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+        role: Role,
+        by: UserId,
+        at: Millis,
+    ) -> StoreResult<Option<Event>> {
+        self.writer
+            .write(move |c| queries::add_member(c, room, user, role, by, at))
+            .await
+    }
+
+    async fn remove_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+        at: Millis,
+    ) -> StoreResult<Option<Event>> {
+        self.writer
+            .write(move |c| queries::remove_member(c, room, user, at))
+            .await
+    }
+
+    async fn append_message(&self, message: NewMessage) -> StoreResult<Appended> {
+        self.writer
+            .write(move |c| queries::append_message(c, &message))
+            .await
+    }
+
+    async fn events_after(
+        &self,
+        room: RoomId,
+        after: Seq,
+        limit: usize,
+    ) -> StoreResult<Vec<Event>> {
+        self.read(move |c| queries::events_after(c, room, after, limit))
+            .await
+    }
+
+    async fn events_before(
+        &self,
+        room: RoomId,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> StoreResult<Vec<Event>> {
+        self.read(move |c| queries::events_before(c, room, before, limit))
+            .await
+    }
+
+    async fn set_read(&self, room: RoomId, user: UserId, seq: Seq) -> StoreResult<Seq> {
+        self.writer
+            .write(move |c| queries::set_read(c, room, user, seq))
+            .await
+    }
+}

@@ -1,0 +1,592 @@
+//! The SQL behind each store operation, as plain functions on a connection
+//! so the same statements serve the writer thread and the readers.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::rows::{self, EVENT_COLUMNS, ROOM_COLUMNS, USER_COLUMNS, store_error};
+use crate::model::{
+    EndReason, Event, EventBody, Millis, Role, Room, RoomId, RoomKind, Seq, SessionId, User,
+    UserId, Visibility,
+};
+use crate::store::{
+    Appended, Credentials, MemberProfile, MembershipRecord, NewMessage, NewRoom, NewSession,
+    NewUser, ProfilePatch, RoomSnapshot, RoomSummary, SessionRecord, StoreError, StoreResult,
+};
+
+type R<T> = StoreResult<T>;
+
+fn q<T>(r: rusqlite::Result<T>) -> R<T> {
+    r.map_err(store_error)
+}
+
+pub fn create_user(conn: &Connection, u: &NewUser) -> R<User> {
+    let inserted = conn.execute(
+        "INSERT INTO users (username, display_name, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![u.username, u.display_name, u.password_hash, u.at],
+    );
+    match inserted {
+        Err(e) => match store_error(e) {
+            StoreError::Conflict(_) => Err(StoreError::Conflict("username")),
+            other => Err(other),
+        },
+        Ok(_) => Ok(User {
+            id: UserId(conn.last_insert_rowid()),
+            username: u.username.clone(),
+            display_name: u.display_name.clone(),
+            avatar_url: None,
+            created_at: u.at,
+        }),
+    }
+}
+
+pub fn credentials(conn: &Connection, username: &str) -> R<Option<Credentials>> {
+    q(conn
+        .query_row(
+            &format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?1"),
+            [username],
+            |r| {
+                Ok(Credentials {
+                    user: rows::user(r)?,
+                    password_hash: r.get(5)?,
+                })
+            },
+        )
+        .optional())
+}
+
+pub fn user(conn: &Connection, id: UserId) -> R<Option<User>> {
+    q(conn
+        .query_row(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+            [id.0],
+            rows::user,
+        )
+        .optional())
+}
+
+pub fn update_profile(conn: &Connection, id: UserId, patch: &ProfilePatch) -> R<User> {
+    if let Some(name) = &patch.display_name {
+        q(conn.execute(
+            "UPDATE users SET display_name = ?1 WHERE id = ?2",
+            params![name, id.0],
+        ))?;
+    }
+    if let Some(url) = &patch.avatar_url {
+        q(conn.execute(
+            "UPDATE users SET avatar_url = ?1 WHERE id = ?2",
+            params![url, id.0],
+        ))?;
+    }
+    user(conn, id)?.ok_or(StoreError::NotFound("user"))
+}
+
+pub fn create_session(conn: &Connection, s: &NewSession) -> R<(SessionId, Vec<SessionId>)> {
+    let mut ended = Vec::new();
+    if let Some(reason) = s.end_others {
+        let mut stmt = q(conn.prepare(
+            "UPDATE sessions SET ended_reason = ?1, ended_at = ?2
+             WHERE user_id = ?3 AND ended_reason IS NULL RETURNING id",
+        ))?;
+        let ids = q(
+            stmt.query_map(params![reason.as_str(), s.at, s.user.0], |r| {
+                r.get::<_, i64>(0)
+            }),
+        )?;
+        for id in ids {
+            ended.push(SessionId(q(id)?));
+        }
+    }
+    q(conn.execute(
+        "INSERT INTO sessions (user_id, token_hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+        params![s.user.0, &s.token_hash[..], s.at, s.expires_at],
+    ))?;
+    Ok((SessionId(conn.last_insert_rowid()), ended))
+}
+
+pub fn session_by_token(conn: &Connection, hash: &[u8; 32]) -> R<Option<SessionRecord>> {
+    q(conn
+        .query_row(
+            "SELECT id, user_id, expires_at, ended_reason FROM sessions WHERE token_hash = ?1",
+            [&hash[..]],
+            |r| {
+                Ok(SessionRecord {
+                    id: SessionId(r.get(0)?),
+                    user: UserId(r.get(1)?),
+                    expires_at: r.get(2)?,
+                    ended: r.get::<_, Option<String>>(3)?.map(|s| EndReason::parse(&s)),
+                })
+            },
+        )
+        .optional())
+}
+
+pub fn end_session(conn: &Connection, id: SessionId, reason: EndReason, at: Millis) -> R<()> {
+    q(conn.execute(
+        "UPDATE sessions SET ended_reason = ?1, ended_at = ?2 WHERE id = ?3 AND ended_reason IS NULL",
+        params![reason.as_str(), at, id.0],
+    ))?;
+    Ok(())
+}
+
+/// Appends `body` as the room's next event, assigning the next sequence.
+fn append_event(
+    conn: &Connection,
+    room: RoomId,
+    sender: UserId,
+    sender_name: &str,
+    at: Millis,
+    body: EventBody,
+) -> R<Event> {
+    let seq: Seq = q(conn
+        .query_row(
+            "UPDATE rooms SET head = head + 1 WHERE id = ?1 RETURNING head",
+            [room.0],
+            |r| r.get(0),
+        )
+        .optional())?
+    .ok_or(StoreError::NotFound("room"))?;
+    let (client_msg_id, text, data) = match &body {
+        EventBody::Message {
+            client_msg_id,
+            text,
+        } => (Some(client_msg_id.as_str()), Some(text.as_str()), None),
+        other => (
+            None,
+            None,
+            Some(serde_json::to_string(other).map_err(|e| StoreError::Internal(e.to_string()))?),
+        ),
+    };
+    q(conn.execute(
+        &format!(
+            "INSERT INTO events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        ),
+        params![
+            room.0,
+            seq,
+            body.kind(),
+            sender.0,
+            sender_name,
+            at,
+            client_msg_id,
+            text,
+            data
+        ],
+    ))?;
+    Ok(Event {
+        room,
+        seq,
+        at,
+        sender,
+        sender_name: sender_name.to_owned(),
+        body,
+    })
+}
+
+fn insert_founder(conn: &Connection, room: RoomId, user: UserId, role: Role) -> R<()> {
+    q(conn.execute(
+        "INSERT INTO members (room_id, user_id, role, since_seq, changed_seq, active)
+         VALUES (?1, ?2, ?3, 1, 1, 1)",
+        params![room.0, user.0, rows::role_str(role)],
+    ))?;
+    Ok(())
+}
+
+pub fn create_room(conn: &Connection, n: &NewRoom) -> R<(Room, Event)> {
+    q(conn.execute(
+        "INSERT INTO rooms (kind, title, visibility, created_by, created_at) VALUES ('group', ?1, ?2, ?3, ?4)",
+        params![n.title, rows::visibility_str(n.visibility), n.creator.0, n.at],
+    ))?;
+    let id = RoomId(conn.last_insert_rowid());
+    insert_founder(conn, id, n.creator, Role::Owner)?;
+    let event = append_event(
+        conn,
+        id,
+        n.creator,
+        &n.creator_name,
+        n.at,
+        EventBody::RoomCreated {
+            title: n.title.clone(),
+            kind: RoomKind::Group,
+            visibility: n.visibility,
+            members: vec![n.creator],
+        },
+    )?;
+    let room = room(conn, id)?.ok_or(StoreError::NotFound("room"))?;
+    Ok((room, event))
+}
+
+pub fn open_direct(
+    conn: &Connection,
+    opener: UserId,
+    opener_name: &str,
+    peer: UserId,
+    at: Millis,
+) -> R<(Room, Option<Event>)> {
+    let key = format!("{}:{}", opener.0.min(peer.0), opener.0.max(peer.0));
+    let existing: Option<Room> = q(conn
+        .query_row(
+            &format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE direct_key = ?1"),
+            [&key],
+            rows::room,
+        )
+        .optional())?;
+    if let Some(room) = existing {
+        return Ok((room, None));
+    }
+    if user(conn, peer)?.is_none() {
+        return Err(StoreError::NotFound("user"));
+    }
+    q(conn.execute(
+        "INSERT INTO rooms (kind, title, visibility, direct_key, created_by, created_at)
+         VALUES ('direct', '', 'private', ?1, ?2, ?3)",
+        params![key, opener.0, at],
+    ))?;
+    let id = RoomId(conn.last_insert_rowid());
+    insert_founder(conn, id, opener, Role::Member)?;
+    insert_founder(conn, id, peer, Role::Member)?;
+    let event = append_event(
+        conn,
+        id,
+        opener,
+        opener_name,
+        at,
+        EventBody::RoomCreated {
+            title: String::new(),
+            kind: RoomKind::Direct,
+            visibility: Visibility::Private,
+            members: vec![opener, peer],
+        },
+    )?;
+    let room = room(conn, id)?.ok_or(StoreError::NotFound("room"))?;
+    Ok((room, Some(event)))
+}
+
+pub fn room(conn: &Connection, id: RoomId) -> R<Option<Room>> {
+    q(conn
+        .query_row(
+            &format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = ?1"),
+            [id.0],
+            rows::room,
+        )
+        .optional())
+}
+
+pub fn room_snapshot(conn: &Connection, id: RoomId) -> R<Option<RoomSnapshot>> {
+    // One read transaction, so the head and the member set describe the
+    // same moment.
+    let tx = q(conn.unchecked_transaction())?;
+    let Some(room) = room(&tx, id)? else {
+        return Ok(None);
+    };
+    let mut stmt = q(
+        tx.prepare_cached("SELECT user_id, role FROM members WHERE room_id = ?1 AND active = 1")
+    )?;
+    let members = q(stmt
+        .query_map([id.0], |r| {
+            Ok((UserId(r.get(0)?), rows::role(&r.get::<_, String>(1)?)))
+        })
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>()))?;
+    drop(stmt);
+    q(tx.finish())?;
+    Ok(Some(RoomSnapshot { room, members }))
+}
+
+pub fn public_rooms(conn: &Connection, limit: usize) -> R<Vec<Room>> {
+    let mut stmt = q(conn.prepare_cached(&format!(
+        "SELECT {ROOM_COLUMNS} FROM rooms WHERE visibility = 'public' AND kind = 'group'
+         ORDER BY id DESC LIMIT ?1"
+    )))?;
+    q(stmt
+        .query_map([limit as i64], rows::room)
+        .and_then(|it| it.collect()))
+}
+
+pub fn update_room(
+    conn: &Connection,
+    id: RoomId,
+    by: UserId,
+    by_name: &str,
+    title: &str,
+    visibility: Visibility,
+    at: Millis,
+) -> R<(Room, Event)> {
+    let changed = q(conn.execute(
+        "UPDATE rooms SET title = ?1, visibility = ?2 WHERE id = ?3 AND kind = 'group'",
+        params![title, rows::visibility_str(visibility), id.0],
+    ))?;
+    if changed == 0 {
+        return Err(StoreError::NotFound("room"));
+    }
+    let event = append_event(
+        conn,
+        id,
+        by,
+        by_name,
+        at,
+        EventBody::RoomUpdated {
+            title: title.to_owned(),
+            visibility,
+        },
+    )?;
+    let room = room(conn, id)?.ok_or(StoreError::NotFound("room"))?;
+    Ok((room, event))
+}
+
+pub fn members(conn: &Connection, room: RoomId) -> R<Vec<MemberProfile>> {
+    let mut stmt = q(conn.prepare_cached(&format!(
+        "SELECT m.role, {} FROM members m JOIN users u ON u.id = m.user_id
+         WHERE m.room_id = ?1 AND m.active = 1 ORDER BY u.display_name, u.id",
+        rows::prefixed(USER_COLUMNS, "u")
+    )))?;
+    q(stmt
+        .query_map([room.0], |r| {
+            Ok(MemberProfile {
+                role: rows::role(&r.get::<_, String>(0)?),
+                user: rows::user_at(r, 1)?,
+            })
+        })
+        .and_then(|it| it.collect()))
+}
+
+pub fn memberships_of(conn: &Connection, user: UserId) -> R<Vec<MembershipRecord>> {
+    let mut stmt = q(conn.prepare_cached(
+        "SELECT room_id, since_seq, changed_seq, active FROM members WHERE user_id = ?1",
+    ))?;
+    q(stmt
+        .query_map([user.0], |r| {
+            Ok(MembershipRecord {
+                room: RoomId(r.get(0)?),
+                since_seq: r.get(1)?,
+                changed_seq: r.get(2)?,
+                active: r.get::<_, i64>(3)? != 0,
+            })
+        })
+        .and_then(|it| it.collect()))
+}
+
+pub fn room_summaries(conn: &Connection, user: UserId) -> R<Vec<RoomSummary>> {
+    let tx = q(conn.unchecked_transaction())?;
+    let mut stmt = q(tx.prepare_cached(&format!(
+        "SELECT {}, m.role, m.read_seq FROM members m JOIN rooms r ON r.id = m.room_id
+         WHERE m.user_id = ?1 AND m.active = 1",
+        rows::prefixed(ROOM_COLUMNS, "r")
+    )))?;
+    let base: Vec<(Room, Role, Seq)> = q(stmt
+        .query_map([user.0], |r| {
+            Ok((
+                rows::room(r)?,
+                rows::role(&r.get::<_, String>(7)?),
+                r.get(8)?,
+            ))
+        })
+        .and_then(|it| it.collect()))?;
+    drop(stmt);
+    let mut unread_stmt = q(tx.prepare_cached(
+        "SELECT COUNT(*) FROM events WHERE room_id = ?1 AND seq > ?2 AND kind = 'message' AND sender_id != ?3",
+    ))?;
+    let mut last_stmt = q(tx.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE room_id = ?1 AND kind = 'message' ORDER BY seq DESC LIMIT 1"
+    )))?;
+    let mut peer_stmt = q(tx.prepare_cached(&format!(
+        "SELECT {} FROM members m JOIN users u ON u.id = m.user_id WHERE m.room_id = ?1 AND m.user_id != ?2 LIMIT 1",
+        rows::prefixed(USER_COLUMNS, "u")
+    )))?;
+    let mut out = Vec::with_capacity(base.len());
+    for (room, role, read_seq) in base {
+        let unread: i64 =
+            q(unread_stmt.query_row(params![room.id.0, read_seq, user.0], |r| r.get(0)))?;
+        let last_message = q(last_stmt.query_row([room.id.0], rows::event).optional())?;
+        let peer = if room.kind == RoomKind::Direct {
+            q(peer_stmt
+                .query_row(params![room.id.0, user.0], rows::user)
+                .optional())?
+        } else {
+            None
+        };
+        out.push(RoomSummary {
+            room,
+            role,
+            read_seq,
+            unread,
+            last_message,
+            peer,
+        });
+    }
+    drop((unread_stmt, last_stmt, peer_stmt));
+    q(tx.finish())?;
+    Ok(out)
+}
+
+pub fn add_member(
+    conn: &Connection,
+    room_id: RoomId,
+    user_id: UserId,
+    role: Role,
+    by: UserId,
+    at: Millis,
+) -> R<Option<Event>> {
+    let active: Option<bool> = q(conn
+        .query_row(
+            "SELECT active FROM members WHERE room_id = ?1 AND user_id = ?2",
+            params![room_id.0, user_id.0],
+            |r| Ok(r.get::<_, i64>(0)? != 0),
+        )
+        .optional())?;
+    if active == Some(true) {
+        return Ok(None);
+    }
+    let joiner = user(conn, user_id)?.ok_or(StoreError::NotFound("user"))?;
+    let by_name = if by == user_id {
+        joiner.display_name.clone()
+    } else {
+        user(conn, by)?
+            .ok_or(StoreError::NotFound("user"))?
+            .display_name
+    };
+    let event = append_event(
+        conn,
+        room_id,
+        by,
+        &by_name,
+        at,
+        EventBody::MemberJoined {
+            user: user_id,
+            name: joiner.display_name,
+            role,
+            invited_by: (by != user_id).then_some(by),
+        },
+    )?;
+    q(conn.execute(
+        "INSERT INTO members (room_id, user_id, role, since_seq, changed_seq, active)
+         VALUES (?1, ?2, ?3, ?4, ?4, 1)
+         ON CONFLICT (room_id, user_id) DO UPDATE SET
+            role = excluded.role, since_seq = excluded.since_seq,
+            changed_seq = excluded.changed_seq, active = 1",
+        params![room_id.0, user_id.0, rows::role_str(role), event.seq],
+    ))?;
+    Ok(Some(event))
+}
+
+pub fn remove_member(
+    conn: &Connection,
+    room_id: RoomId,
+    user_id: UserId,
+    at: Millis,
+) -> R<Option<Event>> {
+    let active: Option<bool> = q(conn
+        .query_row(
+            "SELECT active FROM members WHERE room_id = ?1 AND user_id = ?2",
+            params![room_id.0, user_id.0],
+            |r| Ok(r.get::<_, i64>(0)? != 0),
+        )
+        .optional())?;
+    if active != Some(true) {
+        return Ok(None);
+    }
+    let leaver = user(conn, user_id)?.ok_or(StoreError::NotFound("user"))?;
+    let event = append_event(
+        conn,
+        room_id,
+        user_id,
+        &leaver.display_name,
+        at,
+        EventBody::MemberLeft { user: user_id },
+    )?;
+    q(conn.execute(
+        "UPDATE members SET active = 0, changed_seq = ?3 WHERE room_id = ?1 AND user_id = ?2",
+        params![room_id.0, user_id.0, event.seq],
+    ))?;
+    Ok(Some(event))
+}
+
+pub fn append_message(conn: &Connection, m: &NewMessage) -> R<Appended> {
+    let active: Option<bool> = q(conn
+        .query_row(
+            "SELECT active FROM members WHERE room_id = ?1 AND user_id = ?2",
+            params![m.room.0, m.sender.0],
+            |r| Ok(r.get::<_, i64>(0)? != 0),
+        )
+        .optional())?;
+    if active != Some(true) {
+        return Err(if room(conn, m.room)?.is_none() {
+            StoreError::NotFound("room")
+        } else {
+            StoreError::NotAMember
+        });
+    }
+    let previous: Option<Event> = q(conn
+        .query_row(
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE room_id = ?1 AND sender_id = ?2 AND client_msg_id = ?3"
+            ),
+            params![m.room.0, m.sender.0, m.client_msg_id],
+            rows::event,
+        )
+        .optional())?;
+    if let Some(event) = previous {
+        let same = matches!(&event.body, EventBody::Message { text, .. } if *text == m.text);
+        return if same {
+            Ok(Appended {
+                event,
+                duplicate: true,
+            })
+        } else {
+            Err(StoreError::IdempotencyConflict)
+        };
+    }
+    let event = append_event(
+        conn,
+        m.room,
+        m.sender,
+        &m.sender_name,
+        m.at,
+        EventBody::Message {
+            client_msg_id: m.client_msg_id.clone(),
+            text: m.text.clone(),
+        },
+    )?;
+    Ok(Appended {
+        event,
+        duplicate: false,
+    })
+}
+
+pub fn events_after(conn: &Connection, room: RoomId, after: Seq, limit: usize) -> R<Vec<Event>> {
+    let mut stmt = q(conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE room_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+    )))?;
+    q(stmt
+        .query_map(params![room.0, after, limit as i64], rows::event)
+        .and_then(|it| it.collect()))
+}
+
+pub fn events_before(
+    conn: &Connection,
+    room: RoomId,
+    before: Option<Seq>,
+    limit: usize,
+) -> R<Vec<Event>> {
+    let mut stmt = q(conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE room_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+    )))?;
+    let mut events: Vec<Event> = q(stmt
+        .query_map(
+            params![room.0, before.unwrap_or(i64::MAX), limit as i64],
+            rows::event,
+        )
+        .and_then(|it| it.collect()))?;
+    events.reverse();
+    Ok(events)
+}
+
+pub fn set_read(conn: &Connection, room: RoomId, user: UserId, seq: Seq) -> R<Seq> {
+    q(conn
+        .query_row(
+            "UPDATE members SET read_seq = MAX(read_seq, MIN(?3, (SELECT head FROM rooms WHERE id = ?1)))
+             WHERE room_id = ?1 AND user_id = ?2 AND active = 1 RETURNING read_seq",
+            params![room.0, user.0, seq],
+            |r| r.get(0),
+        )
+        .optional())?
+    .ok_or(StoreError::NotAMember)
+}

@@ -1,0 +1,108 @@
+//! The one SQLite connection that writes, on a thread of its own, with group
+//! commit: every job that queued up while the previous transaction was being
+//! committed runs in the next transaction, each inside its own savepoint, and
+//! all of them are answered after that single COMMIT (and its fsync)
+//! returns. Durability per acknowledgement stays intact while the cost of a
+//! sync is shared by everyone who was waiting for one.
+
+use std::sync::mpsc;
+use std::thread;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::store::{StoreError, StoreResult};
+
+/// How many jobs one transaction takes at most, so a flood of writes still
+/// gets acknowledged in steady steps.
+const MAX_BATCH: usize = 512;
+
+/// Called with the outcome of the COMMIT, to answer the job's caller.
+type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// Runs a job's statements; `true` keeps its savepoint, `false` rolls it back.
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
+
+/// A handle to the writer thread; dropping every handle stops the thread.
+pub struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Moves `conn` onto a new writer thread.
+    pub fn start(conn: Connection) -> std::io::Result<Writer> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        thread::Builder::new()
+            .name("natter-sqlite-writer".into())
+            .spawn(move || run(conn, queue))?;
+        Ok(Writer { jobs })
+    }
+
+    /// Runs `work` in the next group transaction and returns its result once
+    /// that transaction is committed.
+    pub async fn write<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel::<StoreResult<T>>();
+        let job: Job = Box::new(move |conn| {
+            let result = work(conn);
+            let keep = result.is_ok();
+            let finish: Finish = Box::new(move |commit| {
+                let outcome = match commit {
+                    Ok(()) => result,
+                    Err(e) => Err(StoreError::Internal(format!("commit failed: {e}"))),
+                };
+                let _ = reply.send(outcome);
+            });
+            (keep, finish)
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Internal("the writer thread has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Internal("the writer dropped a job".into()))?
+    }
+}
+
+fn run(conn: Connection, queue: mpsc::Receiver<Job>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            tracing::error!(error = %e, "sqlite writer could not begin a transaction");
+            // Dropping the jobs answers their callers with an error.
+            continue;
+        }
+        let mut finishes = Vec::with_capacity(batch.len());
+        for job in batch {
+            if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+                tracing::error!(error = %e, "sqlite writer could not open a savepoint");
+                continue;
+            }
+            let (keep, finish) = job(&conn);
+            let end = if keep {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
+            if let Err(e) = conn.execute_batch(end) {
+                tracing::error!(error = %e, "sqlite writer could not close a savepoint");
+            }
+            finishes.push(finish);
+        }
+        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for finish in finishes {
+            finish(commit.clone());
+        }
+    }
+}

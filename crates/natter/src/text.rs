@@ -1,0 +1,301 @@
+//! Validated user input: every name, title, password and message passes
+//! through one of these parsers before it reaches the domain or a store, so
+//! the rules are the same whatever database sits underneath.
+
+use std::fmt;
+
+/// A refused input, with a stable machine-readable code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Invalid {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+/// Refuses NUL and other control characters. Newline and tab are allowed
+/// only where `multiline` is set (message bodies). JSON may legally carry
+/// `\u0000`, but no database should ever receive it.
+fn check_characters(field: &str, value: &str, multiline: bool) -> Result<(), Invalid> {
+    let bad = value.chars().find(|&c| {
+        let allowed_ws = multiline && (c == '\n' || c == '\t');
+        (c.is_control() && !allowed_ws) || c == '\u{2028}' || c == '\u{2029}'
+    });
+    match bad {
+        Some(c) => Err(Invalid::new(
+            "control_characters",
+            format!("{field} contains a control character (U+{:04X})", c as u32),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Checks the shared rules for one-line names: trimmed, not empty, at most
+/// `max` characters, no control characters.
+fn one_line(field: &str, value: &str, max: usize, code: &'static str) -> Result<String, Invalid> {
+    check_characters(field, value, false)?;
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(Invalid::new(code, format!("{field} must not be empty")));
+    }
+    if trimmed.chars().count() > max {
+        return Err(Invalid::new(
+            code,
+            format!("{field} must be at most {max} characters"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// A login name: 3–32 characters of `a-z 0-9 _ . -`, starting with a letter
+/// or digit. Stored lower-case, so `Alice` and `alice` are one account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    /// Applies the username rules stated in docs/api.md.
+    pub fn parse(value: &str) -> Result<Self, Invalid> {
+        let lower = value.to_ascii_lowercase();
+        let len = lower.chars().count();
+        let ok_chars = lower
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
+        let ok_start = lower
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+        if !(3..=32).contains(&len) || !ok_chars || !ok_start {
+            return Err(Invalid::new(
+                "invalid_username",
+                "username must be 3-32 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit",
+            ));
+        }
+        Ok(Username(lower))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password: 8–1024 bytes. The upper bound keeps hashing cost bounded.
+pub struct Password(String);
+
+impl Password {
+    /// Applies the length rules; any characters are allowed.
+    pub fn parse(value: &str) -> Result<Self, Invalid> {
+        if value.chars().count() < 8 {
+            return Err(Invalid::new(
+                "invalid_password",
+                "password must be at least 8 characters",
+            ));
+        }
+        if value.len() > 1024 {
+            return Err(Invalid::new(
+                "invalid_password",
+                "password must be at most 1024 bytes",
+            ));
+        }
+        Ok(Password(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The name shown next to a user's messages: 1–64 characters, one line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub const MAX_CHARS: usize = 64;
+
+    /// Trims and checks a display name.
+    pub fn parse(value: &str) -> Result<Self, Invalid> {
+        one_line(
+            "display_name",
+            value,
+            Self::MAX_CHARS,
+            "invalid_display_name",
+        )
+        .map(DisplayName)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// A group room's title: 1–100 characters, one line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomTitle(String);
+
+impl RoomTitle {
+    pub const MAX_CHARS: usize = 100;
+
+    /// Trims and checks a room title.
+    pub fn parse(value: &str) -> Result<Self, Invalid> {
+        one_line("title", value, Self::MAX_CHARS, "invalid_title").map(RoomTitle)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// A user-chosen avatar: an `http(s)://` URL or a path on this server, at
+/// most 512 characters. Anything else (`javascript:`, `data:`) is refused
+/// because clients put it in an `<img src>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AvatarUrl(String);
+
+impl AvatarUrl {
+    /// Checks the scheme and length of an avatar URL.
+    pub fn parse(value: &str) -> Result<Self, Invalid> {
+        check_characters("avatar_url", value, false)?;
+        let lower = value.to_ascii_lowercase();
+        let scheme_ok = lower.starts_with("https://")
+            || lower.starts_with("http://")
+            || (value.starts_with('/') && !value.starts_with("//"));
+        if !scheme_ok || value.len() > 512 || value.contains(char::is_whitespace) {
+            return Err(Invalid::new(
+                "invalid_avatar_url",
+                "avatar_url must be an http(s) URL or a path starting with '/', at most 512 characters",
+            ));
+        }
+        Ok(AvatarUrl(value.to_owned()))
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// A message body: 1..=`max_chars` characters, newlines and tabs allowed,
+/// kept exactly as sent (emoticon codes included) but never blank.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageText(String);
+
+impl MessageText {
+    /// Checks a message body against the configured length limit.
+    pub fn parse(value: &str, max_chars: usize) -> Result<Self, Invalid> {
+        check_characters("text", value, true)?;
+        if value.trim().is_empty() {
+            return Err(Invalid::new("empty_text", "text must not be empty"));
+        }
+        if value.chars().count() > max_chars {
+            return Err(Invalid::new(
+                "text_too_long",
+                format!("text must be at most {max_chars} characters"),
+            ));
+        }
+        Ok(MessageText(value.to_owned()))
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// The sender's own id for a message, which makes retries safe:
+/// 1–64 characters of `A-Z a-z 0-9 _ -` (a UUID fits).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientMsgId(String);
+
+impl ClientMsgId {
+    /// Checks the charset and length of a client message id.
+    pub fn parse(value: &str) -> Result<Self, Invalid> {
+        let ok = (1..=64).contains(&value.len())
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !ok {
+            return Err(Invalid::new(
+                "invalid_client_msg_id",
+                "client_msg_id must be 1-64 characters of A-Z, a-z, 0-9, '_', '-'",
+            ));
+        }
+        Ok(ClientMsgId(value.to_owned()))
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert_eq!(Username::parse("Alice_1").unwrap().as_str(), "alice_1");
+        for bad in ["ab", "_abc", "a b c", "ali\u{0}ce", "ällo", &"a".repeat(33)] {
+            assert_eq!(Username::parse(bad).unwrap_err().code, "invalid_username");
+        }
+    }
+
+    #[test]
+    fn message_text_rules() {
+        assert!(MessageText::parse("hi\n\tthere [微笑] :smile: 😀", 100).is_ok());
+        assert_eq!(
+            MessageText::parse("  \n", 100).unwrap_err().code,
+            "empty_text"
+        );
+        assert_eq!(
+            MessageText::parse("a\u{0}b", 100).unwrap_err().code,
+            "control_characters"
+        );
+        assert_eq!(
+            MessageText::parse("a\u{1b}[31m", 100).unwrap_err().code,
+            "control_characters"
+        );
+        assert_eq!(
+            MessageText::parse("abcd", 3).unwrap_err().code,
+            "text_too_long"
+        );
+        // Length counts characters, not bytes.
+        assert!(MessageText::parse("微笑微", 3).is_ok());
+    }
+
+    #[test]
+    fn names_and_urls() {
+        assert_eq!(DisplayName::parse("  Bob  ").unwrap().as_str(), "Bob");
+        assert!(DisplayName::parse("a\nb").is_err());
+        assert!(RoomTitle::parse(&"x".repeat(101)).is_err());
+        assert!(AvatarUrl::parse("https://example.com/a.png").is_ok());
+        assert!(AvatarUrl::parse("/api/v1/users/1/avatar.svg").is_ok());
+        for bad in [
+            "javascript:alert(1)",
+            "data:image/png;base64,xx",
+            "//evil.example/x",
+        ] {
+            assert!(AvatarUrl::parse(bad).is_err(), "{bad}");
+        }
+        assert!(ClientMsgId::parse("3f2a-99_x").is_ok());
+        assert!(ClientMsgId::parse("").is_err());
+        assert!(ClientMsgId::parse("a b").is_err());
+    }
+}
