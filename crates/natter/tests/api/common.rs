@@ -1,0 +1,236 @@
+//! A real natter server on a free port, and a small HTTP client for it.
+
+use std::time::Duration;
+
+use natter::Config;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A server running in this process on 127.0.0.1:<free port>, with its
+/// own data folder.
+pub struct TestServer {
+    pub base: String,
+    pub data: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// The configuration tests start from: short presence grace so presence
+/// tests are quick, the rest as shipped.
+pub fn test_config() -> Config {
+    let mut config = Config::default();
+    config.hub.presence_grace = Duration::from_millis(500);
+    config
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let data = tempfile::tempdir().expect("temp dir");
+        Self::start_in(data, adjust).await
+    }
+
+    /// Starts on an existing data folder (for restarts).
+    pub async fn start_in(data: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = test_config();
+        config.data_dir = data.path().join("data");
+        adjust(&mut config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(natter::serve(listener, config, async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            base,
+            data,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops gracefully and hands back the data folder.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.stop.take().unwrap().send(()).ok();
+        self.task.take().unwrap().await.unwrap().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.data, data)
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.base)
+    }
+
+    /// Registers `name` (password "password-1") and logs in.
+    pub async fn user(&self, name: &str) -> Client {
+        let mut c = self.client();
+        c.register_and_login(name).await;
+        c
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).ok();
+        }
+    }
+}
+
+/// An API client holding one user's token.
+#[derive(Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: Option<String>,
+    pub user_id: i64,
+}
+
+/// A decoded response: status and JSON body (Null when empty).
+pub type Reply = (StatusCode, Value);
+
+impl Client {
+    pub fn new(base: &str) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(90))
+                .build()
+                .unwrap(),
+            base: base.to_owned(),
+            token: None,
+            user_id: 0,
+        }
+    }
+
+    pub async fn register_and_login(&mut self, name: &str) {
+        let (status, body) = self
+            .post("/api/v1/users", json!({"username": name, "password": "password-1"}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "register {name}: {body}");
+        self.login(name).await;
+    }
+
+    pub async fn login(&mut self, name: &str) -> Value {
+        let (status, body) = self
+            .post("/api/v1/sessions", json!({"username": name, "password": "password-1"}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "login {name}: {body}");
+        self.token = Some(body["token"].as_str().unwrap().to_owned());
+        self.user_id = body["user"]["id"].as_i64().unwrap();
+        body
+    }
+
+    fn with_auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    pub async fn send_raw(&self, rb: reqwest::RequestBuilder) -> Reply {
+        let response = self.with_auth(rb).send().await.expect("request");
+        decode(response).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send_raw(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send_raw(self.http.delete(format!("{}{path}", self.base))).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send_raw(self.http.post(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.send_raw(self.http.patch(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+
+    /// Creates a group room and returns its id.
+    pub async fn create_room(&self, title: &str, visibility: &str) -> i64 {
+        let (status, body) = self
+            .post("/api/v1/rooms", json!({"title": title, "visibility": visibility}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["room"]["id"].as_i64().unwrap()
+    }
+
+    pub async fn join(&self, room: i64) {
+        let (status, body) = self.post(&format!("/api/v1/rooms/{room}/join"), json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    /// Sends and returns the stored message.
+    pub async fn say(&self, room: i64, client_msg_id: &str, text: &str) -> Value {
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/rooms/{room}/messages"),
+                json!({"client_msg_id": client_msg_id, "text": text}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["message"].clone()
+    }
+
+    /// A fresh cursor (a poll without one answers at once).
+    pub async fn cursor(&self) -> String {
+        let (status, body) = self.get("/api/v1/events").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["cursor"].as_str().unwrap().to_owned()
+    }
+
+    /// One long poll.
+    pub async fn poll(&self, cursor: &str, timeout_secs: u64) -> Reply {
+        self.get(&format!("/api/v1/events?cursor={cursor}&timeout={timeout_secs}"))
+            .await
+    }
+}
+
+pub async fn decode(response: reqwest::Response) -> Reply {
+    let status = response.status();
+    let bytes = response.bytes().await.expect("body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!(
+                "non-JSON body with status {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        })
+    };
+    (status, body)
+}
+
+/// Asserts an error answer's status and code.
+#[track_caller]
+pub fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(reply.0, status, "expected {status} {code}, got {}", reply.1);
+    assert_eq!(reply.1["error"]["code"], code, "body: {}", reply.1);
+    assert!(
+        reply.1["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "error without message: {}",
+        reply.1
+    );
+}
+
+/// Message texts of the `message` events in a poll answer.
+pub fn message_texts(body: &Value) -> Vec<String> {
+    body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "message")
+        .map(|e| e["text"].as_str().unwrap().to_owned())
+        .collect()
+}

@@ -1,0 +1,147 @@
+//! Acked means durable: restarts, graceful or by SIGKILL, lose nothing
+//! acknowledged, and clients resume from their old cursors.
+
+use std::net::TcpListener as StdListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::common::{Client, TestServer, message_texts};
+
+#[tokio::test]
+async fn graceful_restart_keeps_everything_and_cursors_resume() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let room = alice.create_room("r", "public").await;
+    alice.say(room, "a", "before the cursor").await;
+    let cursor = alice.cursor().await;
+    alice.say(room, "b", "after the cursor 1").await;
+    alice.say(room, "c", "after the cursor 2").await;
+    let token = alice.token.clone();
+    let data = server.stop().await;
+
+    let server = TestServer::start_in(data, |_| {}).await;
+    let mut alice = server.client();
+    alice.token = token;
+    let (status, body) = alice.poll(&cursor, 5).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(message_texts(&body), ["after the cursor 1", "after the cursor 2"]);
+    // Presence and read markers are not kept across restarts; the answer says so.
+    assert_eq!(body["ephemeral_gap"], true);
+    let next = body["cursor"].as_str().unwrap();
+    alice.say(room, "d", "after the restart").await;
+    let (_, body) = alice.poll(next, 5).await;
+    assert_eq!(message_texts(&body), ["after the restart"]);
+}
+
+/// Runs the real binary on a free port with its own data folder.
+struct Process {
+    child: Child,
+    base: String,
+}
+
+impl Process {
+    async fn start(data: &std::path::Path) -> Process {
+        let port = StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(env!("CARGO_BIN_EXE_natter"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(data)
+            .env("NATTER_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start natter");
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
+                if r.status() == StatusCode::OK {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "natter did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Process { child, base }
+    }
+
+    fn kill9(mut self) {
+        // SIGKILL: no shutdown code runs at all.
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_no_acknowledged_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let first = Process::start(&data).await;
+    let mut alice = Client::new(&first.base);
+    alice.register_and_login("alice").await;
+    let room = alice.create_room("r", "public").await;
+    let cursor = alice.cursor().await;
+
+    // Four senders in flight; the server is killed while they send.
+    let mut tasks = Vec::new();
+    for t in 0..4 {
+        let c = alice.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for n in 0.. {
+                let id = format!("t{t}-{n}");
+                let sent = c
+                    .http
+                    .post(format!("{}/api/v1/rooms/{room}/messages", c.base))
+                    .bearer_auth(c.token.as_deref().unwrap())
+                    .json(&json!({"client_msg_id": id, "text": id}))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == StatusCode::CREATED => acked.push(id),
+                    _ => break,
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    first.kill9();
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.extend(t.await.unwrap());
+    }
+    assert!(acked.len() > 20, "too few sends before the kill: {}", acked.len());
+
+    let second = Process::start(&data).await;
+    alice.base = second.base.clone();
+    // Resume from the cursor taken before any of these sends.
+    let mut cursor = cursor;
+    let mut seen = Vec::new();
+    loop {
+        let (status, body) = alice.poll(&cursor, 0).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let texts = message_texts(&body);
+        if texts.is_empty() {
+            break;
+        }
+        seen.extend(texts);
+        cursor = body["cursor"].as_str().unwrap().to_owned();
+    }
+    for id in &acked {
+        assert!(seen.contains(id), "acknowledged message {id} was lost");
+    }
+    let unique: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no duplicates after the restart");
+    println!("{} acknowledged before SIGKILL, {} found after restart", acked.len(), seen.len());
+}

@@ -1,0 +1,12 @@
+//! Black-box tests: a real server on a free port, spoken to over HTTP.
+
+mod common;
+
+mod accounts;
+mod authz;
+mod bad_input;
+mod delivery;
+mod durability;
+mod events;
+mod rooms;
+mod messages;
