@@ -19,23 +19,38 @@ async fn register_login_profile_logout() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body["user"]["username"], "alice", "usernames are case-insensitive");
+    assert_eq!(
+        body["user"]["username"], "alice",
+        "usernames are case-insensitive"
+    );
     assert_eq!(body["user"]["display_name"], "Alice W.");
     let id = body["user"]["id"].as_i64().unwrap();
-    assert_eq!(body["user"]["avatar_url"], format!("/api/v1/users/{id}/avatar.svg"));
+    assert_eq!(
+        body["user"]["avatar_url"],
+        format!("/api/v1/users/{id}/avatar.svg")
+    );
     assert!(body["user"].get("password_hash").is_none());
 
     let taken = anon
-        .post("/api/v1/users", json!({"username": "ALICE", "password": "password-2"}))
+        .post(
+            "/api/v1/users",
+            json!({"username": "ALICE", "password": "password-2"}),
+        )
         .await;
     assert_error(&taken, StatusCode::CONFLICT, "username_taken");
 
     let wrong = anon
-        .post("/api/v1/sessions", json!({"username": "alice", "password": "nope-nope"}))
+        .post(
+            "/api/v1/sessions",
+            json!({"username": "alice", "password": "nope-nope"}),
+        )
         .await;
     assert_error(&wrong, StatusCode::UNAUTHORIZED, "invalid_credentials");
     let unknown = anon
-        .post("/api/v1/sessions", json!({"username": "nobody", "password": "password-1"}))
+        .post(
+            "/api/v1/sessions",
+            json!({"username": "nobody", "password": "password-1"}),
+        )
         .await;
     assert_error(&unknown, StatusCode::UNAUTHORIZED, "invalid_credentials");
 
@@ -58,7 +73,10 @@ async fn register_login_profile_logout() {
     assert_eq!(edited["user"]["display_name"], "Alice 🌸");
     assert_eq!(edited["user"]["avatar_url"], "https://example.com/a.png");
     let (_, reset) = alice.patch("/api/v1/me", json!({"avatar_url": ""})).await;
-    assert_eq!(reset["user"]["avatar_url"], format!("/api/v1/users/{id}/avatar.svg"));
+    assert_eq!(
+        reset["user"]["avatar_url"],
+        format!("/api/v1/users/{id}/avatar.svg")
+    );
 
     let bob = server.user("bob").await;
     let (status, seen) = bob.get(&format!("/api/v1/users/{id}")).await;
@@ -72,7 +90,11 @@ async fn register_login_profile_logout() {
 
     let (status, _) = alice.delete("/api/v1/sessions/current").await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    assert_error(&alice.get("/api/v1/me").await, StatusCode::UNAUTHORIZED, "session_ended");
+    assert_error(
+        &alice.get("/api/v1/me").await,
+        StatusCode::UNAUTHORIZED,
+        "session_ended",
+    );
 }
 
 #[tokio::test]
@@ -88,13 +110,19 @@ async fn username_and_password_rules() {
         ("goodname", "short", "invalid_password"),
     ] {
         let reply = anon
-            .post("/api/v1/users", json!({"username": username, "password": password}))
+            .post(
+                "/api/v1/users",
+                json!({"username": username, "password": password}),
+            )
             .await;
         assert_error(&reply, StatusCode::BAD_REQUEST, code);
     }
     let long_password = "x".repeat(2000);
     let reply = anon
-        .post("/api/v1/users", json!({"username": "goodname", "password": long_password}))
+        .post(
+            "/api/v1/users",
+            json!({"username": "goodname", "password": long_password}),
+        )
         .await;
     assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_password");
     let reply = anon
@@ -106,7 +134,10 @@ async fn username_and_password_rules() {
     assert_error(&reply, StatusCode::BAD_REQUEST, "control_characters");
     // None of the refused registrations created anything.
     let ok = anon
-        .post("/api/v1/users", json!({"username": "goodname", "password": "password-1"}))
+        .post(
+            "/api/v1/users",
+            json!({"username": "goodname", "password": "password-1"}),
+        )
         .await;
     assert_eq!(ok.0, StatusCode::CREATED);
     assert_eq!(ok.1["user"]["id"], 1);
@@ -144,7 +175,11 @@ async fn single_session_mode_replaces_the_older_session() {
         .expect("the old poll returns at once")
         .unwrap();
     assert_error(&reply, StatusCode::UNAUTHORIZED, "session_replaced");
-    assert_error(&first.get("/api/v1/me").await, StatusCode::UNAUTHORIZED, "session_replaced");
+    assert_error(
+        &first.get("/api/v1/me").await,
+        StatusCode::UNAUTHORIZED,
+        "session_replaced",
+    );
     assert_eq!(second.get("/api/v1/me").await.0, StatusCode::OK);
 }
 
@@ -163,11 +198,17 @@ async fn generated_avatar_escapes_the_name() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     alice
-        .patch("/api/v1/me", json!({"display_name": "<script>alert(1)</script>"}))
+        .patch(
+            "/api/v1/me",
+            json!({"display_name": "<script>alert(1)</script>"}),
+        )
         .await;
-    let response = reqwest::get(format!("{}/api/v1/users/{}/avatar.svg", server.base, alice.user_id))
-        .await
-        .unwrap();
+    let response = reqwest::get(format!(
+        "{}/api/v1/users/{}/avatar.svg",
+        server.base, alice.user_id
+    ))
+    .await
+    .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "image/svg+xml");
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");

@@ -9,27 +9,52 @@ use crate::common::{Client, TestServer, assert_error};
 fn protected(room: i64) -> Vec<(&'static str, String, Option<serde_json::Value>)> {
     vec![
         ("GET", "/api/v1/me".into(), None),
-        ("PATCH", "/api/v1/me".into(), Some(json!({"display_name": "x"}))),
+        (
+            "PATCH",
+            "/api/v1/me".into(),
+            Some(json!({"display_name": "x"})),
+        ),
         ("GET", "/api/v1/users/1".into(), None),
         ("DELETE", "/api/v1/sessions/current".into(), None),
         ("GET", "/api/v1/rooms".into(), None),
         ("POST", "/api/v1/rooms".into(), Some(json!({"title": "t"}))),
         ("GET", "/api/v1/rooms/public".into(), None),
         ("GET", format!("/api/v1/rooms/{room}"), None),
-        ("PATCH", format!("/api/v1/rooms/{room}"), Some(json!({"title": "t"}))),
+        (
+            "PATCH",
+            format!("/api/v1/rooms/{room}"),
+            Some(json!({"title": "t"})),
+        ),
         ("POST", format!("/api/v1/rooms/{room}/join"), None),
         ("POST", format!("/api/v1/rooms/{room}/leave"), None),
         ("GET", format!("/api/v1/rooms/{room}/members"), None),
-        ("POST", format!("/api/v1/rooms/{room}/members"), Some(json!({"user_id": 1}))),
+        (
+            "POST",
+            format!("/api/v1/rooms/{room}/members"),
+            Some(json!({"user_id": 1})),
+        ),
         ("GET", format!("/api/v1/rooms/{room}/messages"), None),
-        ("POST", format!("/api/v1/rooms/{room}/messages"), Some(json!({"client_msg_id": "x", "text": "x"}))),
-        ("POST", format!("/api/v1/rooms/{room}/read"), Some(json!({"seq": 1}))),
+        (
+            "POST",
+            format!("/api/v1/rooms/{room}/messages"),
+            Some(json!({"client_msg_id": "x", "text": "x"})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/rooms/{room}/read"),
+            Some(json!({"seq": 1})),
+        ),
         ("POST", "/api/v1/direct".into(), Some(json!({"user_id": 1}))),
         ("GET", "/api/v1/events".into(), None),
     ]
 }
 
-async fn call(client: &Client, method: &str, path: &str, body: &Option<serde_json::Value>) -> crate::common::Reply {
+async fn call(
+    client: &Client,
+    method: &str,
+    path: &str,
+    body: &Option<serde_json::Value>,
+) -> crate::common::Reply {
     let url = format!("{}{path}", client.base);
     let mut rb = client.http.request(method.parse().unwrap(), url);
     if let Some(b) = body {
@@ -47,13 +72,25 @@ async fn no_or_bad_token_is_401() {
     let mut forged = server.client();
     forged.token = Some("not-a-real-token".into());
     for (method, path, body) in protected(room) {
-        assert_error(&call(&anon, method, &path, &body).await, StatusCode::UNAUTHORIZED, "unauthenticated");
-        assert_error(&call(&forged, method, &path, &body).await, StatusCode::UNAUTHORIZED, "unauthenticated");
+        assert_error(
+            &call(&anon, method, &path, &body).await,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        );
+        assert_error(
+            &call(&forged, method, &path, &body).await,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        );
     }
     let mut raw = server.client();
     raw.token = None;
     let reply = raw
-        .send_raw(raw.http.get(format!("{}/api/v1/me", server.base)).header("Authorization", "Basic YTpi"))
+        .send_raw(
+            raw.http
+                .get(format!("{}/api/v1/me", server.base))
+                .header("Authorization", "Basic YTpi"),
+        )
         .await;
     assert_error(&reply, StatusCode::UNAUTHORIZED, "unauthenticated");
 }
@@ -65,7 +102,11 @@ async fn a_logged_out_token_is_401_everywhere() {
     let room = alice.create_room("r", "public").await;
     alice.delete("/api/v1/sessions/current").await;
     for (method, path, body) in protected(room) {
-        assert_error(&call(&alice, method, &path, &body).await, StatusCode::UNAUTHORIZED, "session_ended");
+        assert_error(
+            &call(&alice, method, &path, &body).await,
+            StatusCode::UNAUTHORIZED,
+            "session_ended",
+        );
     }
 }
 
@@ -83,22 +124,40 @@ async fn non_members_cannot_read_write_or_list() {
         (public, StatusCode::FORBIDDEN, "not_a_member"),
         (private, StatusCode::NOT_FOUND, "room_not_found"),
     ] {
-        assert_error(&mallory.get(&format!("/api/v1/rooms/{room}/messages")).await, status, code);
+        assert_error(
+            &mallory.get(&format!("/api/v1/rooms/{room}/messages")).await,
+            status,
+            code,
+        );
         assert_error(
             &mallory
-                .post(&format!("/api/v1/rooms/{room}/messages"), json!({"client_msg_id": "m", "text": "hi"}))
+                .post(
+                    &format!("/api/v1/rooms/{room}/messages"),
+                    json!({"client_msg_id": "m", "text": "hi"}),
+                )
                 .await,
             status,
             code,
         );
-        assert_error(&mallory.get(&format!("/api/v1/rooms/{room}/members")).await, status, code);
         assert_error(
-            &mallory.post(&format!("/api/v1/rooms/{room}/read"), json!({"seq": 1})).await,
+            &mallory.get(&format!("/api/v1/rooms/{room}/members")).await,
             status,
             code,
         );
         assert_error(
-            &mallory.post(&format!("/api/v1/rooms/{room}/members"), json!({"user_id": mallory.user_id})).await,
+            &mallory
+                .post(&format!("/api/v1/rooms/{room}/read"), json!({"seq": 1}))
+                .await,
+            status,
+            code,
+        );
+        assert_error(
+            &mallory
+                .post(
+                    &format!("/api/v1/rooms/{room}/members"),
+                    json!({"user_id": mallory.user_id}),
+                )
+                .await,
             status,
             code,
         );
@@ -112,7 +171,12 @@ async fn non_members_cannot_read_write_or_list() {
     assert_eq!(rooms["rooms"], json!([]));
     // Nothing was stored by the refused sends.
     let (_, history) = alice.get(&format!("/api/v1/rooms/{public}/messages")).await;
-    let texts: Vec<_> = history["messages"].as_array().unwrap().iter().filter(|m| m["type"] == "message").collect();
+    let texts: Vec<_> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["type"] == "message")
+        .collect();
     assert_eq!(texts.len(), 1);
 }
 
@@ -120,12 +184,27 @@ async fn non_members_cannot_read_write_or_list() {
 async fn unknown_rooms_are_404() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
-    for path in ["/api/v1/rooms/999/messages", "/api/v1/rooms/999/members", "/api/v1/rooms/999"] {
-        assert_error(&alice.get(path).await, StatusCode::NOT_FOUND, "room_not_found");
+    for path in [
+        "/api/v1/rooms/999/messages",
+        "/api/v1/rooms/999/members",
+        "/api/v1/rooms/999",
+    ] {
+        assert_error(
+            &alice.get(path).await,
+            StatusCode::NOT_FOUND,
+            "room_not_found",
+        );
     }
     let reply = alice
-        .post("/api/v1/rooms/999/messages", json!({"client_msg_id": "m", "text": "hi"}))
+        .post(
+            "/api/v1/rooms/999/messages",
+            json!({"client_msg_id": "m", "text": "hi"}),
+        )
         .await;
     assert_error(&reply, StatusCode::NOT_FOUND, "room_not_found");
-    assert_error(&alice.post("/api/v1/rooms/999/join", json!({})).await, StatusCode::NOT_FOUND, "room_not_found");
+    assert_error(
+        &alice.post("/api/v1/rooms/999/join", json!({})).await,
+        StatusCode::NOT_FOUND,
+        "room_not_found",
+    );
 }

@@ -110,7 +110,10 @@ impl Client {
 
     pub async fn register_and_login(&mut self, name: &str) {
         let (status, body) = self
-            .post("/api/v1/users", json!({"username": name, "password": "password-1"}))
+            .post(
+                "/api/v1/users",
+                json!({"username": name, "password": "password-1"}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "register {name}: {body}");
         self.login(name).await;
@@ -118,7 +121,10 @@ impl Client {
 
     pub async fn login(&mut self, name: &str) -> Value {
         let (status, body) = self
-            .post("/api/v1/sessions", json!({"username": name, "password": "password-1"}))
+            .post(
+                "/api/v1/sessions",
+                json!({"username": name, "password": "password-1"}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "login {name}: {body}");
         self.token = Some(body["token"].as_str().unwrap().to_owned());
@@ -139,11 +145,13 @@ impl Client {
     }
 
     pub async fn get(&self, path: &str) -> Reply {
-        self.send_raw(self.http.get(format!("{}{path}", self.base))).await
+        self.send_raw(self.http.get(format!("{}{path}", self.base)))
+            .await
     }
 
     pub async fn delete(&self, path: &str) -> Reply {
-        self.send_raw(self.http.delete(format!("{}{path}", self.base))).await
+        self.send_raw(self.http.delete(format!("{}{path}", self.base)))
+            .await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
@@ -159,14 +167,19 @@ impl Client {
     /// Creates a group room and returns its id.
     pub async fn create_room(&self, title: &str, visibility: &str) -> i64 {
         let (status, body) = self
-            .post("/api/v1/rooms", json!({"title": title, "visibility": visibility}))
+            .post(
+                "/api/v1/rooms",
+                json!({"title": title, "visibility": visibility}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["room"]["id"].as_i64().unwrap()
     }
 
     pub async fn join(&self, room: i64) {
-        let (status, body) = self.post(&format!("/api/v1/rooms/{room}/join"), json!({})).await;
+        let (status, body) = self
+            .post(&format!("/api/v1/rooms/{room}/join"), json!({}))
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
@@ -191,8 +204,10 @@ impl Client {
 
     /// One long poll.
     pub async fn poll(&self, cursor: &str, timeout_secs: u64) -> Reply {
-        self.get(&format!("/api/v1/events?cursor={cursor}&timeout={timeout_secs}"))
-            .await
+        self.get(&format!(
+            "/api/v1/events?cursor={cursor}&timeout={timeout_secs}"
+        ))
+        .await
     }
 }
 
@@ -218,7 +233,9 @@ pub fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
     assert_eq!(reply.0, status, "expected {status} {code}, got {}", reply.1);
     assert_eq!(reply.1["error"]["code"], code, "body: {}", reply.1);
     assert!(
-        reply.1["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        reply.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
         "error without message: {}",
         reply.1
     );

@@ -77,7 +77,10 @@ async fn two_thousand_messages_exactly_once_despite_dropped_connections() {
     let mut by_room: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     let mut received = Vec::new();
     for e in &events {
-        by_room.entry(e["room_id"].as_i64().unwrap()).or_default().push(e["seq"].as_i64().unwrap());
+        by_room
+            .entry(e["room_id"].as_i64().unwrap())
+            .or_default()
+            .push(e["seq"].as_i64().unwrap());
         if e["type"] == "message" {
             received.push(e["client_msg_id"].as_str().unwrap().to_owned());
         }
@@ -109,13 +112,21 @@ async fn read_with_random_drops(
     let mut drops = 0;
     let deadline = Instant::now() + Duration::from_secs(120);
     while messages < want {
-        assert!(Instant::now() < deadline, "reader timed out with {messages}/{want} messages");
+        assert!(
+            Instant::now() < deadline,
+            "reader timed out with {messages}/{want} messages"
+        );
         let timeout = Duration::from_millis(1 + rng.next() % 40);
         let mut client = Client::new(&base);
         client.token = token.clone();
         client.http = reqwest::Client::builder().timeout(timeout).build().unwrap();
         let url = format!("{base}/api/v1/events?cursor={cursor}&timeout=2");
-        let response = client.http.get(&url).bearer_auth(token.as_deref().unwrap()).send().await;
+        let response = client
+            .http
+            .get(&url)
+            .bearer_auth(token.as_deref().unwrap())
+            .send()
+            .await;
         let body: Value = match response {
             Ok(r) if r.status().is_success() => match r.json().await {
                 Ok(body) => body,

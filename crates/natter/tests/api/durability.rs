@@ -27,7 +27,10 @@ async fn graceful_restart_keeps_everything_and_cursors_resume() {
     alice.token = token;
     let (status, body) = alice.poll(&cursor, 5).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(message_texts(&body), ["after the cursor 1", "after the cursor 2"]);
+    assert_eq!(
+        message_texts(&body),
+        ["after the cursor 1", "after the cursor 2"]
+    );
     // Presence and read markers are not kept across restarts; the answer says so.
     assert_eq!(body["ephemeral_gap"], true);
     let next = body["cursor"].as_str().unwrap();
@@ -44,7 +47,11 @@ struct Process {
 
 impl Process {
     async fn start(data: &std::path::Path) -> Process {
-        let port = StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = StdListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new(env!("CARGO_BIN_EXE_natter"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
@@ -121,7 +128,11 @@ async fn sigkill_loses_no_acknowledged_message() {
     for t in tasks {
         acked.extend(t.await.unwrap());
     }
-    assert!(acked.len() > 20, "too few sends before the kill: {}", acked.len());
+    assert!(
+        acked.len() > 20,
+        "too few sends before the kill: {}",
+        acked.len()
+    );
 
     let second = Process::start(&data).await;
     alice.base = second.base.clone();
@@ -143,5 +154,9 @@ async fn sigkill_loses_no_acknowledged_message() {
     }
     let unique: std::collections::HashSet<_> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "no duplicates after the restart");
-    println!("{} acknowledged before SIGKILL, {} found after restart", acked.len(), seen.len());
+    println!(
+        "{} acknowledged before SIGKILL, {} found after restart",
+        acked.len(),
+        seen.len()
+    );
 }

@@ -31,10 +31,18 @@ async fn every_kind_of_room_event_arrives() {
     let room = alice.create_room("before bob", "private").await;
     alice.say(room, "early", "bob cannot see this one").await;
     alice
-        .post(&format!("/api/v1/rooms/{room}/members"), json!({"user_id": bob.user_id}))
+        .post(
+            &format!("/api/v1/rooms/{room}/members"),
+            json!({"user_id": bob.user_id}),
+        )
         .await;
     alice.say(room, "m1", "welcome").await;
-    alice.patch(&format!("/api/v1/rooms/{room}"), json!({"title": "with bob"})).await;
+    alice
+        .patch(
+            &format!("/api/v1/rooms/{room}"),
+            json!({"title": "with bob"}),
+        )
+        .await;
     let events = collect(&bob, &mut cursor, 3).await;
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(types, ["member_joined", "message", "room_updated"]);
@@ -44,7 +52,9 @@ async fn every_kind_of_room_event_arrives() {
     assert_eq!(events[2]["title"], "with bob");
 
     // A direct conversation opened by someone else arrives with its creation.
-    let (_, direct) = alice.post("/api/v1/direct", json!({"user_id": bob.user_id})).await;
+    let (_, direct) = alice
+        .post("/api/v1/direct", json!({"user_id": bob.user_id}))
+        .await;
     let direct_id = direct["room"]["id"].as_i64().unwrap();
     let events = collect(&bob, &mut cursor, 1).await;
     assert_eq!(events[0]["type"], "room_created");
@@ -52,7 +62,8 @@ async fn every_kind_of_room_event_arrives() {
     assert_eq!(events[0]["kind"], "direct");
 
     // Leaving: the leave itself is delivered, then nothing more from that room.
-    bob.post(&format!("/api/v1/rooms/{room}/leave"), json!({})).await;
+    bob.post(&format!("/api/v1/rooms/{room}/leave"), json!({}))
+        .await;
     let events = collect(&bob, &mut cursor, 1).await;
     assert_eq!(events[0]["type"], "member_left");
     assert_eq!(events[0]["user_id"], bob.user_id);
@@ -65,9 +76,18 @@ async fn every_kind_of_room_event_arrives() {
     let mut bob2 = server.client();
     bob2.login("bob").await;
     let mut cursor2 = bob2.cursor().await;
-    bob.post(&format!("/api/v1/rooms/{direct_id}/read"), json!({"seq": 2})).await;
+    bob.post(
+        &format!("/api/v1/rooms/{direct_id}/read"),
+        json!({"seq": 2}),
+    )
+    .await;
     let (_, body) = bob2.poll(&cursor2, 5).await;
-    let read: Vec<_> = body["ephemeral"].as_array().unwrap().iter().filter(|e| e["type"] == "read").collect();
+    let read: Vec<_> = body["ephemeral"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "read")
+        .collect();
     assert_eq!(read.len(), 1, "{body}");
     assert_eq!(read[0]["room_id"], direct_id);
     assert_eq!(read[0]["seq"], 2);
@@ -97,7 +117,10 @@ async fn a_waiting_poll_wakes_within_100ms_of_a_send() {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(message_texts(&body), ["ping"]);
         let latency = received_at.duration_since(sent_at);
-        assert!(latency < Duration::from_millis(100), "round {round}: woke after {latency:?}");
+        assert!(
+            latency < Duration::from_millis(100),
+            "round {round}: woke after {latency:?}"
+        );
         cursor = body["cursor"].as_str().unwrap().to_owned();
     }
 }
@@ -114,7 +137,10 @@ async fn an_idle_poll_returns_empty_at_its_timeout_with_the_same_cursor() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["events"], json!([]));
     assert_eq!(body["cursor"], cursor.as_str());
-    assert!(waited >= Duration::from_millis(950), "returned early: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(950),
+        "returned early: {waited:?}"
+    );
     assert!(waited < Duration::from_secs(3), "returned late: {waited:?}");
 
     // timeout=0 answers at once.
@@ -142,11 +168,20 @@ async fn cursors_that_cannot_be_served_exactly_ask_for_a_resync() {
     // A cursor pointing past the room's newest event (forged).
     let cursor = alice.cursor().await;
     let ahead = forge_room_seq(&cursor, room, 1_000);
-    let reply = alice.get(&format!("/api/v1/events?cursor={ahead}&timeout=0")).await;
+    let reply = alice
+        .get(&format!("/api/v1/events?cursor={ahead}&timeout=0"))
+        .await;
     assert_error(&reply, StatusCode::BAD_REQUEST, "resync_required");
 
-    for bad in ["timeout=61", "timeout=-1", "timeout=abc", "timeout=99999999999999999999"] {
-        let reply = alice.get(&format!("/api/v1/events?cursor={cursor}&{bad}")).await;
+    for bad in [
+        "timeout=61",
+        "timeout=-1",
+        "timeout=abc",
+        "timeout=99999999999999999999",
+    ] {
+        let reply = alice
+            .get(&format!("/api/v1/events?cursor={cursor}&{bad}"))
+            .await;
         assert_eq!(reply.0, StatusCode::BAD_REQUEST, "{bad}: {}", reply.1);
     }
 }
@@ -202,7 +237,11 @@ async fn open_polls_per_user_are_capped() {
         polls.push(tokio::spawn(async move { c.poll(&cur, 2).await }));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_error(&alice.poll(&cursor, 2).await, StatusCode::TOO_MANY_REQUESTS, "too_many_polls");
+    assert_error(
+        &alice.poll(&cursor, 2).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_polls",
+    );
     for p in polls {
         assert_eq!(p.await.unwrap().0, StatusCode::OK);
     }
@@ -239,7 +278,10 @@ async fn a_dropped_connection_frees_its_poll() {
             .build()
             .unwrap();
         let gave_up = impatient
-            .get(format!("{}/api/v1/events?cursor={cursor}&timeout=30", server.base))
+            .get(format!(
+                "{}/api/v1/events?cursor={cursor}&timeout=30",
+                server.base
+            ))
             .bearer_auth(alice.token.as_deref().unwrap())
             .send()
             .await;

@@ -8,5 +8,5 @@ mod bad_input;
 mod delivery;
 mod durability;
 mod events;
-mod rooms;
 mod messages;
+mod rooms;

@@ -11,9 +11,14 @@ async fn send_is_idempotent_per_client_message_id() {
     let alice = server.user("alice").await;
     let room = alice.create_room("r", "private").await;
 
-    let first = alice.say(room, "c-1", "hello :smile: [微笑] 😀\nsecond line").await;
+    let first = alice
+        .say(room, "c-1", "hello :smile: [微笑] 😀\nsecond line")
+        .await;
     assert_eq!(first["type"], "message");
-    assert_eq!(first["text"], "hello :smile: [微笑] 😀\nsecond line", "kept as typed");
+    assert_eq!(
+        first["text"], "hello :smile: [微笑] 😀\nsecond line",
+        "kept as typed"
+    );
     assert_eq!(first["sender_id"], alice.user_id);
     assert_eq!(first["sender_name"], "alice");
     assert!(first["ts"].as_i64().unwrap() > 1_600_000_000_000);
@@ -52,7 +57,9 @@ async fn history_pages_backwards_in_order() {
     let alice = server.user("alice").await;
     let room = alice.create_room("r", "private").await;
     for i in 0..120 {
-        alice.say(room, &format!("m{i}"), &format!("message {i}")).await;
+        alice
+            .say(room, &format!("m{i}"), &format!("message {i}"))
+            .await;
     }
     // seq 1 is room_created; messages are seq 2..=121.
     let mut seen = Vec::new();
@@ -66,7 +73,10 @@ async fn history_pages_backwards_in_order() {
         assert_eq!(status, StatusCode::OK, "{page}");
         let events = page["messages"].as_array().unwrap();
         let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
-        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "a page is ascending and gapless");
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "a page is ascending and gapless"
+        );
         seen.splice(0..0, seqs.iter().copied());
         if !page["has_more"].as_bool().unwrap() {
             break;
@@ -75,8 +85,18 @@ async fn history_pages_backwards_in_order() {
     }
     assert_eq!(seen, (1..=121).collect::<Vec<_>>());
 
-    for bad in ["limit=0", "limit=101", "limit=-1", "limit=abc", "before=0", "before=-5", "before=x"] {
-        let reply = alice.get(&format!("/api/v1/rooms/{room}/messages?{bad}")).await;
+    for bad in [
+        "limit=0",
+        "limit=101",
+        "limit=-1",
+        "limit=abc",
+        "before=0",
+        "before=-5",
+        "before=x",
+    ] {
+        let reply = alice
+            .get(&format!("/api/v1/rooms/{room}/messages?{bad}"))
+            .await;
         assert_eq!(reply.0, StatusCode::BAD_REQUEST, "{bad}: {}", reply.1);
         assert!(reply.1["error"]["code"].is_string());
     }

@@ -19,20 +19,31 @@ async fn group_rooms_join_invite_leave() {
 
     // The public directory lists only the public room.
     let (_, dir) = bob.get("/api/v1/rooms/public").await;
-    let ids: Vec<i64> = dir["rooms"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    let ids: Vec<i64> = dir["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(ids, vec![public]);
 
     bob.join(public).await;
     bob.join(public).await; // joining twice changes nothing
     let (_, members) = alice.get(&format!("/api/v1/rooms/{public}/members")).await;
     assert_eq!(members["members"].as_array().unwrap().len(), 2);
-    let roles: Vec<_> = members["members"].as_array().unwrap().iter().map(|m| (m["username"].clone(), m["role"].clone())).collect();
+    let roles: Vec<_> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["username"].clone(), m["role"].clone()))
+        .collect();
     assert!(roles.contains(&(json!("alice"), json!("owner"))));
     assert!(roles.contains(&(json!("bob"), json!("member"))));
 
     // A private room cannot be joined, and to outsiders it does not exist.
     assert_error(
-        &bob.post(&format!("/api/v1/rooms/{private}/join"), json!({})).await,
+        &bob.post(&format!("/api/v1/rooms/{private}/join"), json!({}))
+            .await,
         StatusCode::NOT_FOUND,
         "room_not_found",
     );
@@ -44,37 +55,60 @@ async fn group_rooms_join_invite_leave() {
 
     // Only owners and admins invite to a private room.
     let invite = alice
-        .post(&format!("/api/v1/rooms/{private}/members"), json!({"user_id": bob.user_id}))
+        .post(
+            &format!("/api/v1/rooms/{private}/members"),
+            json!({"user_id": bob.user_id}),
+        )
         .await;
     assert_eq!(invite.0, StatusCode::NO_CONTENT, "{}", invite.1);
     let refused = bob
-        .post(&format!("/api/v1/rooms/{private}/members"), json!({"user_id": carol.user_id}))
+        .post(
+            &format!("/api/v1/rooms/{private}/members"),
+            json!({"user_id": carol.user_id}),
+        )
         .await;
     assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
     // Any member may invite to a public room.
     let ok = bob
-        .post(&format!("/api/v1/rooms/{public}/members"), json!({"user_id": carol.user_id}))
+        .post(
+            &format!("/api/v1/rooms/{public}/members"),
+            json!({"user_id": carol.user_id}),
+        )
         .await;
     assert_eq!(ok.0, StatusCode::NO_CONTENT);
     assert_error(
-        &alice.post(&format!("/api/v1/rooms/{public}/members"), json!({"user_id": 999})).await,
+        &alice
+            .post(
+                &format!("/api/v1/rooms/{public}/members"),
+                json!({"user_id": 999}),
+            )
+            .await,
         StatusCode::NOT_FOUND,
         "user_not_found",
     );
 
     // Renaming is for owners and admins.
     assert_error(
-        &bob.patch(&format!("/api/v1/rooms/{public}"), json!({"title": "mine now"})).await,
+        &bob.patch(
+            &format!("/api/v1/rooms/{public}"),
+            json!({"title": "mine now"}),
+        )
+        .await,
         StatusCode::FORBIDDEN,
         "forbidden",
     );
     let (status, renamed) = alice
-        .patch(&format!("/api/v1/rooms/{public}"), json!({"title": "Class 3 (2) – 2026"}))
+        .patch(
+            &format!("/api/v1/rooms/{public}"),
+            json!({"title": "Class 3 (2) – 2026"}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(renamed["room"]["title"], "Class 3 (2) – 2026");
 
-    let (status, _) = carol.post(&format!("/api/v1/rooms/{public}/leave"), json!({})).await;
+    let (status, _) = carol
+        .post(&format!("/api/v1/rooms/{public}/leave"), json!({}))
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_error(
         &carol.get(&format!("/api/v1/rooms/{public}/members")).await,
@@ -91,11 +125,19 @@ async fn one_direct_conversation_per_pair() {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
 
-    let (status, first) = alice.post("/api/v1/direct", json!({"user_id": bob.user_id})).await;
+    let (status, first) = alice
+        .post("/api/v1/direct", json!({"user_id": bob.user_id}))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
     assert_eq!(first["room"]["kind"], "direct");
-    let (status, again) = bob.post("/api/v1/direct", json!({"user_id": alice.user_id})).await;
-    assert_eq!(status, StatusCode::OK, "whoever opens it second gets the same one");
+    let (status, again) = bob
+        .post("/api/v1/direct", json!({"user_id": alice.user_id}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "whoever opens it second gets the same one"
+    );
     assert_eq!(again["room"]["id"], first["room"]["id"]);
     let room = first["room"]["id"].as_i64().unwrap();
 
@@ -106,17 +148,23 @@ async fn one_direct_conversation_per_pair() {
     assert_eq!(row["unread_count"], 1);
 
     assert_error(
-        &alice.post("/api/v1/direct", json!({"user_id": alice.user_id})).await,
+        &alice
+            .post("/api/v1/direct", json!({"user_id": alice.user_id}))
+            .await,
         StatusCode::BAD_REQUEST,
         "invalid_peer",
     );
     assert_error(
-        &alice.post("/api/v1/direct", json!({"user_id": 424242})).await,
+        &alice
+            .post("/api/v1/direct", json!({"user_id": 424242}))
+            .await,
         StatusCode::NOT_FOUND,
         "user_not_found",
     );
     assert_error(
-        &alice.post(&format!("/api/v1/rooms/{room}/leave"), json!({})).await,
+        &alice
+            .post(&format!("/api/v1/rooms/{room}/leave"), json!({}))
+            .await,
         StatusCode::FORBIDDEN,
         "forbidden",
     );
@@ -152,13 +200,22 @@ async fn room_list_has_unread_counts_last_message_and_presence() {
     assert_eq!(rooms[1]["unread_count"], 0);
 
     let seq = last["seq"].as_i64().unwrap();
-    let (status, read) = bob.post(&format!("/api/v1/rooms/{busy}/read"), json!({"seq": seq})).await;
+    let (status, read) = bob
+        .post(&format!("/api/v1/rooms/{busy}/read"), json!({"seq": seq}))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(read["read_seq"], seq);
     // The marker never moves back, and never past the head.
-    let (_, read) = bob.post(&format!("/api/v1/rooms/{busy}/read"), json!({"seq": 1})).await;
+    let (_, read) = bob
+        .post(&format!("/api/v1/rooms/{busy}/read"), json!({"seq": 1}))
+        .await;
     assert_eq!(read["read_seq"], seq);
-    let (_, read) = bob.post(&format!("/api/v1/rooms/{busy}/read"), json!({"seq": 1_000_000})).await;
+    let (_, read) = bob
+        .post(
+            &format!("/api/v1/rooms/{busy}/read"),
+            json!({"seq": 1_000_000}),
+        )
+        .await;
     assert_eq!(read["read_seq"], seq);
     let (_, list) = bob.get("/api/v1/rooms").await;
     assert_eq!(list["rooms"][0]["unread_count"], 0);
@@ -173,7 +230,14 @@ async fn presence_follows_polls_with_a_grace_period() {
     bob.join(room).await;
 
     let online_of = |list: &serde_json::Value, name: &str| {
-        list["members"].as_array().unwrap().iter().find(|m| m["username"] == name).unwrap()["online"].as_bool().unwrap()
+        list["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["username"] == name)
+            .unwrap()["online"]
+            .as_bool()
+            .unwrap()
     };
     let (_, list) = alice.get(&format!("/api/v1/rooms/{room}/members")).await;
     assert!(!online_of(&list, "bob"));
