@@ -26,12 +26,12 @@ impl fmt::Display for Invalid {
     }
 }
 
-/// Refuses NUL and other control characters. Newline and tab are allowed
-/// only where `multiline` is set (message bodies). JSON may legally carry
+/// Refuses NUL and other control characters. Newline, carriage return and
+/// tab are allowed only where `multiline` is set (message bodies). JSON may legally carry
 /// `\u0000`, but no database should ever receive it.
 fn check_characters(field: &str, value: &str, multiline: bool) -> Result<(), Invalid> {
     let bad = value.chars().find(|&c| {
-        let allowed_ws = multiline && (c == '\n' || c == '\t');
+        let allowed_ws = multiline && matches!(c, '\n' | '\r' | '\t');
         (c.is_control() && !allowed_ws) || c == '\u{2028}' || c == '\u{2029}'
     });
     match bad {
@@ -179,7 +179,7 @@ impl AvatarUrl {
         let scheme_ok = lower.starts_with("https://")
             || lower.starts_with("http://")
             || (value.starts_with('/') && !value.starts_with("//"));
-        if !scheme_ok || value.len() > 512 || value.contains(char::is_whitespace) {
+        if !scheme_ok || value.chars().count() > 512 || value.contains(char::is_whitespace) {
             return Err(Invalid::new(
                 "invalid_avatar_url",
                 "avatar_url must be an http(s) URL or a path starting with '/', at most 512 characters",
@@ -259,7 +259,7 @@ mod tests {
 
     #[test]
     fn message_text_rules() {
-        assert!(MessageText::parse("hi\n\tthere [微笑] :smile: 😀", 100).is_ok());
+        assert!(MessageText::parse("hi\r\n\tthere [微笑] :smile: 😀", 100).is_ok());
         assert_eq!(
             MessageText::parse("  \n", 100).unwrap_err().code,
             "empty_text"

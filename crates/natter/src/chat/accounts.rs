@@ -4,8 +4,6 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
@@ -83,42 +81,19 @@ fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-async fn hash_password(password: Password) -> ChatResult<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut rand::rngs::OsRng);
-        Argon2::default()
-            .hash_password(password.as_str().as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| ChatError::Internal(format!("password hashing failed: {e}")))
-    })
-    .await
-    .map_err(|e| ChatError::Internal(e.to_string()))?
-}
-
-async fn verify_password(password: String, hash: String) -> ChatResult<bool> {
-    tokio::task::spawn_blocking(move || {
-        let parsed = PasswordHash::new(&hash)
-            .map_err(|e| ChatError::Internal(format!("stored hash unreadable: {e}")))?;
-        Ok(Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
-    })
-    .await
-    .map_err(|e| ChatError::Internal(e.to_string()))?
-}
-
-/// Verified against when the username does not exist, so a wrong username
-/// costs as much time as a wrong password and reveals nothing.
-async fn decoy_hash() -> ChatResult<String> {
-    static DECOY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-    DECOY
-        .get_or_try_init(|| async {
-            let mut random = [0u8; 24];
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
-            hash_password(Password::parse(&URL_SAFE_NO_PAD.encode(random))?).await
-        })
-        .await
-        .cloned()
+impl Chat {
+    /// A hash to verify against when the username does not exist, so a
+    /// wrong username costs as much time as a wrong password.
+    async fn decoy_hash(&self) -> ChatResult<String> {
+        self.decoy_hash
+            .get_or_try_init(|| async {
+                let mut random = [0u8; 24];
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
+                self.passwords.hash(URL_SAFE_NO_PAD.encode(random)).await
+            })
+            .await
+            .cloned()
+    }
 }
 
 impl Chat {
@@ -135,7 +110,7 @@ impl Chat {
             Some(name) => DisplayName::parse(name)?.into_string(),
             None => username.as_str().to_owned(),
         };
-        let password_hash = hash_password(password).await?;
+        let password_hash = self.passwords.hash(password.as_str().to_owned()).await?;
         let user = self
             .store
             .create_user(NewUser {
@@ -156,9 +131,9 @@ impl Chat {
         let found = self.store.credentials(username.as_str()).await?;
         let (hash, user) = match found {
             Some(c) => (c.password_hash, Some(c.user)),
-            None => (decoy_hash().await?, None),
+            None => (self.decoy_hash().await?, None),
         };
-        let ok = verify_password(password.to_owned(), hash).await?;
+        let ok = self.passwords.verify(password.to_owned(), hash).await?;
         let user = match (ok, user) {
             (true, Some(user)) => user,
             _ => return Err(ChatError::InvalidCredentials),

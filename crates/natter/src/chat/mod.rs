@@ -7,6 +7,7 @@
 
 mod accounts;
 mod messages;
+mod passwords;
 mod rooms;
 
 use std::collections::HashMap;
@@ -57,6 +58,10 @@ pub struct Chat {
     sessions: accounts::SessionCache,
     /// Display names of senders, so a send needs no extra read.
     names: Mutex<HashMap<UserId, String>>,
+    passwords: passwords::PasswordPool,
+    /// Checked against when a login names no account, so the answer takes
+    /// as long as a wrong password and reveals nothing.
+    decoy_hash: tokio::sync::OnceCell<String>,
 }
 
 impl Chat {
@@ -75,6 +80,8 @@ impl Chat {
             config,
             sessions: accounts::SessionCache::default(),
             names: Mutex::new(HashMap::new()),
+            passwords: passwords::PasswordPool::start(),
+            decoy_hash: tokio::sync::OnceCell::new(),
         });
         let sink: Arc<dyn BusSink> = chat.clone();
         bus.subscribe(Arc::downgrade(&sink));

@@ -112,8 +112,13 @@ impl Chat {
         }
         let title = match title {
             Some(t) => RoomTitle::parse(t)?.into_string(),
-            None => current.title,
+            None => current.title.clone(),
         };
+        let visibility = visibility.unwrap_or(current.visibility);
+        if title == current.title && visibility == current.visibility {
+            // Nothing changes, so nothing is announced.
+            return Ok(current);
+        }
         let (room, event) = self
             .store
             .update_room(
@@ -121,7 +126,7 @@ impl Chat {
                 caller.user,
                 self.display_name(caller.user).await?,
                 title,
-                visibility.unwrap_or(current.visibility),
+                visibility,
                 now_ms(),
             )
             .await?;

@@ -106,8 +106,9 @@ impl FromRequestParts<AppState> for Auth {
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .filter(|t| !t.is_empty() && t.len() <= 256)
             .ok_or(ChatError::Unauthenticated)?;
         Ok(Auth(state.chat.authenticate(token).await?))

@@ -9,4 +9,5 @@ mod delivery;
 mod durability;
 mod events;
 mod messages;
+mod meta;
 mod rooms;

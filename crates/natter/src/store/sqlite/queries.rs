@@ -457,11 +457,13 @@ pub fn add_member(
         },
     )?;
     q(conn.execute(
-        "INSERT INTO members (room_id, user_id, role, since_seq, changed_seq, active)
-         VALUES (?1, ?2, ?3, ?4, ?4, 1)
+        // A (re)joined member has read everything up to their join, so
+        // unread counts start from there.
+        "INSERT INTO members (room_id, user_id, role, since_seq, changed_seq, active, read_seq)
+         VALUES (?1, ?2, ?3, ?4, ?4, 1, ?4)
          ON CONFLICT (room_id, user_id) DO UPDATE SET
             role = excluded.role, since_seq = excluded.since_seq,
-            changed_seq = excluded.changed_seq, active = 1",
+            changed_seq = excluded.changed_seq, active = 1, read_seq = excluded.read_seq",
         params![room_id.0, user_id.0, rows::role_str(role), event.seq],
     ))?;
     Ok(Some(event))
