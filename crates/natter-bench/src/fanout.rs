@@ -1,0 +1,420 @@
+//! The long-poll delivery scenarios: readers wait in rooms, senders send,
+//! and every delivery is checked (per-room sequence continuity) and timed
+//! (the send time travels in the message text).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use hyper::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::conn::{Conn, source_for};
+use crate::setup::{self, Account};
+use crate::stats::{CpuMeter, Latency, Report, memory};
+
+/// Users, rooms and memberships for a run, created once.
+pub struct Population {
+    pub prefix: String,
+    pub rooms: Vec<i64>,
+    pub readers: Vec<Account>,
+    pub senders: Vec<Account>,
+}
+
+impl Population {
+    /// Reader `i` is in room `i % rooms`. With no more senders than rooms
+    /// every sender joins (and sends round-robin to) every room; with more,
+    /// sender `i` keeps to room `i % rooms`.
+    pub async fn create(
+        server: SocketAddr,
+        rooms: usize,
+        readers: usize,
+        senders: usize,
+    ) -> anyhow::Result<Population> {
+        let senders_in_every_room = senders <= rooms;
+        let prefix = setup::run_prefix();
+        eprintln!(
+            "setting up {readers} readers, {senders} senders, {rooms} rooms (prefix {prefix})"
+        );
+        let owner = setup::accounts(server, &format!("{prefix}o"), 1).await?;
+        let room_ids = setup::rooms(server, &owner[0], &prefix, rooms).await?;
+        let reader_accounts = setup::accounts(server, &format!("{prefix}r"), readers).await?;
+        let sender_accounts = setup::accounts(server, &format!("{prefix}s"), senders).await?;
+        let mut memberships = Vec::new();
+        for (i, a) in reader_accounts.iter().enumerate() {
+            memberships.push((a.clone(), room_ids[i % rooms]));
+        }
+        for (i, a) in sender_accounts.iter().enumerate() {
+            if senders_in_every_room {
+                memberships.extend(room_ids.iter().map(|r| (a.clone(), *r)));
+            } else {
+                memberships.push((a.clone(), room_ids[i % rooms]));
+            }
+        }
+        setup::join(server, memberships).await?;
+        Ok(Population {
+            prefix,
+            rooms: room_ids,
+            readers: reader_accounts,
+            senders: sender_accounts,
+        })
+    }
+}
+
+/// How senders send.
+#[derive(Clone, Copy, Debug)]
+pub enum Plan {
+    /// A fixed total rate across all senders for a time.
+    Rate { per_second: f64, duration: Duration },
+    /// Each sender sends its next message as soon as the last is acked.
+    Flood { duration: Duration },
+    /// Exactly this many messages, as fast as acks come.
+    Count { messages: u64 },
+}
+
+/// One measured run over a population.
+pub struct Run<'a> {
+    pub server: SocketAddr,
+    pub server_pid: Option<u32>,
+    pub population: &'a Population,
+    /// How many of the population's readers connect (the first N).
+    pub clients: usize,
+    pub plan: Plan,
+    /// How long readers may take to catch up after the last send.
+    pub drain: Duration,
+    pub name: String,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Answer {
+    events: Vec<EventIn>,
+    cursor: String,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct EventIn {
+    #[serde(rename = "type")]
+    kind: String,
+    seq: i64,
+    text: Option<String>,
+}
+
+#[derive(Default)]
+struct ReaderResult {
+    received: u64,
+    duplicated: u64,
+    gaps: u64,
+    errors: u64,
+    latencies_us: Vec<u32>,
+    last_delivery: Option<Instant>,
+}
+
+/// Shared state between senders and readers.
+struct Shared {
+    epoch: Instant,
+    /// Per room: acknowledged messages, final once `sending_done`.
+    acked: Vec<AtomicU64>,
+    sending_done: std::sync::atomic::AtomicBool,
+    ready: AtomicUsize,
+}
+
+impl Run<'_> {
+    pub async fn execute(self) -> anyhow::Result<Report> {
+        let pop = self.population;
+        let mut report = Report {
+            scenario: self.name.clone(),
+            clients: self.clients,
+            rooms: pop.rooms.len(),
+            ..Report::default()
+        };
+        let baseline = self.server_pid.and_then(memory);
+        let shared = Arc::new(Shared {
+            epoch: Instant::now(),
+            acked: pop.rooms.iter().map(|_| AtomicU64::new(0)).collect(),
+            sending_done: false.into(),
+            ready: AtomicUsize::new(0),
+        });
+
+        // Readers connect, take a cursor, and start waiting.
+        let mut readers = Vec::with_capacity(self.clients);
+        for (i, account) in pop.readers.iter().take(self.clients).enumerate() {
+            let shared = shared.clone();
+            let token = account.token.clone();
+            let room_slot = i % pop.rooms.len();
+            let server = self.server;
+            readers.push(tokio::spawn(async move {
+                read_loop(server, source_for(i), token, room_slot, shared).await
+            }));
+        }
+        let connect_deadline = Instant::now() + Duration::from_secs(120);
+        while shared.ready.load(Ordering::Relaxed) < self.clients
+            && Instant::now() < connect_deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let connected = shared.ready.load(Ordering::Relaxed);
+        if connected < self.clients {
+            report.notes.push(format!(
+                "only {connected} of {} clients connected",
+                self.clients
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let (Some(base), Some(now)) = (baseline, self.server_pid.and_then(memory)) {
+            report.server_rss_kib = Some(now.rss_kib);
+            if connected > 0 {
+                report.server_kib_per_waiting_poll =
+                    Some((now.rss_kib.saturating_sub(base.rss_kib)) as f64 / connected as f64);
+            }
+        }
+
+        // Senders.
+        let meter = CpuMeter::start(self.server_pid);
+        let send_started = Instant::now();
+        let next = Arc::new(AtomicU64::new(0));
+        let mut senders = Vec::new();
+        for (i, account) in pop.senders.iter().enumerate() {
+            let (shared, next) = (shared.clone(), next.clone());
+            let token = account.token.clone();
+            let rooms = pop.rooms.clone();
+            let prefix = pop.prefix.clone();
+            let (server, plan) = (self.server, self.plan);
+            let sender_count = pop.senders.len();
+            senders.push(tokio::spawn(async move {
+                send_loop(
+                    server,
+                    source_for(i),
+                    token,
+                    rooms,
+                    i,
+                    sender_count,
+                    prefix,
+                    plan,
+                    next,
+                    shared,
+                )
+                .await
+            }));
+        }
+        let mut acks_us = Vec::new();
+        for s in senders {
+            let (sent, errors, latencies) = s.await??;
+            report.messages_sent += sent;
+            report.errors += errors;
+            acks_us.extend(latencies);
+        }
+        let send_time = send_started.elapsed();
+        shared.sending_done.store(true, Ordering::Release);
+        report.messages_acked = shared.acked.iter().map(|a| a.load(Ordering::Relaxed)).sum();
+
+        // Readers finish once they have everything, or at the drain deadline.
+        let drain_deadline = Instant::now() + self.drain;
+        let mut results = Vec::new();
+        for r in readers {
+            let remaining =
+                drain_deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(15);
+            match tokio::time::timeout(remaining, r).await {
+                Ok(Ok(result)) => results.push(result),
+                _ => report.errors += 1,
+            }
+        }
+        meter.finish(&mut report);
+
+        let mut expected = 0u64;
+        for (slot, acked) in shared.acked.iter().enumerate() {
+            let readers_here = (0..self.clients)
+                .filter(|i| i % pop.rooms.len() == slot)
+                .count() as u64;
+            expected += acked.load(Ordering::Relaxed) * readers_here;
+        }
+        let received: u64 = results.iter().map(|r| r.received).sum();
+        let last = results.iter().filter_map(|r| r.last_delivery).max();
+        report.deliveries_expected = Some(expected);
+        report.deliveries_received = Some(received);
+        report.lost = Some(expected.saturating_sub(received));
+        report.duplicated = Some(results.iter().map(|r| r.duplicated).sum());
+        let gaps: u64 = results.iter().map(|r| r.gaps).sum();
+        if gaps > 0 {
+            report
+                .notes
+                .push(format!("{gaps} sequence gaps seen by readers"));
+        }
+        report.errors += results.iter().map(|r| r.errors).sum::<u64>();
+        let span = last
+            .map_or(send_time, |l| l.duration_since(send_started))
+            .max(send_time);
+        report.duration_s = span.as_secs_f64();
+        report.deliveries_per_s = Some(received as f64 / span.as_secs_f64());
+        report.acks_per_s = Some(report.messages_acked as f64 / send_time.as_secs_f64());
+        let latencies: Vec<u32> = results.into_iter().flat_map(|r| r.latencies_us).collect();
+        report.delivery_latency = Some(Latency::from_micros(latencies));
+        report.ack_latency = Some(Latency::from_micros(acks_us));
+        if let Some(m) = self.server_pid.and_then(memory) {
+            report.server_peak_rss_kib = Some(m.peak_rss_kib);
+        }
+        Ok(report)
+    }
+}
+
+async fn read_loop(
+    server: SocketAddr,
+    source: std::net::IpAddr,
+    token: String,
+    room_slot: usize,
+    shared: Arc<Shared>,
+) -> ReaderResult {
+    let mut result = ReaderResult::default();
+    let mut conn = match Conn::open(server, source).await {
+        Ok(c) => c,
+        Err(_) => {
+            result.errors += 1;
+            return result;
+        }
+    };
+    let mut cursor = match conn
+        .json(Method::GET, "/api/v1/events", Some(&token), None)
+        .await
+    {
+        Ok(v) => v["cursor"].as_str().unwrap_or_default().to_owned(),
+        Err(_) => {
+            result.errors += 1;
+            return result;
+        }
+    };
+    shared.ready.fetch_add(1, Ordering::Relaxed);
+    let mut last_seq: Option<i64> = None;
+    let hard_stop = Instant::now() + Duration::from_secs(3600);
+    loop {
+        if shared.sending_done.load(Ordering::Acquire)
+            && result.received >= shared.acked[room_slot].load(Ordering::Relaxed)
+        {
+            break;
+        }
+        if Instant::now() > hard_stop {
+            break;
+        }
+        let path = format!("/api/v1/events?cursor={cursor}&timeout=5");
+        let (status, body) = match conn.call(Method::GET, &path, Some(&token), None).await {
+            Ok(r) => r,
+            Err(_) => {
+                result.errors += 1;
+                // Reconnect and resume from the same cursor.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                match Conn::open(server, source).await {
+                    Ok(c) => conn = c,
+                    Err(_) => return result,
+                }
+                continue;
+            }
+        };
+        let now = Instant::now();
+        if status != StatusCode::OK {
+            result.errors += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        let Ok(answer) = serde_json::from_slice::<Answer>(&body) else {
+            result.errors += 1;
+            continue;
+        };
+        for e in answer.events {
+            if let Some(last) = last_seq {
+                if e.seq <= last {
+                    result.duplicated += 1;
+                    continue;
+                }
+                if e.seq > last + 1 {
+                    result.gaps += 1;
+                }
+            }
+            last_seq = Some(e.seq);
+            if e.kind != "message" {
+                continue;
+            }
+            result.received += 1;
+            result.last_delivery = Some(now);
+            if let Some(sent_us) = e.text.as_deref().and_then(|t| t.parse::<u64>().ok()) {
+                let now_us = now.duration_since(shared.epoch).as_micros() as u64;
+                result
+                    .latencies_us
+                    .push(now_us.saturating_sub(sent_us).min(u64::from(u32::MAX)) as u32);
+            }
+        }
+        cursor = answer.cursor;
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send_loop(
+    server: SocketAddr,
+    source: std::net::IpAddr,
+    token: String,
+    rooms: Vec<i64>,
+    sender: usize,
+    sender_count: usize,
+    prefix: String,
+    plan: Plan,
+    next: Arc<AtomicU64>,
+    shared: Arc<Shared>,
+) -> anyhow::Result<(u64, u64, Vec<u32>)> {
+    let mut conn = Conn::open(server, source).await?;
+    let started = Instant::now();
+    let (mut sent, mut errors, mut latencies) = (0u64, 0u64, Vec::new());
+    // With fewer senders than rooms every sender covers all rooms; with
+    // more, sender i keeps to room i % rooms (it joined only that one).
+    let own_room = (sender_count > rooms.len()).then(|| sender % rooms.len());
+    loop {
+        let k = next.fetch_add(1, Ordering::Relaxed);
+        match plan {
+            Plan::Rate {
+                per_second,
+                duration,
+            } => {
+                let due = started + Duration::from_secs_f64(k as f64 / per_second);
+                if due >= started + duration {
+                    break;
+                }
+                tokio::time::sleep_until(due.into()).await;
+            }
+            Plan::Flood { duration } => {
+                if started.elapsed() >= duration {
+                    break;
+                }
+            }
+            Plan::Count { messages } => {
+                if k >= messages {
+                    break;
+                }
+            }
+        }
+        let slot = own_room.unwrap_or(k as usize % rooms.len());
+        let send_at = Instant::now();
+        let text = send_at.duration_since(shared.epoch).as_micros().to_string();
+        let body = json!({"client_msg_id": format!("{prefix}-{k}"), "text": text});
+        let path = format!("/api/v1/rooms/{}/messages", rooms[slot]);
+        sent += 1;
+        match conn
+            .call(
+                Method::POST,
+                &path,
+                Some(&token),
+                Some(serde_json::to_vec(&body)?),
+            )
+            .await
+        {
+            Ok((StatusCode::CREATED, _)) => {
+                shared.acked[slot].fetch_add(1, Ordering::Relaxed);
+                latencies.push(send_at.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+            }
+            Ok(_) => errors += 1,
+            Err(_) => {
+                errors += 1;
+                conn = Conn::open(server, source).await?;
+            }
+        }
+    }
+    Ok((sent, errors, latencies))
+}

@@ -1,0 +1,221 @@
+//! natter-bench: drives a running natter over its public API exactly as
+//! browsers do — one keep-alive TCP connection per simulated client, each
+//! running the long-poll loop with its cursor — and reports delivery
+//! latency, lost and duplicated deliveries, throughput and server memory.
+//!
+//! Every loop is bounded in count and time, and only loopback addresses
+//! are ever contacted.
+
+mod ceiling;
+mod conn;
+mod fanout;
+mod history;
+mod setup;
+mod stats;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::fanout::{Plan, Population, Run};
+use crate::stats::Report;
+
+/// Load generator for natter. Start natter first (scripts/bench.sh does it
+/// all), then name a scenario. Give --server-pid to read the server's
+/// memory and CPU from /proc.
+#[derive(Parser)]
+#[command(name = "natter-bench", version)]
+struct Cli {
+    /// natter's address (loopback only)
+    #[arg(long, default_value = "127.0.0.1:8080", global = true)]
+    server: SocketAddr,
+    /// natter's process id, to read its RSS and CPU time
+    #[arg(long, global = true)]
+    server_pid: Option<u32>,
+    /// Print the report as JSON instead of a table
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Small exact-delivery check for CI: fails unless 0 lost, 0 duplicated, 0 errors.
+    Smoke {
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        #[arg(long, default_value_t = 200)]
+        messages: u64,
+        #[arg(long, default_value_t = 2)]
+        rooms: usize,
+        #[arg(long, default_value_t = 2)]
+        senders: usize,
+    },
+    /// S1: clients wait in one room; messages at a steady rate. Measures delivery latency.
+    S1 {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// Messages per second
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// S2: clients wait in one room; senders send as fast as acks come. Runs `ceiling` first.
+    S2 {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        #[arg(long, default_value_t = 8)]
+        senders: usize,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
+    /// S3: ramp waiting polls in steps over many rooms at a low message rate. Measures memory per poll.
+    S3 {
+        #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000,19000")]
+        steps: Vec<usize>,
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+        #[arg(long, default_value_t = 1.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// S4: many senders over many rooms, durable sends as fast as acks come. Measures acks/s.
+    S4 {
+        #[arg(long, default_value_t = 200)]
+        senders: usize,
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// S5: fill one room, then page its history at random points. Measures page latency.
+    S5 {
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: u64,
+        #[arg(long, default_value_t = 2000)]
+        pages: usize,
+    },
+    /// The trivial in-process server every long-poll round trip is bounded by.
+    Ceiling {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    anyhow::ensure!(
+        cli.server.ip().is_loopback(),
+        "natter-bench only drives servers on loopback addresses"
+    );
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let (server, pid) = (cli.server, cli.server_pid);
+    let run = |population, clients, plan, drain_s, name: &str| Run {
+        server,
+        server_pid: pid,
+        population,
+        clients,
+        plan,
+        drain: Duration::from_secs(drain_s),
+        name: name.to_owned(),
+    };
+    let mut reports: Vec<Report> = Vec::new();
+    let mut failed = false;
+    match cli.scenario {
+        Scenario::Smoke {
+            clients,
+            messages,
+            rooms,
+            senders,
+        } => {
+            let pop = Population::create(server, rooms, clients, senders).await?;
+            let report = run(&pop, clients, Plan::Count { messages }, 30, "smoke")
+                .execute()
+                .await?;
+            failed = report.lost != Some(0)
+                || report.duplicated != Some(0)
+                || report.errors != 0
+                || report.messages_acked != messages;
+            reports.push(report);
+        }
+        Scenario::S1 {
+            clients,
+            rate,
+            seconds,
+        } => {
+            let pop = Population::create(server, 1, clients, 1).await?;
+            let plan = Plan::Rate {
+                per_second: rate,
+                duration: Duration::from_secs(seconds),
+            };
+            reports.push(run(&pop, clients, plan, 10, "s1").execute().await?);
+        }
+        Scenario::S2 {
+            clients,
+            senders,
+            seconds,
+        } => {
+            reports.push(ceiling::run(clients, Duration::from_secs(seconds)).await?);
+            let pop = Population::create(server, 1, clients, senders).await?;
+            let plan = Plan::Flood {
+                duration: Duration::from_secs(seconds),
+            };
+            reports.push(run(&pop, clients, plan, 10, "s2").execute().await?);
+        }
+        Scenario::S3 {
+            steps,
+            rooms,
+            rate,
+            seconds,
+        } => {
+            let most = steps.iter().copied().max().unwrap_or(0);
+            let pop = Population::create(server, rooms, most, 1.max(rooms.min(10))).await?;
+            for step in steps {
+                let plan = Plan::Rate {
+                    per_second: rate,
+                    duration: Duration::from_secs(seconds),
+                };
+                reports.push(
+                    run(&pop, step, plan, 10, &format!("s3 @ {step}"))
+                        .execute()
+                        .await?,
+                );
+            }
+        }
+        Scenario::S4 {
+            senders,
+            rooms,
+            seconds,
+        } => {
+            let pop = Population::create(server, rooms, 0, senders).await?;
+            let plan = Plan::Flood {
+                duration: Duration::from_secs(seconds),
+            };
+            reports.push(run(&pop, 0, plan, 0, "s4").execute().await?);
+        }
+        Scenario::S5 { messages, pages } => {
+            reports.push(history::run(server, pid, messages, pages).await?);
+        }
+        Scenario::Ceiling { clients, seconds } => {
+            reports.push(ceiling::run(clients, Duration::from_secs(seconds)).await?);
+        }
+    }
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        for r in &reports {
+            r.print_table();
+        }
+    }
+    if failed {
+        anyhow::bail!("smoke run failed: deliveries were lost or duplicated, or requests failed");
+    }
+    Ok(())
+}
