@@ -114,7 +114,33 @@ pub struct Event {
     /// The sender's display name when the event happened.
     pub sender_name: String,
     pub body: EventBody,
+    /// The event's encoded wire form, filled by the first answer that sends
+    /// it, so a fan-out to a thousand polls encodes it once.
+    pub encoded: EncodedOnce,
 }
+
+/// A once-filled slot for a JSON encoding of a value; ignored by
+/// comparisons, since it only ever holds a function of the value itself.
+#[derive(Clone, Debug, Default)]
+pub struct EncodedOnce(std::sync::OnceLock<Box<serde_json::value::RawValue>>);
+
+impl EncodedOnce {
+    /// The cached encoding, computing it with `encode` the first time.
+    pub fn get_or_init(
+        &self,
+        encode: impl FnOnce() -> Box<serde_json::value::RawValue>,
+    ) -> &serde_json::value::RawValue {
+        self.0.get_or_init(encode)
+    }
+}
+
+impl PartialEq for EncodedOnce {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for EncodedOnce {}
 
 /// What happened in a room.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 //! docs/api.md and the OpenAPI document with them.
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::chat::{MemberList, RoomListing};
 use crate::hub::PollAnswer;
@@ -239,25 +240,33 @@ impl From<&Ephemeral> for EphemeralOut {
     }
 }
 
+/// An event's JSON, encoded once per event however many polls send it.
+pub fn encoded_event(e: &Event) -> &RawValue {
+    e.encoded.get_or_init(|| {
+        let json = serde_json::to_string(&EventOut::from(e)).expect("events encode");
+        RawValue::from_string(json).expect("serde_json output is JSON")
+    })
+}
+
 /// One long-poll answer.
 #[derive(Serialize)]
-pub struct EventsOut {
-    pub events: Vec<EventOut>,
+pub struct EventsOut<'a> {
+    pub events: Vec<&'a RawValue>,
     pub ephemeral: Vec<EphemeralOut>,
-    pub cursor: String,
+    pub cursor: &'a str,
     pub ephemeral_gap: bool,
 }
 
-impl From<&PollAnswer> for EventsOut {
-    fn from(a: &PollAnswer) -> Self {
+impl<'a> From<&'a PollAnswer> for EventsOut<'a> {
+    fn from(a: &'a PollAnswer) -> Self {
         EventsOut {
-            events: a.events.iter().map(|e| EventOut::from(&**e)).collect(),
+            events: a.events.iter().map(|e| encoded_event(e)).collect(),
             ephemeral: a
                 .ephemeral
                 .iter()
                 .map(|e| EphemeralOut::from(&**e))
                 .collect(),
-            cursor: a.cursor.clone(),
+            cursor: &a.cursor,
             ephemeral_gap: a.ephemeral_gap,
         }
     }

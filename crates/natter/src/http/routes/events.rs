@@ -1,8 +1,10 @@
 //! The event stream by long polling.
 
+use axum::Router;
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::http::AppState;
@@ -28,7 +30,9 @@ async fn poll(
     State(s): State<AppState>,
     Auth(caller): Auth,
     QueryParams(q): QueryParams<PollQuery>,
-) -> ApiResult<Json<EventsOut>> {
+) -> ApiResult<impl IntoResponse> {
     let answer = s.chat.poll(&caller, q.cursor.as_deref(), q.timeout).await?;
-    Ok(Json(EventsOut::from(&answer)))
+    let body = serde_json::to_vec(&EventsOut::from(&answer))
+        .map_err(|e| crate::error::ChatError::Internal(e.to_string()))?;
+    Ok(([(CONTENT_TYPE, "application/json")], body))
 }

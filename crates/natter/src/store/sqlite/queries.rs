@@ -179,6 +179,7 @@ fn append_event(
         sender,
         sender_name: sender_name.to_owned(),
         body,
+        encoded: Default::default(),
     })
 }
 

@@ -45,6 +45,7 @@ pub fn event(row: &Row<'_>) -> rusqlite::Result<Event> {
         sender_name: row.get(4)?,
         at: row.get(5)?,
         body,
+        encoded: Default::default(),
     })
 }
 
