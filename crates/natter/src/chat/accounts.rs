@@ -2,7 +2,7 @@
 //! edit a profile.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::RwLock;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -35,7 +35,8 @@ pub struct Login {
 /// read the store every time. Ended sessions are dropped from it at once.
 #[derive(Default)]
 pub(super) struct SessionCache {
-    inner: Mutex<CacheInner>,
+    // Every request reads it; only logins and logouts write.
+    inner: RwLock<CacheInner>,
 }
 
 #[derive(Default)]
@@ -50,7 +51,7 @@ const SESSION_CACHE_MAX: usize = 100_000;
 impl SessionCache {
     fn get(&self, hash: &[u8; 32]) -> Option<(Caller, Millis)> {
         self.inner
-            .lock()
+            .read()
             .expect("cache poisoned")
             .by_hash
             .get(hash)
@@ -58,7 +59,7 @@ impl SessionCache {
     }
 
     fn put(&self, hash: [u8; 32], caller: Caller, expires_at: Millis) {
-        let mut inner = self.inner.lock().expect("cache poisoned");
+        let mut inner = self.inner.write().expect("cache poisoned");
         if inner.by_hash.len() >= SESSION_CACHE_MAX {
             inner.by_hash.clear();
             inner.hash_of.clear();
@@ -68,7 +69,7 @@ impl SessionCache {
     }
 
     pub(super) fn forget(&self, sessions: &[SessionId]) {
-        let mut inner = self.inner.lock().expect("cache poisoned");
+        let mut inner = self.inner.write().expect("cache poisoned");
         for id in sessions {
             if let Some(hash) = inner.hash_of.remove(id) {
                 inner.by_hash.remove(&hash);

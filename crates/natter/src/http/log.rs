@@ -10,6 +10,9 @@ use axum::response::Response;
 
 /// Logs the request once its response is ready.
 pub async fn log_request(request: Request, next: Next) -> Response {
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return next.run(request).await;
+    }
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();

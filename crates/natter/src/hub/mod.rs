@@ -15,7 +15,7 @@ mod room_feed;
 mod user_feed;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -63,8 +63,10 @@ impl Default for HubConfig {
 pub struct Hub {
     store: Arc<dyn Store>,
     config: HubConfig,
-    rooms: Mutex<HashMap<RoomId, Arc<RoomFeed>>>,
-    users: Mutex<HashMap<UserId, Arc<UserFeed>>>,
+    // Read-mostly maps: every poll and every fan-out looks feeds up, only
+    // a feed's first use writes.
+    rooms: RwLock<HashMap<RoomId, Arc<RoomFeed>>>,
+    users: RwLock<HashMap<UserId, Arc<UserFeed>>>,
     shutdown: watch::Sender<bool>,
     me: Weak<Hub>,
 }
@@ -75,8 +77,8 @@ impl Hub {
         Arc::new_cyclic(|me| Hub {
             store,
             config,
-            rooms: Mutex::new(HashMap::new()),
-            users: Mutex::new(HashMap::new()),
+            rooms: RwLock::new(HashMap::new()),
+            users: RwLock::new(HashMap::new()),
             shutdown: watch::Sender::new(false),
             me: me.clone(),
         })
@@ -84,13 +86,7 @@ impl Hub {
 
     /// The room's feed, loading it from the store on first use.
     pub async fn room(&self, id: RoomId) -> ChatResult<Arc<RoomFeed>> {
-        let feed = self
-            .rooms
-            .lock()
-            .expect("rooms poisoned")
-            .entry(id)
-            .or_insert_with(|| Arc::new(RoomFeed::new(id)))
-            .clone();
+        let feed = get_or_insert(&self.rooms, id, || RoomFeed::new(id));
         let loaded = feed
             .loaded
             .get_or_try_init(|| async {
@@ -110,7 +106,7 @@ impl Hub {
         if let Err(e) = loaded {
             // Forget a feed for a room that does not exist, so probing
             // random ids cannot fill memory.
-            let mut rooms = self.rooms.lock().expect("rooms poisoned");
+            let mut rooms = self.rooms.write().expect("rooms poisoned");
             if rooms.get(&id).is_some_and(|f| Arc::ptr_eq(f, &feed)) {
                 rooms.remove(&id);
             }
@@ -121,13 +117,7 @@ impl Hub {
 
     /// The user's feed, loading their memberships on first use.
     pub async fn user(&self, id: UserId) -> ChatResult<Arc<UserFeed>> {
-        let feed = self
-            .users
-            .lock()
-            .expect("users poisoned")
-            .entry(id)
-            .or_insert_with(|| Arc::new(UserFeed::new(id)))
-            .clone();
+        let feed = get_or_insert(&self.users, id, || UserFeed::new(id));
         feed.loaded
             .get_or_try_init(|| async {
                 let records = self.store.memberships_of(id).await?;
@@ -139,7 +129,7 @@ impl Hub {
     }
 
     fn loaded_users(&self, ids: impl IntoIterator<Item = UserId>) -> Vec<Arc<UserFeed>> {
-        let users = self.users.lock().expect("users poisoned");
+        let users = self.users.read().expect("users poisoned");
         ids.into_iter()
             .filter_map(|id| users.get(&id).cloned())
             .collect()
@@ -156,7 +146,7 @@ impl Hub {
         }
         let Some(room) = self
             .rooms
-            .lock()
+            .read()
             .expect("rooms poisoned")
             .get(&event.room)
             .cloned()
@@ -262,4 +252,21 @@ impl Hub {
     pub fn deployment_id(&self) -> u64 {
         self.store.deployment_id()
     }
+}
+
+/// The map's entry for `key`, created with `make` if missing; takes the
+/// write lock only when it has to create.
+fn get_or_insert<K: std::hash::Hash + Eq + Copy, V>(
+    map: &RwLock<HashMap<K, Arc<V>>>,
+    key: K,
+    make: impl FnOnce() -> V,
+) -> Arc<V> {
+    if let Some(found) = map.read().expect("feed map poisoned").get(&key) {
+        return found.clone();
+    }
+    map.write()
+        .expect("feed map poisoned")
+        .entry(key)
+        .or_insert_with(|| Arc::new(make()))
+        .clone()
 }

@@ -20,8 +20,16 @@ pub struct OpenPoll {
 
 impl Drop for OpenPoll {
     fn drop(&mut self) {
-        let remaining = self.user.lock().close_poll(self.id);
-        if remaining == 0 {
+        let start_check = {
+            let mut state = self.user.lock();
+            let idle = state.close_poll(self.id) == 0;
+            let start = idle && !state.offline_check_pending;
+            if start {
+                state.offline_check_pending = true;
+            }
+            start
+        };
+        if start_check {
             if let Some(hub) = self.hub.upgrade() {
                 hub.schedule_offline(self.user.clone());
             }
@@ -55,30 +63,44 @@ impl Hub {
         })
     }
 
-    /// After the grace period, takes the user offline unless a poll opened
-    /// in the meantime.
+    /// Takes the user offline once no poll has been open for the grace
+    /// period. One such task runs per user at a time: it sleeps until the
+    /// last poll's end plus the grace, and gives up as soon as a poll is
+    /// open again.
     fn schedule_offline(&self, user: Arc<UserFeed>) {
         // A poll dropped while the runtime shuts down has nobody to tell.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            user.lock().offline_check_pending = false;
             return;
         };
-        let generation = user.lock().presence_generation;
         let hub = self.me.clone();
         let grace = self.config.presence_grace;
         runtime.spawn(async move {
-            tokio::time::sleep(grace).await;
-            let Some(hub) = hub.upgrade() else { return };
-            let went_offline = {
-                let mut state = user.lock();
-                let idle = state.presence_generation == generation && state.open_polls() == 0;
-                let went = idle && state.online;
-                if went {
-                    state.online = false;
-                }
-                went
-            };
-            if went_offline {
-                hub.broadcast_presence(&user, false);
+            loop {
+                let due = {
+                    let mut state = user.lock();
+                    let ended = state.last_poll_end.filter(|_| state.open_polls() == 0);
+                    match ended {
+                        None => {
+                            state.offline_check_pending = false;
+                            return;
+                        }
+                        Some(ended) if ended + grace <= tokio::time::Instant::now() => {
+                            state.offline_check_pending = false;
+                            let went_offline = state.online;
+                            state.online = false;
+                            drop(state);
+                            if went_offline {
+                                if let Some(hub) = hub.upgrade() {
+                                    hub.broadcast_presence(&user, false);
+                                }
+                            }
+                            return;
+                        }
+                        Some(ended) => ended + grace,
+                    }
+                };
+                tokio::time::sleep_until(due).await;
             }
         });
     }
@@ -93,7 +115,7 @@ impl Hub {
             .map(|m| m.room)
             .collect();
         let feeds: Vec<_> = {
-            let map = self.rooms.lock().expect("rooms poisoned");
+            let map = self.rooms.read().expect("rooms poisoned");
             rooms.iter().filter_map(|r| map.get(r).cloned()).collect()
         };
         let mut audience = HashSet::new();

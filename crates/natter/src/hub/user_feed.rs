@@ -34,9 +34,11 @@ pub(super) struct UserState {
     polls: HashMap<u64, PollSlot>,
     next_poll: u64,
     pub online: bool,
-    /// Bumped whenever a poll opens, so a pending "go offline" check made
-    /// before it knows it is stale.
-    pub presence_generation: u64,
+    /// When the last open poll closed.
+    pub last_poll_end: Option<tokio::time::Instant>,
+    /// Whether a task is already waiting to take the user offline, so a
+    /// user who polls thousands of times starts one such task, not thousands.
+    pub offline_check_pending: bool,
 }
 
 struct PollSlot {
@@ -180,13 +182,15 @@ impl UserState {
                 ended: None,
             },
         );
-        self.presence_generation += 1;
         Some(self.next_poll)
     }
 
     /// Removes a poll; returns how many remain.
     pub fn close_poll(&mut self, id: u64) -> usize {
         self.polls.remove(&id);
+        if self.polls.is_empty() {
+            self.last_poll_end = Some(tokio::time::Instant::now());
+        }
         self.polls.len()
     }
 
