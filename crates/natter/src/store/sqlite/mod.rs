@@ -29,6 +29,8 @@ use crate::store::{
 
 /// Read connections kept open between reads.
 const IDLE_READERS: usize = 8;
+/// Prepared statements kept per connection: more than the store has.
+const STATEMENT_CACHE: usize = 64;
 
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
@@ -52,6 +54,7 @@ impl Readers {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }
 
@@ -75,12 +78,14 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(internal)?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
+            "PRAGMA page_size = 1024;
+             PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
              PRAGMA foreign_keys = ON;",
         )
         .map_err(internal)?;
         let deployment_id = schema::migrate(&mut conn).map_err(internal)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let writer = Writer::start(conn).map_err(|e| StoreError::Internal(e.to_string()))?;
         Ok(SqliteStore {
             writer,

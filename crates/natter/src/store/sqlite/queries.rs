@@ -19,8 +19,25 @@ fn q<T>(r: rusqlite::Result<T>) -> R<T> {
     r.map_err(store_error)
 }
 
+/// A one-row query through the connection's statement cache, so hot
+/// statements are parsed once per connection, not once per call.
+fn row<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    read: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, read)
+}
+
+/// A statement through the connection's statement cache.
+fn exec<P: rusqlite::Params>(conn: &Connection, sql: &str, params: P) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
 pub fn create_user(conn: &Connection, u: &NewUser) -> R<User> {
-    let inserted = conn.execute(
+    let inserted = exec(
+        conn,
         "INSERT INTO users (username, display_name, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![u.username, u.display_name, u.password_hash, u.at],
     );
@@ -40,39 +57,41 @@ pub fn create_user(conn: &Connection, u: &NewUser) -> R<User> {
 }
 
 pub fn credentials(conn: &Connection, username: &str) -> R<Option<Credentials>> {
-    q(conn
-        .query_row(
-            &format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?1"),
-            [username],
-            |r| {
-                Ok(Credentials {
-                    user: rows::user(r)?,
-                    password_hash: r.get(5)?,
-                })
-            },
-        )
-        .optional())
+    q(row(
+        conn,
+        &format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?1"),
+        [username],
+        |r| {
+            Ok(Credentials {
+                user: rows::user(r)?,
+                password_hash: r.get(5)?,
+            })
+        },
+    )
+    .optional())
 }
 
 pub fn user(conn: &Connection, id: UserId) -> R<Option<User>> {
-    q(conn
-        .query_row(
-            &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
-            [id.0],
-            rows::user,
-        )
-        .optional())
+    q(row(
+        conn,
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+        [id.0],
+        rows::user,
+    )
+    .optional())
 }
 
 pub fn update_profile(conn: &Connection, id: UserId, patch: &ProfilePatch) -> R<User> {
     if let Some(name) = &patch.display_name {
-        q(conn.execute(
+        q(exec(
+            conn,
             "UPDATE users SET display_name = ?1 WHERE id = ?2",
             params![name, id.0],
         ))?;
     }
     if let Some(url) = &patch.avatar_url {
-        q(conn.execute(
+        q(exec(
+            conn,
             "UPDATE users SET avatar_url = ?1 WHERE id = ?2",
             params![url, id.0],
         ))?;
@@ -96,7 +115,8 @@ pub fn create_session(conn: &Connection, s: &NewSession) -> R<(SessionId, Vec<Se
             ended.push(SessionId(q(id)?));
         }
     }
-    q(conn.execute(
+    q(exec(
+        conn,
         "INSERT INTO sessions (user_id, token_hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
         params![s.user.0, &s.token_hash[..], s.at, s.expires_at],
     ))?;
@@ -104,24 +124,25 @@ pub fn create_session(conn: &Connection, s: &NewSession) -> R<(SessionId, Vec<Se
 }
 
 pub fn session_by_token(conn: &Connection, hash: &[u8; 32]) -> R<Option<SessionRecord>> {
-    q(conn
-        .query_row(
-            "SELECT id, user_id, expires_at, ended_reason FROM sessions WHERE token_hash = ?1",
-            [&hash[..]],
-            |r| {
-                Ok(SessionRecord {
-                    id: SessionId(r.get(0)?),
-                    user: UserId(r.get(1)?),
-                    expires_at: r.get(2)?,
-                    ended: r.get::<_, Option<String>>(3)?.map(|s| EndReason::parse(&s)),
-                })
-            },
-        )
-        .optional())
+    q(row(
+        conn,
+        "SELECT id, user_id, expires_at, ended_reason FROM sessions WHERE token_hash = ?1",
+        [&hash[..]],
+        |r| {
+            Ok(SessionRecord {
+                id: SessionId(r.get(0)?),
+                user: UserId(r.get(1)?),
+                expires_at: r.get(2)?,
+                ended: r.get::<_, Option<String>>(3)?.map(|s| EndReason::parse(&s)),
+            })
+        },
+    )
+    .optional())
 }
 
 pub fn end_session(conn: &Connection, id: SessionId, reason: EndReason, at: Millis) -> R<()> {
-    q(conn.execute(
+    q(exec(
+        conn,
         "UPDATE sessions SET ended_reason = ?1, ended_at = ?2 WHERE id = ?3 AND ended_reason IS NULL",
         params![reason.as_str(), at, id.0],
     ))?;
@@ -137,13 +158,13 @@ fn append_event(
     at: Millis,
     body: EventBody,
 ) -> R<Event> {
-    let seq: Seq = q(conn
-        .query_row(
-            "UPDATE rooms SET head = head + 1 WHERE id = ?1 RETURNING head",
-            [room.0],
-            |r| r.get(0),
-        )
-        .optional())?
+    let seq: Seq = q(row(
+        conn,
+        "UPDATE rooms SET head = head + 1 WHERE id = ?1 RETURNING head",
+        [room.0],
+        |r| r.get(0),
+    )
+    .optional())?
     .ok_or(StoreError::NotFound("room"))?;
     let (client_msg_id, text, data) = match &body {
         EventBody::Message {
@@ -156,7 +177,8 @@ fn append_event(
             Some(serde_json::to_string(other).map_err(|e| StoreError::Internal(e.to_string()))?),
         ),
     };
-    q(conn.execute(
+    q(exec(
+        conn,
         &format!(
             "INSERT INTO events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
         ),
@@ -184,7 +206,8 @@ fn append_event(
 }
 
 fn insert_founder(conn: &Connection, room: RoomId, user: UserId, role: Role) -> R<()> {
-    q(conn.execute(
+    q(exec(
+        conn,
         "INSERT INTO members (room_id, user_id, role, since_seq, changed_seq, active)
          VALUES (?1, ?2, ?3, 1, 1, 1)",
         params![room.0, user.0, rows::role_str(role)],
@@ -193,9 +216,15 @@ fn insert_founder(conn: &Connection, room: RoomId, user: UserId, role: Role) -> 
 }
 
 pub fn create_room(conn: &Connection, n: &NewRoom) -> R<(Room, Event)> {
-    q(conn.execute(
+    q(exec(
+        conn,
         "INSERT INTO rooms (kind, title, visibility, created_by, created_at) VALUES ('group', ?1, ?2, ?3, ?4)",
-        params![n.title, rows::visibility_str(n.visibility), n.creator.0, n.at],
+        params![
+            n.title,
+            rows::visibility_str(n.visibility),
+            n.creator.0,
+            n.at
+        ],
     ))?;
     let id = RoomId(conn.last_insert_rowid());
     insert_founder(conn, id, n.creator, Role::Owner)?;
@@ -224,20 +253,21 @@ pub fn open_direct(
     at: Millis,
 ) -> R<(Room, Option<Event>)> {
     let key = format!("{}:{}", opener.0.min(peer.0), opener.0.max(peer.0));
-    let existing: Option<Room> = q(conn
-        .query_row(
-            &format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE direct_key = ?1"),
-            [&key],
-            rows::room,
-        )
-        .optional())?;
+    let existing: Option<Room> = q(row(
+        conn,
+        &format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE direct_key = ?1"),
+        [&key],
+        rows::room,
+    )
+    .optional())?;
     if let Some(room) = existing {
         return Ok((room, None));
     }
     if user(conn, peer)?.is_none() {
         return Err(StoreError::NotFound("user"));
     }
-    q(conn.execute(
+    q(exec(
+        conn,
         "INSERT INTO rooms (kind, title, visibility, direct_key, created_by, created_at)
          VALUES ('direct', '', 'private', ?1, ?2, ?3)",
         params![key, opener.0, at],
@@ -263,13 +293,13 @@ pub fn open_direct(
 }
 
 pub fn room(conn: &Connection, id: RoomId) -> R<Option<Room>> {
-    q(conn
-        .query_row(
-            &format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = ?1"),
-            [id.0],
-            rows::room,
-        )
-        .optional())
+    q(row(
+        conn,
+        &format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = ?1"),
+        [id.0],
+        rows::room,
+    )
+    .optional())
 }
 
 pub fn room_snapshot(conn: &Connection, id: RoomId) -> R<Option<RoomSnapshot>> {
@@ -311,7 +341,8 @@ pub fn update_room(
     visibility: Visibility,
     at: Millis,
 ) -> R<(Room, Event)> {
-    let changed = q(conn.execute(
+    let changed = q(exec(
+        conn,
         "UPDATE rooms SET title = ?1, visibility = ?2 WHERE id = ?3 AND kind = 'group'",
         params![title, rows::visibility_str(visibility), id.0],
     ))?;
@@ -426,13 +457,13 @@ pub fn add_member(
     by: UserId,
     at: Millis,
 ) -> R<Option<Event>> {
-    let active: Option<bool> = q(conn
-        .query_row(
-            "SELECT active FROM members WHERE room_id = ?1 AND user_id = ?2",
-            params![room_id.0, user_id.0],
-            |r| Ok(r.get::<_, i64>(0)? != 0),
-        )
-        .optional())?;
+    let active: Option<bool> = q(row(
+        conn,
+        "SELECT active FROM members WHERE room_id = ?1 AND user_id = ?2",
+        params![room_id.0, user_id.0],
+        |r| Ok(r.get::<_, i64>(0)? != 0),
+    )
+    .optional())?;
     if active == Some(true) {
         return Ok(None);
     }
@@ -457,7 +488,8 @@ pub fn add_member(
             invited_by: (by != user_id).then_some(by),
         },
     )?;
-    q(conn.execute(
+    q(exec(
+        conn,
         // A (re)joined member has read everything up to their join, so
         // unread counts start from there.
         "INSERT INTO members (room_id, user_id, role, since_seq, changed_seq, active, read_seq)
@@ -476,13 +508,13 @@ pub fn remove_member(
     user_id: UserId,
     at: Millis,
 ) -> R<Option<Event>> {
-    let active: Option<bool> = q(conn
-        .query_row(
-            "SELECT active FROM members WHERE room_id = ?1 AND user_id = ?2",
-            params![room_id.0, user_id.0],
-            |r| Ok(r.get::<_, i64>(0)? != 0),
-        )
-        .optional())?;
+    let active: Option<bool> = q(row(
+        conn,
+        "SELECT active FROM members WHERE room_id = ?1 AND user_id = ?2",
+        params![room_id.0, user_id.0],
+        |r| Ok(r.get::<_, i64>(0)? != 0),
+    )
+    .optional())?;
     if active != Some(true) {
         return Ok(None);
     }
@@ -495,7 +527,8 @@ pub fn remove_member(
         at,
         EventBody::MemberLeft { user: user_id },
     )?;
-    q(conn.execute(
+    q(exec(
+        conn,
         "UPDATE members SET active = 0, changed_seq = ?3 WHERE room_id = ?1 AND user_id = ?2",
         params![room_id.0, user_id.0, event.seq],
     ))?;
@@ -503,13 +536,13 @@ pub fn remove_member(
 }
 
 pub fn append_message(conn: &Connection, m: &NewMessage) -> R<Appended> {
-    let active: Option<bool> = q(conn
-        .query_row(
-            "SELECT active FROM members WHERE room_id = ?1 AND user_id = ?2",
-            params![m.room.0, m.sender.0],
-            |r| Ok(r.get::<_, i64>(0)? != 0),
-        )
-        .optional())?;
+    let active: Option<bool> = q(row(
+        conn,
+        "SELECT active FROM members WHERE room_id = ?1 AND user_id = ?2",
+        params![m.room.0, m.sender.0],
+        |r| Ok(r.get::<_, i64>(0)? != 0),
+    )
+    .optional())?;
     if active != Some(true) {
         return Err(if room(conn, m.room)?.is_none() {
             StoreError::NotFound("room")
@@ -517,8 +550,7 @@ pub fn append_message(conn: &Connection, m: &NewMessage) -> R<Appended> {
             StoreError::NotAMember
         });
     }
-    let previous: Option<Event> = q(conn
-        .query_row(
+    let previous: Option<Event> = q(row(conn,
             &format!(
                 "SELECT {EVENT_COLUMNS} FROM events WHERE room_id = ?1 AND sender_id = ?2 AND client_msg_id = ?3"
             ),
@@ -583,8 +615,7 @@ pub fn events_before(
 }
 
 pub fn set_read(conn: &Connection, room: RoomId, user: UserId, seq: Seq) -> R<Seq> {
-    q(conn
-        .query_row(
+    q(row(conn,
             "UPDATE members SET read_seq = MAX(read_seq, MIN(?3, (SELECT head FROM rooms WHERE id = ?1)))
              WHERE room_id = ?1 AND user_id = ?2 AND active = 1 RETURNING read_seq",
             params![room.0, user.0, seq],
