@@ -85,6 +85,13 @@ pub struct Run<'a> {
     /// How long readers may take to catch up after the last send.
     pub drain: Duration,
     pub name: String,
+    /// Server RSS to count memory per poll from; measured at the start of
+    /// the run when not given (S3 gives the RSS before its first step, so
+    /// feeds loaded by earlier steps count too).
+    pub baseline_rss_kib: Option<u64>,
+    /// Added to each client's index when choosing its source address, so
+    /// consecutive runs do not reuse ports still in TIME_WAIT.
+    pub source_offset: usize,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +125,15 @@ struct Shared {
     acked: Vec<AtomicU64>,
     sending_done: std::sync::atomic::AtomicBool,
     ready: AtomicUsize,
+    /// The first few distinct error messages, for the report.
+    error_samples: std::sync::Mutex<Vec<String>>,
+}
+
+fn note_error(shared: &Shared, message: String) {
+    let mut samples = shared.error_samples.lock().expect("samples poisoned");
+    if samples.len() < 5 && !samples.contains(&message) {
+        samples.push(message);
+    }
 }
 
 impl Run<'_> {
@@ -129,12 +145,15 @@ impl Run<'_> {
             rooms: pop.rooms.len(),
             ..Report::default()
         };
-        let baseline = self.server_pid.and_then(memory);
+        let baseline = self
+            .baseline_rss_kib
+            .or_else(|| self.server_pid.and_then(memory).map(|m| m.rss_kib));
         let shared = Arc::new(Shared {
             epoch: Instant::now(),
             acked: pop.rooms.iter().map(|_| AtomicU64::new(0)).collect(),
             sending_done: false.into(),
             ready: AtomicUsize::new(0),
+            error_samples: Default::default(),
         });
 
         // Readers connect, take a cursor, and start waiting.
@@ -144,8 +163,9 @@ impl Run<'_> {
             let token = account.token.clone();
             let room_slot = i % pop.rooms.len();
             let server = self.server;
+            let source = source_for(i + self.source_offset);
             readers.push(tokio::spawn(async move {
-                read_loop(server, source_for(i), token, room_slot, shared).await
+                read_loop(server, source, token, room_slot, shared).await
             }));
         }
         let connect_deadline = Instant::now() + Duration::from_secs(120);
@@ -166,7 +186,7 @@ impl Run<'_> {
             report.server_rss_kib = Some(now.rss_kib);
             if connected > 0 {
                 report.server_kib_per_waiting_poll =
-                    Some((now.rss_kib.saturating_sub(base.rss_kib)) as f64 / connected as f64);
+                    Some((now.rss_kib.saturating_sub(base)) as f64 / connected as f64);
             }
         }
 
@@ -242,6 +262,14 @@ impl Run<'_> {
                 .push(format!("{gaps} sequence gaps seen by readers"));
         }
         report.errors += results.iter().map(|r| r.errors).sum::<u64>();
+        for sample in shared
+            .error_samples
+            .lock()
+            .expect("samples poisoned")
+            .iter()
+        {
+            report.notes.push(format!("error: {sample}"));
+        }
         let span = last
             .map_or(send_time, |l| l.duration_since(send_started))
             .max(send_time);
@@ -268,8 +296,9 @@ async fn read_loop(
     let mut result = ReaderResult::default();
     let mut conn = match Conn::open(server, source).await {
         Ok(c) => c,
-        Err(_) => {
+        Err(e) => {
             result.errors += 1;
+            note_error(&shared, format!("connect failed: {e:#}"));
             return result;
         }
     };
@@ -278,8 +307,9 @@ async fn read_loop(
         .await
     {
         Ok(v) => v["cursor"].as_str().unwrap_or_default().to_owned(),
-        Err(_) => {
+        Err(e) => {
             result.errors += 1;
+            note_error(&shared, format!("first poll failed: {e:#}"));
             return result;
         }
     };
@@ -298,8 +328,9 @@ async fn read_loop(
         let path = format!("/api/v1/events?cursor={cursor}&timeout=5");
         let (status, body) = match conn.call(Method::GET, &path, Some(&token), None).await {
             Ok(r) => r,
-            Err(_) => {
+            Err(e) => {
                 result.errors += 1;
+                note_error(&shared, format!("poll failed: {e:#}"));
                 // Reconnect and resume from the same cursor.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 match Conn::open(server, source).await {
@@ -312,6 +343,7 @@ async fn read_loop(
         let now = Instant::now();
         if status != StatusCode::OK {
             result.errors += 1;
+            note_error(&shared, format!("poll answered {status}"));
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
@@ -396,22 +428,31 @@ async fn send_loop(
         let body = json!({"client_msg_id": format!("{prefix}-{k}"), "text": text});
         let path = format!("/api/v1/rooms/{}/messages", rooms[slot]);
         sent += 1;
-        match conn
-            .call(
-                Method::POST,
-                &path,
-                Some(&token),
-                Some(serde_json::to_vec(&body)?),
-            )
-            .await
-        {
+        let body = serde_json::to_vec(&body)?;
+        let mut answer = conn
+            .call(Method::POST, &path, Some(&token), Some(body.clone()))
+            .await;
+        if answer.is_err() {
+            // The server closes keep-alive connections that sat idle past
+            // its header timeout. Reconnect and retry: the same client
+            // message id makes the retry safe, as it is for any client.
+            conn = Conn::open(server, source).await?;
+            answer = conn
+                .call(Method::POST, &path, Some(&token), Some(body))
+                .await;
+        }
+        match answer {
             Ok((StatusCode::CREATED, _)) => {
                 shared.acked[slot].fetch_add(1, Ordering::Relaxed);
                 latencies.push(send_at.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
             }
-            Ok(_) => errors += 1,
-            Err(_) => {
+            Ok((status, _)) => {
                 errors += 1;
+                note_error(&shared, format!("send answered {status}"));
+            }
+            Err(e) => {
+                errors += 1;
+                note_error(&shared, format!("send failed: {e}"));
                 conn = Conn::open(server, source).await?;
             }
         }

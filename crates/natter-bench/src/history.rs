@@ -27,6 +27,8 @@ pub async fn run(
         plan: Plan::Count { messages },
         drain: Duration::ZERO,
         name: "s5-fill".into(),
+        baseline_rss_kib: None,
+        source_offset: 0,
     }
     .execute()
     .await?;

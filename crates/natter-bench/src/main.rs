@@ -125,6 +125,8 @@ async fn main() -> anyhow::Result<()> {
         plan,
         drain: Duration::from_secs(drain_s),
         name: name.to_owned(),
+        baseline_rss_kib: None,
+        source_offset: 0,
     };
     let mut reports: Vec<Report> = Vec::new();
     let mut failed = false;
@@ -177,16 +179,23 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let most = steps.iter().copied().max().unwrap_or(0);
             let pop = Population::create(server, rooms, most, 1.max(rooms.min(10))).await?;
+            let before_any = pid.and_then(stats::memory).map(|m| m.rss_kib);
+            let mut offset = 0;
             for step in steps {
                 let plan = Plan::Rate {
                     per_second: rate,
                     duration: Duration::from_secs(seconds),
                 };
-                reports.push(
-                    run(&pop, step, plan, 10, &format!("s3 @ {step}"))
-                        .execute()
-                        .await?,
-                );
+                let mut step_run = run(&pop, step, plan, 10, &format!("s3 @ {step}"));
+                // Memory per poll counts from before the first step, so
+                // feeds loaded by earlier steps count too.
+                step_run.baseline_rss_kib = before_any;
+                // Each step connects from fresh source addresses: the last
+                // step's ports sit in TIME_WAIT for a minute.
+                step_run.source_offset = offset;
+                offset +=
+                    step.div_ceil(conn::CONNECTIONS_PER_SOURCE) * conn::CONNECTIONS_PER_SOURCE;
+                reports.push(step_run.execute().await?);
             }
         }
         Scenario::S4 {

@@ -56,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
                 }
                 Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
             }
-            let listener = tokio::net::TcpListener::bind(config.listen).await?;
+            let listener = bind(config.listen)?;
             tracing::info!(
                 listen = %listener.local_addr()?,
                 data_dir = %config.data_dir.display(),
@@ -65,4 +65,18 @@ async fn main() -> anyhow::Result<()> {
             natter::serve(listener, config, natter::server::shutdown_signal()).await
         }
     }
+}
+
+/// Binds with a listen backlog of 4096 (the kernel caps it at somaxconn),
+/// so thousands of clients reconnecting at once after a restart are queued,
+/// not dropped into SYN retries.
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }

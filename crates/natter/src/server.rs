@@ -42,6 +42,7 @@ pub async fn serve(
         .header_read_timeout(config.header_read_timeout)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
+    let mut reserve = FdReserve::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
@@ -57,7 +58,7 @@ pub async fn serve(
                         }
                     });
                 }
-                Err(e) => accept_failed(e).await,
+                Err(e) => accept_failed(e, &listener, &mut reserve).await,
             },
             () = &mut shutdown => break,
         }
@@ -75,15 +76,48 @@ pub async fn serve(
 }
 
 /// A failed accept never stops the server. Running out of file handles is
-/// the usual cause under load: back off so the loop does not spin, and
-/// keep serving the connections already held.
-async fn accept_failed(e: std::io::Error) {
+/// the usual cause under load: then one waiting client is told so and shut
+/// out (see [`FdReserve`]), the loop backs off so it does not spin, and the
+/// connections already held keep their service.
+async fn accept_failed(e: std::io::Error, listener: &TcpListener, reserve: &mut FdReserve) {
     use std::io::ErrorKind::*;
     if matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted) {
         return;
     }
-    tracing::warn!(error = %e, "accept failed; backing off");
+    let out_of_files = matches!(e.raw_os_error(), Some(code) if code == EMFILE || code == ENFILE);
+    if out_of_files {
+        reserve.refuse_one(listener).await;
+    } else {
+        tracing::warn!(error = %e, "accept failed; backing off");
+    }
     tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+const EMFILE: i32 = 24;
+const ENFILE: i32 = 23;
+
+/// One file handle kept in reserve. When the process runs out of handles,
+/// a client would otherwise wait in the listen backlog until it gives up;
+/// releasing the reserve lets the server accept that client, answer
+/// `503` with a JSON error, close, and take the reserve back.
+struct FdReserve(Option<std::fs::File>);
+
+impl FdReserve {
+    fn new() -> Self {
+        FdReserve(std::fs::File::open("/dev/null").ok())
+    }
+
+    async fn refuse_one(&mut self, listener: &TcpListener) {
+        const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 80\r\n\r\n{\"error\":{\"code\":\"server_full\",\"message\":\"the server cannot take more clients\"}}";
+        self.0 = None;
+        let accepted = tokio::time::timeout(Duration::from_millis(10), listener.accept()).await;
+        if let Ok(Ok((stream, _))) = accepted {
+            let _ = stream.try_write(REFUSAL);
+            drop(stream);
+            tracing::warn!("out of file handles: refused a connection");
+        }
+        *self = FdReserve::new();
+    }
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -15,7 +15,7 @@ mod room_feed;
 mod user_feed;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -44,6 +44,9 @@ pub struct HubConfig {
     pub gap_fill_delay: Duration,
     /// Events returned in one poll answer at most.
     pub max_batch_events: usize,
+    /// Presence news is gathered for this long before waiting polls are
+    /// woken for it.
+    pub presence_batch: Duration,
 }
 
 impl Default for HubConfig {
@@ -55,6 +58,7 @@ impl Default for HubConfig {
             max_polls_per_user: 8,
             gap_fill_delay: Duration::from_millis(50),
             max_batch_events: 500,
+            presence_batch: Duration::from_millis(250),
         }
     }
 }
@@ -68,6 +72,7 @@ pub struct Hub {
     rooms: RwLock<HashMap<RoomId, Arc<RoomFeed>>>,
     users: RwLock<HashMap<UserId, Arc<UserFeed>>>,
     shutdown: watch::Sender<bool>,
+    presence_wakes: Mutex<presence::PresenceWakes>,
     me: Weak<Hub>,
 }
 
@@ -80,6 +85,7 @@ impl Hub {
             rooms: RwLock::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),
             shutdown: watch::Sender::new(false),
+            presence_wakes: Mutex::default(),
             me: me.clone(),
         })
     }

@@ -127,11 +127,58 @@ impl Hub {
             user: user.id,
             online,
         });
-        for target in self.loaded_users(audience) {
+        let targets = self.loaded_users(audience);
+        for target in &targets {
             target
                 .lock()
                 .push_ephemeral(item.clone(), self.config.ephemeral_cap);
-            target.wake();
         }
+        self.wake_for_presence(targets);
     }
+
+    /// Wakes the polls of `targets` for presence news, at most once per
+    /// `presence_batch` per user. When many members of a large room come
+    /// online together, each waiting member is answered once with all of
+    /// them, instead of once per arrival (which grows with the square of
+    /// the room's size).
+    fn wake_for_presence(&self, targets: Vec<Arc<UserFeed>>) {
+        let start_flush = {
+            let mut wakes = self.presence_wakes.lock().expect("presence poisoned");
+            for t in targets {
+                wakes.users.insert(t.id, t);
+            }
+            !std::mem::replace(&mut wakes.flush_scheduled, true)
+        };
+        if !start_flush {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.presence_wakes
+                .lock()
+                .expect("presence poisoned")
+                .flush_scheduled = false;
+            return;
+        };
+        let hub = self.me.clone();
+        let delay = self.config.presence_batch;
+        runtime.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let Some(hub) = hub.upgrade() else { return };
+            let due = {
+                let mut wakes = hub.presence_wakes.lock().expect("presence poisoned");
+                wakes.flush_scheduled = false;
+                std::mem::take(&mut wakes.users)
+            };
+            for feed in due.into_values() {
+                feed.wake();
+            }
+        });
+    }
+}
+
+/// Users with presence news their polls have not been woken for yet.
+#[derive(Default)]
+pub(super) struct PresenceWakes {
+    users: std::collections::HashMap<crate::model::UserId, Arc<UserFeed>>,
+    flush_scheduled: bool,
 }

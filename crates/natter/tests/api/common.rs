@@ -1,6 +1,8 @@
 //! A real natter server on a free port, and a small HTTP client for it.
 
-use std::time::Duration;
+use std::net::TcpListener as StdListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use natter::Config;
 use reqwest::StatusCode;
@@ -250,4 +252,68 @@ pub fn message_texts(body: &Value) -> Vec<String> {
         .filter(|e| e["type"] == "message")
         .map(|e| e["text"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// Runs the real binary on a free port with its own data folder.
+pub struct Process {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Process {
+    pub async fn start(data: &std::path::Path) -> Process {
+        Self::start_under(&[], data).await
+    }
+
+    /// Starts natter as the command of `wrapper` (e.g. `prlimit … --`).
+    pub async fn start_under(wrapper: &[&str], data: &std::path::Path) -> Process {
+        let port = StdListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let natter = env!("CARGO_BIN_EXE_natter");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(natter);
+                c
+            }
+            None => Command::new(natter),
+        };
+        let child = command
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(data)
+            .env("NATTER_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start natter");
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
+                if r.status() == StatusCode::OK {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "natter did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Process { child, base }
+    }
+
+    pub fn kill9(mut self) {
+        // SIGKILL: no shutdown code runs at all.
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

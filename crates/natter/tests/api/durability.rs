@@ -1,14 +1,13 @@
 //! Acked means durable: restarts, graceful or by SIGKILL, lose nothing
 //! acknowledged, and clients resume from their old cursors.
 
-use std::net::TcpListener as StdListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::common::{Client, TestServer, message_texts};
+use crate::common::{Client, Process, TestServer, message_texts};
 
 #[tokio::test]
 async fn graceful_restart_keeps_everything_and_cursors_resume() {
@@ -37,56 +36,6 @@ async fn graceful_restart_keeps_everything_and_cursors_resume() {
     alice.say(room, "d", "after the restart").await;
     let (_, body) = alice.poll(next, 5).await;
     assert_eq!(message_texts(&body), ["after the restart"]);
-}
-
-/// Runs the real binary on a free port with its own data folder.
-struct Process {
-    child: Child,
-    base: String,
-}
-
-impl Process {
-    async fn start(data: &std::path::Path) -> Process {
-        let port = StdListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_natter"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(data)
-            .env("NATTER_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start natter");
-        let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
-                if r.status() == StatusCode::OK {
-                    break;
-                }
-            }
-            assert!(Instant::now() < deadline, "natter did not come up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Process { child, base }
-    }
-
-    fn kill9(mut self) {
-        // SIGKILL: no shutdown code runs at all.
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,4 +108,33 @@ async fn sigkill_loses_no_acknowledged_message() {
         acked.len(),
         seen.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_answers_waiting_polls_then_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Process::start(&dir.path().join("data")).await;
+    let mut alice = Client::new(&server.base);
+    alice.register_and_login("alice").await;
+    let cursor = alice.cursor().await;
+    let poller = alice.clone();
+    let c = cursor.clone();
+    let poll = tokio::spawn(async move { poller.poll(&c, 30).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (status, body) = poll.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["events"], json!([]));
+    assert_eq!(body["cursor"], cursor.as_str());
+    let exit = tokio::task::spawn_blocking(move || server.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "natter exited with {exit}");
+    assert!(started.elapsed() < Duration::from_secs(10));
 }

@@ -8,6 +8,7 @@ mod bad_input;
 mod delivery;
 mod durability;
 mod events;
+mod limits;
 mod messages;
 mod meta;
 mod rooms;

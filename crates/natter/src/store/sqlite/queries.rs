@@ -449,6 +449,17 @@ pub fn room_summaries(conn: &Connection, user: UserId) -> R<Vec<RoomSummary>> {
     Ok(out)
 }
 
+fn is_active_member(conn: &Connection, room: RoomId, user: UserId) -> R<bool> {
+    let active: Option<i64> = q(row(
+        conn,
+        "SELECT active FROM members WHERE room_id = ?1 AND user_id = ?2",
+        params![room.0, user.0],
+        |r| r.get(0),
+    )
+    .optional())?;
+    Ok(active == Some(1))
+}
+
 pub fn add_member(
     conn: &Connection,
     room_id: RoomId,
@@ -457,14 +468,7 @@ pub fn add_member(
     by: UserId,
     at: Millis,
 ) -> R<Option<Event>> {
-    let active: Option<bool> = q(row(
-        conn,
-        "SELECT active FROM members WHERE room_id = ?1 AND user_id = ?2",
-        params![room_id.0, user_id.0],
-        |r| Ok(r.get::<_, i64>(0)? != 0),
-    )
-    .optional())?;
-    if active == Some(true) {
+    if is_active_member(conn, room_id, user_id)? {
         return Ok(None);
     }
     let joiner = user(conn, user_id)?.ok_or(StoreError::NotFound("user"))?;
@@ -508,14 +512,7 @@ pub fn remove_member(
     user_id: UserId,
     at: Millis,
 ) -> R<Option<Event>> {
-    let active: Option<bool> = q(row(
-        conn,
-        "SELECT active FROM members WHERE room_id = ?1 AND user_id = ?2",
-        params![room_id.0, user_id.0],
-        |r| Ok(r.get::<_, i64>(0)? != 0),
-    )
-    .optional())?;
-    if active != Some(true) {
+    if !is_active_member(conn, room_id, user_id)? {
         return Ok(None);
     }
     let leaver = user(conn, user_id)?.ok_or(StoreError::NotFound("user"))?;
@@ -536,14 +533,7 @@ pub fn remove_member(
 }
 
 pub fn append_message(conn: &Connection, m: &NewMessage) -> R<Appended> {
-    let active: Option<bool> = q(row(
-        conn,
-        "SELECT active FROM members WHERE room_id = ?1 AND user_id = ?2",
-        params![m.room.0, m.sender.0],
-        |r| Ok(r.get::<_, i64>(0)? != 0),
-    )
-    .optional())?;
-    if active != Some(true) {
+    if !is_active_member(conn, m.room, m.sender)? {
         return Err(if room(conn, m.room)?.is_none() {
             StoreError::NotFound("room")
         } else {
