@@ -20,21 +20,40 @@ use crate::conn::{Conn, source_for};
 use crate::fanout::Answer;
 use crate::stats::{CpuMeter, Report};
 
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 const ANSWER: &[u8] = br#"{"events":[],"ephemeral":[],"cursor":"c","ephemeral_gap":false}"#;
 
 /// Runs `clients` connections against the trivial server for `duration`.
 pub async fn run(clients: usize, duration: Duration) -> anyhow::Result<Report> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let server = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(http1::Builder::new().serve_connection(
-                TokioIo::new(stream),
-                service_fn(|_req| async {
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(ANSWER))))
-                }),
-            ));
-        }
+    // The trivial server gets a runtime and thread of its own, as natter
+    // would be its own process.
+    let listener = listener.into_std()?;
+    let server = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let listener = TcpListener::from_std(listener).expect("listener");
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    break;
+                };
+                tokio::spawn(http1::Builder::new().serve_connection(
+                    TokioIo::new(stream),
+                    service_fn(|_req| async {
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(ANSWER))))
+                    }),
+                ));
+                if STOP.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+        });
     });
     let done = Arc::new(AtomicU64::new(0));
     let meter = CpuMeter::start(None);
@@ -66,7 +85,10 @@ pub async fn run(clients: usize, duration: Duration) -> anyhow::Result<Report> {
         }
     }
     let elapsed = started.elapsed();
-    server.abort();
+    STOP.store(true, Ordering::Relaxed);
+    // Wake the accept loop so it sees the stop.
+    let _ = std::net::TcpStream::connect(addr);
+    let _ = server.join();
     let mut report = Report {
         scenario: "ceiling".into(),
         clients,

@@ -118,13 +118,22 @@ struct ReaderResult {
     last_delivery: Option<Instant>,
 }
 
+static RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// At most this many clients connect and take their first cursor at once,
+/// so a ramp of thousands is not a storm of half-open connections.
+const CONNECTING_AT_ONCE: usize = 500;
+
 /// Shared state between senders and readers.
 struct Shared {
+    /// Makes client message ids unique across the runs over one population.
+    run_tag: u64,
     epoch: Instant,
     /// Per room: acknowledged messages, final once `sending_done`.
     acked: Vec<AtomicU64>,
     sending_done: std::sync::atomic::AtomicBool,
     ready: AtomicUsize,
+    connecting: tokio::sync::Semaphore,
     /// The first few distinct error messages, for the report.
     error_samples: std::sync::Mutex<Vec<String>>,
 }
@@ -149,10 +158,12 @@ impl Run<'_> {
             .baseline_rss_kib
             .or_else(|| self.server_pid.and_then(memory).map(|m| m.rss_kib));
         let shared = Arc::new(Shared {
+            run_tag: RUNS.fetch_add(1, Ordering::Relaxed),
             epoch: Instant::now(),
             acked: pop.rooms.iter().map(|_| AtomicU64::new(0)).collect(),
             sending_done: false.into(),
             ready: AtomicUsize::new(0),
+            connecting: tokio::sync::Semaphore::new(CONNECTING_AT_ONCE),
             error_samples: Default::default(),
         });
 
@@ -294,6 +305,7 @@ async fn read_loop(
     shared: Arc<Shared>,
 ) -> ReaderResult {
     let mut result = ReaderResult::default();
+    let connecting = shared.connecting.acquire().await.expect("semaphore open");
     let mut conn = match Conn::open(server, source).await {
         Ok(c) => c,
         Err(e) => {
@@ -313,6 +325,7 @@ async fn read_loop(
             return result;
         }
     };
+    drop(connecting);
     shared.ready.fetch_add(1, Ordering::Relaxed);
     let mut last_seq: Option<i64> = None;
     let hard_stop = Instant::now() + Duration::from_secs(3600);
@@ -425,7 +438,8 @@ async fn send_loop(
         let slot = own_room.unwrap_or(k as usize % rooms.len());
         let send_at = Instant::now();
         let text = send_at.duration_since(shared.epoch).as_micros().to_string();
-        let body = json!({"client_msg_id": format!("{prefix}-{k}"), "text": text});
+        let body =
+            json!({"client_msg_id": format!("{prefix}-{}-{k}", shared.run_tag), "text": text});
         let path = format!("/api/v1/rooms/{}/messages", rooms[slot]);
         sent += 1;
         let body = serde_json::to_vec(&body)?;

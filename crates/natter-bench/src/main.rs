@@ -36,6 +36,11 @@ struct Cli {
     /// Print the report as JSON instead of a table
     #[arg(long, global = true)]
     json: bool,
+    /// Worker threads of the generator (the server's process has its own).
+    /// On a 2-core machine both fight over the same cores either way; the
+    /// figures in docs/performance.md use the default
+    #[arg(long, default_value_t = 2, global = true)]
+    threads: usize,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -108,9 +113,16 @@ enum Scenario {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.threads.max(1))
+        .enable_all()
+        .build()?
+        .block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     anyhow::ensure!(
         cli.server.ip().is_loopback(),
         "natter-bench only drives servers on loopback addresses"

@@ -46,7 +46,7 @@ pub struct Settings {
     /// How long a login session lasts, in hours [default: 720]
     #[arg(long, env = "NATTER_SESSION_TTL_HOURS")]
     pub session_ttl_hours: Option<u64>,
-    /// Seconds a client may take to send a request's headers [default: 10]
+    /// Seconds a client may take to send a request's headers, which is also how long an idle keep-alive connection is kept [default: 20]
     #[arg(long, env = "NATTER_HEADER_READ_TIMEOUT_SECS")]
     pub header_read_timeout_secs: Option<u64>,
     /// Largest request body in bytes [default: 65536]
@@ -148,7 +148,7 @@ impl Config {
                     .unwrap_or(hub_defaults.room_cache_events),
                 ..hub_defaults
             },
-            header_read_timeout: secs(s.header_read_timeout_secs.unwrap_or(10)),
+            header_read_timeout: secs(s.header_read_timeout_secs.unwrap_or(20)),
             max_body_bytes: s.max_body_bytes.unwrap_or(64 * 1024),
             shutdown_grace: secs(s.shutdown_grace_secs.unwrap_or(10)),
             log: s.log.unwrap_or_else(|| "info".into()),

@@ -65,9 +65,11 @@ impl Hub {
             if let Some(reason) = user.lock().poll_ended(poll.id) {
                 return Err(ChatError::SessionEnded(reason));
             }
-            let answer = self.collect(&user, &cursor, deployment).await?;
-            if !answer.is_empty() {
-                return Ok(answer);
+            if self.may_have_news(&user, &cursor) {
+                let answer = self.collect(&user, &cursor, deployment).await?;
+                if !answer.is_empty() {
+                    return Ok(answer);
+                }
             }
             if *shutdown.borrow_and_update() {
                 break;
@@ -112,6 +114,30 @@ impl Hub {
             ephemeral: Vec::new(),
             cursor: cursor.encode(self.deployment_id()),
             ephemeral_gap: false,
+        })
+    }
+
+    /// A cheap check, without allocating, of whether `collect` could find
+    /// anything: most wake-ups of a parked poll and every fresh re-poll
+    /// find nothing, and should cost next to nothing.
+    fn may_have_news(&self, user: &UserFeed, cursor: &Cursor) -> bool {
+        let state = user.lock();
+        if cursor.ephemeral_stream != user.stream || state.ephemeral_last() != cursor.ephemeral_seen
+        {
+            return true;
+        }
+        let rooms = self.rooms.read().expect("rooms poisoned");
+        state.rooms.values().any(|m| {
+            let given = cursor.rooms.get(&m.room).copied();
+            let after = given.map_or(m.since_seq - 1, |c| c.max(m.since_seq - 1));
+            if !m.active {
+                return given.is_some_and(|_| after < m.changed_seq);
+            }
+            match (given, rooms.get(&m.room)) {
+                // A room joined since the cursor, or one not loaded yet.
+                (None, _) | (_, None) => true,
+                (Some(_), Some(feed)) => feed.head() != after,
+            }
         })
     }
 
