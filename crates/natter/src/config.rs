@@ -176,3 +176,49 @@ impl Config {
         Ok(config)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_flags_then_defaults() {
+        let file: Settings = toml::from_str(
+            "listen = \"0.0.0.0:9000\"\nsingle_session = true\nmax_message_chars = 500\n",
+        )
+        .unwrap();
+        let flags = Settings {
+            max_message_chars: Some(100),
+            ..Settings::default()
+        };
+        let config = Config::from_settings(file.overlay(flags)).unwrap();
+        assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
+        assert!(config.chat.single_session);
+        assert_eq!(
+            config.chat.max_message_chars, 100,
+            "flags win over the file"
+        );
+        assert_eq!(
+            config.data_dir,
+            PathBuf::from("data"),
+            "defaults fill the rest"
+        );
+        assert_eq!(config.chat.default_poll_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        assert!(toml::from_str::<Settings>("no_such_setting = 1").is_err());
+        let zero = Settings {
+            max_polls_per_user: Some(0),
+            ..Settings::default()
+        };
+        assert!(Config::from_settings(zero).is_err());
+        let inverted = Settings {
+            poll_timeout_secs: Some(90),
+            max_poll_timeout_secs: Some(60),
+            ..Settings::default()
+        };
+        assert!(Config::from_settings(inverted).is_err());
+    }
+}
