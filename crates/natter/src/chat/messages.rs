@@ -1,14 +1,22 @@
 //! Messages: send (idempotent), page back through history, mark read, and
 //! the long poll that delivers everything new.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Caller, Chat};
 use crate::error::{ChatError, ChatResult};
 use crate::hub::PollAnswer;
 use crate::model::{Ephemeral, Event, RoomId, Seq, now_ms};
-use crate::store::{Appended, NewMessage};
+use crate::store::NewMessage;
 use crate::text::{ClientMsgId, Invalid, MessageText};
+
+/// A sent message, shared with the hub that delivers it.
+pub struct Sent {
+    pub event: Arc<Event>,
+    /// True when the client message id was used before: nothing new was stored.
+    pub duplicate: bool,
+}
 
 /// The largest history page.
 pub const MAX_PAGE: usize = 100;
@@ -23,7 +31,7 @@ impl Chat {
         room: RoomId,
         client_msg_id: &str,
         text: &str,
-    ) -> ChatResult<Appended> {
+    ) -> ChatResult<Sent> {
         let text = MessageText::parse(text, self.config.max_message_chars)?;
         let client_msg_id = ClientMsgId::parse(client_msg_id)?;
         // Also loads the room's feed before the write, so the event lands in it.
@@ -39,10 +47,14 @@ impl Chat {
                 at: now_ms(),
             })
             .await?;
+        let event = Arc::new(appended.event);
         if !appended.duplicate {
-            self.announce(appended.event.clone());
+            self.announce(event.clone());
         }
-        Ok(appended)
+        Ok(Sent {
+            event,
+            duplicate: appended.duplicate,
+        })
     }
 
     /// A page of a room's events before `before` (or the newest), oldest

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use self::accounts::{Caller, Login};
+pub use self::messages::Sent;
 pub use self::rooms::{MemberList, RoomListing};
 use crate::bus::{Bus, BusMessage, BusSink};
 use crate::error::{ChatError, ChatResult};
@@ -144,8 +145,8 @@ impl Chat {
     }
 
     /// Publishes a committed room event to every node's hub.
-    fn announce(&self, event: Event) {
-        self.publish(BusMessage::RoomEvent(Arc::new(event)));
+    fn announce(&self, event: Arc<Event>) {
+        self.publish(BusMessage::RoomEvent(event));
     }
 }
 

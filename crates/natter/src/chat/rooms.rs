@@ -1,6 +1,8 @@
 //! Conversations: group rooms and direct conversations, membership, and the
 //! room list with unread counts and presence.
 
+use std::sync::Arc;
+
 use super::{Caller, Chat};
 use crate::error::{ChatError, ChatResult};
 use crate::model::{Role, Room, RoomId, RoomKind, UserId, Visibility, now_ms};
@@ -49,7 +51,7 @@ impl Chat {
                 at: now_ms(),
             })
             .await?;
-        self.announce(event);
+        self.announce(Arc::new(event));
         Ok(room)
     }
 
@@ -130,7 +132,7 @@ impl Chat {
                 now_ms(),
             )
             .await?;
-        self.announce(event);
+        self.announce(Arc::new(event));
         Ok(room)
     }
 
@@ -150,7 +152,7 @@ impl Chat {
             .add_member(id, caller.user, Role::Member, caller.user, now_ms())
             .await?
         {
-            self.announce(event);
+            self.announce(Arc::new(event));
         }
         self.store.room(id).await?.ok_or(ChatError::RoomNotFound)
     }
@@ -175,7 +177,7 @@ impl Chat {
             .add_member(id, user, Role::Member, caller.user, now_ms())
             .await?
         {
-            self.announce(event);
+            self.announce(Arc::new(event));
         }
         Ok(())
     }
@@ -190,7 +192,7 @@ impl Chat {
             ));
         }
         if let Some(event) = self.store.remove_member(id, caller.user, now_ms()).await? {
-            self.announce(event);
+            self.announce(Arc::new(event));
         }
         Ok(())
     }
@@ -236,7 +238,7 @@ impl Chat {
             .await?;
         let created = event.is_some();
         if let Some(event) = event {
-            self.announce(event);
+            self.announce(Arc::new(event));
         }
         Ok((room, created))
     }

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::middleware;
+use axum::response::{IntoResponse, Response};
 
 pub use self::error::{ApiError, ApiResult};
 use crate::chat::Chat;
@@ -28,22 +30,27 @@ pub struct AppState {
 /// The whole HTTP application.
 pub fn router(chat: Arc<Chat>, config: &Config) -> Router {
     let state = AppState { chat };
+    // One flat router with full paths: a nested router would add a layer
+    // of prefix stripping and routing to every request.
     Router::new()
         .merge(routes::meta::router())
-        .nest(
-            "/api/v1",
-            Router::new()
-                .merge(routes::accounts::router())
-                .merge(routes::rooms::router())
-                .merge(routes::messages::router())
-                .merge(routes::events::router())
-                .merge(routes::meta::api_router()),
-        )
+        .merge(routes::accounts::router())
+        .merge(routes::rooms::router())
+        .merge(routes::messages::router())
+        .merge(routes::events::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(middleware::from_fn(log::log_request))
         .with_state(state)
+}
+
+/// A JSON answer from a value that borrows (such as events' cached
+/// encodings), which axum's `Json` cannot hold.
+fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) -> ApiResult<Response> {
+    let body = serde_json::to_vec(value)
+        .map_err(|e| crate::error::ChatError::Internal(format!("encoding an answer: {e}")))?;
+    Ok((status, [(CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn not_found() -> ApiError {

@@ -15,11 +15,11 @@ use crate::model::UserId;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/users", post(register))
-        .route("/users/{id}", get(user))
-        .route("/sessions", post(login))
-        .route("/sessions/current", delete(logout))
-        .route("/me", get(me).patch(update_me))
+        .route("/api/v1/users", post(register))
+        .route("/api/v1/users/{id}", get(user))
+        .route("/api/v1/sessions", post(login))
+        .route("/api/v1/sessions/current", delete(logout))
+        .route("/api/v1/me", get(me).patch(update_me))
 }
 
 #[derive(Deserialize)]

@@ -2,18 +2,18 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 
-use crate::http::AppState;
 use crate::http::error::ApiResult;
 use crate::http::extract::{Auth, QueryParams};
 use crate::http::wire::EventsOut;
+use crate::http::{AppState, json_response};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/events", get(poll))
+    Router::new().route("/api/v1/events", get(poll))
 }
 
 #[derive(Deserialize)]
@@ -30,9 +30,7 @@ async fn poll(
     State(s): State<AppState>,
     Auth(caller): Auth,
     QueryParams(q): QueryParams<PollQuery>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Response> {
     let answer = s.chat.poll(&caller, q.cursor.as_deref(), q.timeout).await?;
-    let body = serde_json::to_vec(&EventsOut::from(&answer))
-        .map_err(|e| crate::error::ChatError::Internal(e.to_string()))?;
-    Ok(([(CONTENT_TYPE, "application/json")], body))
+    json_response(StatusCode::OK, &EventsOut::from(&answer))
 }

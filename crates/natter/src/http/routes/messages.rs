@@ -2,21 +2,23 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use crate::http::AppState;
 use crate::http::error::ApiResult;
 use crate::http::extract::{Auth, JsonBody, PathId, QueryParams};
-use crate::http::wire::EventOut;
+use crate::http::wire::{EventOut, encoded_event};
+use crate::http::{AppState, json_response};
 use crate::model::{RoomId, Seq};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/rooms/{id}/messages", get(history).post(send))
-        .route("/rooms/{id}/read", post(mark_read))
+        .route("/api/v1/rooms/{id}/messages", get(history).post(send))
+        .route("/api/v1/rooms/{id}/read", post(mark_read))
 }
 
 #[derive(Deserialize)]
@@ -32,23 +34,28 @@ async fn send(
     Auth(caller): Auth,
     PathId(id): PathId,
     JsonBody(input): JsonBody<SendIn>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let appended = s
+) -> ApiResult<Response> {
+    let sent = s
         .chat
         .send(&caller, RoomId(id), &input.client_msg_id, &input.text)
         .await?;
-    let status = if appended.duplicate {
+    let status = if sent.duplicate {
         StatusCode::OK
     } else {
         StatusCode::CREATED
     };
-    Ok((
-        status,
-        Json(json!({
-            "message": EventOut::from(&appended.event),
-            "duplicate": appended.duplicate,
-        })),
-    ))
+    // The event's JSON, encoded here once, is what every poll then sends.
+    let body = SentOut {
+        message: encoded_event(&sent.event),
+        duplicate: sent.duplicate,
+    };
+    json_response(status, &body)
+}
+
+#[derive(Serialize)]
+struct SentOut<'a> {
+    message: &'a RawValue,
+    duplicate: bool,
 }
 
 #[derive(Deserialize)]

@@ -15,16 +15,11 @@ use crate::http::error::ApiResult;
 use crate::http::extract::PathId;
 use crate::model::UserId;
 
-/// Routes outside `/api/v1`.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz))
-}
-
-/// Routes inside `/api/v1`.
-pub fn api_router() -> Router<AppState> {
     Router::new()
-        .route("/openapi.json", get(openapi))
-        .route("/users/{id}/avatar.svg", get(avatar))
+        .route("/healthz", get(healthz))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/users/{id}/avatar.svg", get(avatar))
 }
 
 /// `GET /healthz`: for load balancers.

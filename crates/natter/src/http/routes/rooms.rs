@@ -15,13 +15,13 @@ use crate::model::{RoomId, UserId, Visibility};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/rooms", get(list).post(create))
-        .route("/rooms/public", get(public))
-        .route("/rooms/{id}", get(room).patch(update))
-        .route("/rooms/{id}/join", post(join))
-        .route("/rooms/{id}/leave", post(leave))
-        .route("/rooms/{id}/members", get(members).post(invite))
-        .route("/direct", post(open_direct))
+        .route("/api/v1/rooms", get(list).post(create))
+        .route("/api/v1/rooms/public", get(public))
+        .route("/api/v1/rooms/{id}", get(room).patch(update))
+        .route("/api/v1/rooms/{id}/join", post(join))
+        .route("/api/v1/rooms/{id}/leave", post(leave))
+        .route("/api/v1/rooms/{id}/members", get(members).post(invite))
+        .route("/api/v1/direct", post(open_direct))
 }
 
 #[derive(Deserialize)]
