@@ -207,6 +207,12 @@ impl Hub {
                     .events_after(room.id, head, (next - head - 1) as usize)
                     .await
                 {
+                    Ok(events) if events.is_empty() => {
+                        // The store does not have what the pending events
+                        // say was committed; never spin on it.
+                        tracing::warn!(room.id = %room.id, "a sequence gap is not in the store yet; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                     Ok(events) => {
                         for event in events {
                             hub.apply(&Arc::new(event));

@@ -27,7 +27,7 @@ use crate::store::{
     StoreResult,
 };
 
-/// Read connections kept open between reads.
+/// Read connections kept open between reads, and reads run at once.
 const IDLE_READERS: usize = 8;
 /// Prepared statements kept per connection: more than the store has.
 const STATEMENT_CACHE: usize = 64;
@@ -42,6 +42,9 @@ pub struct SqliteStore {
 struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Reads running at once; bounded so a burst reuses the open
+    /// connections instead of opening (and then closing) new ones.
+    running: tokio::sync::Semaphore,
 }
 
 impl Readers {
@@ -92,6 +95,7 @@ impl SqliteStore {
             readers: Arc::new(Readers {
                 path,
                 idle: Mutex::new(Vec::new()),
+                running: tokio::sync::Semaphore::new(IDLE_READERS),
             }),
             deployment_id,
         })
@@ -102,6 +106,12 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
+        let _permit = self
+            .readers
+            .running
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Internal("reader pool closed".into()))?;
         let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || {
             let conn = readers
