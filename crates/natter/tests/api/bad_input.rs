@@ -315,6 +315,24 @@ async fn bad_room_and_profile_input() {
             "invalid_body",
         );
     }
+    let room = alice.create_room("r", "public").await;
+    for id in [0, -1] {
+        assert_error(
+            &alice.post("/api/v1/direct", json!({"user_id": id})).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        );
+        assert_error(
+            &alice
+                .post(
+                    &format!("/api/v1/rooms/{room}/members"),
+                    json!({"user_id": id}),
+                )
+                .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        );
+    }
 }
 
 #[tokio::test]

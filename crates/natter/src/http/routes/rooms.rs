@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::http::AppState;
-use crate::http::error::ApiResult;
+use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Auth, JsonBody, PathId};
 use crate::http::wire::{MembersOut, RoomListingOut, RoomOut};
 use crate::model::{RoomId, UserId, Visibility};
@@ -135,6 +135,21 @@ struct UserRef {
     user_id: i64,
 }
 
+impl UserRef {
+    /// Ids are positive, as in paths; anything else is a malformed request.
+    fn id(&self) -> ApiResult<UserId> {
+        if self.user_id > 0 {
+            Ok(UserId(self.user_id))
+        } else {
+            Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_id",
+                "user_id must be a positive integer",
+            ))
+        }
+    }
+}
+
 /// `POST /api/v1/rooms/{id}/members`: invite a user.
 async fn invite(
     State(s): State<AppState>,
@@ -142,9 +157,7 @@ async fn invite(
     PathId(id): PathId,
     JsonBody(input): JsonBody<UserRef>,
 ) -> ApiResult<StatusCode> {
-    s.chat
-        .invite(&caller, RoomId(id), UserId(input.user_id))
-        .await?;
+    s.chat.invite(&caller, RoomId(id), input.id()?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -155,7 +168,7 @@ async fn open_direct(
     Auth(caller): Auth,
     JsonBody(input): JsonBody<UserRef>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (room, created) = s.chat.open_direct(&caller, UserId(input.user_id)).await?;
+    let (room, created) = s.chat.open_direct(&caller, input.id()?).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
