@@ -43,6 +43,9 @@ pub(super) struct SessionCache {
 struct CacheInner {
     by_hash: HashMap<[u8; 32], (Caller, Millis)>,
     hash_of: HashMap<SessionId, [u8; 32]>,
+    /// Bumped by every `forget`: a session read from the store before a
+    /// forget may already have ended, so it is not cached.
+    forgets: u64,
 }
 
 /// Entries kept at most; past this the cache starts over (a simple bound).
@@ -58,8 +61,18 @@ impl SessionCache {
             .copied()
     }
 
-    fn put(&self, hash: [u8; 32], caller: Caller, expires_at: Millis) {
+    /// The forget count to pass to [`SessionCache::put`] after a store read.
+    fn generation(&self) -> u64 {
+        self.inner.read().expect("cache poisoned").forgets
+    }
+
+    /// Caches a session read from the store, unless some session was
+    /// forgotten since `generation` was taken (it may be this one).
+    fn put(&self, hash: [u8; 32], caller: Caller, expires_at: Millis, generation: u64) {
         let mut inner = self.inner.write().expect("cache poisoned");
+        if inner.forgets != generation {
+            return;
+        }
         if inner.by_hash.len() >= SESSION_CACHE_MAX {
             inner.by_hash.clear();
             inner.hash_of.clear();
@@ -70,6 +83,7 @@ impl SessionCache {
 
     pub(super) fn forget(&self, sessions: &[SessionId]) {
         let mut inner = self.inner.write().expect("cache poisoned");
+        inner.forgets += 1;
         for id in sessions {
             if let Some(hash) = inner.hash_of.remove(id) {
                 inner.by_hash.remove(&hash);
@@ -144,23 +158,26 @@ impl Chat {
         let token = URL_SAFE_NO_PAD.encode(bytes);
         let at = now_ms();
         let expires_at = at + self.config.session_ttl.as_millis() as Millis;
-        let (session, ended) = self
-            .store
-            .create_session(NewSession {
-                user: user.id,
-                token_hash: token_hash(&token),
-                at,
-                expires_at,
-                end_others: self.config.single_session.then_some(EndReason::Replaced),
+        let store = self.store.clone();
+        let new_session = NewSession {
+            user: user.id,
+            token_hash: token_hash(&token),
+            at,
+            expires_at,
+            end_others: self.config.single_session.then_some(EndReason::Replaced),
+        };
+        let user_id = user.id;
+        let session = self
+            .commit(async move {
+                let (session, ended) = store.create_session(new_session).await?;
+                let announce = (!ended.is_empty()).then(|| BusMessage::SessionsEnded {
+                    user: user_id,
+                    sessions: ended,
+                    reason: EndReason::Replaced,
+                });
+                Ok((session, announce.into_iter().collect()))
             })
             .await?;
-        if !ended.is_empty() {
-            self.publish(BusMessage::SessionsEnded {
-                user: user.id,
-                sessions: ended,
-                reason: EndReason::Replaced,
-            });
-        }
         self.remember_name(&user);
         Ok(Login {
             token,
@@ -179,6 +196,7 @@ impl Chat {
             }
             return Err(ChatError::SessionExpired);
         }
+        let generation = self.sessions.generation();
         let record = self
             .store
             .session_by_token(hash)
@@ -194,21 +212,27 @@ impl Chat {
             user: record.user,
             session: record.id,
         };
-        self.sessions.put(hash, caller, record.expires_at);
+        self.sessions
+            .put(hash, caller, record.expires_at, generation);
         Ok(caller)
     }
 
     /// Ends the caller's session; its open polls return `session_ended`.
     pub async fn logout(&self, caller: &Caller) -> ChatResult<()> {
-        self.store
-            .end_session(caller.session, EndReason::LoggedOut, now_ms())
-            .await?;
-        self.publish(BusMessage::SessionsEnded {
-            user: caller.user,
-            sessions: vec![caller.session],
-            reason: EndReason::LoggedOut,
-        });
-        Ok(())
+        let store = self.store.clone();
+        let caller = *caller;
+        self.commit(async move {
+            store
+                .end_session(caller.session, EndReason::LoggedOut, now_ms())
+                .await?;
+            let ended = BusMessage::SessionsEnded {
+                user: caller.user,
+                sessions: vec![caller.session],
+                reason: EndReason::LoggedOut,
+            };
+            Ok(((), vec![ended]))
+        })
+        .await
     }
 
     /// Changes the caller's display name and/or avatar. An empty avatar

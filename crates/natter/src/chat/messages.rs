@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Caller, Chat};
+use crate::bus::BusMessage;
 use crate::error::{ChatError, ChatResult};
 use crate::hub::PollAnswer;
 use crate::model::{Ephemeral, Event, RoomId, Seq, now_ms};
@@ -36,25 +37,30 @@ impl Chat {
         let client_msg_id = ClientMsgId::parse(client_msg_id)?;
         // Also loads the room's feed before the write, so the event lands in it.
         self.membership(caller, room).await?;
-        let appended = self
-            .store
-            .append_message(NewMessage {
-                room,
-                sender: caller.user,
-                sender_name: self.display_name(caller.user).await?,
-                client_msg_id: client_msg_id.into_string(),
-                text: text.into_string(),
-                at: now_ms(),
-            })
-            .await?;
-        let event = Arc::new(appended.event);
-        if !appended.duplicate {
-            self.announce(event.clone());
-        }
-        Ok(Sent {
-            event,
-            duplicate: appended.duplicate,
+        let message = NewMessage {
+            room,
+            sender: caller.user,
+            sender_name: self.display_name(caller.user).await?,
+            client_msg_id: client_msg_id.into_string(),
+            text: text.into_string(),
+            at: now_ms(),
+        };
+        let store = self.store.clone();
+        self.commit(async move {
+            let appended = store.append_message(message).await?;
+            let event = Arc::new(appended.event);
+            let announce = if appended.duplicate {
+                Vec::new()
+            } else {
+                vec![BusMessage::RoomEvent(event.clone())]
+            };
+            let sent = Sent {
+                event,
+                duplicate: appended.duplicate,
+            };
+            Ok((sent, announce))
         })
+        .await
     }
 
     /// A page of a room's events before `before` (or the newest), oldest

@@ -21,7 +21,12 @@ use crate::bus::{Bus, BusMessage, BusSink};
 use crate::error::{ChatError, ChatResult};
 use crate::hub::{Hub, HubConfig, RoomFeed};
 use crate::model::{Event, Role, RoomId, User, UserId, Visibility};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
+
+/// The bus message announcing a committed room event.
+fn room_event(event: Event) -> BusMessage {
+    BusMessage::RoomEvent(Arc::new(event))
+}
 
 /// Rules of the chat domain that operators may tune.
 #[derive(Clone, Debug)]
@@ -140,13 +145,24 @@ impl Chat {
         self.store.user(id).await?.ok_or(ChatError::UserNotFound)
     }
 
-    fn publish(&self, message: BusMessage) {
-        self.bus.publish(message);
-    }
-
-    /// Publishes a committed room event to every node's hub.
-    fn announce(&self, event: Arc<Event>) {
-        self.publish(BusMessage::RoomEvent(event));
+    /// Runs a store write, then publishes what it produced, on a task of
+    /// its own: a request cancelled after the commit (its client went away)
+    /// must never leave a committed change unannounced, or the members'
+    /// feeds would miss it.
+    async fn commit<T: Send + 'static>(
+        &self,
+        write: impl Future<Output = Result<(T, Vec<BusMessage>), StoreError>> + Send + 'static,
+    ) -> ChatResult<T> {
+        let bus = self.bus.clone();
+        tokio::spawn(async move {
+            let (value, announcements) = write.await?;
+            for message in announcements {
+                bus.publish(message);
+            }
+            Ok(value)
+        })
+        .await
+        .map_err(|e| ChatError::Internal(format!("write task failed: {e}")))?
     }
 }
 

@@ -1,9 +1,7 @@
 //! Conversations: group rooms and direct conversations, membership, and the
 //! room list with unread counts and presence.
 
-use std::sync::Arc;
-
-use super::{Caller, Chat};
+use super::{Caller, Chat, room_event};
 use crate::error::{ChatError, ChatResult};
 use crate::model::{Role, Room, RoomId, RoomKind, UserId, Visibility, now_ms};
 use crate::store::{MemberProfile, NewRoom, RoomSummary};
@@ -26,6 +24,19 @@ pub struct MemberList {
 const PUBLIC_ROOMS_LIMIT: usize = 200;
 
 impl Chat {
+    /// Makes `user` a member (added by `by`) and announces it; nothing
+    /// happens when they already are one.
+    async fn add_member(&self, room: RoomId, user: UserId, by: UserId) -> ChatResult<()> {
+        let store = self.store.clone();
+        self.commit(async move {
+            let joined = store
+                .add_member(room, user, Role::Member, by, now_ms())
+                .await?;
+            Ok(((), joined.into_iter().map(room_event).collect()))
+        })
+        .await
+    }
+
     fn online_count(&self, members: impl IntoIterator<Item = UserId>) -> usize {
         members
             .into_iter()
@@ -41,18 +52,19 @@ impl Chat {
         visibility: Visibility,
     ) -> ChatResult<Room> {
         let title = RoomTitle::parse(title)?;
-        let (room, event) = self
-            .store
-            .create_room(NewRoom {
-                creator: caller.user,
-                creator_name: self.display_name(caller.user).await?,
-                title: title.into_string(),
-                visibility,
-                at: now_ms(),
-            })
-            .await?;
-        self.announce(Arc::new(event));
-        Ok(room)
+        let new_room = NewRoom {
+            creator: caller.user,
+            creator_name: self.display_name(caller.user).await?,
+            title: title.into_string(),
+            visibility,
+            at: now_ms(),
+        };
+        let store = self.store.clone();
+        self.commit(async move {
+            let (room, event) = store.create_room(new_room).await?;
+            Ok((room, vec![room_event(event)]))
+        })
+        .await
     }
 
     /// The caller's conversations, most recently active first.
@@ -121,19 +133,18 @@ impl Chat {
             // Nothing changes, so nothing is announced.
             return Ok(current);
         }
-        let (room, event) = self
-            .store
-            .update_room(
-                id,
-                caller.user,
-                self.display_name(caller.user).await?,
-                title,
-                visibility,
-                now_ms(),
-            )
-            .await?;
-        self.announce(Arc::new(event));
-        Ok(room)
+        let (store, by, by_name) = (
+            self.store.clone(),
+            caller.user,
+            self.display_name(caller.user).await?,
+        );
+        self.commit(async move {
+            let (room, event) = store
+                .update_room(id, by, by_name, title, visibility, now_ms())
+                .await?;
+            Ok((room, vec![room_event(event)]))
+        })
+        .await
     }
 
     /// Joins a public group room; joining one already joined changes nothing.
@@ -147,13 +158,7 @@ impl Chat {
         if room.kind == RoomKind::Direct || room.visibility == Visibility::Private {
             return Err(ChatError::RoomNotFound);
         }
-        if let Some(event) = self
-            .store
-            .add_member(id, caller.user, Role::Member, caller.user, now_ms())
-            .await?
-        {
-            self.announce(Arc::new(event));
-        }
+        self.add_member(id, caller.user, caller.user).await?;
         self.store.room(id).await?.ok_or(ChatError::RoomNotFound)
     }
 
@@ -172,14 +177,7 @@ impl Chat {
                 "only the room's owner and admins can invite to a private room",
             ));
         }
-        if let Some(event) = self
-            .store
-            .add_member(id, user, Role::Member, caller.user, now_ms())
-            .await?
-        {
-            self.announce(Arc::new(event));
-        }
-        Ok(())
+        self.add_member(id, user, caller.user).await
     }
 
     /// Leaves a group room. Direct conversations cannot be left.
@@ -191,10 +189,12 @@ impl Chat {
                 "a direct conversation cannot be left",
             ));
         }
-        if let Some(event) = self.store.remove_member(id, caller.user, now_ms()).await? {
-            self.announce(Arc::new(event));
-        }
-        Ok(())
+        let (store, user) = (self.store.clone(), caller.user);
+        self.commit(async move {
+            let left = store.remove_member(id, user, now_ms()).await?;
+            Ok(((), left.into_iter().map(room_event).collect()))
+        })
+        .await
     }
 
     /// The members of a room the caller is in, with who is online.
@@ -227,19 +227,18 @@ impl Chat {
             }
             .into());
         }
-        let (room, event) = self
-            .store
-            .open_direct(
-                caller.user,
-                self.display_name(caller.user).await?,
-                peer,
-                now_ms(),
-            )
-            .await?;
-        let created = event.is_some();
-        if let Some(event) = event {
-            self.announce(Arc::new(event));
-        }
-        Ok((room, created))
+        let (store, opener, opener_name) = (
+            self.store.clone(),
+            caller.user,
+            self.display_name(caller.user).await?,
+        );
+        self.commit(async move {
+            let (room, event) = store
+                .open_direct(opener, opener_name, peer, now_ms())
+                .await?;
+            let created = event.is_some();
+            Ok(((room, created), event.into_iter().map(room_event).collect()))
+        })
+        .await
     }
 }

@@ -144,12 +144,23 @@ impl Hub {
     /// Takes a committed room event from the bus: updates memberships,
     /// appends it to its room's feed and wakes the members' polls.
     pub fn apply(&self, event: &Arc<Event>) {
+        // Users whose membership this event changes are woken after the
+        // room feed holds the event: woken earlier, a leaver's poll could
+        // look, find the room's head not yet moved, and sleep through it.
+        let mut changed = Vec::new();
         for (user, change) in event.body.membership_changes() {
             for feed in self.loaded_users([user]) {
                 feed.lock().apply_membership(event.room, event.seq, change);
-                feed.wake();
+                changed.push(feed);
             }
         }
+        self.apply_to_room(event);
+        for feed in changed {
+            feed.wake();
+        }
+    }
+
+    fn apply_to_room(&self, event: &Arc<Event>) {
         let Some(room) = self
             .rooms
             .read()

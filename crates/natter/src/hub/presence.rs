@@ -44,6 +44,7 @@ impl Hub {
         user: &Arc<UserFeed>,
         session: SessionId,
     ) -> ChatResult<OpenPoll> {
+        let _in_order = user.presence_order();
         let (id, came_online) = {
             let mut state = user.lock();
             let id = state
@@ -78,6 +79,7 @@ impl Hub {
         runtime.spawn(async move {
             loop {
                 let due = {
+                    let _in_order = user.presence_order();
                     let mut state = user.lock();
                     let ended = state.last_poll_end.filter(|_| state.open_polls() == 0);
                     match ended {
@@ -90,6 +92,8 @@ impl Hub {
                             let went_offline = state.online;
                             state.online = false;
                             drop(state);
+                            // Still under `_in_order`: a poll opening now
+                            // announces "online" only after this "offline".
                             if went_offline {
                                 if let Some(hub) = hub.upgrade() {
                                     hub.broadcast_presence(&user, false);

@@ -22,6 +22,9 @@ pub struct UserFeed {
     pub(super) stream: u64,
     wake: watch::Sender<u64>,
     state: Mutex<UserState>,
+    /// Held while presence flips and is announced, so every watcher sees
+    /// a user's online/offline items in the order they happened.
+    presence_order: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -62,11 +65,17 @@ impl UserFeed {
             stream: rand::random::<u64>() | 1,
             wake: watch::Sender::new(0),
             state: Mutex::new(UserState::default()),
+            presence_order: Mutex::new(()),
         }
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, UserState> {
         self.state.lock().expect("user feed poisoned")
+    }
+
+    /// See `presence_order`; taken before [`UserFeed::lock`], never after.
+    pub(super) fn presence_order(&self) -> MutexGuard<'_, ()> {
+        self.presence_order.lock().expect("presence order poisoned")
     }
 
     /// A receiver that sees every later [`UserFeed::wake`].

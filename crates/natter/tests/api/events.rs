@@ -292,3 +292,32 @@ async fn a_dropped_connection_frees_its_poll() {
     let (status, body) = alice.poll(&cursor, 0).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leave_wakes_the_leavers_other_sessions_at_once() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let room = alice.create_room("r", "public").await;
+    bob.join(room).await;
+    let mut bob_tab = server.client();
+    bob_tab.login("bob").await;
+    for round in 0..5 {
+        let cursor = bob_tab.cursor().await;
+        let tab = bob_tab.clone();
+        let poll = tokio::spawn(async move { tab.poll(&cursor, 30).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        let (status, _) = bob
+            .post(&format!("/api/v1/rooms/{room}/leave"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (_, body) = poll.await.unwrap();
+        assert_eq!(
+            body["events"][0]["type"], "member_left",
+            "round {round}: {body}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(2), "round {round}");
+        bob.join(room).await;
+    }
+}

@@ -44,7 +44,7 @@ struct Readers {
     idle: Mutex<Vec<Connection>>,
     /// Reads running at once; bounded so a burst reuses the open
     /// connections instead of opening (and then closing) new ones.
-    running: tokio::sync::Semaphore,
+    running: Arc<tokio::sync::Semaphore>,
 }
 
 impl Readers {
@@ -95,7 +95,7 @@ impl SqliteStore {
             readers: Arc::new(Readers {
                 path,
                 idle: Mutex::new(Vec::new()),
-                running: tokio::sync::Semaphore::new(IDLE_READERS),
+                running: Arc::new(tokio::sync::Semaphore::new(IDLE_READERS)),
             }),
             deployment_id,
         })
@@ -106,14 +106,18 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        let _permit = self
+        // The permit moves into the blocking task, so a cancelled caller
+        // does not free its slot while the read is still running.
+        let permit = self
             .readers
             .running
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| StoreError::Internal("reader pool closed".into()))?;
         let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let conn = readers
                 .take()
                 .map_err(|e| StoreError::Internal(e.to_string()))?;

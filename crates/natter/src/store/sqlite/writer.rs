@@ -82,7 +82,12 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>) {
             continue;
         }
         let mut finishes = Vec::with_capacity(batch.len());
+        let mut aborted = false;
         for job in batch {
+            if aborted {
+                // Dropping the job answers its caller with an error.
+                continue;
+            }
             if let Err(e) = run_cached(&conn, &["SAVEPOINT job"]) {
                 tracing::error!(error = %e, "sqlite writer could not open a savepoint");
                 continue;
@@ -97,16 +102,27 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>) {
                 tracing::error!(error = %e, "sqlite writer could not close a savepoint");
             }
             finishes.push(finish);
+            // Some errors (disk full, I/O) make SQLite roll back the whole
+            // transaction. Running further jobs would commit each on its
+            // own, outside the group, and then report them as failed.
+            if conn.is_autocommit() {
+                tracing::error!("sqlite rolled back the group transaction; failing the batch");
+                aborted = true;
+            }
         }
         let executed = started.elapsed();
-        let commit = run_cached(&conn, &["COMMIT"]).map_err(|e| e.to_string());
+        let commit = if aborted {
+            Err("the transaction was rolled back".to_owned())
+        } else {
+            run_cached(&conn, &["COMMIT"]).map_err(|e| e.to_string())
+        };
         tracing::debug!(
             batch.jobs = finishes.len(),
             execute_us = executed.as_micros() as u64,
             commit_us = (started.elapsed() - executed).as_micros() as u64,
             "group commit"
         );
-        if commit.is_err() {
+        if commit.is_err() && !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
         for finish in finishes {
