@@ -148,10 +148,8 @@ async fn logout_ends_an_open_poll_at_once() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     let cursor = alice.cursor().await;
-    let poller = alice.clone();
     let started = Instant::now();
-    let poll = tokio::spawn(async move { poller.poll(&cursor, 30).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let poll = alice.parked_poll(&cursor, 30).await;
     let (status, _) = alice.delete("/api/v1/sessions/current").await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let reply = poll.await.unwrap();
@@ -164,9 +162,7 @@ async fn single_session_mode_replaces_the_older_session() {
     let server = TestServer::start_with(|c| c.chat.single_session = true).await;
     let first = server.user("alice").await;
     let cursor = first.cursor().await;
-    let poller = first.clone();
-    let poll = tokio::spawn(async move { poller.poll(&cursor, 30).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let poll = first.parked_poll(&cursor, 30).await;
 
     let mut second = server.client();
     second.login("alice").await;

@@ -204,6 +204,15 @@ impl Client {
         body["cursor"].as_str().unwrap().to_owned()
     }
 
+    /// Starts a long poll on a task of its own and gives it time to park
+    /// on the server, for tests of what ends a waiting poll.
+    pub async fn parked_poll(&self, cursor: &str, timeout_secs: u64) -> JoinHandle<Reply> {
+        let (client, cursor) = (self.clone(), cursor.to_owned());
+        let poll = tokio::spawn(async move { client.poll(&cursor, timeout_secs).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        poll
+    }
+
     /// One long poll.
     pub async fn poll(&self, cursor: &str, timeout_secs: u64) -> Reply {
         self.get(&format!(

@@ -117,10 +117,7 @@ async fn sigterm_answers_waiting_polls_then_exits_cleanly() {
     let mut alice = Client::new(&server.base);
     alice.register_and_login("alice").await;
     let cursor = alice.cursor().await;
-    let poller = alice.clone();
-    let c = cursor.clone();
-    let poll = tokio::spawn(async move { poller.poll(&c, 30).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let poll = alice.parked_poll(&cursor, 30).await;
 
     let started = Instant::now();
     let status = Command::new("kill")

@@ -254,10 +254,7 @@ async fn shutdown_answers_waiting_polls_first() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     let cursor = alice.cursor().await;
-    let poller = alice.clone();
-    let c = cursor.clone();
-    let poll = tokio::spawn(async move { poller.poll(&c, 30).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let poll = alice.parked_poll(&cursor, 30).await;
     let started = Instant::now();
     server.stop().await;
     let (status, body) = poll.await.unwrap();
@@ -304,9 +301,7 @@ async fn a_leave_wakes_the_leavers_other_sessions_at_once() {
     bob_tab.login("bob").await;
     for round in 0..5 {
         let cursor = bob_tab.cursor().await;
-        let tab = bob_tab.clone();
-        let poll = tokio::spawn(async move { tab.poll(&cursor, 30).await });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let poll = bob_tab.parked_poll(&cursor, 30).await;
         let started = Instant::now();
         let (status, _) = bob
             .post(&format!("/api/v1/rooms/{room}/leave"), json!({}))
