@@ -34,6 +34,7 @@ pub fn router(chat: Arc<Chat>, config: &Config) -> Router {
     // of prefix stripping and routing to every request.
     Router::new()
         .merge(routes::meta::router())
+        .merge(routes::assets::router())
         .merge(routes::accounts::router())
         .merge(routes::rooms::router())
         .merge(routes::messages::router())

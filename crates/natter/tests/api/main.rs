@@ -12,3 +12,4 @@ mod limits;
 mod messages;
 mod meta;
 mod rooms;
+mod sdk;

@@ -1,0 +1,69 @@
+//! The JS SDK: served by the binary, and its own tests (web/tests/, run
+//! with Node's test runner) pass against a real server.
+
+use std::path::Path;
+use std::process::Command;
+
+use reqwest::StatusCode;
+
+use crate::common::TestServer;
+
+#[tokio::test]
+async fn the_sdk_is_served_with_revalidation_headers() {
+    let server = TestServer::start().await;
+    let url = format!("{}/sdk/natter.js", server.base);
+    let first = reqwest::get(&url).await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(
+        first.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(first.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(first.headers()["cache-control"], "no-cache");
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let body = first.text().await.unwrap();
+    assert!(body.contains("export class Natter"));
+
+    let again = reqwest::Client::new()
+        .get(&url)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert!(again.text().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_tests_pass_against_a_real_server() {
+    let node_found = Command::new("node").arg("--version").output().is_ok();
+    if !node_found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "node is required under CI=true"
+        );
+        println!("SKIPPED the_sdk_tests_pass_against_a_real_server: node is not installed");
+        return;
+    }
+    let server = TestServer::start().await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let base = server.base.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .args(["--test", "web/tests/"])
+            .current_dir(root)
+            .env("NATTER_URL", base)
+            .output()
+            .expect("run node")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "node --test failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("# fail 0"), "{stdout}");
+    assert!(!stdout.contains("# pass 0"), "no SDK test ran:\n{stdout}");
+}

@@ -1,0 +1,320 @@
+// natter JS SDK: the client side of natter's HTTP API and event stream.
+//
+// A plain ES module with no dependencies, served by natter at
+// /sdk/natter.js. It runs in browsers and in Node 18+ (anything with
+// fetch and AbortController). docs/sdk.md shows how to use it; the wire
+// protocol it speaks is docs/protocol.md.
+
+/** An error answer from natter: HTTP status plus the API's stable code. */
+export class NatterError extends Error {
+  constructor(status, code, message) {
+    super(message || code);
+    this.name = 'NatterError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** Codes after which the event stream stops for good: the session is gone. */
+const FATAL_CODES = new Set([
+  'session_ended',
+  'session_replaced',
+  'session_expired',
+  'unauthenticated',
+]);
+
+/** A fresh client message id; a retry reuses it so a message is stored once. */
+export function newClientMsgId() {
+  if (globalThis.crypto?.randomUUID) return globalThis.crypto.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 12)}`;
+}
+
+/** Waits `ms`, or until `signal` aborts. */
+function sleep(ms, signal) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}
+
+/** Exponential backoff with full jitter: 0.5 s doubling up to 30 s. */
+export function backoffDelay(attempt, { base = 500, max = 30000, random = Math.random } = {}) {
+  return Math.floor(random() * Math.min(max, base * 2 ** attempt));
+}
+
+/**
+ * The long-poll transport: one `GET /api/v1/events` at a time. Other
+ * transports (SSE, WebSocket) implement the same `next()` and plug in
+ * without changes to the rest of the SDK or the app.
+ */
+export function longPollTransport({ timeoutSeconds = 30 } = {}) {
+  return {
+    name: 'long-poll',
+    async next(client, cursor, signal) {
+      const query = cursor
+        ? `?cursor=${encodeURIComponent(cursor)}&timeout=${timeoutSeconds}`
+        : '';
+      // Give up a little after the server's own timeout would have answered.
+      return client.request('GET', `/api/v1/events${query}`, undefined, {
+        signal,
+        timeoutMs: (timeoutSeconds + 15) * 1000,
+      });
+    },
+  };
+}
+
+/** A natter client for one user session. */
+export class Natter {
+  /**
+   * @param {object} options
+   * @param {string} [options.baseUrl] natter's address; '' for the page's own origin
+   * @param {string} [options.token] a session token from an earlier login
+   * @param {object} [options.transport] how events arrive (default: long polling)
+   * @param {Function} [options.fetch] a fetch implementation (default: the global one)
+   */
+  constructor({ baseUrl = '', token = null, transport, fetch } = {}) {
+    this.baseUrl = baseUrl.replace(/\/$/, '');
+    this.token = token;
+    this.transport = transport || longPollTransport();
+    this.fetch = fetch || globalThis.fetch.bind(globalThis);
+  }
+
+  /** Sends one API request; resolves with the JSON answer or throws NatterError. */
+  async request(method, path, body, { signal, timeoutMs = 20000 } = {}) {
+    const headers = {};
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    const onAbort = () => controller.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let response;
+    try {
+      response = await this.fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: controller.signal,
+      });
+    } catch (e) {
+      throw new NatterError(0, signal?.aborted ? 'aborted' : 'network_error', String(e?.message || e));
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    }
+    const text = await response.text().catch(() => '');
+    let json = null;
+    if (text) {
+      try {
+        json = JSON.parse(text);
+      } catch {
+        throw new NatterError(response.status, 'bad_response', 'the server answered with something other than JSON');
+      }
+    }
+    if (!response.ok) {
+      const error = json?.error || {};
+      throw new NatterError(response.status, error.code || 'http_error', error.message || response.statusText);
+    }
+    return json;
+  }
+
+  // --- accounts -------------------------------------------------------
+
+  /** Creates an account (it does not log in). */
+  async register(username, password, displayName) {
+    const body = { username, password };
+    if (displayName !== undefined) body.display_name = displayName;
+    return (await this.request('POST', '/api/v1/users', body)).user;
+  }
+
+  /** Logs in; the client keeps the token for later calls. */
+  async login(username, password) {
+    const answer = await this.request('POST', '/api/v1/sessions', { username, password });
+    this.token = answer.token;
+    return { user: answer.user, token: answer.token, expiresAt: answer.expires_at };
+  }
+
+  /** Ends this session everywhere it is used; the event stream stops with `session_ended`. */
+  async logout() {
+    await this.request('DELETE', '/api/v1/sessions/current');
+    this.token = null;
+  }
+
+  async me() {
+    return (await this.request('GET', '/api/v1/me')).user;
+  }
+
+  /** Changes display name and/or avatar URL ('' returns to the generated avatar). */
+  async updateProfile({ displayName, avatarUrl } = {}) {
+    const body = {};
+    if (displayName !== undefined) body.display_name = displayName;
+    if (avatarUrl !== undefined) body.avatar_url = avatarUrl;
+    return (await this.request('PATCH', '/api/v1/me', body)).user;
+  }
+
+  async user(id) {
+    return (await this.request('GET', `/api/v1/users/${id}`)).user;
+  }
+
+  // --- conversations --------------------------------------------------
+
+  /** The caller's rooms with unread counts, last message and online count. */
+  async rooms() {
+    return (await this.request('GET', '/api/v1/rooms')).rooms;
+  }
+
+  async publicRooms() {
+    return (await this.request('GET', '/api/v1/rooms/public')).rooms;
+  }
+
+  async room(id) {
+    return (await this.request('GET', `/api/v1/rooms/${id}`)).room;
+  }
+
+  async createRoom(title, { visibility = 'private' } = {}) {
+    return (await this.request('POST', '/api/v1/rooms', { title, visibility })).room;
+  }
+
+  async updateRoom(id, { title, visibility } = {}) {
+    return (await this.request('PATCH', `/api/v1/rooms/${id}`, { title, visibility })).room;
+  }
+
+  async joinRoom(id) {
+    return (await this.request('POST', `/api/v1/rooms/${id}/join`, {})).room;
+  }
+
+  async leaveRoom(id) {
+    await this.request('POST', `/api/v1/rooms/${id}/leave`, {});
+  }
+
+  async invite(roomId, userId) {
+    await this.request('POST', `/api/v1/rooms/${roomId}/members`, { user_id: userId });
+  }
+
+  /** `{members, online_count}`; each member has an `online` flag. */
+  async members(roomId) {
+    return this.request('GET', `/api/v1/rooms/${roomId}/members`);
+  }
+
+  /** The one direct conversation with `userId`, created if needed. */
+  async openDirect(userId) {
+    return (await this.request('POST', '/api/v1/direct', { user_id: userId })).room;
+  }
+
+  // --- messages -------------------------------------------------------
+
+  /** A page of events before `before` (or the newest), oldest first. */
+  async history(roomId, { before, limit = 50 } = {}) {
+    const params = new URLSearchParams({ limit: String(limit) });
+    if (before !== undefined) params.set('before', String(before));
+    return this.request('GET', `/api/v1/rooms/${roomId}/messages?${params}`);
+  }
+
+  /**
+   * Sends a message and resolves with the stored message once the server
+   * has committed it. Network errors and server errors are retried with
+   * the same client message id, so a retry never stores a second copy;
+   * refusals (4xx) are not retried.
+   */
+  async send(roomId, text, { clientMsgId = newClientMsgId(), retries = 5, signal } = {}) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const answer = await this.request(
+          'POST',
+          `/api/v1/rooms/${roomId}/messages`,
+          { client_msg_id: clientMsgId, text },
+          { signal },
+        );
+        return answer.message;
+      } catch (e) {
+        const retryable = e instanceof NatterError && (e.status === 0 || e.status >= 500) && e.code !== 'aborted';
+        if (!retryable || attempt >= retries) throw e;
+        await sleep(backoffDelay(attempt), signal);
+      }
+    }
+  }
+
+  async markRead(roomId, seq) {
+    return (await this.request('POST', `/api/v1/rooms/${roomId}/read`, { seq })).read_seq;
+  }
+
+  // --- events ---------------------------------------------------------
+
+  /**
+   * Runs the event loop until stopped: takes a cursor, then waits for
+   * events with it, forever, resuming exactly after every error.
+   *
+   * handlers:
+   * - onReady(cursor): the stream is live; load what the page shows now
+   * - onEvents({events, ephemeral, ephemeralGap}): something happened
+   * - onState(state): 'connecting' | 'connected' | 'reconnecting' | 'stopped'
+   * - onResync(): the cursor could not be served; reload what the page shows
+   * - onStop(code): the session ended ('session_ended', 'session_replaced', …)
+   *
+   * Returns a function that stops the loop.
+   */
+  subscribe(handlers = {}, { cursor = null } = {}) {
+    const controller = new AbortController();
+    const signal = controller.signal;
+    const call = (name, ...args) => {
+      try {
+        handlers[name]?.(...args);
+      } catch (e) {
+        // A failing handler must not kill the stream.
+        queueMicrotask(() => { throw e; });
+      }
+    };
+    let state = null;
+    const setState = (next) => {
+      if (next !== state) {
+        state = next;
+        call('onState', next);
+      }
+    };
+    const run = async () => {
+      let attempt = 0;
+      setState('connecting');
+      while (!signal.aborted) {
+        try {
+          const answer = await this.transport.next(this, cursor, signal);
+          if (signal.aborted) break;
+          attempt = 0;
+          setState('connected');
+          const first = cursor === null;
+          cursor = answer.cursor;
+          if (first) {
+            call('onReady', cursor);
+            continue;
+          }
+          if (answer.events.length || answer.ephemeral.length || answer.ephemeral_gap) {
+            call('onEvents', {
+              events: answer.events,
+              ephemeral: answer.ephemeral,
+              ephemeralGap: answer.ephemeral_gap,
+            });
+          }
+        } catch (e) {
+          if (signal.aborted) break;
+          if (e instanceof NatterError && FATAL_CODES.has(e.code)) {
+            setState('stopped');
+            call('onStop', e.code);
+            return;
+          }
+          if (e instanceof NatterError && e.code === 'resync_required') {
+            cursor = null;
+            call('onResync');
+            continue;
+          }
+          setState('reconnecting');
+          await sleep(backoffDelay(attempt++), signal);
+        }
+      }
+      setState('stopped');
+    };
+    run();
+    return () => controller.abort();
+  }
+}
