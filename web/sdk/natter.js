@@ -96,6 +96,10 @@ export class Natter {
       response = await this.fetch(`${this.baseUrl}${path}`, {
         method,
         headers,
+        // API answers are never cached, and must not wait for each other:
+        // browsers hold back a GET while an identical one is in flight
+        // (their cache lock), which would stall a second tab's poll.
+        cache: 'no-store',
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: controller.signal,
       });

@@ -257,6 +257,15 @@ impl Hub {
         }
     }
 
+    /// How many event polls the user holds open on this node: what a page
+    /// shows as "connected from N places", and how tests check that the
+    /// tabs of one browser share a single poll.
+    pub fn open_polls(&self, user: UserId) -> usize {
+        self.loaded_users([user])
+            .first()
+            .map_or(0, |f| f.lock().open_polls())
+    }
+
     /// Whether the user has a poll open on this node or had one within the
     /// presence grace period.
     pub fn is_online(&self, user: UserId) -> bool {

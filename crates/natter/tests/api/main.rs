@@ -5,6 +5,7 @@ mod common;
 mod accounts;
 mod authz;
 mod bad_input;
+mod browser;
 mod delivery;
 mod durability;
 mod events;

@@ -67,3 +67,47 @@ async fn the_sdk_tests_pass_against_a_real_server() {
     assert!(stdout.contains("# fail 0"), "{stdout}");
     assert!(!stdout.contains("# pass 0"), "no SDK test ran:\n{stdout}");
 }
+
+#[tokio::test]
+async fn the_app_page_is_locked_down_and_api_answers_are_never_cached() {
+    let server = TestServer::start().await;
+    let page = reqwest::get(format!("{}/", server.base)).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for rule in [
+        "script-src 'self'",
+        "object-src 'none'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(policy.contains(rule), "{policy}");
+    }
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"<script type="module" src="/app/app.js">"#));
+    assert!(!html.contains("<script>"), "no inline script");
+    for path in [
+        "/app/app.js",
+        "/app/app.css",
+        "/app/worker.js",
+        "/app/i18n.js",
+    ] {
+        let asset = reqwest::get(format!("{}{path}", server.base))
+            .await
+            .unwrap();
+        assert_eq!(asset.status(), StatusCode::OK, "{path}");
+        assert!(asset.headers().contains_key("etag"), "{path}");
+    }
+    let health = reqwest::get(format!("{}/api/v1/openapi.json", server.base))
+        .await
+        .unwrap();
+    assert_eq!(health.headers()["cache-control"], "no-store");
+    let error = reqwest::get(format!("{}/api/v1/me", server.base))
+        .await
+        .unwrap();
+    assert_eq!(error.headers()["cache-control"], "no-store");
+}

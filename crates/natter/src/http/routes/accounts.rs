@@ -78,10 +78,14 @@ async fn logout(State(s): State<AppState>, Auth(caller): Auth) -> ApiResult<Stat
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /api/v1/me`: the caller's profile.
+/// `GET /api/v1/me`: the caller's profile, and how many event polls the
+/// caller's sessions hold open right now.
 async fn me(State(s): State<AppState>, Auth(caller): Auth) -> ApiResult<Json<Value>> {
     let user = s.chat.user(caller.user).await?;
-    Ok(Json(json!({ "user": UserOut::from(&user) })))
+    Ok(Json(json!({
+        "user": UserOut::from(&user),
+        "open_event_polls": s.chat.hub().open_polls(caller.user),
+    })))
 }
 
 #[derive(Deserialize)]

@@ -1,11 +1,12 @@
-//! Files of the web client and SDK, embedded in the binary at build time
-//! (`web/` in the repository), so natter stays one file to deploy.
+//! The web client and SDK (`web/` in the repository), embedded in the
+//! binary at build time so natter stays one file to deploy.
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, X_CONTENT_TYPE_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH, REFERRER_POLICY,
+    X_CONTENT_TYPE_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,20 +15,57 @@ use sha2::{Digest, Sha256};
 
 use crate::http::AppState;
 
-/// The JS SDK, importable by the app and by other pages.
-const SDK: &str = include_str!("../../../../../web/sdk/natter.js");
-
-pub fn router() -> Router<AppState> {
-    Router::new().route("/sdk/natter.js", get(sdk))
+/// One embedded file.
+struct Asset {
+    path: &'static str,
+    content_type: &'static str,
+    body: &'static str,
 }
 
-/// `GET /sdk/natter.js`: the SDK module. Browsers revalidate it on every
-/// load (`no-cache` with an ETag), so a new natter version is picked up
-/// at once and an unchanged one costs a 304.
-async fn sdk(headers: HeaderMap) -> Response {
-    static TAG: OnceLock<String> = OnceLock::new();
-    let tag = TAG.get_or_init(|| etag(SDK.as_bytes()));
-    serve(&headers, tag, "text/javascript; charset=utf-8", SDK)
+const JS: &str = "text/javascript; charset=utf-8";
+
+macro_rules! asset {
+    ($path:literal, $file:literal, $content_type:expr) => {
+        Asset {
+            path: $path,
+            content_type: $content_type,
+            body: include_str!(concat!("../../../../../web/", $file)),
+        }
+    };
+}
+
+const ASSETS: &[Asset] = &[
+    asset!("/", "index.html", "text/html; charset=utf-8"),
+    asset!("/app/app.css", "app/app.css", "text/css; charset=utf-8"),
+    asset!("/app/app.js", "app/app.js", JS),
+    asset!("/app/emoticons.js", "app/emoticons.js", JS),
+    asset!("/app/events.js", "app/events.js", JS),
+    asset!("/app/i18n.js", "app/i18n.js", JS),
+    asset!("/app/render.js", "app/render.js", JS),
+    asset!("/app/worker.js", "app/worker.js", JS),
+    asset!("/sdk/natter.js", "sdk/natter.js", JS),
+];
+
+/// What the app's pages may load: only natter's own scripts, styles and
+/// API; images also from https (users' own avatars). No inline script, no
+/// framing by other sites.
+const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' https: data:; connect-src 'self'; worker-src 'self'; \
+     object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+pub fn router() -> Router<AppState> {
+    let mut router = Router::new();
+    for asset in ASSETS {
+        let tag = Arc::new(etag(asset.body.as_bytes()));
+        router = router.route(
+            asset.path,
+            get(move |headers: HeaderMap| {
+                let tag = tag.clone();
+                async move { serve(&headers, &tag, asset) }
+            }),
+        );
+    }
+    router
 }
 
 fn etag(body: &[u8]) -> String {
@@ -36,29 +74,27 @@ fn etag(body: &[u8]) -> String {
     format!("\"{hex}\"")
 }
 
-fn serve(
-    request: &HeaderMap,
-    tag: &str,
-    content_type: &'static str,
-    body: &'static str,
-) -> Response {
+/// Browsers revalidate every file on each load (`no-cache` with an ETag):
+/// a new natter version is picked up at once, an unchanged file costs a 304.
+fn serve(request: &HeaderMap, tag: &str, asset: &Asset) -> Response {
     let fresh = request
         .get(IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == tag));
-    let tag = HeaderValue::from_str(tag).expect("etags are ASCII");
-    let common = [
-        (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-        (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-        (ETAG, tag),
-    ];
-    if fresh {
-        return (StatusCode::NOT_MODIFIED, common).into_response();
+    let mut headers = HeaderMap::new();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(ETAG, HeaderValue::from_str(tag).expect("etags are ASCII"));
+    if asset.content_type.starts_with("text/html") {
+        headers.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(PAGE_POLICY),
+        );
+        headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     }
-    (
-        common,
-        [(CONTENT_TYPE, HeaderValue::from_static(content_type))],
-        body,
-    )
-        .into_response()
+    if fresh {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+    (headers, asset.body).into_response()
 }

@@ -1,0 +1,779 @@
+// The natter web app: sign-in, the conversation list, a conversation with
+// its history and composer, and the member list. Plain DOM, no framework;
+// all user text goes through render.js, which only ever inserts text.
+
+import { Natter, NatterError, newClientMsgId } from '/sdk/natter.js';
+import { openEvents } from './events.js';
+import { CATEGORIES } from './emoticons.js';
+import { clock, dayKey, el, renderText, safeImage } from './render.js';
+import { has, language, t, toggleLanguage } from './i18n.js';
+
+const TOKEN_KEY = 'natter.token';
+const RECENT_KEY = 'natter.recentEmoji';
+const MAX_CHARS = 4000;
+const GROUP_GAP_MS = 5 * 60 * 1000;
+
+const root = document.getElementById('app');
+const client = new Natter({ token: localStorage.getItem(TOKEN_KEY) });
+
+/** Everything the screen shows, so any part can be redrawn from it. */
+const state = {
+  me: null,
+  connection: 'connecting',
+  rooms: new Map(), // id → room listing from GET /rooms
+  activeRoomId: null,
+  messages: new Map(), // room id → events, ascending by seq
+  hasMore: new Map(), // room id → older history exists
+  members: new Map(), // room id → member list
+  presence: new Map(), // user id → online
+  pending: new Map(), // client msg id → { roomId, text, status }
+  newBelow: false,
+  loadingOlder: false,
+  notice: '',
+  authMode: 'login',
+  authError: '',
+};
+
+let stopEvents = null;
+let roomsReload = null;
+/** The last read marker sent per room, so each is sent once. */
+const readSent = new Map();
+
+// --- start ---------------------------------------------------------------
+
+document.documentElement.lang = language();
+if (client.token) {
+  startSession().catch(() => showAuth(''));
+} else {
+  showAuth('');
+}
+
+function showAuth(notice) {
+  stopEvents?.();
+  stopEvents = null;
+  client.token = null;
+  localStorage.removeItem(TOKEN_KEY);
+  state.me = null;
+  state.rooms.clear();
+  state.messages.clear();
+  state.activeRoomId = null;
+  state.authError = notice;
+  renderAuth();
+}
+
+async function startSession() {
+  const me = await client.me();
+  state.me = me;
+  state.connection = 'connecting';
+  renderMain();
+  stopEvents = openEvents(client, {
+    onReady: () => reloadAll(),
+    onEvents: (batch) => applyEvents(batch),
+    onState: (s) => {
+      state.connection = s;
+      renderConnection();
+    },
+    onResync: () => reloadAll(),
+    onStop: (code) => showAuth(has(code) ? t(code) : t('unauthenticated')),
+  });
+}
+
+function errorText(error) {
+  if (error instanceof NatterError && has(error.code)) return t(error.code);
+  return t('unknownError', { message: error?.message || String(error) });
+}
+
+// --- sign-in ---------------------------------------------------------------
+
+function renderAuth() {
+  root.setAttribute('aria-busy', 'false');
+  const registering = state.authMode === 'register';
+  const username = el('input', { id: 'username', name: 'username', autocomplete: 'username', required: true });
+  const password = el('input', {
+    id: 'password',
+    name: 'password',
+    type: 'password',
+    autocomplete: registering ? 'new-password' : 'current-password',
+    required: true,
+  });
+  const displayName = el('input', { id: 'display-name', name: 'display_name', autocomplete: 'nickname' });
+  const error = el('p', { className: 'auth-error', role: 'alert', textContent: state.authError });
+  const submit = el('button', { type: 'submit', className: 'primary', textContent: registering ? t('register') : t('login') });
+  const form = el('form', { className: 'auth-form', 'aria-label': registering ? t('register') : t('login') },
+    el('label', { for: 'username' }, t('username')), username,
+    el('label', { for: 'password' }, t('password')), password,
+    registering ? [el('label', { for: 'display-name' }, t('displayName')), displayName] : null,
+    error,
+    submit,
+  );
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    submit.disabled = true;
+    error.textContent = '';
+    try {
+      if (registering) {
+        await client.register(username.value.trim(), password.value, displayName.value.trim() || undefined);
+      }
+      await client.login(username.value.trim(), password.value);
+      localStorage.setItem(TOKEN_KEY, client.token);
+      state.authError = '';
+      await startSession();
+    } catch (e) {
+      error.textContent = errorText(e);
+      submit.disabled = false;
+    }
+  };
+  const switchMode = el('button', {
+    type: 'button',
+    className: 'link',
+    textContent: registering ? t('haveAccount') : t('needAccount'),
+    onclick: () => {
+      state.authMode = registering ? 'login' : 'register';
+      state.authError = '';
+      renderAuth();
+    },
+  });
+  root.replaceChildren(
+    el('main', { className: 'auth' },
+      el('h1', { className: 'brand' }, t('appName')),
+      form,
+      switchMode,
+      languageButton(() => renderAuth()),
+    ),
+  );
+  username.focus();
+}
+
+function languageButton(redraw) {
+  return el('button', {
+    type: 'button',
+    className: 'lang',
+    'aria-label': t('languageLabel'),
+    textContent: t('language'),
+    onclick: () => {
+      toggleLanguage();
+      document.documentElement.lang = language();
+      redraw();
+    },
+  });
+}
+
+// --- data ----------------------------------------------------------------
+
+async function reloadAll() {
+  await loadRooms();
+  if (state.activeRoomId && state.rooms.has(state.activeRoomId)) {
+    await Promise.all([loadLatest(state.activeRoomId), loadMembers(state.activeRoomId)]);
+  } else {
+    state.activeRoomId = null;
+  }
+  renderMain();
+}
+
+async function loadRooms() {
+  const rooms = await client.rooms();
+  for (const room of rooms) {
+    // A read marker sent just before this list was computed may not be in it yet.
+    const sent = readSent.get(room.id) ?? 0;
+    if (sent > room.read_seq && (!room.last_message || room.last_message.seq <= sent)) {
+      room.read_seq = sent;
+      room.unread_count = 0;
+    }
+  }
+  state.rooms = new Map(rooms.map((room) => [room.id, room]));
+  renderSidebar();
+  renderTitle();
+}
+
+/** Reloads the room list soon, once, however many events ask for it. */
+function reloadRoomsSoon() {
+  clearTimeout(roomsReload);
+  roomsReload = setTimeout(() => loadRooms().catch(() => {}), 300);
+}
+
+async function loadLatest(roomId) {
+  const page = await client.history(roomId, { limit: 50 });
+  state.messages.set(roomId, page.messages);
+  state.hasMore.set(roomId, page.has_more);
+}
+
+async function loadOlder(roomId) {
+  const list = state.messages.get(roomId) || [];
+  if (state.loadingOlder || !state.hasMore.get(roomId) || list.length === 0) return;
+  state.loadingOlder = true;
+  renderMessages({ keepPosition: true });
+  try {
+    const page = await client.history(roomId, { before: list[0].seq, limit: 50 });
+    mergeEvents(roomId, page.messages);
+    state.hasMore.set(roomId, page.has_more);
+  } finally {
+    state.loadingOlder = false;
+  }
+  if (roomId === state.activeRoomId) renderMessages({ keepPosition: true });
+}
+
+async function loadMembers(roomId) {
+  const list = await client.members(roomId);
+  state.members.set(roomId, list.members);
+  for (const m of list.members) state.presence.set(m.id, m.online);
+}
+
+/** Adds events to a room's list, keeping it sorted by seq with no duplicates. */
+function mergeEvents(roomId, events) {
+  const list = state.messages.get(roomId) || [];
+  const known = new Set(list.map((e) => e.seq));
+  const fresh = events.filter((e) => !known.has(e.seq));
+  if (fresh.length === 0) return false;
+  const merged = list.concat(fresh).sort((a, b) => a.seq - b.seq);
+  state.messages.set(roomId, merged);
+  return true;
+}
+
+// --- events --------------------------------------------------------------
+
+function applyEvents({ events, ephemeral, ephemeralGap }) {
+  let roomsChanged = false;
+  let activeChanged = false;
+  for (const event of events) {
+    const room = state.rooms.get(event.room_id);
+    const mine = event.sender_id === state.me.id;
+    if (event.type === 'message') {
+      if (room) {
+        room.last_message = event;
+        room.head_seq = event.seq;
+        const seen = event.room_id === state.activeRoomId && !document.hidden && nearBottom();
+        if (!mine && !seen) room.unread_count += 1;
+        roomsChanged = true;
+      } else {
+        reloadRoomsSoon();
+      }
+      if (mine && state.pending.delete(event.client_msg_id)) activeChanged ||= event.room_id === state.activeRoomId;
+      if (state.messages.has(event.room_id) && mergeEvents(event.room_id, [event])) {
+        if (event.room_id === state.activeRoomId) activeChanged = true;
+      }
+      if (!mine) notify(event);
+    } else {
+      if (state.messages.has(event.room_id)) mergeEvents(event.room_id, [event]);
+      if (event.room_id === state.activeRoomId) {
+        activeChanged = true;
+        loadMembers(event.room_id).then(renderMembers).catch(() => {});
+      }
+      if (event.type === 'member_left' && event.user_id === state.me.id && event.room_id === state.activeRoomId) {
+        state.activeRoomId = null;
+      }
+      reloadRoomsSoon();
+    }
+  }
+  for (const item of ephemeral) {
+    if (item.type === 'presence') {
+      state.presence.set(item.user_id, item.online);
+      reloadRoomsSoon();
+    } else if (item.type === 'read') {
+      const room = state.rooms.get(item.room_id);
+      if (room && item.seq >= room.head_seq) {
+        room.unread_count = 0;
+        roomsChanged = true;
+      }
+    }
+  }
+  if (ephemeralGap) reloadAll().catch(() => {});
+  if (roomsChanged) {
+    renderSidebar();
+    renderTitle();
+  }
+  if (activeChanged) {
+    const atBottom = nearBottom();
+    renderMessages({ stickToBottom: atBottom });
+    if (!atBottom) showNewBelow(true);
+    markActiveRead();
+  }
+  renderMembers();
+}
+
+function notify(event) {
+  if (!document.hidden || typeof Notification !== 'function' || Notification.permission !== 'granted') return;
+  // Text only: the notification API shows strings, never markup.
+  new Notification(t('newMessageFrom', { name: event.sender_name }), { body: event.text, tag: `room-${event.room_id}` });
+}
+
+function markActiveRead() {
+  const roomId = state.activeRoomId;
+  const room = state.rooms.get(roomId);
+  if (!room || document.hidden || !nearBottom()) return;
+  const list = state.messages.get(roomId) || [];
+  const last = list[list.length - 1];
+  if (!last || (room.unread_count === 0 && room.read_seq >= last.seq)) return;
+  room.unread_count = 0;
+  room.read_seq = last.seq;
+  renderSidebar();
+  renderTitle();
+  if ((readSent.get(roomId) ?? 0) < last.seq) {
+    readSent.set(roomId, last.seq);
+    client.markRead(roomId, last.seq).catch(() => readSent.delete(roomId));
+  }
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden) markActiveRead();
+});
+
+// --- main screen ----------------------------------------------------------
+
+function renderMain() {
+  root.setAttribute('aria-busy', 'false');
+  root.replaceChildren(
+    el('header', { className: 'topbar' },
+      el('button', {
+        type: 'button', className: 'back', 'aria-label': t('back'), textContent: '‹',
+        onclick: () => { state.activeRoomId = null; renderMain(); },
+      }),
+      el('h1', { className: 'brand' }, t('appName')),
+      el('span', { id: 'connection', className: 'connection', role: 'status' }),
+      el('span', { className: 'spacer' }),
+      notificationButton(),
+      languageButton(() => renderMain()),
+      el('span', { className: 'me' }, state.me.display_name),
+      el('button', {
+        type: 'button', className: 'logout', textContent: t('logout'),
+        onclick: async () => {
+          try { await client.logout(); } catch { /* the session may already be gone */ }
+          showAuth('');
+        },
+      }),
+    ),
+    el('div', { className: 'layout' + (state.activeRoomId ? ' has-room' : '') },
+      el('nav', { id: 'sidebar', className: 'sidebar', 'aria-label': t('conversations') }),
+      el('main', { id: 'conversation', className: 'conversation' }),
+      el('aside', { id: 'members', className: 'members', 'aria-label': t('members') }),
+    ),
+  );
+  renderConnection();
+  renderSidebar();
+  renderConversation();
+  renderMembers();
+  renderTitle();
+}
+
+function renderConnection() {
+  const node = document.getElementById('connection');
+  if (!node) return;
+  node.dataset.state = state.connection;
+  node.textContent = t(state.connection);
+}
+
+function notificationButton() {
+  if (typeof Notification !== 'function') return null;
+  const on = Notification.permission === 'granted';
+  return el('button', {
+    type: 'button', className: 'notify', 'aria-pressed': String(on),
+    textContent: on ? t('notificationsOn') : t('notifications'),
+    // Asked only after the user clicks, never on load.
+    onclick: async () => {
+      await Notification.requestPermission();
+      renderMain();
+    },
+  });
+}
+
+function renderTitle() {
+  let unread = 0;
+  for (const room of state.rooms.values()) unread += room.unread_count;
+  document.title = unread > 0 ? `(${unread}) ${t('appName')}` : t('appName');
+}
+
+function roomTitle(room) {
+  if (room.kind === 'direct') return room.peer?.display_name || '…';
+  return room.title;
+}
+
+function renderSidebar() {
+  const node = document.getElementById('sidebar');
+  if (!node) return;
+  const rooms = [...state.rooms.values()];
+  const list = el('ul', { className: 'room-list' },
+    rooms.map((room) => {
+      const preview = room.last_message
+        ? el('span', { className: 'preview' }, renderText(`${room.last_message.sender_name}: ${room.last_message.text}`))
+        : el('span', { className: 'preview' });
+      return el('li', {},
+        el('button', {
+          type: 'button',
+          className: 'room' + (room.id === state.activeRoomId ? ' active' : ''),
+          'aria-current': room.id === state.activeRoomId ? 'true' : undefined,
+          'data-room': room.id,
+          onclick: () => openRoom(room.id),
+        },
+          el('span', { className: 'room-title' }, roomTitle(room)),
+          room.unread_count > 0
+            ? el('span', { className: 'badge', 'aria-label': t('unread', { count: room.unread_count }) }, String(room.unread_count))
+            : null,
+          preview,
+          room.kind === 'group' ? el('span', { className: 'online-count' }, t('online', { count: room.online_count })) : null,
+        ),
+      );
+    }),
+  );
+  node.replaceChildren(
+    el('h2', {}, t('conversations')),
+    rooms.length ? list : el('p', { className: 'empty' }, t('noRooms')),
+    newRoomForm(),
+    publicRoomsSection(),
+  );
+}
+
+function newRoomForm() {
+  const title = el('input', { id: 'new-room-title', name: 'title', maxLength: 100, required: true, placeholder: t('roomTitle') });
+  const isPublic = el('input', { id: 'new-room-public', type: 'checkbox', checked: true });
+  const error = el('p', { className: 'form-error', role: 'alert' });
+  const form = el('form', { className: 'new-room', 'aria-label': t('newRoom') },
+    el('label', { for: 'new-room-title', className: 'visually-hidden' }, t('roomTitle')),
+    title,
+    el('label', { className: 'check' }, isPublic, t('publicRoom')),
+    el('button', { type: 'submit' }, t('create')),
+    error,
+  );
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    try {
+      const room = await client.createRoom(title.value, { visibility: isPublic.checked ? 'public' : 'private' });
+      await loadRooms();
+      await openRoom(room.id);
+    } catch (e) {
+      error.textContent = errorText(e);
+    }
+  };
+  return el('details', { className: 'panel' }, el('summary', {}, t('newRoom')), form);
+}
+
+function publicRoomsSection() {
+  const list = el('ul', { className: 'public-list' });
+  const details = el('details', { className: 'panel' }, el('summary', {}, t('publicRooms')), list);
+  details.ontoggle = async () => {
+    if (!details.open) return;
+    const rooms = await client.publicRooms().catch(() => []);
+    list.replaceChildren(
+      ...(rooms.length ? rooms.map((room) => el('li', {},
+        el('span', {}, room.title),
+        state.rooms.has(room.id)
+          ? el('span', { className: 'muted' }, t('joined'))
+          : el('button', {
+            type: 'button', textContent: t('join'),
+            onclick: async () => {
+              await client.joinRoom(room.id);
+              await loadRooms();
+              await openRoom(room.id);
+            },
+          }),
+      )) : [el('li', { className: 'muted' }, t('noPublicRooms'))]),
+    );
+  };
+  return details;
+}
+
+async function openRoom(roomId) {
+  state.activeRoomId = roomId;
+  state.newBelow = false;
+  renderMain();
+  await Promise.all([
+    state.messages.has(roomId) ? null : loadLatest(roomId),
+    loadMembers(roomId),
+  ]);
+  if (state.activeRoomId !== roomId) return;
+  renderConversation();
+  renderMembers();
+  markActiveRead();
+}
+
+// --- conversation -----------------------------------------------------------
+
+function renderConversation() {
+  const node = document.getElementById('conversation');
+  if (!node) return;
+  const room = state.rooms.get(state.activeRoomId);
+  if (!room) {
+    node.replaceChildren(el('p', { className: 'empty center' }, t('selectRoom')));
+    return;
+  }
+  const messages = el('ol', {
+    id: 'messages', className: 'messages', role: 'log', 'aria-live': 'polite', 'aria-label': roomTitle(room), tabIndex: 0,
+  });
+  messages.onscroll = () => {
+    if (messages.scrollTop < 40) loadOlder(room.id).catch(() => {});
+    if (nearBottom()) {
+      showNewBelow(false);
+      markActiveRead();
+    }
+  };
+  const newBelow = el('button', {
+    id: 'new-below', type: 'button', className: 'new-below', hidden: !state.newBelow, textContent: t('newBelow'),
+    onclick: () => {
+      messages.scrollTop = messages.scrollHeight;
+      showNewBelow(false);
+      markActiveRead();
+    },
+  });
+  node.replaceChildren(
+    el('header', { className: 'room-header' },
+      el('h2', {}, roomTitle(room)),
+      room.kind === 'group' ? el('span', { className: 'online-count' }, t('online', { count: onlineCount(room.id, room) })) : null,
+      room.kind === 'group'
+        ? el('button', {
+          type: 'button', className: 'leave', textContent: t('leave'),
+          onclick: async () => {
+            await client.leaveRoom(room.id);
+            state.activeRoomId = null;
+            await loadRooms();
+            renderMain();
+          },
+        })
+        : null,
+    ),
+    messages,
+    newBelow,
+    composer(room),
+  );
+  renderMessages({ stickToBottom: true });
+}
+
+function onlineCount(roomId, room) {
+  const members = state.members.get(roomId);
+  if (!members) return room.online_count;
+  return members.filter((m) => state.presence.get(m.id)).length;
+}
+
+function nearBottom() {
+  const list = document.getElementById('messages');
+  if (!list) return true;
+  return list.scrollHeight - list.scrollTop - list.clientHeight < 60;
+}
+
+function showNewBelow(show) {
+  state.newBelow = show;
+  const button = document.getElementById('new-below');
+  if (button) button.hidden = !show;
+}
+
+function avatarOf(roomId, userId) {
+  const member = (state.members.get(roomId) || []).find((m) => m.id === userId);
+  return safeImage(member?.avatar_url, `/api/v1/users/${userId}/avatar.svg`);
+}
+
+function systemText(event) {
+  switch (event.type) {
+    case 'member_joined': return t('joinedEvent', { name: event.display_name });
+    case 'member_left': return t('leftEvent', { name: event.sender_name });
+    case 'room_created':
+      return event.kind === 'direct'
+        ? t('directCreated', { name: event.sender_name })
+        : t('createdEvent', { name: event.sender_name, title: event.title });
+    case 'room_updated': return t('renamedEvent', { name: event.sender_name, title: event.title });
+    default: return '';
+  }
+}
+
+function dayLabel(ms) {
+  const today = new Date();
+  const yesterday = new Date(today.getTime() - 86400000);
+  if (dayKey(ms) === dayKey(today.getTime())) return t('today');
+  if (dayKey(ms) === dayKey(yesterday.getTime())) return t('yesterday');
+  return new Date(ms).toLocaleDateString(language());
+}
+
+function renderMessages({ stickToBottom = false, keepPosition = false } = {}) {
+  const list = document.getElementById('messages');
+  const roomId = state.activeRoomId;
+  if (!list || roomId === null) return;
+  const heightBefore = list.scrollHeight;
+  const topBefore = list.scrollTop;
+  const items = [];
+  if (state.loadingOlder) items.push(el('li', { className: 'system' }, t('loadingOlder')));
+  else if (!state.hasMore.get(roomId)) items.push(el('li', { className: 'system' }, t('beginning')));
+  let previous = null;
+  let day = null;
+  for (const event of state.messages.get(roomId) || []) {
+    if (dayKey(event.ts) !== day) {
+      day = dayKey(event.ts);
+      items.push(el('li', { className: 'day', role: 'separator' }, dayLabel(event.ts)));
+      previous = null;
+    }
+    if (event.type !== 'message') {
+      items.push(el('li', { className: 'system' }, systemText(event)));
+      previous = null;
+      continue;
+    }
+    const grouped = previous && previous.sender_id === event.sender_id && event.ts - previous.ts < GROUP_GAP_MS;
+    items.push(messageItem(roomId, event, grouped));
+    previous = event;
+  }
+  for (const [clientMsgId, pending] of state.pending) {
+    if (pending.roomId === roomId) items.push(pendingItem(clientMsgId, pending));
+  }
+  list.replaceChildren(...items);
+  if (stickToBottom) list.scrollTop = list.scrollHeight;
+  else if (keepPosition) list.scrollTop = topBefore + (list.scrollHeight - heightBefore);
+}
+
+function messageItem(roomId, event, grouped) {
+  const mine = event.sender_id === state.me.id;
+  return el('li', {
+    className: 'message' + (grouped ? ' grouped' : '') + (mine ? ' mine' : ''),
+    'data-seq': event.seq,
+  },
+    grouped ? null : el('img', { className: 'avatar', src: avatarOf(roomId, event.sender_id), alt: '', width: 36, height: 36 }),
+    el('div', { className: 'bubble' },
+      grouped ? null : el('div', { className: 'meta' },
+        el('span', { className: 'sender' }, event.sender_name),
+        el('time', { dateTime: new Date(event.ts).toISOString() }, clock(event.ts, language())),
+      ),
+      el('div', { className: 'text' }, renderText(event.text)),
+    ),
+  );
+}
+
+function pendingItem(clientMsgId, pending) {
+  return el('li', { className: 'message mine pending', 'data-client-id': clientMsgId },
+    el('div', { className: 'bubble' },
+      el('div', { className: 'text' }, renderText(pending.text)),
+      el('div', { className: 'status' },
+        pending.status === 'failed' ? t('failed') : t('sending'),
+        pending.status === 'failed'
+          ? el('button', { type: 'button', className: 'retry', textContent: t('retry'), onclick: () => sendPending(clientMsgId) })
+          : null,
+      ),
+    ),
+  );
+}
+
+function composer(room) {
+  const input = el('textarea', {
+    id: 'composer', rows: 2, maxLength: MAX_CHARS, placeholder: t('composerHint'), 'aria-label': t('composerLabel'),
+  });
+  const counter = el('span', { className: 'counter', 'aria-live': 'polite' });
+  const picker = emojiPicker((emoji) => insertAtCursor(input, emoji));
+  const form = el('form', { className: 'composer' },
+    input,
+    el('div', { className: 'composer-tools' },
+      el('button', {
+        type: 'button', className: 'emoji-toggle', 'aria-label': t('emoji'), 'aria-expanded': 'false', textContent: '😊',
+        onclick: (event) => {
+          picker.hidden = !picker.hidden;
+          event.currentTarget.setAttribute('aria-expanded', String(!picker.hidden));
+        },
+      }),
+      counter,
+      el('button', { type: 'submit', className: 'primary' }, t('send')),
+    ),
+    picker,
+  );
+  const updateCounter = () => {
+    const left = MAX_CHARS - [...input.value].length;
+    counter.textContent = left < 200 ? t('charsLeft', { count: left }) : '';
+  };
+  input.oninput = updateCounter;
+  input.onkeydown = (event) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  };
+  form.onsubmit = (event) => {
+    event.preventDefault();
+    const text = input.value;
+    if (!text.trim()) return;
+    input.value = '';
+    updateCounter();
+    const clientMsgId = newClientMsgId();
+    state.pending.set(clientMsgId, { roomId: room.id, text, status: 'sending' });
+    renderMessages({ stickToBottom: true });
+    sendPending(clientMsgId);
+  };
+  return form;
+}
+
+/** Sends (or re-sends, with the same id) a pending message. */
+async function sendPending(clientMsgId) {
+  const pending = state.pending.get(clientMsgId);
+  if (!pending) return;
+  pending.status = 'sending';
+  if (pending.roomId === state.activeRoomId) renderMessages({ stickToBottom: nearBottom() });
+  try {
+    const message = await client.send(pending.roomId, pending.text, { clientMsgId, retries: 2 });
+    state.pending.delete(clientMsgId);
+    if (state.messages.has(pending.roomId)) mergeEvents(pending.roomId, [message]);
+  } catch {
+    pending.status = 'failed';
+  }
+  if (pending.roomId === state.activeRoomId) renderMessages({ stickToBottom: true });
+}
+
+function insertAtCursor(input, text) {
+  const start = input.selectionStart ?? input.value.length;
+  const end = input.selectionEnd ?? start;
+  input.value = input.value.slice(0, start) + text + input.value.slice(end);
+  input.selectionStart = input.selectionEnd = start + text.length;
+  input.focus();
+  input.dispatchEvent(new Event('input'));
+}
+
+function emojiPicker(choose) {
+  const recent = () => JSON.parse(localStorage.getItem(RECENT_KEY) || '[]');
+  const grid = el('div', { className: 'emoji-grid', role: 'listbox', 'aria-label': t('emoji') });
+  const tabs = el('div', { className: 'emoji-tabs', role: 'tablist' });
+  const show = (name, list) => {
+    for (const tab of tabs.children) tab.setAttribute('aria-selected', String(tab.dataset.name === name));
+    grid.replaceChildren(...list.map((emoji) => el('button', {
+      type: 'button', className: 'emoji', role: 'option', textContent: emoji,
+      onclick: () => {
+        const next = [emoji, ...recent().filter((e) => e !== emoji)].slice(0, 24);
+        localStorage.setItem(RECENT_KEY, JSON.stringify(next));
+        choose(emoji);
+      },
+    })));
+  };
+  const categories = [[t('recent'), null], ...CATEGORIES];
+  for (const [name, list] of categories) {
+    tabs.append(el('button', {
+      type: 'button', role: 'tab', 'data-name': name, textContent: list ? list[0] : '🕘', title: name,
+      onclick: () => show(name, list || recent()),
+    }));
+  }
+  const picker = el('div', { className: 'emoji-picker', hidden: true }, tabs, grid);
+  show(CATEGORIES[0][0], CATEGORIES[0][1]);
+  return picker;
+}
+
+// --- members ----------------------------------------------------------------
+
+function renderMembers() {
+  const node = document.getElementById('members');
+  if (!node) return;
+  const roomId = state.activeRoomId;
+  const members = roomId === null ? null : state.members.get(roomId);
+  if (!members) {
+    node.replaceChildren();
+    return;
+  }
+  const online = members.filter((m) => state.presence.get(m.id)).length;
+  node.replaceChildren(
+    el('h2', {}, t('members'), ' ', el('span', { className: 'online-count' }, t('online', { count: online }))),
+    el('ul', { className: 'member-list' },
+      members.map((member) => {
+        const isOnline = Boolean(state.presence.get(member.id));
+        const me = member.id === state.me.id;
+        return el('li', { className: 'member', 'data-user': member.id },
+          el('img', { className: 'avatar', src: safeImage(member.avatar_url, `/api/v1/users/${member.id}/avatar.svg`), alt: '', width: 28, height: 28 }),
+          el('span', { className: 'dot' + (isOnline ? ' online' : ''), role: 'img', 'aria-label': isOnline ? t('connected') : t('offline') }),
+          el('span', { className: 'name' }, member.display_name, me ? ` (${t('you')})` : ''),
+          me ? null : el('button', {
+            type: 'button', className: 'dm', textContent: t('message'),
+            onclick: async () => {
+              const room = await client.openDirect(member.id);
+              await loadRooms();
+              await openRoom(room.id);
+            },
+          }),
+        );
+      }),
+    ),
+  );
+}

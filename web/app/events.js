@@ -1,0 +1,34 @@
+// The event stream for this tab. Where the browser has SharedWorker, all
+// tabs of one browser profile share a single stream (one open poll, not
+// one per tab, so ten tabs never hit the six-connections-per-host limit);
+// elsewhere each tab runs its own.
+
+/**
+ * Starts receiving events for `client`'s session; `handlers` are those of
+ * `Natter.subscribe`. Returns a function that stops listening.
+ */
+export function openEvents(client, handlers) {
+  if (typeof SharedWorker !== 'function') {
+    return client.subscribe(handlers);
+  }
+  let worker;
+  try {
+    worker = new SharedWorker('/app/worker.js', { type: 'module', name: 'natter-events' });
+  } catch {
+    return client.subscribe(handlers);
+  }
+  const port = worker.port;
+  port.onmessage = (message) => {
+    const { handler, args } = message.data || {};
+    if (typeof handlers[handler] === 'function') handlers[handler](...(args || []));
+  };
+  port.start();
+  port.postMessage({ type: 'start', token: client.token, baseUrl: client.baseUrl });
+  const bye = () => port.postMessage({ type: 'bye' });
+  addEventListener('pagehide', bye);
+  return () => {
+    removeEventListener('pagehide', bye);
+    bye();
+    port.close();
+  };
+}

@@ -1,0 +1,126 @@
+// What the browser tests share: a natter server they can restart, headless
+// Chromium, and small helpers that act like a person at the keyboard.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+import { chromium } from 'playwright-core';
+
+import { Natter } from '../../sdk/natter.js';
+
+export const ROOT = resolve(import.meta.dirname, '../../..');
+export const SCREENSHOTS = join(ROOT, 'test-artifacts', 'screenshots');
+
+function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+/** natter on a free port with its own data folder; `restart()` keeps both. */
+export class Server {
+  static async start() {
+    const server = new Server();
+    server.port = await freePort();
+    server.data = mkdtempSync(join(tmpdir(), 'natter-browser-'));
+    server.base = `http://127.0.0.1:${server.port}`;
+    await server.launch();
+    return server;
+  }
+
+  async launch() {
+    const binary = process.env.NATTER_BIN || join(ROOT, 'target', 'debug', 'natter');
+    this.child = spawn(binary, ['--listen', `127.0.0.1:${this.port}`, '--data-dir', this.data, '--presence-grace-secs', '2'], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, NATTER_LOG: 'warn' },
+    });
+    const deadline = Date.now() + 20000;
+    while (Date.now() < deadline) {
+      try {
+        const response = await fetch(`${this.base}/healthz`);
+        if (response.ok) return;
+      } catch { /* not up yet */ }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('natter did not start');
+  }
+
+  async stop() {
+    if (!this.child || this.child.exitCode !== null) return;
+    const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.kill('SIGTERM');
+    await exited;
+  }
+
+  async restart(pauseMs = 0) {
+    await this.stop();
+    await new Promise((r) => setTimeout(r, pauseMs));
+    await this.launch();
+  }
+
+  /** A logged-in SDK client for a new user (made through the API, not the UI). */
+  async user(name, displayName) {
+    const client = new Natter({ baseUrl: this.base });
+    await client.register(name, 'password-1', displayName);
+    const { user } = await client.login(name, 'password-1');
+    client.user = user;
+    return client;
+  }
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run',
+      '--disable-component-update', '--disable-sync', '--disable-quic'],
+  });
+}
+
+/** A fresh browser profile, in English unless told otherwise. */
+export async function newContext(browser, { locale = 'en-US', viewport = { width: 1280, height: 800 } } = {}) {
+  return browser.newContext({ locale, viewport });
+}
+
+/** Registers through the sign-in screen and waits for the main screen. */
+export async function registerInUi(page, base, username, password = 'password-1') {
+  await page.goto(base + '/');
+  await page.getByRole('button', { name: /create an account|注册/i }).click();
+  await page.fill('#username', username);
+  await page.fill('#password', password);
+  await page.getByRole('button', { name: /^(create account|注册)$/i }).click();
+  await page.locator('.topbar').waitFor();
+}
+
+/** Logs in through the sign-in screen. */
+export async function loginInUi(page, base, username, password = 'password-1') {
+  await page.goto(base + '/');
+  await page.fill('#username', username);
+  await page.fill('#password', password);
+  await page.getByRole('button', { name: /^(log in|登录)$/i }).click();
+  await page.locator('.topbar').waitFor();
+}
+
+/** Opens a conversation from the sidebar by its title. */
+export async function openRoomInUi(page, title) {
+  await page.locator('.room', { hasText: title }).first().click();
+  await page.locator('#composer').waitFor();
+}
+
+/** Types into the composer and presses Enter. */
+export async function sendInUi(page, text) {
+  await page.fill('#composer', text);
+  await page.press('#composer', 'Enter');
+}
+
+export async function screenshot(page, name) {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
+}
