@@ -26,7 +26,9 @@ const state = {
   hasMore: new Map(), // room id → older history exists
   members: new Map(), // room id → member list
   presence: new Map(), // user id → online
-  pending: new Map(), // client msg id → { roomId, text, status }
+  pending: new Map(), // client msg id → { roomId, text, status, error }
+  drafts: new Map(), // room id → text typed but not sent
+  historyEpoch: 0, // bumped when cached history is dropped
   newBelow: false,
   loadingOlder: false,
   notice: '',
@@ -43,9 +45,26 @@ const readSent = new Map();
 
 document.documentElement.lang = language();
 if (client.token) {
-  startSession().catch(() => showAuth(''));
+  resumeSession();
 } else {
   showAuth('');
+}
+
+/** Starts with the stored token; only a refused token sends the user to
+ *  sign-in, a server that cannot be reached is retried. */
+function resumeSession() {
+  startSession().catch((e) => {
+    if (e instanceof NatterError && e.status === 401) {
+      showAuth(has(e.code) ? t(e.code) : '');
+      return;
+    }
+    root.replaceChildren(el('main', { className: 'auth' },
+      el('h1', { className: 'brand' }, t('appName')),
+      el('p', { role: 'alert' }, errorText(e)),
+      el('button', { type: 'button', className: 'primary', textContent: t('retry'), onclick: resumeSession }),
+    ));
+    setTimeout(() => { if (!state.me) resumeSession(); }, 3000);
+  });
 }
 
 function showAuth(notice) {
@@ -54,8 +73,9 @@ function showAuth(notice) {
   client.token = null;
   localStorage.removeItem(TOKEN_KEY);
   state.me = null;
-  state.rooms.clear();
-  state.messages.clear();
+  for (const map of [state.rooms, state.messages, state.hasMore, state.members, state.presence, state.pending, state.drafts, readSent]) {
+    map.clear();
+  }
   state.activeRoomId = null;
   state.authError = notice;
   renderAuth();
@@ -67,15 +87,31 @@ async function startSession() {
   state.connection = 'connecting';
   renderMain();
   stopEvents = openEvents(client, {
-    onReady: () => reloadAll(),
+    onReady: () => safely(reloadAll()),
     onEvents: (batch) => applyEvents(batch),
     onState: (s) => {
       state.connection = s;
       renderConnection();
     },
-    onResync: () => reloadAll(),
+    // The stream restarts after a resync; onReady then reloads.
+    onResync: () => dropHistory(),
     onStop: (code) => showAuth(has(code) ? t(code) : t('unauthenticated')),
   });
+}
+
+/** Shows a failed action's reason in the top bar instead of failing silently. */
+function safely(promise) {
+  return promise.catch((e) => {
+    const notice = document.getElementById('notice');
+    if (notice) notice.textContent = errorText(e);
+  });
+}
+
+/** Forgets cached history, which may have a gap after a resync or a leave. */
+function dropHistory(roomId) {
+  if (roomId === undefined) state.messages.clear();
+  else state.messages.delete(roomId);
+  state.historyEpoch += 1;
 }
 
 function errorText(error) {
@@ -161,6 +197,7 @@ function languageButton(redraw) {
 // --- data ----------------------------------------------------------------
 
 async function reloadAll() {
+  dropHistory();
   await loadRooms();
   if (state.activeRoomId && state.rooms.has(state.activeRoomId)) {
     await Promise.all([loadLatest(state.activeRoomId), loadMembers(state.activeRoomId)]);
@@ -173,6 +210,13 @@ async function reloadAll() {
 async function loadRooms() {
   const rooms = await client.rooms();
   for (const room of rooms) {
+    // Events that arrived while the list was computed are newer than it.
+    const known = state.rooms.get(room.id);
+    if (known && known.head_seq > room.head_seq) {
+      room.head_seq = known.head_seq;
+      room.unread_count = known.unread_count;
+      room.last_message = known.last_message;
+    }
     // A read marker sent just before this list was computed may not be in it yet.
     const sent = readSent.get(room.id) ?? 0;
     if (sent > room.read_seq && (!room.last_message || room.last_message.seq <= sent)) {
@@ -192,9 +236,14 @@ function reloadRoomsSoon() {
 }
 
 async function loadLatest(roomId) {
+  // The buffer exists before the request, so events that arrive while it
+  // is in flight are kept and merged with the page.
+  const fresh = !state.messages.has(roomId);
+  if (fresh) state.messages.set(roomId, []);
   const page = await client.history(roomId, { limit: 50 });
-  state.messages.set(roomId, page.messages);
-  state.hasMore.set(roomId, page.has_more);
+  if (!state.messages.has(roomId)) return;
+  mergeEvents(roomId, page.messages);
+  if (fresh) state.hasMore.set(roomId, page.has_more);
 }
 
 async function loadOlder(roomId) {
@@ -202,10 +251,14 @@ async function loadOlder(roomId) {
   if (state.loadingOlder || !state.hasMore.get(roomId) || list.length === 0) return;
   state.loadingOlder = true;
   renderMessages({ keepPosition: true });
+  const epoch = state.historyEpoch;
   try {
     const page = await client.history(roomId, { before: list[0].seq, limit: 50 });
-    mergeEvents(roomId, page.messages);
-    state.hasMore.set(roomId, page.has_more);
+    // History dropped meanwhile: this page would leave a hole.
+    if (epoch === state.historyEpoch) {
+      mergeEvents(roomId, page.messages);
+      state.hasMore.set(roomId, page.has_more);
+    }
   } finally {
     state.loadingOlder = false;
   }
@@ -234,15 +287,18 @@ function mergeEvents(roomId, events) {
 function applyEvents({ events, ephemeral, ephemeralGap }) {
   let roomsChanged = false;
   let activeChanged = false;
+  let leftActive = false;
   for (const event of events) {
     const room = state.rooms.get(event.room_id);
     const mine = event.sender_id === state.me.id;
+    const isNew = room !== undefined && event.seq > room.head_seq;
+    if (isNew) room.head_seq = event.seq;
     if (event.type === 'message') {
       if (room) {
-        room.last_message = event;
-        room.head_seq = event.seq;
+        if (isNew) room.last_message = event;
         const seen = event.room_id === state.activeRoomId && !document.hidden && nearBottom();
-        if (!mine && !seen) room.unread_count += 1;
+        // Only what the room list has not counted yet.
+        if (!mine && !seen && isNew) room.unread_count += 1;
         roomsChanged = true;
       } else {
         reloadRoomsSoon();
@@ -258,8 +314,12 @@ function applyEvents({ events, ephemeral, ephemeralGap }) {
         activeChanged = true;
         loadMembers(event.room_id).then(renderMembers).catch(() => {});
       }
-      if (event.type === 'member_left' && event.user_id === state.me.id && event.room_id === state.activeRoomId) {
-        state.activeRoomId = null;
+      if (event.type === 'member_left' && event.user_id === state.me.id) {
+        dropHistory(event.room_id);
+        if (event.room_id === state.activeRoomId) {
+          state.activeRoomId = null;
+          leftActive = true;
+        }
       }
       reloadRoomsSoon();
     }
@@ -276,7 +336,11 @@ function applyEvents({ events, ephemeral, ephemeralGap }) {
       }
     }
   }
-  if (ephemeralGap) reloadAll().catch(() => {});
+  if (ephemeralGap) safely(reloadAll());
+  if (leftActive) {
+    renderMain();
+    return;
+  }
   if (roomsChanged) {
     renderSidebar();
     renderTitle();
@@ -329,6 +393,7 @@ function renderMain() {
       }),
       el('h1', { className: 'brand' }, t('appName')),
       el('span', { id: 'connection', className: 'connection', role: 'status' }),
+      el('span', { id: 'notice', className: 'notice', role: 'alert' }),
       el('span', { className: 'spacer' }),
       notificationButton(),
       languageButton(() => renderMain()),
@@ -341,8 +406,13 @@ function renderMain() {
         },
       }),
     ),
-    el('div', { className: 'layout' + (state.activeRoomId ? ' has-room' : '') },
-      el('nav', { id: 'sidebar', className: 'sidebar', 'aria-label': t('conversations') }),
+    el('div', { id: 'layout', className: 'layout' + (state.activeRoomId ? ' has-room' : '') },
+      el('nav', { className: 'sidebar', 'aria-label': t('conversations') },
+        el('h2', {}, t('conversations')),
+        el('div', { id: 'sidebar' }),
+        newRoomForm(),
+        publicRoomsSection(),
+      ),
       el('main', { id: 'conversation', className: 'conversation' }),
       el('aside', { id: 'members', className: 'members', 'aria-label': t('members') }),
     ),
@@ -405,7 +475,9 @@ function renderSidebar() {
         },
           el('span', { className: 'room-title' }, roomTitle(room)),
           room.unread_count > 0
-            ? el('span', { className: 'badge', 'aria-label': t('unread', { count: room.unread_count }) }, String(room.unread_count))
+            ? el('span', { className: 'badge' },
+              el('span', { 'aria-hidden': 'true' }, String(room.unread_count)),
+              el('span', { className: 'visually-hidden' }, t('unread', { count: room.unread_count })))
             : null,
           preview,
           room.kind === 'group' ? el('span', { className: 'online-count' }, t('online', { count: room.online_count })) : null,
@@ -413,12 +485,8 @@ function renderSidebar() {
       );
     }),
   );
-  node.replaceChildren(
-    el('h2', {}, t('conversations')),
-    rooms.length ? list : el('p', { className: 'empty' }, t('noRooms')),
-    newRoomForm(),
-    publicRoomsSection(),
-  );
+  // Only the list is redrawn: the forms below keep what is typed in them.
+  node.replaceChildren(rooms.length ? list : el('p', { className: 'empty' }, t('noRooms')));
 }
 
 function newRoomForm() {
@@ -458,11 +526,11 @@ function publicRoomsSection() {
           ? el('span', { className: 'muted' }, t('joined'))
           : el('button', {
             type: 'button', textContent: t('join'),
-            onclick: async () => {
+            onclick: () => safely((async () => {
               await client.joinRoom(room.id);
               await loadRooms();
               await openRoom(room.id);
-            },
+            })()),
           }),
       )) : [el('li', { className: 'muted' }, t('noPublicRooms'))]),
     );
@@ -516,15 +584,20 @@ function renderConversation() {
     el('header', { className: 'room-header' },
       el('h2', {}, roomTitle(room)),
       room.kind === 'group' ? el('span', { className: 'online-count' }, t('online', { count: onlineCount(room.id, room) })) : null,
+      el('button', {
+        type: 'button', className: 'members-toggle', textContent: t('members'),
+        onclick: () => document.getElementById('layout')?.classList.toggle('show-members'),
+      }),
       room.kind === 'group'
         ? el('button', {
           type: 'button', className: 'leave', textContent: t('leave'),
-          onclick: async () => {
+          onclick: () => safely((async () => {
             await client.leaveRoom(room.id);
+            dropHistory(room.id);
             state.activeRoomId = null;
             await loadRooms();
             renderMain();
-          },
+          })()),
         })
         : null,
     ),
@@ -556,6 +629,16 @@ function showNewBelow(show) {
 function avatarOf(roomId, userId) {
   const member = (state.members.get(roomId) || []).find((m) => m.id === userId);
   return safeImage(member?.avatar_url, `/api/v1/users/${userId}/avatar.svg`);
+}
+
+/** An avatar that falls back to the generated one if the user's own fails. */
+function avatarImage(src, userId, size) {
+  const fallback = `/api/v1/users/${userId}/avatar.svg`;
+  const img = el('img', { className: 'avatar', src, alt: '', width: size, height: size });
+  img.addEventListener('error', () => {
+    if (!img.src.endsWith(fallback)) img.src = fallback;
+  }, { once: true });
+  return img;
 }
 
 function systemText(event) {
@@ -619,7 +702,7 @@ function messageItem(roomId, event, grouped) {
     className: 'message' + (grouped ? ' grouped' : '') + (mine ? ' mine' : ''),
     'data-seq': event.seq,
   },
-    grouped ? null : el('img', { className: 'avatar', src: avatarOf(roomId, event.sender_id), alt: '', width: 36, height: 36 }),
+    grouped ? null : avatarImage(avatarOf(roomId, event.sender_id), event.sender_id, 36),
     el('div', { className: 'bubble' },
       grouped ? null : el('div', { className: 'meta' },
         el('span', { className: 'sender' }, event.sender_name),
@@ -635,9 +718,16 @@ function pendingItem(clientMsgId, pending) {
     el('div', { className: 'bubble' },
       el('div', { className: 'text' }, renderText(pending.text)),
       el('div', { className: 'status' },
-        pending.status === 'failed' ? t('failed') : t('sending'),
+        pending.status === 'sending' ? t('sending') : t('failed'),
+        pending.error ? ` ${pending.error}` : '',
         pending.status === 'failed'
           ? el('button', { type: 'button', className: 'retry', textContent: t('retry'), onclick: () => sendPending(clientMsgId) })
+          : null,
+        pending.status === 'refused'
+          ? el('button', {
+            type: 'button', className: 'retry', textContent: t('dismiss'),
+            onclick: () => { state.pending.delete(clientMsgId); renderMessages(); },
+          })
           : null,
       ),
     ),
@@ -669,7 +759,14 @@ function composer(room) {
     const left = MAX_CHARS - [...input.value].length;
     counter.textContent = left < 200 ? t('charsLeft', { count: left }) : '';
   };
-  input.oninput = updateCounter;
+  input.value = state.drafts.get(room.id) || '';
+  input.oninput = () => {
+    // The draft survives redraws and switching rooms.
+    if (input.value) state.drafts.set(room.id, input.value);
+    else state.drafts.delete(room.id);
+    updateCounter();
+  };
+  updateCounter();
   input.onkeydown = (event) => {
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
@@ -681,6 +778,7 @@ function composer(room) {
     const text = input.value;
     if (!text.trim()) return;
     input.value = '';
+    state.drafts.delete(room.id);
     updateCounter();
     const clientMsgId = newClientMsgId();
     state.pending.set(clientMsgId, { roomId: room.id, text, status: 'sending' });
@@ -700,8 +798,11 @@ async function sendPending(clientMsgId) {
     const message = await client.send(pending.roomId, pending.text, { clientMsgId, retries: 2 });
     state.pending.delete(clientMsgId);
     if (state.messages.has(pending.roomId)) mergeEvents(pending.roomId, [message]);
-  } catch {
-    pending.status = 'failed';
+  } catch (e) {
+    // A refusal (4xx) will not succeed on retry; only failures are retried.
+    const refused = e instanceof NatterError && e.status >= 400 && e.status < 500;
+    pending.status = refused ? 'refused' : 'failed';
+    pending.error = refused ? errorText(e) : '';
   }
   if (pending.roomId === state.activeRoomId) renderMessages({ stickToBottom: true });
 }
@@ -761,16 +862,16 @@ function renderMembers() {
         const isOnline = Boolean(state.presence.get(member.id));
         const me = member.id === state.me.id;
         return el('li', { className: 'member', 'data-user': member.id },
-          el('img', { className: 'avatar', src: safeImage(member.avatar_url, `/api/v1/users/${member.id}/avatar.svg`), alt: '', width: 28, height: 28 }),
+          avatarImage(safeImage(member.avatar_url, `/api/v1/users/${member.id}/avatar.svg`), member.id, 28),
           el('span', { className: 'dot' + (isOnline ? ' online' : ''), role: 'img', 'aria-label': isOnline ? t('connected') : t('offline') }),
           el('span', { className: 'name' }, member.display_name, me ? ` (${t('you')})` : ''),
           me ? null : el('button', {
             type: 'button', className: 'dm', textContent: t('message'),
-            onclick: async () => {
+            onclick: () => safely((async () => {
               const room = await client.openDirect(member.id);
               await loadRooms();
               await openRoom(room.id);
-            },
+            })()),
           }),
         );
       }),

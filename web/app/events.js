@@ -23,11 +23,18 @@ export function openEvents(client, handlers) {
     if (typeof handlers[handler] === 'function') handlers[handler](...(args || []));
   };
   port.start();
-  port.postMessage({ type: 'start', token: client.token, baseUrl: client.baseUrl });
+  const hello = () => port.postMessage({ type: 'start', token: client.token, baseUrl: client.baseUrl });
   const bye = () => port.postMessage({ type: 'bye' });
+  // A page restored from the back/forward cache joins the stream again.
+  const back = (event) => {
+    if (event.persisted) hello();
+  };
+  hello();
   addEventListener('pagehide', bye);
+  addEventListener('pageshow', back);
   return () => {
     removeEventListener('pagehide', bye);
+    removeEventListener('pageshow', back);
     bye();
     port.close();
   };

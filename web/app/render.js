@@ -61,7 +61,10 @@ function safeHref(candidate) {
 
 /** An avatar URL that is safe for `<img src>`: http(s) or a path on this server. */
 export function safeImage(url, fallback) {
-  if (typeof url === 'string' && (/^https?:\/\//i.test(url) || /^\/[^/]/.test(url))) return url;
+  // https, or a path on this server: one slash, then neither a slash nor
+  // a backslash (browsers read "/\host" as another host). Plain http is
+  // refused by the page's CSP anyway.
+  if (typeof url === 'string' && (/^https:\/\//i.test(url) || /^\/[^/\\]/.test(url))) return url;
   return fallback;
 }
 

@@ -1,53 +1,64 @@
-// A SharedWorker that holds one event stream for all tabs of a browser
-// profile and forwards everything it receives to each of them.
+// A SharedWorker that holds one event stream per session for all tabs of
+// a browser profile and forwards what it receives to that session's tabs
+// only (two tabs logged in as different users never see each other's).
 
 import { Natter } from '/sdk/natter.js';
 
-const ports = new Set();
-let stream = null; // { token, stop, state, ready }
+/** token → { ports, stop, state, ready } */
+const streams = new Map();
+/** port → token */
+const tokenOf = new Map();
 
-function broadcast(handler, ...args) {
-  for (const port of ports) port.postMessage({ handler, args });
+function send(port, handler, ...args) {
+  port.postMessage({ handler, args });
 }
 
 function start(port, { token, baseUrl }) {
-  ports.add(port);
-  if (stream && stream.token !== token) {
-    stream.stop();
-    stream = null;
-  }
-  if (stream) {
+  leave(port);
+  tokenOf.set(port, token);
+  const existing = streams.get(token);
+  if (existing) {
+    existing.ports.add(port);
     // A tab that joins a running stream gets its current state.
-    if (stream.state) port.postMessage({ handler: 'onState', args: [stream.state] });
-    if (stream.ready) port.postMessage({ handler: 'onReady', args: [] });
+    if (existing.state) send(port, 'onState', existing.state);
+    if (existing.ready) send(port, 'onReady');
     return;
   }
+  const stream = { ports: new Set([port]), state: null, ready: false, stop: null };
+  streams.set(token, stream);
+  const live = () => streams.get(token) === stream;
+  const broadcast = (handler, ...args) => {
+    if (!live()) return; // callbacks of a stream already stopped are dropped
+    for (const p of stream.ports) send(p, handler, ...args);
+  };
   const client = new Natter({ baseUrl, token });
-  const current = { token, state: null, ready: false };
-  stream = current;
-  current.stop = client.subscribe({
+  stream.stop = client.subscribe({
     onReady: (cursor) => {
-      current.ready = true;
+      stream.ready = true;
       broadcast('onReady', cursor);
     },
     onEvents: (batch) => broadcast('onEvents', batch),
     onState: (state) => {
-      current.state = state;
+      stream.state = state;
       broadcast('onState', state);
     },
     onResync: () => broadcast('onResync'),
     onStop: (code) => {
-      if (stream === current) stream = null;
       broadcast('onStop', code);
+      if (live()) streams.delete(token);
     },
   });
 }
 
 function leave(port) {
-  ports.delete(port);
-  if (ports.size === 0 && stream) {
+  const token = tokenOf.get(port);
+  tokenOf.delete(port);
+  const stream = token === undefined ? null : streams.get(token);
+  if (!stream) return;
+  stream.ports.delete(port);
+  if (stream.ports.size === 0) {
+    streams.delete(token);
     stream.stop();
-    stream = null;
   }
 }
 

@@ -32,11 +32,13 @@ export function newClientMsgId() {
 /** Waits `ms`, or until `signal` aborts. */
 function sleep(ms, signal) {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
+    const done = () => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
       resolve();
-    }, { once: true });
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
   });
 }
 
@@ -92,6 +94,7 @@ export class Natter {
     const onAbort = () => controller.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
     let response;
+    let text;
     try {
       response = await this.fetch(`${this.baseUrl}${path}`, {
         method,
@@ -103,13 +106,14 @@ export class Natter {
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: controller.signal,
       });
+      // Read the body under the same timeout: a stalled body must not hang.
+      text = await response.text();
     } catch (e) {
       throw new NatterError(0, signal?.aborted ? 'aborted' : 'network_error', String(e?.message || e));
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
     }
-    const text = await response.text().catch(() => '');
     let json = null;
     if (text) {
       try {
@@ -280,6 +284,7 @@ export class Natter {
     };
     const run = async () => {
       let attempt = 0;
+      let resyncs = 0;
       setState('connecting');
       while (!signal.aborted) {
         try {
@@ -293,6 +298,7 @@ export class Natter {
             call('onReady', cursor);
             continue;
           }
+          resyncs = 0;
           if (answer.events.length || answer.ephemeral.length || answer.ephemeral_gap) {
             call('onEvents', {
               events: answer.events,
@@ -310,6 +316,9 @@ export class Natter {
           if (e instanceof NatterError && e.code === 'resync_required') {
             cursor = null;
             call('onResync');
+            // Resyncs in a row (a lagging node behind a load balancer)
+            // back off like errors, so the page does not reload in a loop.
+            if (resyncs++ > 0) await sleep(backoffDelay(resyncs), signal);
             continue;
           }
           setState('reconnecting');

@@ -178,7 +178,7 @@ impl AvatarUrl {
         let lower = value.to_ascii_lowercase();
         let scheme_ok = lower.starts_with("https://")
             || lower.starts_with("http://")
-            || (value.starts_with('/') && !value.starts_with("//"));
+            || (value.starts_with('/') && !value.starts_with("//") && !value.starts_with("/\\"));
         if !scheme_ok || value.chars().count() > 512 || value.contains(char::is_whitespace) {
             return Err(Invalid::new(
                 "invalid_avatar_url",
@@ -291,6 +291,7 @@ mod tests {
             "javascript:alert(1)",
             "data:image/png;base64,xx",
             "//evil.example/x",
+            "/\\evil.example/x",
         ] {
             assert!(AvatarUrl::parse(bad).is_err(), "{bad}");
         }

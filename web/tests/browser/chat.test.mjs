@@ -1,6 +1,5 @@
 // Two people chatting in real Chromium: a group room and a direct
-// conversation, unread counts, presence, emoticons, history paging, a
-// server restart, and one shared event connection for three tabs.
+// conversation, unread counts and the title badge, online dots, emoticons.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';

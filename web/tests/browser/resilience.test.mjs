@@ -200,7 +200,33 @@ test('three tabs of one browser share one event poll, and all show new messages'
   await context.close();
 });
 
-test('a message that could not be sent shows as failed and is retried once, with its id', async () => {
+test('a send whose answer is lost is retried with the same id and stored once', async () => {
+  const name = `lost${unique()}`;
+  const me = await server.user(name);
+  const title = `lost ${unique()}`;
+  const room = await me.createRoom(title);
+  const context = await newContext(browser);
+  const page = await context.newPage();
+  await loginInUi(page, server.base, name);
+  await openRoomInUi(page, title);
+  // The first send reaches the server and is stored; its answer is lost.
+  let dropped = 0;
+  await page.route('**/api/v1/rooms/*/messages', async (route) => {
+    if (route.request().method() !== 'POST' || dropped > 0) return route.fallback();
+    dropped += 1;
+    await route.fetch();
+    await route.abort('connectionreset');
+  });
+  await sendInUi(page, 'answer lost once');
+  await page.locator('.message:not(.pending) .text', { hasText: 'answer lost once' }).waitFor({ timeout: 10000 });
+  assert.equal(dropped, 1);
+  const history = await me.history(room.id);
+  assert.equal(history.messages.filter((m) => m.text === 'answer lost once').length, 1, 'stored once');
+  assert.equal(await page.locator('.message .text', { hasText: 'answer lost once' }).count(), 1, 'shown once');
+  await context.close();
+});
+
+test('a message that could not be sent shows as failed and can be retried', async () => {
   const name = `retry${unique()}`;
   const me = await server.user(name);
   const title = `retry ${unique()}`;

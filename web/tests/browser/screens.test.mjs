@@ -1,6 +1,6 @@
 // Screenshots of the main screens at desktop and phone width, in English
 // and Chinese, saved to test-artifacts/screenshots/ for people to look at.
-// They also check that each screen's words are in the chosen language.
+// The sign-in screen's button shows the browser's language was picked.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
