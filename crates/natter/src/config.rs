@@ -9,7 +9,9 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
-use crate::chat::ChatConfig;
+use std::sync::Arc;
+
+use crate::chat::{ChatConfig, Secrets, Site};
 use crate::hub::HubConfig;
 
 /// Settings as given; every field optional so sources can be layered.
@@ -58,6 +60,50 @@ pub struct Settings {
     /// Log filter, e.g. `info` or `natter=debug` [default: info]
     #[arg(long, env = "NATTER_LOG")]
     pub log: Option<String>,
+    /// Keys for the server-to-server admin API, comma-separated (at least 32 characters each)
+    #[arg(long, env = "NATTER_ADMIN_KEYS", value_delimiter = ',')]
+    pub admin_keys: Option<Vec<String>>,
+    /// Host sites whose signed tokens sign their users in (`[[sites]]` in natter.toml)
+    #[arg(skip)]
+    pub sites: Option<Vec<SiteSettings>>,
+}
+
+/// One host site, as configured: how its tokens are checked and which
+/// origins may embed natter.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSettings {
+    /// Namespace of the site's users: `a-z 0-9 _ -`, 1–32 characters.
+    pub id: String,
+    /// The `iss` its tokens carry.
+    pub issuer: String,
+    /// The `aud` its tokens carry [default: natter].
+    pub audience: Option<String>,
+    /// `HS256`, `RS256` or `EdDSA`.
+    pub algorithm: String,
+    /// The shared secret, for HS256 (at least 32 bytes).
+    pub secret: Option<String>,
+    /// The site's public key in PEM, for RS256 and EdDSA.
+    pub public_key: Option<String>,
+    /// Origins (scheme://host[:port]) whose pages may embed natter and call its API.
+    #[serde(default)]
+    pub origins: Vec<String>,
+    /// Longest lifetime (exp - iat) accepted, in seconds [default: 300].
+    pub max_token_lifetime_secs: Option<u64>,
+    /// Clock difference tolerated, in seconds [default: 30].
+    pub clock_skew_secs: Option<u64>,
+}
+
+impl std::fmt::Debug for SiteSettings {
+    // Never print the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SiteSettings")
+            .field("id", &self.id)
+            .field("issuer", &self.issuer)
+            .field("algorithm", &self.algorithm)
+            .field("origins", &self.origins)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Settings {
@@ -80,6 +126,8 @@ impl Settings {
             max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
             shutdown_grace_secs: over.shutdown_grace_secs.or(self.shutdown_grace_secs),
             log: over.log.or(self.log),
+            admin_keys: over.admin_keys.or(self.admin_keys),
+            sites: over.sites.or(self.sites),
         }
     }
 
@@ -135,6 +183,13 @@ impl Config {
                 max_poll_timeout: s
                     .max_poll_timeout_secs
                     .map_or(chat_defaults.max_poll_timeout, secs),
+                sites: s
+                    .sites
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|site| Site::from_settings(site).map(Arc::new))
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+                admin_keys: Secrets(s.admin_keys.unwrap_or_default()),
             },
             hub: HubConfig {
                 presence_grace: s
@@ -172,6 +227,16 @@ impl Config {
         anyhow::ensure!(
             config.header_read_timeout > Duration::ZERO,
             "header_read_timeout_secs must be at least 1"
+        );
+        anyhow::ensure!(
+            config.chat.admin_keys.0.iter().all(|k| k.len() >= 32),
+            "admin keys must be at least 32 characters"
+        );
+        let mut ids: Vec<&str> = config.chat.sites.iter().map(|s| s.id.as_str()).collect();
+        ids.sort_unstable();
+        anyhow::ensure!(
+            ids.windows(2).all(|w| w[0] != w[1]),
+            "two [[sites]] share an id"
         );
         Ok(config)
     }

@@ -34,6 +34,9 @@ pub enum ChatError {
     ResyncRequired(&'static str),
     #[error("too many open polls for this user")]
     TooManyPolls,
+    /// A host site's sign-in token was refused; `code` says why.
+    #[error("{message}")]
+    TokenRefused { code: &'static str, message: String },
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -153,6 +153,12 @@ impl Chat {
             (true, Some(user)) => user,
             _ => return Err(ChatError::InvalidCredentials),
         };
+        self.open_session(user).await
+    }
+
+    /// Opens a session for an authenticated user (password or site token).
+    /// In single-session mode the user's other sessions end.
+    pub(super) async fn open_session(&self, user: User) -> ChatResult<Login> {
         let mut bytes = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
         let token = URL_SAFE_NO_PAD.encode(bytes);

@@ -9,6 +9,7 @@ mod accounts;
 mod messages;
 mod passwords;
 mod rooms;
+mod sso;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,7 @@ use std::time::Duration;
 pub use self::accounts::{Caller, Login};
 pub use self::messages::Sent;
 pub use self::rooms::{MemberList, RoomListing};
+pub use self::sso::Site;
 use crate::bus::{Bus, BusMessage, BusSink};
 use crate::error::{ChatError, ChatResult};
 use crate::hub::{Hub, HubConfig, RoomFeed};
@@ -41,6 +43,20 @@ pub struct ChatConfig {
     pub default_poll_timeout: Duration,
     /// Longest poll timeout a client may ask for.
     pub max_poll_timeout: Duration,
+    /// Host sites whose signed tokens sign their users in.
+    pub sites: Vec<Arc<Site>>,
+    /// Keys of the server-to-server admin API.
+    pub admin_keys: Secrets,
+}
+
+/// Secret strings that never appear in logs or debug output.
+#[derive(Clone, Default)]
+pub struct Secrets(pub Vec<String>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{} hidden]", self.0.len())
+    }
 }
 
 impl Default for ChatConfig {
@@ -51,6 +67,8 @@ impl Default for ChatConfig {
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             default_poll_timeout: Duration::from_secs(30),
             max_poll_timeout: Duration::from_secs(60),
+            sites: Vec::new(),
+            admin_keys: Secrets::default(),
         }
     }
 }

@@ -26,7 +26,12 @@ const PUBLIC_ROOMS_LIMIT: usize = 200;
 impl Chat {
     /// Makes `user` a member (added by `by`) and announces it; nothing
     /// happens when they already are one.
-    async fn add_member(&self, room: RoomId, user: UserId, by: UserId) -> ChatResult<()> {
+    pub(super) async fn add_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+        by: UserId,
+    ) -> ChatResult<()> {
         let store = self.store.clone();
         self.commit(async move {
             let joined = store

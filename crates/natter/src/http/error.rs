@@ -62,6 +62,13 @@ impl From<ChatError> for ApiError {
             ChatError::IdempotencyConflict => (S::CONFLICT, "client_msg_id_conflict"),
             ChatError::ResyncRequired(_) => (S::BAD_REQUEST, "resync_required"),
             ChatError::TooManyPolls => (S::TOO_MANY_REQUESTS, "too_many_polls"),
+            ChatError::TokenRefused { code, message } => {
+                let status = match code {
+                    "token_malformed" | "token_invalid_claim" => S::BAD_REQUEST,
+                    _ => S::UNAUTHORIZED,
+                };
+                return ApiError::new(status, code, message);
+            }
             ChatError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 return ApiError::new(

@@ -148,6 +148,26 @@ pub trait Store: Send + Sync + 'static {
     async fn create_user(&self, user: NewUser) -> StoreResult<User>;
     async fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>>;
     async fn user(&self, id: UserId) -> StoreResult<Option<User>>;
+    /// Creates or updates the user `external_id` of host site `site`.
+    /// Their username is `site:external_id`, which no password login can
+    /// name, and `avatar_url` is only changed when `Some`.
+    async fn upsert_site_user(
+        &self,
+        site: &str,
+        external_id: &str,
+        display_name: String,
+        avatar_url: Option<String>,
+        at: Millis,
+    ) -> StoreResult<User>;
+    /// Records a site token's `jti`; `false` when it was recorded before
+    /// (a replay). Ids whose tokens have expired are forgotten.
+    async fn claim_token_id(
+        &self,
+        site: &str,
+        jti: &str,
+        expires_at: Millis,
+        now: Millis,
+    ) -> StoreResult<bool>;
     async fn update_profile(&self, id: UserId, patch: ProfilePatch) -> StoreResult<User>;
 
     /// Creates a session; returns its id and the ids of sessions it ended.

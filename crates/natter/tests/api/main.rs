@@ -14,3 +14,4 @@ mod messages;
 mod meta;
 mod rooms;
 mod sdk;
+mod sso;

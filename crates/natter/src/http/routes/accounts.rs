@@ -7,6 +7,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::chat::Login;
 use crate::http::AppState;
 use crate::http::error::ApiResult;
 use crate::http::extract::{Auth, JsonBody, PathId};
@@ -18,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/users", post(register))
         .route("/api/v1/users/{id}", get(user))
         .route("/api/v1/sessions", post(login))
+        .route("/api/v1/sessions/sso", post(sso_login))
         .route("/api/v1/sessions/current", delete(logout))
         .route("/api/v1/me", get(me).patch(update_me))
 }
@@ -60,15 +62,36 @@ async fn login(
     JsonBody(input): JsonBody<LoginIn>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let login = s.chat.login(&input.username, &input.password).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "token": login.token,
-            "session_id": login.session,
-            "expires_at": login.expires_at,
-            "user": UserOut::from(&login.user),
-        })),
-    ))
+    Ok((StatusCode::CREATED, Json(login_json(&login))))
+}
+
+fn login_json(login: &Login) -> Value {
+    json!({
+        "token": login.token,
+        "session_id": login.session,
+        "expires_at": login.expires_at,
+        "user": UserOut::from(&login.user),
+    })
+}
+
+#[derive(Deserialize)]
+struct SsoIn {
+    token: String,
+    /// The site's id; without it the token's `iss` chooses the site.
+    site: Option<String>,
+}
+
+/// `POST /api/v1/sessions/sso`: exchange a host site's signed token for a
+/// session (docs/embedding.md).
+async fn sso_login(
+    State(s): State<AppState>,
+    JsonBody(input): JsonBody<SsoIn>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let login = s
+        .chat
+        .sso_login(input.site.as_deref(), &input.token)
+        .await?;
+    Ok((StatusCode::CREATED, Json(login_json(&login))))
 }
 
 /// `DELETE /api/v1/sessions/current`: log out; open polls of the session

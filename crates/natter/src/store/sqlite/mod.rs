@@ -151,6 +151,42 @@ impl Store for SqliteStore {
         self.read(move |c| queries::user(c, id)).await
     }
 
+    async fn upsert_site_user(
+        &self,
+        site: &str,
+        external_id: &str,
+        display_name: String,
+        avatar_url: Option<String>,
+        at: Millis,
+    ) -> StoreResult<User> {
+        let (site, external_id) = (site.to_owned(), external_id.to_owned());
+        self.writer
+            .write(move |c| {
+                queries::upsert_site_user(
+                    c,
+                    &site,
+                    &external_id,
+                    &display_name,
+                    avatar_url.as_deref(),
+                    at,
+                )
+            })
+            .await
+    }
+
+    async fn claim_token_id(
+        &self,
+        site: &str,
+        jti: &str,
+        expires_at: Millis,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        let (site, jti) = (site.to_owned(), jti.to_owned());
+        self.writer
+            .write(move |c| queries::claim_token_id(c, &site, &jti, expires_at, now))
+            .await
+    }
+
     async fn update_profile(&self, id: UserId, patch: ProfilePatch) -> StoreResult<User> {
         self.writer
             .write(move |c| queries::update_profile(c, id, &patch))

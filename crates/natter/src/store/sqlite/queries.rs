@@ -81,6 +81,65 @@ pub fn user(conn: &Connection, id: UserId) -> R<Option<User>> {
     .optional())
 }
 
+pub fn upsert_site_user(
+    conn: &Connection,
+    site: &str,
+    external_id: &str,
+    display_name: &str,
+    avatar_url: Option<&str>,
+    at: Millis,
+) -> R<User> {
+    let existing: Option<i64> = q(row(
+        conn,
+        "SELECT id FROM users WHERE site = ?1 AND external_id = ?2",
+        params![site, external_id],
+        |r| r.get(0),
+    )
+    .optional())?;
+    let id = match existing {
+        Some(id) => {
+            q(exec(
+                conn,
+                "UPDATE users SET display_name = ?1, avatar_url = COALESCE(?2, avatar_url) WHERE id = ?3",
+                params![display_name, avatar_url, id],
+            ))?;
+            UserId(id)
+        }
+        None => {
+            // No password: the empty hash matches nothing, and the username
+            // (with its ':') is not one a login form can send.
+            q(exec(
+                conn,
+                "INSERT INTO users (username, display_name, avatar_url, password_hash, created_at, site, external_id)
+                 VALUES (?1, ?2, ?3, '', ?4, ?5, ?6)",
+                params![format!("{site}:{external_id}"), display_name, avatar_url, at, site, external_id],
+            ))?;
+            UserId(conn.last_insert_rowid())
+        }
+    };
+    user(conn, id)?.ok_or(StoreError::NotFound("user"))
+}
+
+pub fn claim_token_id(
+    conn: &Connection,
+    site: &str,
+    jti: &str,
+    expires_at: Millis,
+    now: Millis,
+) -> R<bool> {
+    q(exec(
+        conn,
+        "DELETE FROM sso_token_ids WHERE expires_at < ?1",
+        params![now],
+    ))?;
+    let inserted = q(exec(
+        conn,
+        "INSERT OR IGNORE INTO sso_token_ids (site, jti, expires_at) VALUES (?1, ?2, ?3)",
+        params![site, jti, expires_at],
+    ))?;
+    Ok(inserted == 1)
+}
+
 pub fn update_profile(conn: &Connection, id: UserId, patch: &ProfilePatch) -> R<User> {
     if let Some(name) = &patch.display_name {
         q(exec(

@@ -4,7 +4,8 @@
 use rusqlite::{Connection, OptionalExtension};
 
 /// Each entry moves the schema one version forward; never edit a released one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -63,7 +64,19 @@ CREATE TABLE events (
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX events_idempotency ON events(room_id, sender_id, client_msg_id)
     WHERE client_msg_id IS NOT NULL;
-"#];
+"#,
+    r#"
+ALTER TABLE users ADD COLUMN site TEXT;
+ALTER TABLE users ADD COLUMN external_id TEXT;
+CREATE UNIQUE INDEX users_by_site ON users(site, external_id) WHERE site IS NOT NULL;
+CREATE TABLE sso_token_ids (
+    site       TEXT NOT NULL,
+    jti        TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (site, jti)
+) WITHOUT ROWID;
+"#,
+];
 
 /// Brings the database to the newest schema and returns the deployment id,
 /// creating it on first start.

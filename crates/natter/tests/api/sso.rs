@@ -1,0 +1,323 @@
+//! Host sites sign their users in with short-lived tokens: every check of
+//! the JWT pitfalls list has its own refusal code, and nothing is created
+//! by a refused token.
+
+use std::sync::Arc;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use natter::chat::Site;
+use natter::config::SiteSettings;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::{Client, TestServer, assert_error};
+
+const SECRET: &str = "school-secret-of-at-least-32-bytes!!";
+const OTHER_SECRET: &str = "another-secret-of-at-least-32-bytes!";
+
+/// Test-only keys, made with `openssl genpkey` for these tests.
+const ED_PRIVATE: &str = r"-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIG3+fOb+6IqqPrKePlRRbkjy76Dnmp+9RrRaj06y2+ew
+-----END PRIVATE KEY-----";
+const ED_PUBLIC: &str = r"-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAU3G5LO/3hh7Kz+zeslL6MO+cJ46KCaYxZVVWx9PHfVk=
+-----END PUBLIC KEY-----";
+const RSA_PRIVATE: &str = r"-----BEGIN PRIVATE KEY-----
+MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQDtArPZA3Z/j0IO
+c1d5KI+Q8dFBe6acUGsJSjaDj0jLJJcxrHhNvFzcC3mOnMc5+QMhA4FNpCvjMFzU
+5lgXjjsKBPaVuATNvNRrAhIAsl4jAHnQ6o0NMQ3bkPTHJYgK0/+VZv1i4yzS90ua
+TRB6MSMryJ/DxRmgY4WuKiLit4jfIjzlsSkupsLVwe28dhfpxsc/qig5J+kcKwVB
+hguaMBkRTX9tx2TmsrEHvt3zbdrL08I/c+Y3k/PdyMUZp8aBu3pzbf7V2RfChXay
+LKQ8eqJ52ZFlRwgLw/CLVe97WBrevNjrrgX/MJwlPpZ0LIMFV/vfJ9+zYv9IkC1r
+EyJ8aAU/AgMBAAECggEAPOlj5VMRgkkEFgioo3e8Jekv+V9Y+3VjfNi41+jcMXEu
+9lI3/Op7BwZf8Dn0rb6EgliPQ6/8o3/La9/jJfKk07dg1Cud+G4ePX4juFAfB2nY
+5MtTAt/nitVfQ0svAnFnjzMPzflKjNGHeZlysaStQFRoUvz10BWjxpYHrzKyF34L
+d2XJIhyiwER/mM/wTJG8DQOydWm8S0JvBhvj8z4BO2tBD08qe4RmfLgDg5POYaYZ
+qso9HyVSEzl47SpH8H7+H8fiO0YHoZ5A8vBitY9+vgtFrWOo4siusR0AGKlZoJXa
+TbjCxFClZUs0QuaEmXXFDuQG39QZkWzpO9hXhBD+IQKBgQD8tLhpDRp0FkfuGozp
+fLuofSb9m5gPVRrXEjVGh+OmdJpuuGdrKAE9euNOrfZ05YdORamHF16E6nNX2dAJ
+MrGUMMNt7mksuIUSdKlCb9oB2YdCNawM3qhcloYXVI9bjprVOUTbxyGsWQ1w3oZV
+zgbjMbSh0ZUWf+9zRNMC+QlLUQKBgQDwGZtQITeaxpnnWskjx18pijQEX2TuwKc9
+qiBUPvB4Xbyt2CmUsLYxhetRU15pRFQnetkpZ/EzbBU8/1lyo3S9h6+JNfuN9u2k
+cFGruqDlfFB9Wd6FrgDhhVh/Qa4RfvwUNa9sYUHQE+xNHbc1Ewu/8ycBkufdDqDH
+Jf+gn8UDjwJ/f1aRll4D9ntDw7edSgqQhVaLT0AYX6GC5N1H+0J+dGJNb318n4KJ
+HXHPGNaQWldO1yJDSs970X5SoPIg4oGo+gOYdsysMtzIMYSXxeKW+Fek0Lg6+kE4
+lW9EIn15v6kcXFV/XT/6t94n57g5+QLYdaOWYfQ6LBxLjMohil3zUQKBgQCqwXtc
+zJLwJ4hzKnTcVkGOmHSQG4v75NXMHD8ryytYX0n91TsVPWwF4nlN+F2vveGfxlXF
+hd/bs2WTYQMrbaZr2KD1k4fZGiE+job2/B7LttLDo3OHXQ3RVfVvY7W5SbdbZCbj
+jHOy2Uh4O8b9HxN/Kx21l9YAuBOOLq8TfC0wbwKBgQDAxIPEll/jtLEB44dBV8NY
+zV3YVZEV9RbkYIBVVsmzfOqh6VNpS1TkCSOSO1bmY9Q5y4IzuBZ8ZrvbDhk/iMTG
+bY6/WYwNY8jpFLEGJ5liPtdxgiKTBdUIRXpXBdZZJ+QsPUllZJYmrUufeX2wqvg9
+phdiD675OzF/HOTR3CNTFw==
+-----END PRIVATE KEY-----";
+const RSA_PUBLIC: &str = r"-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA7QKz2QN2f49CDnNXeSiP
+kPHRQXumnFBrCUo2g49IyySXMax4Tbxc3At5jpzHOfkDIQOBTaQr4zBc1OZYF447
+CgT2lbgEzbzUawISALJeIwB50OqNDTEN25D0xyWICtP/lWb9YuMs0vdLmk0QejEj
+K8ifw8UZoGOFrioi4reI3yI85bEpLqbC1cHtvHYX6cbHP6ooOSfpHCsFQYYLmjAZ
+EU1/bcdk5rKxB77d823ay9PCP3PmN5Pz3cjFGafGgbt6c23+1dkXwoV2siykPHqi
+edmRZUcIC8Pwi1Xve1ga3rzY664F/zCcJT6WdCyDBVf73yffs2L/SJAtaxMifGgF
+PwIDAQAB
+-----END PUBLIC KEY-----";
+
+fn site(id: &str, issuer: &str, algorithm: &str) -> Arc<Site> {
+    let mut settings = SiteSettings {
+        id: id.into(),
+        issuer: issuer.into(),
+        algorithm: algorithm.into(),
+        origins: vec!["http://school.test:8000".into()],
+        ..SiteSettings::default()
+    };
+    match algorithm {
+        "HS256" => settings.secret = Some(SECRET.into()),
+        "RS256" => settings.public_key = Some(RSA_PUBLIC.into()),
+        _ => settings.public_key = Some(ED_PUBLIC.into()),
+    }
+    Arc::new(Site::from_settings(settings).unwrap())
+}
+
+async fn server() -> TestServer {
+    TestServer::start_with(|c| {
+        c.chat.sites = vec![
+            site("school", "https://school.test", "HS256"),
+            site("forum", "https://forum.test", "RS256"),
+            site("saas", "https://saas.test", "EdDSA"),
+        ];
+    })
+    .await
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Claims a school would sign, valid for two minutes.
+fn claims(sub: &str) -> Value {
+    json!({
+        "sub": sub, "name": "Li Lei", "avatar": "https://school.test/a/42.png",
+        "iss": "https://school.test", "aud": "natter", "iat": now(), "exp": now() + 120,
+    })
+}
+
+fn sign(claims: &Value, alg: Algorithm, key: &EncodingKey) -> String {
+    jsonwebtoken::encode(&Header::new(alg), claims, key).unwrap()
+}
+
+fn hs(claims: &Value) -> String {
+    sign(
+        claims,
+        Algorithm::HS256,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+}
+
+async fn exchange(client: &Client, body: Value) -> crate::common::Reply {
+    client.post("/api/v1/sessions/sso", body).await
+}
+
+#[tokio::test]
+async fn refused_tokens_each_say_why_and_create_nothing() {
+    let server = server().await;
+    let anon = server.client();
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut c = claims("42");
+        f(&mut c);
+        c
+    };
+    let unsigned = {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!(
+            "{}.{}.",
+            b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            b64.encode(claims("42").to_string())
+        )
+    };
+    let cases: Vec<(Value, StatusCode, &str)> = vec![
+        (
+            json!({"token": sign(&claims("42"), Algorithm::HS256, &EncodingKey::from_secret(OTHER_SECRET.as_bytes()))}),
+            StatusCode::UNAUTHORIZED,
+            "token_bad_signature",
+        ),
+        (
+            json!({"token": unsigned}),
+            StatusCode::UNAUTHORIZED,
+            "token_wrong_algorithm",
+        ),
+        // HS/RS confusion: an HS256 token "signed" with the RSA site's public key.
+        (
+            json!({"site": "forum", "token": sign(&with(&|c| c["iss"] = json!("https://forum.test")), Algorithm::HS256, &EncodingKey::from_secret(RSA_PUBLIC.as_bytes()))}),
+            StatusCode::UNAUTHORIZED,
+            "token_wrong_algorithm",
+        ),
+        (
+            json!({"token": hs(&with(&|c| { c["iat"] = json!(now() - 600); c["exp"] = json!(now() - 300); }))}),
+            StatusCode::UNAUTHORIZED,
+            "token_expired",
+        ),
+        (
+            json!({"token": hs(&with(&|c| c["exp"] = json!(now() + 3600)))}),
+            StatusCode::UNAUTHORIZED,
+            "token_lifetime_too_long",
+        ),
+        (
+            json!({"token": hs(&with(&|c| c["iat"] = json!(now() + 600)))}),
+            StatusCode::UNAUTHORIZED,
+            "token_not_yet_valid",
+        ),
+        (
+            json!({"token": hs(&with(&|c| c["aud"] = json!("someone-else")))}),
+            StatusCode::UNAUTHORIZED,
+            "token_wrong_audience",
+        ),
+        (
+            json!({"site": "school", "token": hs(&with(&|c| c["iss"] = json!("https://evil.test")))}),
+            StatusCode::UNAUTHORIZED,
+            "token_wrong_issuer",
+        ),
+        (
+            json!({"token": hs(&with(&|c| c["iss"] = json!("https://unknown.test")))}),
+            StatusCode::UNAUTHORIZED,
+            "token_unknown_site",
+        ),
+        (
+            json!({"site": "nosuchsite", "token": hs(&claims("42"))}),
+            StatusCode::UNAUTHORIZED,
+            "token_unknown_site",
+        ),
+        (
+            json!({"token": hs(&with(&|c| { c.as_object_mut().unwrap().remove("exp"); }))}),
+            StatusCode::UNAUTHORIZED,
+            "token_missing_claim",
+        ),
+        (
+            json!({"token": hs(&with(&|c| { c.as_object_mut().unwrap().remove("sub"); }))}),
+            StatusCode::UNAUTHORIZED,
+            "token_missing_claim",
+        ),
+        (
+            json!({"token": hs(&with(&|c| c["name"] = json!("bad\u{0}name")))}),
+            StatusCode::BAD_REQUEST,
+            "token_invalid_claim",
+        ),
+        (
+            json!({"token": hs(&with(&|c| c["avatar"] = json!("javascript:alert(1)")))}),
+            StatusCode::BAD_REQUEST,
+            "token_invalid_claim",
+        ),
+        (
+            json!({"token": "not-a-jwt"}),
+            StatusCode::BAD_REQUEST,
+            "token_malformed",
+        ),
+        (
+            json!({"token": "a.b.c"}),
+            StatusCode::BAD_REQUEST,
+            "token_malformed",
+        ),
+        (
+            json!({"token": "x".repeat(9000)}),
+            StatusCode::BAD_REQUEST,
+            "token_malformed",
+        ),
+    ];
+    for (body, status, code) in cases {
+        assert_error(&exchange(&anon, body).await, status, code);
+    }
+    assert_error(
+        &exchange(&anon, json!({})).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+    );
+
+    // Replay: a jti is good once.
+    let once = hs(&with(&|c| c["jti"] = json!("token-1")));
+    let (status, first) = exchange(&anon, json!({"token": once})).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    // Nothing before this was created: this is the first user.
+    assert_eq!(first["user"]["id"], 1);
+    assert_error(
+        &exchange(&anon, json!({"token": once})).await,
+        StatusCode::UNAUTHORIZED,
+        "token_replayed",
+    );
+}
+
+#[tokio::test]
+async fn a_good_token_signs_in_and_updates_the_user() {
+    let server = server().await;
+    let mut local = server.client();
+    local.register_and_login("alice").await;
+    let room = local.create_room("Class 3", "public").await;
+
+    let anon = server.client();
+    let mut token_claims = claims("alice");
+    token_claims["rooms"] = json!([room, 999_999]);
+    let (status, body) = exchange(&anon, json!({"token": hs(&token_claims)})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Namespaced: the site's "alice" is not the local alice.
+    assert_ne!(body["user"]["id"], local.user_id);
+    assert_eq!(body["user"]["username"], "school:alice");
+    assert_eq!(body["user"]["display_name"], "Li Lei");
+    assert_eq!(body["user"]["avatar_url"], "https://school.test/a/42.png");
+    let mut site_user = server.client();
+    site_user.token = Some(body["token"].as_str().unwrap().to_owned());
+    let (_, rooms) = site_user.get("/api/v1/rooms").await;
+    assert_eq!(
+        rooms["rooms"][0]["id"], room,
+        "joined the room the token names"
+    );
+
+    // The next sign-in updates the profile, same user.
+    let mut renamed = claims("alice");
+    renamed["name"] = json!("Li Lei (3-2)");
+    let (_, again) = exchange(&anon, json!({"token": hs(&renamed)})).await;
+    assert_eq!(again["user"]["id"], body["user"]["id"]);
+    assert_eq!(again["user"]["display_name"], "Li Lei (3-2)");
+
+    // Nobody can use a password as the site user.
+    let reply = anon
+        .post(
+            "/api/v1/sessions",
+            json!({"username": "school:alice", "password": ""}),
+        )
+        .await;
+    assert_error(&reply, StatusCode::UNAUTHORIZED, "invalid_credentials");
+}
+
+#[tokio::test]
+async fn rs256_and_eddsa_sites_and_namespaces() {
+    let server = server().await;
+    let anon = server.client();
+    let mut forum = claims("42");
+    forum["iss"] = json!("https://forum.test");
+    let rsa = EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap();
+    let (status, a) = exchange(
+        &anon,
+        json!({"token": sign(&forum, Algorithm::RS256, &rsa)}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{a}");
+    let mut saas = claims("42");
+    saas["iss"] = json!("https://saas.test");
+    let ed = EncodingKey::from_ed_pem(ED_PRIVATE.as_bytes()).unwrap();
+    let (status, b) = exchange(&anon, json!({"token": sign(&saas, Algorithm::EdDSA, &ed)})).await;
+    assert_eq!(status, StatusCode::CREATED, "{b}");
+    // Two sites' user "42" are two people.
+    assert_ne!(a["user"]["id"], b["user"]["id"]);
+    assert_eq!(a["user"]["username"], "forum:42");
+    assert_eq!(b["user"]["username"], "saas:42");
+    // An EdDSA token for the RS256 site is refused.
+    assert_error(
+        &exchange(
+            &anon,
+            json!({"site": "forum", "token": sign(&forum, Algorithm::EdDSA, &ed)}),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "token_wrong_algorithm",
+    );
+}
