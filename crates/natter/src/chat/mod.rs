@@ -6,6 +6,7 @@
 //! durable. This module knows nothing of HTTP.
 
 mod accounts;
+mod admin;
 mod messages;
 mod passwords;
 mod rooms;
@@ -16,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use self::accounts::{Caller, Login};
+pub use self::admin::{MemberRef, RosterChange};
 pub use self::messages::Sent;
 pub use self::rooms::{MemberList, RoomListing};
 pub use self::sso::Site;

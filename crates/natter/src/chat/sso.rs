@@ -175,7 +175,7 @@ fn peek(token: &str) -> ChatResult<(String, Option<String>)> {
 }
 
 impl Chat {
-    fn site(&self, id: &str) -> Option<&std::sync::Arc<Site>> {
+    pub(super) fn site(&self, id: &str) -> Option<&std::sync::Arc<Site>> {
         self.config.sites.iter().find(|s| s.id == id)
     }
 

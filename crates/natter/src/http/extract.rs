@@ -4,7 +4,7 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, ORIGIN};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -84,6 +84,52 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
                 e.body_text(),
             )),
         }
+    }
+}
+
+/// Two numeric ids in the path (`/rooms/{id}/members/{user_id}`).
+pub struct PathIds(pub i64, pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathIds {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<(i64, i64)>::from_request_parts(parts, state).await {
+            Ok(Path((a, b))) if a > 0 && b > 0 => Ok(PathIds(a, b)),
+            _ => Err(bad_id()),
+        }
+    }
+}
+
+/// A call of the admin API: it carries a configured key in
+/// `X-Natter-Admin-Key`, and comes from a server, not a browser (browsers
+/// always send `Origin` or `Sec-Fetch-Site` on such requests).
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if parts.headers.contains_key(ORIGIN) || parts.headers.contains_key("sec-fetch-site") {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "admin_from_browser",
+                "the admin API is for servers; browsers may not call it",
+            ));
+        }
+        let key = parts
+            .headers
+            .get("x-natter-admin-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if key.is_empty() || !state.chat.is_admin_key(key) {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "admin_key_invalid",
+                "a valid X-Natter-Admin-Key is required",
+            ));
+        }
+        Ok(Admin)
     }
 }
 

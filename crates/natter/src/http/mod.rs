@@ -36,6 +36,7 @@ pub fn router(chat: Arc<Chat>, config: &Config) -> Router {
         .merge(routes::meta::router())
         .merge(routes::assets::router())
         .merge(routes::accounts::router())
+        .merge(routes::admin::router())
         .merge(routes::rooms::router())
         .merge(routes::messages::router())
         .merge(routes::events::router())

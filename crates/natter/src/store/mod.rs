@@ -159,6 +159,15 @@ pub trait Store: Send + Sync + 'static {
         avatar_url: Option<String>,
         at: Millis,
     ) -> StoreResult<User>;
+    /// The user `external_id` of host site `site`, if known.
+    async fn site_user(&self, site: &str, external_id: &str) -> StoreResult<Option<User>>;
+    /// Ends every live session of `user`; returns their ids.
+    async fn end_user_sessions(
+        &self,
+        user: UserId,
+        reason: EndReason,
+        at: Millis,
+    ) -> StoreResult<Vec<SessionId>>;
     /// Records a site token's `jti`; `false` when it was recorded before
     /// (a replay). Ids whose tokens have expired are forgotten.
     async fn claim_token_id(

@@ -3,6 +3,7 @@
 mod common;
 
 mod accounts;
+mod admin;
 mod authz;
 mod bad_input;
 mod browser;

@@ -1,6 +1,7 @@
 //! One module per group of endpoints, each with a `router()`.
 
 pub mod accounts;
+pub mod admin;
 pub mod assets;
 pub mod events;
 pub mod messages;

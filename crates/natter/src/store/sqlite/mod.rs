@@ -174,6 +174,23 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn site_user(&self, site: &str, external_id: &str) -> StoreResult<Option<User>> {
+        let (site, external_id) = (site.to_owned(), external_id.to_owned());
+        self.read(move |c| queries::site_user(c, &site, &external_id))
+            .await
+    }
+
+    async fn end_user_sessions(
+        &self,
+        user: UserId,
+        reason: EndReason,
+        at: Millis,
+    ) -> StoreResult<Vec<SessionId>> {
+        self.writer
+            .write(move |c| queries::end_user_sessions(c, user, reason, at))
+            .await
+    }
+
     async fn claim_token_id(
         &self,
         site: &str,

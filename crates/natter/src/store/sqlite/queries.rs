@@ -120,6 +120,33 @@ pub fn upsert_site_user(
     user(conn, id)?.ok_or(StoreError::NotFound("user"))
 }
 
+pub fn site_user(conn: &Connection, site: &str, external_id: &str) -> R<Option<User>> {
+    q(row(
+        conn,
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE site = ?1 AND external_id = ?2"),
+        params![site, external_id],
+        rows::user,
+    )
+    .optional())
+}
+
+pub fn end_user_sessions(
+    conn: &Connection,
+    user: UserId,
+    reason: EndReason,
+    at: Millis,
+) -> R<Vec<SessionId>> {
+    let mut stmt = q(conn.prepare_cached(
+        "UPDATE sessions SET ended_reason = ?1, ended_at = ?2
+         WHERE user_id = ?3 AND ended_reason IS NULL RETURNING id",
+    ))?;
+    q(stmt
+        .query_map(params![reason.as_str(), at, user.0], |r| {
+            Ok(SessionId(r.get(0)?))
+        })
+        .and_then(|it| it.collect()))
+}
+
 pub fn claim_token_id(
     conn: &Connection,
     site: &str,
@@ -159,21 +186,10 @@ pub fn update_profile(conn: &Connection, id: UserId, patch: &ProfilePatch) -> R<
 }
 
 pub fn create_session(conn: &Connection, s: &NewSession) -> R<(SessionId, Vec<SessionId>)> {
-    let mut ended = Vec::new();
-    if let Some(reason) = s.end_others {
-        let mut stmt = q(conn.prepare(
-            "UPDATE sessions SET ended_reason = ?1, ended_at = ?2
-             WHERE user_id = ?3 AND ended_reason IS NULL RETURNING id",
-        ))?;
-        let ids = q(
-            stmt.query_map(params![reason.as_str(), s.at, s.user.0], |r| {
-                r.get::<_, i64>(0)
-            }),
-        )?;
-        for id in ids {
-            ended.push(SessionId(q(id)?));
-        }
-    }
+    let ended = match s.end_others {
+        Some(reason) => end_user_sessions(conn, s.user, reason, s.at)?,
+        None => Vec::new(),
+    };
     q(exec(
         conn,
         "INSERT INTO sessions (user_id, token_hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",

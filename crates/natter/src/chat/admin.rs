@@ -1,0 +1,275 @@
+//! The server-to-server admin API's rules: a host site's backend keeps
+//! natter in step with its own world — rooms for its groups, rosters of
+//! members, names and avatars, notices, ending a user's sessions.
+//!
+//! Rooms it creates are owned by the `natter:system` user, which also
+//! signs the notices it posts.
+
+use sha2::{Digest, Sha256};
+
+use super::{Chat, room_event};
+use crate::bus::BusMessage;
+use crate::error::{ChatError, ChatResult};
+use crate::model::{EndReason, Event, Role, Room, RoomId, User, UserId, Visibility, now_ms};
+use crate::store::{NewMessage, NewRoom, ProfilePatch};
+use crate::text::{AvatarUrl, ClientMsgId, DisplayName, MessageText, RoomTitle};
+
+/// Names a user in an admin call: by natter id, or by a site's own id.
+#[derive(Clone, Debug)]
+pub enum MemberRef {
+    Id(UserId),
+    /// Created on first mention, with `name` (or the id) as display name.
+    Site {
+        site: String,
+        external_id: String,
+        name: Option<String>,
+        avatar_url: Option<String>,
+    },
+}
+
+/// What a roster sync changed.
+#[derive(Debug)]
+pub struct RosterChange {
+    pub added: usize,
+    pub removed: usize,
+    pub members: Vec<User>,
+}
+
+/// The site namespace of natter's own users.
+const SYSTEM_SITE: &str = "natter";
+
+impl Chat {
+    /// Whether `key` is one of the configured admin keys. Compared as
+    /// digests, so the time taken says nothing about the keys.
+    pub fn is_admin_key(&self, key: &str) -> bool {
+        let given = Sha256::digest(key.as_bytes());
+        let mut found = false;
+        for k in &self.config.admin_keys.0 {
+            found |= Sha256::digest(k.as_bytes()) == given;
+        }
+        found
+    }
+
+    /// The user admin rooms belong to and notices come from.
+    async fn system_user(&self) -> ChatResult<User> {
+        let user = self
+            .store
+            .upsert_site_user(SYSTEM_SITE, "system", "natter".into(), None, now_ms())
+            .await?;
+        self.remember_name(&user);
+        Ok(user)
+    }
+
+    /// Resolves a member reference, creating a site's user on first mention.
+    async fn resolve(&self, member: &MemberRef) -> ChatResult<User> {
+        match member {
+            MemberRef::Id(id) => self.user(*id).await,
+            MemberRef::Site {
+                site,
+                external_id,
+                name,
+                avatar_url,
+            } => {
+                if self.site(site).is_none() {
+                    return Err(ChatError::Invalid(crate::text::Invalid {
+                        code: "unknown_site",
+                        message: format!("no site {site:?} is configured"),
+                    }));
+                }
+                let external_id = external_id.trim();
+                if external_id.is_empty() || external_id.len() > 128 {
+                    return Err(ChatError::Invalid(crate::text::Invalid {
+                        code: "invalid_external_id",
+                        message: "external_id must be 1-128 characters".into(),
+                    }));
+                }
+                let existing = self.store.site_user(site, external_id).await?;
+                if let (Some(user), None, None) = (&existing, name, avatar_url) {
+                    return Ok(user.clone());
+                }
+                let display = match name {
+                    Some(n) => DisplayName::parse(n)?.into_string(),
+                    None => existing.as_ref().map_or_else(
+                        || external_id.chars().take(64).collect(),
+                        |u| u.display_name.clone(),
+                    ),
+                };
+                let avatar = avatar_url
+                    .as_deref()
+                    .map(|a| AvatarUrl::parse(a).map(AvatarUrl::into_string))
+                    .transpose()?;
+                let user = self
+                    .store
+                    .upsert_site_user(site, external_id, display, avatar, now_ms())
+                    .await?;
+                self.remember_name(&user);
+                Ok(user)
+            }
+        }
+    }
+
+    /// Creates a group room owned by the system user.
+    pub async fn admin_create_room(&self, title: &str, visibility: Visibility) -> ChatResult<Room> {
+        let title = RoomTitle::parse(title)?;
+        let system = self.system_user().await?;
+        let store = self.store.clone();
+        let new_room = NewRoom {
+            creator: system.id,
+            creator_name: system.display_name,
+            title: title.into_string(),
+            visibility,
+            at: now_ms(),
+        };
+        self.commit(async move {
+            let (room, event) = store.create_room(new_room).await?;
+            Ok((room, vec![room_event(event)]))
+        })
+        .await
+    }
+
+    /// Adds one member to a room (any room: the admin acts for the site).
+    pub async fn admin_add_member(&self, room: RoomId, member: &MemberRef) -> ChatResult<User> {
+        self.hub.room(room).await?;
+        let user = self.resolve(member).await?;
+        let system = self.system_user().await?;
+        self.add_member(room, user.id, system.id).await?;
+        Ok(user)
+    }
+
+    /// Removes one member from a group room.
+    pub async fn admin_remove_member(&self, room: RoomId, user: UserId) -> ChatResult<()> {
+        self.hub.room(room).await?;
+        let store = self.store.clone();
+        self.commit(async move {
+            let left = store.remove_member(room, user, now_ms()).await?;
+            Ok(((), left.into_iter().map(room_event).collect()))
+        })
+        .await
+    }
+
+    /// Makes the room's members exactly `roster` (plus the system user and
+    /// the room's owner, who are never removed).
+    pub async fn admin_sync_members(
+        &self,
+        room: RoomId,
+        roster: &[MemberRef],
+    ) -> ChatResult<RosterChange> {
+        let feed = self.hub.room(room).await?;
+        let system = self.system_user().await?;
+        let mut wanted = Vec::with_capacity(roster.len());
+        for member in roster {
+            wanted.push(self.resolve(member).await?);
+        }
+        let current = feed.member_ids();
+        let keep: std::collections::HashSet<UserId> = wanted.iter().map(|u| u.id).collect();
+        let mut added = 0;
+        for user in &wanted {
+            if feed.role_of(user.id).is_none() {
+                self.add_member(room, user.id, system.id).await?;
+                added += 1;
+            }
+        }
+        let mut removed = 0;
+        for user in current {
+            let protected = user == system.id || feed.role_of(user) == Some(Role::Owner);
+            if !keep.contains(&user) && !protected {
+                self.admin_remove_member(room, user).await?;
+                removed += 1;
+            }
+        }
+        Ok(RosterChange {
+            added,
+            removed,
+            members: wanted,
+        })
+    }
+
+    /// Changes a user's name and/or avatar (an empty avatar resets it).
+    pub async fn admin_update_user(
+        &self,
+        user: UserId,
+        display_name: Option<&str>,
+        avatar_url: Option<&str>,
+    ) -> ChatResult<User> {
+        let mut patch = ProfilePatch::default();
+        if let Some(name) = display_name {
+            patch.display_name = Some(DisplayName::parse(name)?.into_string());
+        }
+        if let Some(url) = avatar_url {
+            patch.avatar_url = Some(if url.is_empty() {
+                None
+            } else {
+                Some(AvatarUrl::parse(url)?.into_string())
+            });
+        }
+        let user = self.store.update_profile(user, patch).await?;
+        self.remember_name(&user);
+        Ok(user)
+    }
+
+    /// The user of a site by the site's own id.
+    pub async fn admin_site_user(&self, site: &str, external_id: &str) -> ChatResult<User> {
+        self.store
+            .site_user(site, external_id)
+            .await?
+            .ok_or(ChatError::UserNotFound)
+    }
+
+    /// Posts a notice as the system user (who joins the room if needed).
+    pub async fn admin_post(
+        &self,
+        room: RoomId,
+        text: &str,
+        client_msg_id: Option<&str>,
+    ) -> ChatResult<Event> {
+        let text = MessageText::parse(text, self.config.max_message_chars)?;
+        let client_msg_id = match client_msg_id {
+            Some(id) => ClientMsgId::parse(id)?.into_string(),
+            None => format!("admin-{}", rand::random::<u64>()),
+        };
+        let feed = self.hub.room(room).await?;
+        let system = self.system_user().await?;
+        if feed.role_of(system.id).is_none() {
+            self.add_member(room, system.id, system.id).await?;
+        }
+        let store = self.store.clone();
+        let message = NewMessage {
+            room,
+            sender: system.id,
+            sender_name: system.display_name,
+            client_msg_id,
+            text: text.into_string(),
+            at: now_ms(),
+        };
+        self.commit(async move {
+            let appended = store.append_message(message).await?;
+            let event = appended.event.clone();
+            let announce = if appended.duplicate {
+                Vec::new()
+            } else {
+                vec![room_event(appended.event)]
+            };
+            Ok((event, announce))
+        })
+        .await
+    }
+
+    /// Ends every session of a user; their open polls return `session_ended`.
+    pub async fn admin_end_sessions(&self, user: UserId) -> ChatResult<usize> {
+        self.user(user).await?;
+        let store = self.store.clone();
+        self.commit(async move {
+            let ended = store
+                .end_user_sessions(user, EndReason::LoggedOut, now_ms())
+                .await?;
+            let count = ended.len();
+            let announce = BusMessage::SessionsEnded {
+                user,
+                sessions: ended,
+                reason: EndReason::LoggedOut,
+            };
+            Ok((count, vec![announce]))
+        })
+        .await
+    }
+}
