@@ -8,13 +8,27 @@ import { CATEGORIES } from './emoticons.js';
 import { clock, dayKey, el, renderText, safeImage } from './render.js';
 import { has, language, t, toggleLanguage } from './i18n.js';
 
-const TOKEN_KEY = 'natter.token';
+/**
+ * Set when the app runs embedded in a host site (embed.html): the mode
+ * ('widget' or 'room'), the site, the room of a panel, and the origins
+ * allowed to frame it.
+ */
+const embed = (() => {
+  const { mode, site, room } = document.body.dataset;
+  if (!mode) return null;
+  const origins = (document.querySelector('meta[name="natter-origins"]')?.content || '').split(' ').filter(Boolean);
+  return { mode, site, roomId: Number(room) || null, origins };
+})();
+// Embedded, the session lives only as long as the tab, and apart from the
+// full app's.
+const storage = embed ? sessionStorage : localStorage;
+const TOKEN_KEY = embed ? `natter.embed.${embed.site}` : 'natter.token';
 const RECENT_KEY = 'natter.recentEmoji';
 const MAX_CHARS = 4000;
 const GROUP_GAP_MS = 5 * 60 * 1000;
 
 const root = document.getElementById('app');
-const client = new Natter({ token: localStorage.getItem(TOKEN_KEY) });
+const client = new Natter({ token: storage.getItem(TOKEN_KEY) });
 
 /** Everything the screen shows, so any part can be redrawn from it. */
 const state = {
@@ -44,11 +58,60 @@ const readSent = new Map();
 // --- start ---------------------------------------------------------------
 
 document.documentElement.lang = language();
-if (client.token) {
+if (embed) {
+  startEmbedded();
+} else if (client.token) {
   resumeSession();
 } else {
   showAuth('');
 }
+
+/** The embedded app signs in with the token the host page passed in the
+ *  fragment (never sent to a server log), then forgets it. */
+async function startEmbedded() {
+  const token = new URLSearchParams(location.hash.slice(1)).get('token');
+  history.replaceState(null, '', location.pathname + location.search);
+  if (token) {
+    try {
+      await client.ssoLogin(token, embed.site);
+      storage.setItem(TOKEN_KEY, client.token);
+    } catch (e) {
+      if (!client.token) return showEmbedProblem(errorText(e));
+    }
+  }
+  if (!client.token) return showEmbedProblem(t('embedSignIn'));
+  resumeSession();
+}
+
+function showEmbedProblem(text) {
+  root.setAttribute('aria-busy', 'false');
+  root.replaceChildren(el('main', { className: 'auth' }, el('p', { role: 'alert' }, text)));
+}
+
+/** The page that frames this one, if it is one of the site's origins. */
+const parentOrigin = (() => {
+  if (!embed || window.parent === window) return null;
+  const origin = location.ancestorOrigins?.[0] || (document.referrer ? new URL(document.referrer).origin : null);
+  return origin && embed.origins.includes(origin) ? origin : null;
+})();
+
+/** Tells the host page something (the unread count); nobody else. */
+function tellParent(message) {
+  if (parentOrigin) window.parent.postMessage(message, parentOrigin);
+}
+
+/** Whether the chat is on screen: a widget starts closed, and the host
+ *  page says when its user opens or closes it. */
+let onScreen = embed?.mode !== 'widget';
+
+addEventListener('message', (event) => {
+  if (!parentOrigin || event.origin !== parentOrigin || event.source !== window.parent) return;
+  if (event.data?.type === 'natter:open') {
+    onScreen = true;
+    markActiveRead();
+  }
+  if (event.data?.type === 'natter:close') onScreen = false;
+});
 
 /** Starts with the stored token; only a refused token sends the user to
  *  sign-in, a server that cannot be reached is retried. */
@@ -68,10 +131,16 @@ function resumeSession() {
 }
 
 function showAuth(notice) {
+  if (embed) {
+    stopEvents?.();
+    stopEvents = null;
+    storage.removeItem(TOKEN_KEY);
+    return showEmbedProblem(notice || t('embedSignIn'));
+  }
   stopEvents?.();
   stopEvents = null;
   client.token = null;
-  localStorage.removeItem(TOKEN_KEY);
+  storage.removeItem(TOKEN_KEY);
   state.me = null;
   for (const map of [state.rooms, state.messages, state.hasMore, state.members, state.presence, state.pending, state.drafts, readSent]) {
     map.clear();
@@ -151,7 +220,7 @@ function renderAuth() {
         await client.register(username.value.trim(), password.value, displayName.value.trim() || undefined);
       }
       await client.login(username.value.trim(), password.value);
-      localStorage.setItem(TOKEN_KEY, client.token);
+      storage.setItem(TOKEN_KEY, client.token);
       state.authError = '';
       await startSession();
     } catch (e) {
@@ -199,6 +268,7 @@ function languageButton(redraw) {
 async function reloadAll() {
   dropHistory();
   await loadRooms();
+  if (embed?.mode === 'room' && state.rooms.has(embed.roomId)) state.activeRoomId = embed.roomId;
   if (state.activeRoomId && state.rooms.has(state.activeRoomId)) {
     await Promise.all([loadLatest(state.activeRoomId), loadMembers(state.activeRoomId)]);
   } else {
@@ -296,7 +366,7 @@ function applyEvents({ events, ephemeral, ephemeralGap }) {
     if (event.type === 'message') {
       if (room) {
         if (isNew) room.last_message = event;
-        const seen = event.room_id === state.activeRoomId && !document.hidden && nearBottom();
+        const seen = event.room_id === state.activeRoomId && onScreen && !document.hidden && nearBottom();
         // Only what the room list has not counted yet.
         if (!mine && !seen && isNew) room.unread_count += 1;
         roomsChanged = true;
@@ -363,7 +433,7 @@ function notify(event) {
 function markActiveRead() {
   const roomId = state.activeRoomId;
   const room = state.rooms.get(roomId);
-  if (!room || document.hidden || !nearBottom()) return;
+  if (!room || !onScreen || document.hidden || !nearBottom()) return;
   const list = state.messages.get(roomId) || [];
   const last = list[list.length - 1];
   if (!last || (room.unread_count === 0 && room.read_seq >= last.seq)) return;
@@ -398,7 +468,7 @@ function renderMain() {
       notificationButton(),
       languageButton(() => renderMain()),
       el('span', { className: 'me' }, state.me.display_name),
-      el('button', {
+      embed ? null : el('button', {
         type: 'button', className: 'logout', textContent: t('logout'),
         onclick: async () => {
           try { await client.logout(); } catch { /* the session may already be gone */ }
@@ -449,6 +519,7 @@ function renderTitle() {
   let unread = 0;
   for (const room of state.rooms.values()) unread += room.unread_count;
   document.title = unread > 0 ? `(${unread}) ${t('appName')}` : t('appName');
+  tellParent({ type: 'natter:unread', count: unread });
 }
 
 function roomTitle(room) {

@@ -70,6 +70,7 @@ const WORDS = {
     language: '中文',
     languageLabel: 'Switch to Chinese',
     newMessageFrom: 'New message from {name}',
+    embedSignIn: 'Sign in on the site to chat.',
   },
   'zh-CN': {
     appName: 'natter',
@@ -139,6 +140,7 @@ const WORDS = {
     language: 'English',
     languageLabel: '切换到英文',
     newMessageFrom: '{name} 发来新消息',
+    embedSignIn: '请先在网站上登录后再聊天。',
   },
 };
 

@@ -145,6 +145,18 @@ export class Natter {
     return { user: answer.user, token: answer.token, expiresAt: answer.expires_at };
   }
 
+  /**
+   * Exchanges a token signed by a host site's backend for a session
+   * (docs/embedding.md); `site` is the site's id in natter's configuration.
+   */
+  async ssoLogin(token, site) {
+    const body = { token };
+    if (site) body.site = site;
+    const answer = await this.request('POST', '/api/v1/sessions/sso', body);
+    this.token = answer.token;
+    return { user: answer.user, token: answer.token, expiresAt: answer.expires_at };
+  }
+
   /** Ends this session everywhere it is used; the event stream stops with `session_ended`. */
   async logout() {
     await this.request('DELETE', '/api/v1/sessions/current');

@@ -2,7 +2,9 @@
 // Chromium, and small helpers that act like a person at the keyboard.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -27,18 +29,25 @@ function freePort() {
 
 /** natter on a free port with its own data folder; `restart()` keeps both. */
 export class Server {
-  static async start() {
+  /** `config` is the text of a natter.toml (host sites, admin keys). */
+  static async start({ config } = {}) {
     const server = new Server();
     server.port = await freePort();
     server.data = mkdtempSync(join(tmpdir(), 'natter-browser-'));
     server.base = `http://127.0.0.1:${server.port}`;
+    if (config) {
+      server.config = join(server.data, 'natter.toml');
+      writeFileSync(server.config, config);
+    }
     await server.launch();
     return server;
   }
 
   async launch() {
     const binary = process.env.NATTER_BIN || join(ROOT, 'target', 'debug', 'natter');
-    this.child = spawn(binary, ['--listen', `127.0.0.1:${this.port}`, '--data-dir', this.data, '--presence-grace-secs', '2'], {
+    const args = ['--listen', `127.0.0.1:${this.port}`, '--data-dir', this.data, '--presence-grace-secs', '2'];
+    if (this.config) args.push('--config', this.config);
+    this.child = spawn(binary, args, {
       stdio: ['ignore', 'ignore', 'inherit'],
       env: { ...process.env, NATTER_LOG: 'warn' },
     });
@@ -123,4 +132,26 @@ export async function sendInUi(page, text) {
 export async function screenshot(page, name) {
   mkdirSync(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
+}
+
+export { freePort };
+
+/** An HS256 JWT, as a host site's backend would sign one. */
+export function signHs256(claims, secret) {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const body = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(claims)}`;
+  return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
+}
+
+/** A tiny web server standing in for a host site: `pages` maps paths to
+ *  HTML (or functions making it); `port` when its origin must be known first. */
+export async function hostSite(pages, port) {
+  port ??= await freePort();
+  const server = createHttpServer((request, response) => {
+    const page = pages[new URL(request.url, 'http://x').pathname];
+    response.writeHead(page ? 200 : 404, { 'content-type': 'text/html; charset=utf-8' });
+    response.end(typeof page === 'function' ? page() : page || 'not found');
+  });
+  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return { origin: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(r)) };
 }

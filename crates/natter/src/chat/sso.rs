@@ -179,6 +179,11 @@ impl Chat {
         self.config.sites.iter().find(|s| s.id == id)
     }
 
+    /// Whether some site lets pages of `origin` call the API.
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.config.sites.iter().any(|s| s.allows_origin(origin))
+    }
+
     /// The configured site by id.
     pub fn site_by_id(&self, id: &str) -> Option<std::sync::Arc<Site>> {
         self.site(id).cloned()

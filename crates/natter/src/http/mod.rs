@@ -2,6 +2,7 @@
 //! translate between wire shapes ([`wire`]) and the chat domain; they hold
 //! no rules of their own.
 
+mod cors;
 mod error;
 mod extract;
 mod log;
@@ -35,6 +36,7 @@ pub fn router(chat: Arc<Chat>, config: &Config) -> Router {
     Router::new()
         .merge(routes::meta::router())
         .merge(routes::assets::router())
+        .merge(routes::embed::router())
         .merge(routes::accounts::router())
         .merge(routes::admin::router())
         .merge(routes::rooms::router())
@@ -43,6 +45,7 @@ pub fn router(chat: Arc<Chat>, config: &Config) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
         .layer(middleware::from_fn(log::log_request))
         .with_state(state)
 }

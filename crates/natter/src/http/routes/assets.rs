@@ -44,6 +44,7 @@ const ASSETS: &[Asset] = &[
     asset!("/app/render.js", "app/render.js", JS),
     asset!("/app/worker.js", "app/worker.js", JS),
     asset!("/sdk/natter.js", "sdk/natter.js", JS),
+    asset!("/widget.js", "widget.js", JS),
 ];
 
 /// What the app's pages may load: only natter's own scripts, styles and
