@@ -1,5 +1,6 @@
-//! The web client in real Chromium: web/tests/browser/ (Node's test runner
-//! driving Debian's Chromium through playwright-core) against this build of
+//! The web client and embedding in real Chromium: web/tests/browser/
+//! (Node's test runner driving Debian's Chromium through playwright-core,
+//! and PHP's built-in server for the PHP example) against this build of
 //! the natter binary. Screenshots land in test-artifacts/screenshots/.
 
 use std::path::Path;
@@ -15,6 +16,10 @@ fn the_web_client_works_in_chromium() {
             "node",
         ),
         (!Path::new(&chromium).exists(), "chromium"),
+        (
+            Command::new("php").arg("--version").output().is_err(),
+            "php (the PHP example's test)",
+        ),
         (
             !root.join("web/node_modules/playwright-core").exists(),
             "web/node_modules (run `npm ci` in web/)",

@@ -321,3 +321,80 @@ async fn rs256_and_eddsa_sites_and_namespaces() {
         "token_wrong_algorithm",
     );
 }
+
+#[tokio::test]
+async fn only_the_sites_origins_may_frame_natter_or_call_its_api() {
+    let server = server().await;
+    let http = reqwest::Client::new();
+    let allowed = "http://school.test:8000";
+
+    let page = http
+        .get(format!("{}/embed/widget?site=school", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        policy.ends_with(&format!("frame-ancestors {allowed}")),
+        "{policy}"
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"data-mode="widget""#) && html.contains(r#"data-site="school""#));
+    let unknown = http
+        .get(format!("{}/embed/rooms/1?site=<script>", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        unknown.headers()["content-security-policy"],
+        "frame-ancestors 'none'"
+    );
+
+    let preflight = |origin: &'static str, path: &'static str| {
+        http.request(reqwest::Method::OPTIONS, format!("{}{path}", server.base))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let ok = preflight(allowed, "/api/v1/rooms").await.unwrap();
+    assert_eq!(ok.status(), StatusCode::NO_CONTENT);
+    assert_eq!(ok.headers()["access-control-allow-origin"], allowed);
+    let refused = preflight("https://evil.test", "/api/v1/rooms")
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(
+        !refused
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+    let admin = preflight(allowed, "/api/v1/admin/rooms").await.unwrap();
+    assert!(
+        !admin.headers().contains_key("access-control-allow-origin"),
+        "never for the admin API"
+    );
+
+    let simple = http
+        .get(format!("{}/api/v1/rooms/public", server.base))
+        .header("Origin", allowed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(simple.headers()["access-control-allow-origin"], allowed);
+    let other = http
+        .get(format!("{}/api/v1/rooms/public", server.base))
+        .header("Origin", "https://evil.test")
+        .send()
+        .await
+        .unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+}
