@@ -10,6 +10,7 @@
 //   php -S 127.0.0.1:8000 -t examples/php-site
 
 declare(strict_types=1);
+session_set_cookie_params(['httponly' => true, 'samesite' => 'Lax']);
 session_start();
 
 $natter_url = rtrim(getenv('NATTER_URL') ?: 'http://127.0.0.1:8080', '/');
@@ -17,6 +18,11 @@ $site = getenv('NATTER_SITE') ?: 'school';
 $secret = getenv('NATTER_SECRET') ?: '';
 $issuer = getenv('NATTER_ISSUER') ?: 'http://127.0.0.1:8000';
 $room = (int) (getenv('NATTER_ROOM') ?: 0);
+if (strlen($secret) < 32) {
+    http_response_code(500);
+    exit('Set NATTER_SECRET to the site\'s secret from natter.toml (32+ bytes).');
+}
+$_SESSION['csrf'] ??= bin2hex(random_bytes(16));
 
 // The site's own accounts (a real site has a users table).
 $users = [
@@ -55,6 +61,15 @@ function natter_token(array $user, string $issuer, string $secret, int $room): s
 }
 
 $error = '';
+if ($_SERVER['REQUEST_METHOD'] === 'POST' && !hash_equals($_SESSION['csrf'], (string) ($_POST['csrf'] ?? ''))) {
+    http_response_code(400);
+    exit('Please reload the page and try again.');
+}
+if ($_SERVER['REQUEST_METHOD'] === 'POST' && isset($_POST['logout'])) {
+    session_destroy();
+    header('Location: /');
+    exit;
+}
 if ($_SERVER['REQUEST_METHOD'] === 'POST') {
     $name = (string) ($_POST['username'] ?? '');
     $password = (string) ($_POST['password'] ?? '');
@@ -65,11 +80,6 @@ if ($_SERVER['REQUEST_METHOD'] === 'POST') {
         exit;
     }
     $error = 'Wrong username or password.';
-}
-if (($_GET['logout'] ?? '') === '1') {
-    session_destroy();
-    header('Location: /');
-    exit;
 }
 $user = isset($_SESSION['user']) ? $users[$_SESSION['user']] : null;
 ?>
@@ -91,11 +101,16 @@ $user = isset($_SESSION['user']) ? $users[$_SESSION['user']] : null;
   <form method="post" action="/">
     <label>Username <input name="username" autocomplete="username"></label>
     <label>Password <input name="password" type="password" autocomplete="current-password"></label>
+    <input type="hidden" name="csrf" value="<?= h($_SESSION['csrf']) ?>">
     <button type="submit">Sign in</button>
     <p class="error" role="alert"><?= h($error) ?></p>
   </form>
 <?php else: ?>
-  <p>Welcome, <?= h($user['name']) ?>. <a href="/?logout=1">Sign out</a></p>
+  <form method="post" action="/">
+    <p>Welcome, <?= h($user['name']) ?>.
+      <input type="hidden" name="csrf" value="<?= h($_SESSION['csrf']) ?>">
+      <button type="submit" name="logout" value="1">Sign out</button></p>
+  </form>
 <?php if ($room > 0): ?>
   <h2>Class group</h2>
   <iframe id="class-room" title="Class chat" style="width: 100%; height: 420px; border: 1px solid #ccc; border-radius: 8px"

@@ -72,11 +72,16 @@ async function startEmbedded() {
   const token = new URLSearchParams(location.hash.slice(1)).get('token');
   history.replaceState(null, '', location.pathname + location.search);
   if (token) {
+    // A new token replaces whatever session this tab had: if it is
+    // refused, the old session (perhaps another user's) is not used.
+    client.token = null;
+    storage.removeItem(TOKEN_KEY);
     try {
       await client.ssoLogin(token, embed.site);
       storage.setItem(TOKEN_KEY, client.token);
     } catch (e) {
-      if (!client.token) return showEmbedProblem(errorText(e));
+      client.token = null;
+      return showEmbedProblem(errorText(e));
     }
   }
   if (!client.token) return showEmbedProblem(t('embedSignIn'));

@@ -232,12 +232,16 @@ impl Config {
             config.chat.admin_keys.0.iter().all(|k| k.len() >= 32),
             "admin keys must be at least 32 characters"
         );
-        let mut ids: Vec<&str> = config.chat.sites.iter().map(|s| s.id.as_str()).collect();
-        ids.sort_unstable();
-        anyhow::ensure!(
-            ids.windows(2).all(|w| w[0] != w[1]),
-            "two [[sites]] share an id"
-        );
+        for (i, a) in config.chat.sites.iter().enumerate() {
+            for b in &config.chat.sites[i + 1..] {
+                anyhow::ensure!(a.id != b.id, "two [[sites]] share the id {:?}", a.id);
+                anyhow::ensure!(
+                    a.issuer != b.issuer,
+                    "two [[sites]] share the issuer {:?}",
+                    a.issuer
+                );
+            }
+        }
         Ok(config)
     }
 }

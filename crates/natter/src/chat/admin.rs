@@ -77,7 +77,10 @@ impl Chat {
                     }));
                 }
                 let external_id = external_id.trim();
-                if external_id.is_empty() || external_id.len() > 128 {
+                if external_id.is_empty()
+                    || external_id.len() > 128
+                    || external_id.chars().any(char::is_control)
+                {
                     return Err(ChatError::Invalid(crate::text::Invalid {
                         code: "invalid_external_id",
                         message: "external_id must be 1-128 characters".into(),
@@ -87,12 +90,14 @@ impl Chat {
                 if let (Some(user), None, None) = (&existing, name, avatar_url) {
                     return Ok(user.clone());
                 }
-                let display = match name {
-                    Some(n) => DisplayName::parse(n)?.into_string(),
-                    None => existing.as_ref().map_or_else(
-                        || external_id.chars().take(64).collect(),
-                        |u| u.display_name.clone(),
-                    ),
+                let display = match (name, &existing) {
+                    (Some(n), _) => DisplayName::parse(n)?.into_string(),
+                    (None, Some(user)) => user.display_name.clone(),
+                    (None, None) => {
+                        let fallback: String =
+                            external_id.chars().take(DisplayName::MAX_CHARS).collect();
+                        DisplayName::parse(&fallback)?.into_string()
+                    }
                 };
                 let avatar = avatar_url
                     .as_deref()
@@ -127,9 +132,26 @@ impl Chat {
         .await
     }
 
-    /// Adds one member to a room (any room: the admin acts for the site).
+    /// Admin calls manage group rooms; direct conversations are the two
+    /// people's own.
+    async fn group_room(&self, room: RoomId) -> ChatResult<std::sync::Arc<crate::hub::RoomFeed>> {
+        let feed = self.hub.room(room).await?;
+        let found = self
+            .store
+            .room(room)
+            .await?
+            .ok_or(ChatError::RoomNotFound)?;
+        if found.kind == crate::model::RoomKind::Direct {
+            return Err(ChatError::NotAllowed(
+                "the admin API does not touch direct conversations",
+            ));
+        }
+        Ok(feed)
+    }
+
+    /// Adds one member to a group room.
     pub async fn admin_add_member(&self, room: RoomId, member: &MemberRef) -> ChatResult<User> {
-        self.hub.room(room).await?;
+        self.group_room(room).await?;
         let user = self.resolve(member).await?;
         let system = self.system_user().await?;
         self.add_member(room, user.id, system.id).await?;
@@ -138,7 +160,7 @@ impl Chat {
 
     /// Removes one member from a group room.
     pub async fn admin_remove_member(&self, room: RoomId, user: UserId) -> ChatResult<()> {
-        self.hub.room(room).await?;
+        self.group_room(room).await?;
         let store = self.store.clone();
         self.commit(async move {
             let left = store.remove_member(room, user, now_ms()).await?;
@@ -154,7 +176,7 @@ impl Chat {
         room: RoomId,
         roster: &[MemberRef],
     ) -> ChatResult<RosterChange> {
-        let feed = self.hub.room(room).await?;
+        let feed = self.group_room(room).await?;
         let system = self.system_user().await?;
         let mut wanted = Vec::with_capacity(roster.len());
         for member in roster {
@@ -227,7 +249,7 @@ impl Chat {
             Some(id) => ClientMsgId::parse(id)?.into_string(),
             None => format!("admin-{}", rand::random::<u64>()),
         };
-        let feed = self.hub.room(room).await?;
+        let feed = self.group_room(room).await?;
         let system = self.system_user().await?;
         if feed.role_of(system.id).is_none() {
             self.add_member(room, system.id, system.id).await?;

@@ -54,6 +54,7 @@ impl Site {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
         anyhow::ensure!(id_ok, "site id {:?}: use 1-32 of a-z 0-9 _ -", s.id);
+        anyhow::ensure!(s.id != "natter", "site id \"natter\" is natter's own");
         anyhow::ensure!(!s.issuer.is_empty(), "site {}: issuer is required", s.id);
         let (algorithm, key) = match s.algorithm.as_str() {
             "HS256" => {
@@ -101,17 +102,19 @@ impl Site {
             ),
         };
         for origin in &s.origins {
-            let ok = (origin.starts_with("https://") || origin.starts_with("http://"))
-                && !origin
-                    .trim_start_matches("https://")
-                    .trim_start_matches("http://")
-                    .contains('/');
             anyhow::ensure!(
-                ok,
-                "site {}: origin {origin:?} must be scheme://host[:port]",
+                valid_origin(origin),
+                "site {}: origin {origin:?} must be http(s)://host[:port] in lower case",
                 s.id
             );
         }
+        let lifetime = s.max_token_lifetime_secs.unwrap_or(300);
+        let skew = s.clock_skew_secs.unwrap_or(30);
+        anyhow::ensure!(
+            (1..=86_400).contains(&lifetime) && skew <= 600,
+            "site {}: max_token_lifetime_secs must be 1..=86400 and clock_skew_secs at most 600",
+            s.id
+        );
         Ok(Site {
             audience: s.audience.unwrap_or_else(|| "natter".into()),
             id: s.id,
@@ -119,8 +122,8 @@ impl Site {
             algorithm,
             key,
             origins: s.origins,
-            max_lifetime: Duration::from_secs(s.max_token_lifetime_secs.unwrap_or(300)),
-            clock_skew: Duration::from_secs(s.clock_skew_secs.unwrap_or(30)),
+            max_lifetime: Duration::from_secs(lifetime),
+            clock_skew: Duration::from_secs(skew),
         })
     }
 
@@ -128,6 +131,28 @@ impl Site {
     pub fn allows_origin(&self, origin: &str) -> bool {
         self.origins.iter().any(|o| o == origin)
     }
+}
+
+/// `http(s)://host[:port]`, exactly as browsers send it in `Origin`: lower
+/// case, no path, nothing else that could widen a CSP or CORS rule.
+fn valid_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (rest, None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
+    host_ok && port_ok
 }
 
 /// The claims natter reads; `aud`, `iss`, `exp` and `nbf` are checked by
@@ -253,10 +278,13 @@ impl Chat {
         let exp = claims.exp.ok_or_else(|| missing("exp"))?;
         let now = now_ms() / 1000;
         let skew = site.clock_skew.as_secs() as i64;
-        if iat > now + skew {
+        if iat < 0 || iat > now + skew {
             return Err(refused("token_not_yet_valid", "iat is in the future"));
         }
-        if exp - iat > site.max_lifetime.as_secs() as i64 {
+        if exp
+            .checked_sub(iat)
+            .is_none_or(|life| life > site.max_lifetime.as_secs() as i64)
+        {
             return Err(refused(
                 "token_lifetime_too_long",
                 format!("tokens may live at most {} s", site.max_lifetime.as_secs()),
@@ -293,7 +321,8 @@ impl Chat {
             }
             let fresh = self
                 .store
-                .claim_token_id(&site.id, jti, exp * 1000, now_ms())
+                // Remembered as long as the token could still be accepted.
+                .claim_token_id(&site.id, jti, (exp + skew).saturating_mul(1000), now_ms())
                 .await?;
             if !fresh {
                 return Err(refused("token_replayed", "this token was already used"));
@@ -304,19 +333,31 @@ impl Chat {
             .upsert_site_user(&site.id, sub, name, avatar, now_ms())
             .await?;
         self.remember_name(&user);
+        if claims.rooms.len() > 50 {
+            return Err(refused(
+                "token_invalid_claim",
+                "rooms lists at most 50 rooms",
+            ));
+        }
         for room in claims.rooms {
             self.join_as_site(RoomId(room), user.id).await?;
         }
         self.open_session(user).await
     }
 
-    /// Adds a site user to a room its token names; rooms that do not exist
-    /// are ignored, so a stale list never blocks sign-in.
+    /// Adds a site user to a public group room its token names, as if the
+    /// user had joined it. Other rooms (private ones, direct conversations,
+    /// ones that do not exist) are skipped: a token cannot open a door the
+    /// user could not open themselves. Private rooms get their members
+    /// through the admin API.
     async fn join_as_site(&self, room: RoomId, user: UserId) -> ChatResult<()> {
-        match self.hub.room(room).await {
-            Ok(_) => self.add_member(room, user, user).await,
-            Err(ChatError::RoomNotFound) => Ok(()),
-            Err(e) => Err(e),
+        let joinable = self.store.room(room).await?.is_some_and(|r| {
+            r.kind == crate::model::RoomKind::Group
+                && r.visibility == crate::model::Visibility::Public
+        });
+        if joinable {
+            self.add_member(room, user, user).await?;
         }
+        Ok(())
     }
 }

@@ -54,13 +54,16 @@ pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -
         return response;
     }
     let mut response = next.run(request).await;
+    if api {
+        // Whether an answer is readable depends on the origin: caches must know.
+        response
+            .headers_mut()
+            .append(VARY, HeaderValue::from_static("origin"));
+    }
     if let Some(origin) = allowed {
         response
             .headers_mut()
             .insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        response
-            .headers_mut()
-            .append(VARY, HeaderValue::from_static("origin"));
     }
     response
 }

@@ -398,3 +398,114 @@ async fn only_the_sites_origins_may_frame_natter_or_call_its_api() {
         .unwrap();
     assert!(!other.headers().contains_key("access-control-allow-origin"));
 }
+
+#[tokio::test]
+async fn a_token_joins_only_public_group_rooms() {
+    let server = server().await;
+    let mut owner = server.client();
+    owner.register_and_login("owner").await;
+    let bob = server.user("bob").await;
+    let public = owner.create_room("open", "public").await;
+    let private = owner.create_room("closed", "private").await;
+    let (_, direct) = owner
+        .post("/api/v1/direct", json!({"user_id": bob.user_id}))
+        .await;
+    let direct = direct["room"]["id"].as_i64().unwrap();
+    owner.say(private, "p", "secret plans").await;
+
+    let mut c = claims("7");
+    c["rooms"] = json!([public, private, direct]);
+    let (status, body) = exchange(&server.client(), json!({"token": hs(&c)})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut user = server.client();
+    user.token = Some(body["token"].as_str().unwrap().to_owned());
+    let (_, rooms) = user.get("/api/v1/rooms").await;
+    let ids: Vec<i64> = rooms["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![public],
+        "private rooms and direct conversations are not joined"
+    );
+    assert_error(
+        &user.get(&format!("/api/v1/rooms/{private}/messages")).await,
+        StatusCode::NOT_FOUND,
+        "room_not_found",
+    );
+
+    let mut many = claims("8");
+    many["rooms"] = json!((1..=51).collect::<Vec<i64>>());
+    assert_error(
+        &exchange(&server.client(), json!({"token": hs(&many)})).await,
+        StatusCode::BAD_REQUEST,
+        "token_invalid_claim",
+    );
+}
+
+#[test]
+fn site_settings_are_checked_at_start() {
+    let base = || SiteSettings {
+        id: "school".into(),
+        issuer: "https://school.test".into(),
+        algorithm: "HS256".into(),
+        secret: Some(SECRET.into()),
+        ..SiteSettings::default()
+    };
+    assert!(Site::from_settings(base()).is_ok());
+    for bad_origin in [
+        "https://a.example https:",
+        "https://A.example",
+        "https://a.example/path",
+        "ftp://a.example",
+        "https://",
+        "https://a.example:99999x",
+        "*",
+    ] {
+        let settings = SiteSettings {
+            origins: vec![bad_origin.into()],
+            ..base()
+        };
+        assert!(Site::from_settings(settings).is_err(), "{bad_origin}");
+    }
+    let reserved = SiteSettings {
+        id: "natter".into(),
+        ..base()
+    };
+    assert!(Site::from_settings(reserved).is_err());
+    let short = SiteSettings {
+        secret: Some("short".into()),
+        ..base()
+    };
+    assert!(Site::from_settings(short).is_err());
+    let confused = SiteSettings {
+        algorithm: "RS256".into(),
+        ..base()
+    };
+    assert!(
+        Site::from_settings(confused).is_err(),
+        "RS256 needs a public key"
+    );
+    let forever = SiteSettings {
+        max_token_lifetime_secs: Some(10_000_000),
+        ..base()
+    };
+    assert!(Site::from_settings(forever).is_err());
+    let two = natter::config::Settings {
+        sites: Some(vec![
+            base(),
+            SiteSettings {
+                id: "other".into(),
+                ..base()
+            },
+        ]),
+        ..natter::config::Settings::default()
+    };
+    assert!(
+        natter::Config::from_settings(two).is_err(),
+        "two sites with one issuer"
+    );
+}
