@@ -1,37 +1,24 @@
 // Two people chatting in real Chromium: a group room and a direct
 // conversation, unread counts and the title badge, online dots, emoticons.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  Server, launchBrowser, loginInUi, newContext, openRoomInUi, registerInUi, screenshot, sendInUi,
+  newContext, registerInUi, screenshot, sendInUi, serverAndBrowser, unique,
 } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await Server.start();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-const unique = () => Math.random().toString(36).slice(2, 8);
+const env = serverAndBrowser();
 
 test('two users chat in a group room and a direct conversation', async () => {
-  const alice = await newContext(browser);
-  const bob = await newContext(browser);
+  const alice = await newContext(env.browser);
+  const bob = await newContext(env.browser);
   const pa = await alice.newPage();
   const pb = await bob.newPage();
   const a = `alice${unique()}`;
   const b = `bob${unique()}`;
-  await registerInUi(pa, server.base, a);
-  await registerInUi(pb, server.base, b);
+  await registerInUi(pa, env.server.base, a);
+  await registerInUi(pb, env.server.base, b);
 
   // Alice creates a public room; Bob finds it and joins.
   const title = `Class 3 ${unique()}`;

@@ -9,6 +9,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
+import { after, before } from 'node:test';
+
 import { chromium } from 'playwright-core';
 
 import { Natter } from '../../sdk/natter.js';
@@ -155,3 +157,20 @@ export async function hostSite(pages, port) {
   await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
   return { origin: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(r)) };
 }
+
+/** A natter and a Chromium for one test file, stopped after it. */
+export function serverAndBrowser(options) {
+  const env = {};
+  before(async () => {
+    env.server = await Server.start(options);
+    env.browser = await launchBrowser();
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.server?.stop();
+  });
+  return env;
+}
+
+/** A short random suffix for names that must not collide between tests. */
+export const unique = () => Math.random().toString(36).slice(2, 8);

@@ -2,27 +2,14 @@
 // text; a server restart is survived without losing or repeating
 // messages; history pages in order; three tabs share one event poll.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  Server, launchBrowser, loginInUi, newContext, openRoomInUi, registerInUi, sendInUi,
+  loginInUi, newContext, openRoomInUi, registerInUi, sendInUi, serverAndBrowser, unique,
 } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await Server.start();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-const unique = () => Math.random().toString(36).slice(2, 8);
+const env = serverAndBrowser();
 
 /** Each would run script or inject markup if it were ever treated as HTML. */
 const XSS = [
@@ -64,9 +51,9 @@ const XSS = [
 
 test('XSS payloads in messages, names and room titles render as inert text', async () => {
   assert.ok(XSS.length >= 30);
-  const owner = await server.user(`own${unique()}`);
+  const owner = await env.server.user(`own${unique()}`);
   const viewerName = `see${unique()}`;
-  const viewer = await server.user(viewerName);
+  const viewer = await env.server.user(viewerName);
   const rooms = [];
   for (const [i, payload] of XSS.entries()) {
     // Display names are at most 64 characters, titles 100.
@@ -78,11 +65,11 @@ test('XSS payloads in messages, names and room titles render as inert text', asy
     if (i === 0) await owner.send(room.id, XSS.join('\n'));
   }
 
-  const context = await newContext(browser);
+  const context = await newContext(env.browser);
   const page = await context.newPage();
   const dialogs = [];
   page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
-  await loginInUi(page, server.base, viewerName);
+  await loginInUi(page, env.server.base, viewerName);
   await page.locator('.room').first().waitFor();
   for (const room of rooms.slice(0, 8)) {
     await page.locator(`.room[data-room="${room.id}"]`).click();
@@ -110,22 +97,22 @@ test('XSS payloads in messages, names and room titles render as inert text', asy
 });
 
 test('the page survives a server restart and shows messages sent meanwhile exactly once', async () => {
-  const sender = await server.user(`snd${unique()}`);
+  const sender = await env.server.user(`snd${unique()}`);
   const readerName = `rdr${unique()}`;
-  const reader = await server.user(readerName);
+  const reader = await env.server.user(readerName);
   const title = `restart ${unique()}`;
   const room = await sender.createRoom(title, { visibility: 'public' });
   await reader.joinRoom(room.id);
 
-  const context = await newContext(browser);
+  const context = await newContext(env.browser);
   const page = await context.newPage();
-  await loginInUi(page, server.base, readerName);
+  await loginInUi(page, env.server.base, readerName);
   await openRoomInUi(page, title);
   await page.locator('#connection[data-state="connected"]').waitFor();
 
-  await server.stop();
+  await env.server.stop();
   await page.locator('#connection[data-state="reconnecting"]').waitFor({ timeout: 15000 });
-  await server.launch();
+  await env.server.launch();
   await sender.send(room.id, 'sent while you were away');
   await page.locator('#connection[data-state="connected"]').waitFor({ timeout: 40000 });
   await page.locator('.message .text', { hasText: 'sent while you were away' }).waitFor({ timeout: 5000 });
@@ -136,17 +123,17 @@ test('the page survives a server restart and shows messages sent meanwhile exact
 });
 
 test('history pages back in order, and emoticon codes show as emoji', async () => {
-  const writer = await server.user(`wr${unique()}`);
+  const writer = await env.server.user(`wr${unique()}`);
   const readerName = `rd${unique()}`;
-  const reader = await server.user(readerName);
+  const reader = await env.server.user(readerName);
   const title = `history ${unique()}`;
   const room = await writer.createRoom(title, { visibility: 'public' });
   await reader.joinRoom(room.id);
   for (let n = 1; n <= 120; n++) await writer.send(room.id, `line ${n} [微笑] :thumbsup:`);
 
-  const context = await newContext(browser, { viewport: { width: 1280, height: 700 } });
+  const context = await newContext(env.browser, { viewport: { width: 1280, height: 700 } });
   const page = await context.newPage();
-  await loginInUi(page, server.base, readerName);
+  await loginInUi(page, env.server.base, readerName);
   await openRoomInUi(page, title);
   await page.locator('.message .text', { hasText: 'line 120 🙂 👍' }).waitFor();
   for (let i = 0; i < 10; i++) {
@@ -163,9 +150,9 @@ test('history pages back in order, and emoticon codes show as emoji', async () =
 
 test('three tabs of one browser share one event poll, and all show new messages', async () => {
   const name = `tabs${unique()}`;
-  const context = await newContext(browser);
+  const context = await newContext(env.browser);
   const first = await context.newPage();
-  await registerInUi(first, server.base, name);
+  await registerInUi(first, env.server.base, name);
   const token = await first.evaluate(() => localStorage.getItem('natter.token'));
   const title = `tabs ${unique()}`;
   await first.getByText('New room').click();
@@ -176,14 +163,14 @@ test('three tabs of one browser share one event poll, and all show new messages'
 
   const tabs = [first, await context.newPage(), await context.newPage()];
   for (const tab of tabs.slice(1)) {
-    await tab.goto(server.base + '/');
+    await tab.goto(env.server.base + '/');
     await tab.locator('.topbar').waitFor();
     await openRoomInUi(tab, title);
   }
   for (const tab of tabs) await tab.locator('#connection[data-state="connected"]').waitFor();
 
-  const friend = await server.user(`fr${unique()}`);
-  const owner = new (friend.constructor)({ baseUrl: server.base, token });
+  const friend = await env.server.user(`fr${unique()}`);
+  const owner = new (friend.constructor)({ baseUrl: env.server.base, token });
   await owner.invite(roomId, friend.user.id);
   await friend.send(roomId, 'hello all tabs');
   for (const tab of tabs) await tab.locator('.message .text', { hasText: 'hello all tabs' }).waitFor({ timeout: 3000 });
@@ -202,12 +189,12 @@ test('three tabs of one browser share one event poll, and all show new messages'
 
 test('a send whose answer is lost is retried with the same id and stored once', async () => {
   const name = `lost${unique()}`;
-  const me = await server.user(name);
+  const me = await env.server.user(name);
   const title = `lost ${unique()}`;
   const room = await me.createRoom(title);
-  const context = await newContext(browser);
+  const context = await newContext(env.browser);
   const page = await context.newPage();
-  await loginInUi(page, server.base, name);
+  await loginInUi(page, env.server.base, name);
   await openRoomInUi(page, title);
   // The first send reaches the server and is stored; its answer is lost.
   let dropped = 0;
@@ -228,19 +215,19 @@ test('a send whose answer is lost is retried with the same id and stored once', 
 
 test('a message that could not be sent shows as failed and can be retried', async () => {
   const name = `retry${unique()}`;
-  const me = await server.user(name);
+  const me = await env.server.user(name);
   const title = `retry ${unique()}`;
   const room = await me.createRoom(title);
-  const context = await newContext(browser);
+  const context = await newContext(env.browser);
   const page = await context.newPage();
-  await loginInUi(page, server.base, name);
+  await loginInUi(page, env.server.base, name);
   await openRoomInUi(page, title);
 
-  await server.stop();
+  await env.server.stop();
   await sendInUi(page, 'written while offline');
   await page.locator('.pending .text', { hasText: 'written while offline' }).waitFor();
   await page.locator('.pending', { hasText: 'Not sent.' }).waitFor({ timeout: 15000 });
-  await server.launch();
+  await env.server.launch();
   await page.getByRole('button', { name: 'Retry', exact: true }).click();
   await page.locator('.message:not(.pending) .text', { hasText: 'written while offline' }).waitFor({ timeout: 5000 });
   await page.locator('.pending').waitFor({ state: 'detached' });
@@ -251,10 +238,10 @@ test('a message that could not be sent shows as failed and can be retried', asyn
 
 test('sign-in problems are explained', async () => {
   const name = `who${unique()}`;
-  await server.user(name);
-  const context = await newContext(browser);
+  await env.server.user(name);
+  const context = await newContext(env.browser);
   const page = await context.newPage();
-  await page.goto(server.base + '/');
+  await page.goto(env.server.base + '/');
   await page.fill('#username', name);
   await page.fill('#password', 'not-the-password');
   await page.getByRole('button', { name: 'Log in', exact: true }).click();
@@ -266,9 +253,9 @@ test('sign-in problems are explained', async () => {
   await page.getByRole('button', { name: 'Create account', exact: true }).click();
   await page.getByRole('alert').filter({ hasText: 'That username is taken.' }).waitFor();
 
-  await server.stop();
+  await env.server.stop();
   await page.getByRole('button', { name: 'Create account', exact: true }).click();
   await page.getByRole('alert').filter({ hasText: 'The server cannot be reached.' }).waitFor();
-  await server.launch();
+  await env.server.launch();
   await context.close();
 });

@@ -2,30 +2,21 @@
 // and Chinese, saved to test-artifacts/screenshots/ for people to look at.
 // The sign-in screen's button shows the browser's language was picked.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { Server, launchBrowser, loginInUi, newContext, openRoomInUi, screenshot } from './harness.mjs';
+import {
+  loginInUi, newContext, openRoomInUi, screenshot, serverAndBrowser,
+} from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await Server.start();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 const SIZES = { desktop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } };
 const LOCALES = { en: 'en-US', zh: 'zh-CN' };
 
 test('screenshots of sign-in, conversation list and conversation', async () => {
-  const host = await server.user('lin', '林老师');
-  const guest = await server.user('wang', '王同学');
+  const host = await env.server.user('lin', '林老师');
+  const guest = await env.server.user('wang', '王同学');
   const room = await host.createRoom('三年二班 Class 3 (2)', { visibility: 'public' });
   await guest.joinRoom(room.id);
   await host.send(room.id, '同学们好 [微笑] Welcome to the class room :wave:');
@@ -35,15 +26,15 @@ test('screenshots of sign-in, conversation list and conversation', async () => {
 
   for (const [lang, locale] of Object.entries(LOCALES)) {
     for (const [size, viewport] of Object.entries(SIZES)) {
-      const context = await newContext(browser, { locale, viewport });
+      const context = await newContext(env.browser, { locale, viewport });
       const page = await context.newPage();
-      await page.goto(server.base + '/');
+      await page.goto(env.server.base + '/');
       await page.locator('#username').waitFor();
       const signIn = lang === 'zh' ? '登录' : 'Log in';
       await page.getByRole('button', { name: signIn, exact: true }).waitFor();
       await screenshot(page, `${size}-${lang}-sign-in`);
 
-      await loginInUi(page, server.base, 'wang');
+      await loginInUi(page, env.server.base, 'wang');
       await page.locator('.room').first().waitFor();
       await page.locator('#connection[data-state="connected"]').waitFor();
       await screenshot(page, `${size}-${lang}-conversations`);

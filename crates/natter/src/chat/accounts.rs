@@ -249,6 +249,18 @@ impl Chat {
         display_name: Option<&str>,
         avatar_url: Option<&str>,
     ) -> ChatResult<User> {
+        self.edit_profile(caller.user, display_name, avatar_url)
+            .await
+    }
+
+    /// Validates and applies a profile change, for the user themselves or
+    /// the admin API.
+    pub(super) async fn edit_profile(
+        &self,
+        user: UserId,
+        display_name: Option<&str>,
+        avatar_url: Option<&str>,
+    ) -> ChatResult<User> {
         let mut patch = ProfilePatch::default();
         if let Some(name) = display_name {
             patch.display_name = Some(DisplayName::parse(name)?.into_string());
@@ -260,7 +272,7 @@ impl Chat {
                 Some(AvatarUrl::parse(url)?.into_string())
             });
         }
-        let user = self.store.update_profile(caller.user, patch).await?;
+        let user = self.store.update_profile(user, patch).await?;
         self.remember_name(&user);
         Ok(user)
     }

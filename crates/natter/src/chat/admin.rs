@@ -11,7 +11,7 @@ use super::{Chat, room_event};
 use crate::bus::BusMessage;
 use crate::error::{ChatError, ChatResult};
 use crate::model::{EndReason, Event, Role, Room, RoomId, User, UserId, Visibility, now_ms};
-use crate::store::{NewMessage, NewRoom, ProfilePatch};
+use crate::store::{NewMessage, NewRoom};
 use crate::text::{AvatarUrl, ClientMsgId, DisplayName, MessageText, RoomTitle};
 
 /// Names a user in an admin call: by natter id, or by a site's own id.
@@ -213,20 +213,7 @@ impl Chat {
         display_name: Option<&str>,
         avatar_url: Option<&str>,
     ) -> ChatResult<User> {
-        let mut patch = ProfilePatch::default();
-        if let Some(name) = display_name {
-            patch.display_name = Some(DisplayName::parse(name)?.into_string());
-        }
-        if let Some(url) = avatar_url {
-            patch.avatar_url = Some(if url.is_empty() {
-                None
-            } else {
-                Some(AvatarUrl::parse(url)?.into_string())
-            });
-        }
-        let user = self.store.update_profile(user, patch).await?;
-        self.remember_name(&user);
-        Ok(user)
+        self.edit_profile(user, display_name, avatar_url).await
     }
 
     /// The user of a site by the site's own id.
