@@ -35,6 +35,3 @@ pub trait Bus: Send + Sync + 'static {
     /// stopped server alive.
     fn subscribe(&self, sink: Weak<dyn BusSink>);
 }
-
-/// Lets `Arc<dyn Bus>` be used where a bus is expected.
-pub type SharedBus = Arc<dyn Bus>;
