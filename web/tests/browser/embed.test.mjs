@@ -6,7 +6,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { Server, freePort, hostSite, launchBrowser, newContext, screenshot, signHs256 } from './harness.mjs';
+import {
+  Server, freePort, hostSite, launchBrowser, newContext, screenshot, signHs256, siteConfig,
+} from './harness.mjs';
 
 const SECRET = 'school-secret-of-at-least-32-bytes!!';
 let natter;
@@ -27,13 +29,7 @@ before(async () => {
   sitePort = await freePort();
   const siteOrigin = `http://127.0.0.1:${sitePort}`;
   natter = await Server.start({
-    config: `[[sites]]
-id = "school"
-issuer = "https://school.test"
-algorithm = "HS256"
-secret = "${SECRET}"
-origins = ["${siteOrigin}"]
-`,
+    config: siteConfig({ issuer: 'https://school.test', secret: SECRET, origin: siteOrigin }),
   });
   teacher = await natter.user('teacher', 'Ms. Lin');
   roomId = (await teacher.createRoom('Class 3 (2)', { visibility: 'public' })).id;

@@ -174,3 +174,14 @@ export function serverAndBrowser(options) {
 
 /** A short random suffix for names that must not collide between tests. */
 export const unique = () => Math.random().toString(36).slice(2, 8);
+
+/** natter.toml for one HS256 host site whose pages live at `origin`. */
+export function siteConfig({ issuer, secret, origin }) {
+  return `[[sites]]
+id = "school"
+issuer = "${issuer}"
+algorithm = "HS256"
+secret = "${secret}"
+origins = ["${origin}"]
+`;
+}

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { ROOT, Server, freePort, launchBrowser, newContext, screenshot } from './harness.mjs';
+import { ROOT, Server, freePort, launchBrowser, newContext, screenshot, siteConfig } from './harness.mjs';
 
 const SECRET = 'php-example-secret-0123456789-abcdefgh';
 let natter;
@@ -21,13 +21,7 @@ before(async () => {
   const port = await freePort();
   phpOrigin = `http://127.0.0.1:${port}`;
   natter = await Server.start({
-    config: `[[sites]]
-id = "school"
-issuer = "${phpOrigin}"
-algorithm = "HS256"
-secret = "${SECRET}"
-origins = ["${phpOrigin}"]
-`,
+    config: siteConfig({ issuer: phpOrigin, secret: SECRET, origin: phpOrigin }),
   });
   teacher = await natter.user('teacherphp', 'Ms. Wang');
   roomId = (await teacher.createRoom('Class 3 (2)', { visibility: 'public' })).id;

@@ -161,12 +161,7 @@ impl Chat {
     /// Removes one member from a group room.
     pub async fn admin_remove_member(&self, room: RoomId, user: UserId) -> ChatResult<()> {
         self.group_room(room).await?;
-        let store = self.store.clone();
-        self.commit(async move {
-            let left = store.remove_member(room, user, now_ms()).await?;
-            Ok(((), left.into_iter().map(room_event).collect()))
-        })
-        .await
+        self.remove_member(room, user).await
     }
 
     /// Makes the room's members exactly `roster` (plus the system user and

@@ -194,9 +194,15 @@ impl Chat {
                 "a direct conversation cannot be left",
             ));
         }
-        let (store, user) = (self.store.clone(), caller.user);
+        self.remove_member(id, caller.user).await
+    }
+
+    /// Takes `user` out of a room and announces it; nothing happens when
+    /// they are not a member.
+    pub(super) async fn remove_member(&self, room: RoomId, user: UserId) -> ChatResult<()> {
+        let store = self.store.clone();
         self.commit(async move {
-            let left = store.remove_member(id, user, now_ms()).await?;
+            let left = store.remove_member(room, user, now_ms()).await?;
             Ok(((), left.into_iter().map(room_event).collect()))
         })
         .await
