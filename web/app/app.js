@@ -458,8 +458,28 @@ document.addEventListener('visibilitychange', () => {
 
 // --- main screen ----------------------------------------------------------
 
+/**
+ * Draws the signed-in screen. The shell (top bar, sidebar forms) is rebuilt
+ * only when something it shows has changed, so a reload after a reconnect
+ * never closes a form the user has open or drops what they typed in it.
+ */
 function renderMain() {
   root.setAttribute('aria-busy', 'false');
+  const key = [language(), state.me.id, state.me.display_name,
+    typeof Notification === 'function' ? Notification.permission : ''].join('\n');
+  if (root.dataset.shell !== key || !document.getElementById('layout')) {
+    root.dataset.shell = key;
+    renderShell();
+  }
+  document.getElementById('layout').classList.toggle('has-room', Boolean(state.activeRoomId));
+  renderConnection();
+  renderSidebar();
+  renderConversation();
+  renderMembers();
+  renderTitle();
+}
+
+function renderShell() {
   root.replaceChildren(
     el('header', { className: 'topbar' },
       el('button', {
@@ -481,7 +501,7 @@ function renderMain() {
         },
       }),
     ),
-    el('div', { id: 'layout', className: 'layout' + (state.activeRoomId ? ' has-room' : '') },
+    el('div', { id: 'layout', className: 'layout' },
       el('nav', { className: 'sidebar', 'aria-label': t('conversations') },
         el('h2', {}, t('conversations')),
         el('div', { id: 'sidebar' }),
@@ -492,11 +512,6 @@ function renderMain() {
       el('aside', { id: 'members', className: 'members', 'aria-label': t('members') }),
     ),
   );
-  renderConnection();
-  renderSidebar();
-  renderConversation();
-  renderMembers();
-  renderTitle();
 }
 
 function renderConnection() {
@@ -580,13 +595,17 @@ function newRoomForm() {
     event.preventDefault();
     try {
       const room = await client.createRoom(title.value, { visibility: isPublic.checked ? 'public' : 'private' });
+      form.reset();
+      error.textContent = '';
+      details.open = false;
       await loadRooms();
       await openRoom(room.id);
     } catch (e) {
       error.textContent = errorText(e);
     }
   };
-  return el('details', { className: 'panel' }, el('summary', {}, t('newRoom')), form);
+  const details = el('details', { className: 'panel' }, el('summary', {}, t('newRoom')), form);
+  return details;
 }
 
 function publicRoomsSection() {
@@ -617,6 +636,8 @@ function publicRoomsSection() {
 async function openRoom(roomId) {
   state.activeRoomId = roomId;
   state.newBelow = false;
+  // A newly opened room starts on its messages, not its member list.
+  document.getElementById('layout')?.classList.remove('show-members');
   renderMain();
   await Promise.all([
     state.messages.has(roomId) ? null : loadLatest(roomId),

@@ -109,6 +109,9 @@ test('the page survives a server restart and shows messages sent meanwhile exact
   await loginInUi(page, env.server.base, readerName);
   await openRoomInUi(page, title);
   await page.locator('#connection[data-state="connected"]').waitFor();
+  // A form the user is filling in survives the reconnect and the reload.
+  await page.getByText('New room').click();
+  await page.fill('#new-room-title', 'half-typed title');
 
   await env.server.stop();
   await page.locator('#connection[data-state="reconnecting"]').waitFor({ timeout: 15000 });
@@ -119,6 +122,8 @@ test('the page survives a server restart and shows messages sent meanwhile exact
   await sender.send(room.id, 'and after');
   await page.locator('.message .text', { hasText: 'and after' }).waitFor({ timeout: 3000 });
   assert.equal(await page.locator('.message .text', { hasText: 'sent while you were away' }).count(), 1);
+  assert.equal(await page.inputValue('#new-room-title'), 'half-typed title');
+  assert.ok(await page.locator('#new-room-title').isVisible(), 'the new-room form is still open');
   await context.close();
 });
 
