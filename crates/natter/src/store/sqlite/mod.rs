@@ -6,6 +6,7 @@
 //! reads use a small pool of read-only connections on tokio's blocking pool,
 //! which WAL lets run beside the writer.
 
+mod checkpointer;
 mod queries;
 mod rows;
 mod schema;
@@ -17,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 
+use self::checkpointer::CheckpointPolicy;
 use self::writer::Writer;
 use crate::model::{
     EndReason, Event, Millis, Role, Room, RoomId, Seq, SessionId, User, UserId, Visibility,
@@ -89,7 +91,8 @@ impl SqliteStore {
         .map_err(internal)?;
         let deployment_id = schema::migrate(&mut conn).map_err(internal)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        let writer = Writer::start(conn).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let checkpoints = Connection::open(&path).map_err(internal)?;
+        let writer = Writer::start(conn, checkpoints, CheckpointPolicy::default())?;
         Ok(SqliteStore {
             writer,
             readers: Arc::new(Readers {

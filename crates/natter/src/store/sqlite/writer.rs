@@ -11,6 +11,7 @@ use std::thread;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::checkpointer::{CheckpointPolicy, Checkpointer};
 use crate::store::{StoreError, StoreResult};
 
 /// How many jobs one transaction takes at most, so a flood of writes still
@@ -29,11 +30,22 @@ pub struct Writer {
 
 impl Writer {
     /// Moves `conn` onto a new writer thread.
-    pub fn start(conn: Connection) -> std::io::Result<Writer> {
+    /// `checkpoints` is a second read-write connection to the same
+    /// database, for the checkpoint thread.
+    pub fn start(
+        conn: Connection,
+        checkpoints: Connection,
+        policy: CheckpointPolicy,
+    ) -> StoreResult<Writer> {
+        // Checkpoints are ours to schedule: see checkpointer.rs.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let checkpointer = Checkpointer::start(checkpoints, policy)?;
         let (jobs, queue) = mpsc::channel::<Job>();
         thread::Builder::new()
             .name("natter-sqlite-writer".into())
-            .spawn(move || run(conn, queue))?;
+            .spawn(move || run(conn, queue, checkpointer))
+            .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer { jobs })
     }
 
@@ -66,7 +78,7 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, queue: mpsc::Receiver<Job>) {
+fn run(conn: Connection, queue: mpsc::Receiver<Job>, mut checkpointer: Checkpointer) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -128,6 +140,7 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>) {
         for finish in finishes {
             finish(commit.clone());
         }
+        checkpointer.after_commit(&conn);
     }
 }
 

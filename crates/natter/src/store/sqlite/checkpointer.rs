@@ -1,0 +1,181 @@
+//! WAL checkpoints off the writer's path. Copying committed pages from the
+//! WAL back into the database file ends with an fsync of that file, which
+//! takes milliseconds under load; run inside a COMMIT (SQLite's default) it
+//! delays every acknowledgement of the batch. Here a thread of its own does
+//! the bulk of the copying on its own connection while the writer goes on
+//! committing. A checkpoint that runs beside the writer never catches up
+//! with it completely, and a WAL restarts from its beginning only after one
+//! did; so once the WAL has grown past [`CheckpointPolicy::restart_frames`],
+//! the writer copies the few frames committed meanwhile itself, and the WAL
+//! restarts at its next transaction instead of growing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::mpsc;
+use std::thread;
+
+use rusqlite::Connection;
+
+use crate::store::{StoreError, StoreResult};
+
+/// When checkpoints run.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckpointPolicy {
+    /// Group commits between two requests for a background checkpoint:
+    /// often enough to keep the WAL short, seldom enough that a page
+    /// rewritten by many commits (a busy room's last index leaf) is copied
+    /// back once.
+    pub every_commits: u32,
+    /// WAL length in frames past which the writer completes a background
+    /// checkpoint itself, so the WAL restarts.
+    pub restart_frames: i64,
+}
+
+impl Default for CheckpointPolicy {
+    /// 50,000 frames of 1 KiB pages is about one second of the heaviest
+    /// write load measured on the reference machine (docs/performance.md);
+    /// completing a checkpoint then pauses the writer for ~15 ms.
+    fn default() -> Self {
+        CheckpointPolicy {
+            every_commits: 32,
+            restart_frames: 50_000,
+        }
+    }
+}
+
+/// The writer's handle to the checkpoint thread; dropping it stops the thread.
+pub struct Checkpointer {
+    policy: CheckpointPolicy,
+    commits: u32,
+    wake: mpsc::SyncSender<()>,
+    /// The WAL's length in frames when the last background checkpoint
+    /// finished, or -1 when none finished since the writer last looked.
+    finished: Arc<AtomicI64>,
+}
+
+impl Checkpointer {
+    /// Moves `conn` (a read-write connection to the same database) onto a
+    /// new thread that checkpoints whenever asked.
+    pub fn start(conn: Connection, policy: CheckpointPolicy) -> StoreResult<Checkpointer> {
+        let (wake, requests) = mpsc::sync_channel::<()>(1);
+        let finished = Arc::new(AtomicI64::new(-1));
+        let done = finished.clone();
+        thread::Builder::new()
+            .name("natter-sqlite-checkpoint".into())
+            .spawn(move || {
+                while requests.recv().is_ok() {
+                    if let Some(frames) = checkpoint(&conn, "background") {
+                        done.store(frames, Ordering::Release);
+                    }
+                }
+            })
+            .map_err(|e| {
+                StoreError::Internal(format!("cannot start the checkpoint thread: {e}"))
+            })?;
+        Ok(Checkpointer {
+            policy,
+            commits: 0,
+            wake,
+            finished,
+        })
+    }
+
+    /// Called by the writer on its own connection after each group commit
+    /// has been answered, so no acknowledgement waits for a checkpoint.
+    pub fn after_commit(&mut self, writer: &Connection) {
+        let finished = self.finished.swap(-1, Ordering::AcqRel);
+        if finished >= self.policy.restart_frames {
+            // Copy what was committed while the background checkpoint ran;
+            // the WAL is then complete in the database file and restarts.
+            checkpoint(writer, "writer");
+        }
+        self.commits += 1;
+        if self.commits >= self.policy.every_commits {
+            self.commits = 0;
+            // A request while one is pending adds nothing.
+            let _ = self.wake.try_send(());
+        }
+    }
+}
+
+/// Runs a PASSIVE checkpoint, which never waits for readers or writers:
+/// pages a reader still needs, or frames committed while it runs, are left
+/// for the next one. Returns the WAL's length in frames if it ran.
+fn checkpoint(conn: &Connection, who: &'static str) -> Option<i64> {
+    let started = std::time::Instant::now();
+    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, i64>(2)?,
+        ))
+    }) {
+        Ok((busy, frames, copied)) => {
+            tracing::debug!(
+                checkpoint.by = who,
+                busy,
+                wal.frames = frames,
+                wal.copied = copied,
+                checkpoint_us = started.elapsed().as_micros() as u64,
+                "checkpoint"
+            );
+            (busy == 0).then_some(frames)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, checkpoint.by = who, "sqlite checkpoint failed");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::CheckpointPolicy;
+    use crate::store::sqlite::writer::Writer;
+
+    /// Under a steady stream of commits the WAL is copied back in the
+    /// background and restarts, so its file stops growing.
+    #[tokio::test]
+    async fn the_wal_restarts_under_steady_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA page_size = 1024;
+             PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             CREATE TABLE t (x BLOB);",
+        )
+        .unwrap();
+        let policy = CheckpointPolicy {
+            every_commits: 4,
+            restart_frames: 200,
+        };
+        let writer = Writer::start(conn, Connection::open(&path).unwrap(), policy).unwrap();
+        let commits = 2_000;
+        for _ in 0..commits {
+            // One 1 KiB page per row: at least one WAL frame per commit.
+            writer
+                .write(|c| {
+                    c.execute("INSERT INTO t VALUES (zeroblob(600))", [])
+                        .map_err(|e| crate::store::StoreError::Internal(e.to_string()))
+                })
+                .await
+                .unwrap();
+        }
+        let frame = 24 + 1024;
+        let wal = std::fs::metadata(dir.path().join("t.db-wal")).unwrap().len();
+        assert!(
+            wal < 1_000 * frame,
+            "the WAL holds {} frames after {commits} commits",
+            wal / frame
+        );
+        let reader = Connection::open(&path).unwrap();
+        let rows: i64 = reader
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, commits);
+    }
+}
