@@ -4,6 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows::{self, EVENT_COLUMNS, ROOM_COLUMNS, USER_COLUMNS, store_error};
+use super::schema::client_msg_hash;
 use crate::model::{
     EndReason, Event, EventBody, Millis, Role, Room, RoomId, RoomKind, Seq, SessionId, User,
     UserId, Visibility,
@@ -252,10 +253,12 @@ fn append_event(
             Some(serde_json::to_string(other).map_err(|e| StoreError::Internal(e.to_string()))?),
         ),
     };
+    let hash = client_msg_id.map(|id| client_msg_hash(room.0, sender.0, id));
     q(exec(
         conn,
         &format!(
-            "INSERT INTO events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            "INSERT INTO events ({EVENT_COLUMNS}, client_msg_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
         ),
         params![
             room.0,
@@ -266,7 +269,8 @@ fn append_event(
             at,
             client_msg_id,
             text,
-            data
+            data,
+            hash
         ],
     ))?;
     Ok(Event {
@@ -615,14 +619,18 @@ pub fn append_message(conn: &Connection, m: &NewMessage) -> R<Appended> {
             StoreError::NotAMember
         });
     }
-    let previous: Option<Event> = q(row(conn,
-            &format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE room_id = ?1 AND sender_id = ?2 AND client_msg_id = ?3"
-            ),
-            params![m.room.0, m.sender.0, m.client_msg_id],
-            rows::event,
-        )
-        .optional())?;
+    let hash = client_msg_hash(m.room.0, m.sender.0, &m.client_msg_id);
+    let previous: Option<Event> = q(row(
+        conn,
+        &format!(
+            "SELECT {EVENT_COLUMNS} FROM events INDEXED BY events_idempotency
+             WHERE client_msg_hash = ?1 AND client_msg_hash IS NOT NULL
+               AND room_id = ?2 AND sender_id = ?3 AND client_msg_id = ?4"
+        ),
+        params![hash, m.room.0, m.sender.0, m.client_msg_id],
+        rows::event,
+    )
+    .optional())?;
     if let Some(event) = previous {
         let same = matches!(&event.body, EventBody::Message { text, .. } if *text == m.text);
         return if same {
