@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -21,23 +22,24 @@ use crate::store::{StoreError, StoreResult};
 /// When checkpoints run.
 #[derive(Clone, Copy, Debug)]
 pub struct CheckpointPolicy {
-    /// Group commits between two requests for a background checkpoint:
-    /// often enough to keep the WAL short, seldom enough that a page
-    /// rewritten by many commits (a busy room's last index leaf) is copied
-    /// back once.
-    pub every_commits: u32,
+    /// Time between two requests for a background checkpoint, while
+    /// commits arrive. Each checkpoint ends with an fsync of the database
+    /// file that competes with the WAL's fsyncs, so they should be few;
+    /// and the longer the interval, the more often a page rewritten by
+    /// many commits (a busy room's last index leaf) is copied back once.
+    pub interval: Duration,
     /// WAL length in frames past which the writer completes a background
     /// checkpoint itself, so the WAL restarts.
     pub restart_frames: i64,
 }
 
 impl Default for CheckpointPolicy {
-    /// 50,000 frames of 1 KiB pages is about one second of the heaviest
-    /// write load measured on the reference machine (docs/performance.md);
-    /// completing a checkpoint then pauses the writer for ~15 ms.
+    /// The heaviest write load measured on the reference machine
+    /// (docs/performance.md, S4) writes ~25,000 frames of 1 KiB pages in
+    /// half a second; completing a checkpoint pauses the writer for ~15 ms.
     fn default() -> Self {
         CheckpointPolicy {
-            every_commits: 32,
+            interval: Duration::from_millis(500),
             restart_frames: 50_000,
         }
     }
@@ -46,7 +48,7 @@ impl Default for CheckpointPolicy {
 /// The writer's handle to the checkpoint thread; dropping it stops the thread.
 pub struct Checkpointer {
     policy: CheckpointPolicy,
-    commits: u32,
+    last_request: Instant,
     wake: mpsc::SyncSender<()>,
     /// The WAL's length in frames when the last background checkpoint
     /// finished, or -1 when none finished since the writer last looked.
@@ -74,7 +76,7 @@ impl Checkpointer {
             })?;
         Ok(Checkpointer {
             policy,
-            commits: 0,
+            last_request: Instant::now(),
             wake,
             finished,
         })
@@ -89,9 +91,8 @@ impl Checkpointer {
             // the WAL is then complete in the database file and restarts.
             checkpoint(writer, "writer");
         }
-        self.commits += 1;
-        if self.commits >= self.policy.every_commits {
-            self.commits = 0;
+        if self.last_request.elapsed() >= self.policy.interval {
+            self.last_request = Instant::now();
             // A request while one is pending adds nothing.
             let _ = self.wake.try_send(());
         }
@@ -130,6 +131,8 @@ fn checkpoint(conn: &Connection, who: &'static str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use rusqlite::Connection;
 
     use super::CheckpointPolicy;
@@ -150,7 +153,7 @@ mod tests {
         )
         .unwrap();
         let policy = CheckpointPolicy {
-            every_commits: 4,
+            interval: Duration::from_millis(2),
             restart_frames: 200,
         };
         let writer = Writer::start(conn, Connection::open(&path).unwrap(), policy).unwrap();
@@ -166,7 +169,9 @@ mod tests {
                 .unwrap();
         }
         let frame = 24 + 1024;
-        let wal = std::fs::metadata(dir.path().join("t.db-wal")).unwrap().len();
+        let wal = std::fs::metadata(dir.path().join("t.db-wal"))
+            .unwrap()
+            .len();
         assert!(
             wal < 1_000 * frame,
             "the WAL holds {} frames after {commits} commits",
