@@ -103,7 +103,7 @@ impl Checkpointer {
 /// pages a reader still needs, or frames committed while it runs, are left
 /// for the next one. Returns the WAL's length in frames if it ran.
 fn checkpoint(conn: &Connection, who: &'static str) -> Option<i64> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
         Ok((
             row.get::<_, i64>(0)?,
