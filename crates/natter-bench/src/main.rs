@@ -10,6 +10,7 @@ mod ceiling;
 mod conn;
 mod fanout;
 mod history;
+mod idle;
 mod setup;
 mod stats;
 
@@ -103,6 +104,11 @@ enum Scenario {
         messages: u64,
         #[arg(long, default_value_t = 2000)]
         pages: usize,
+    },
+    /// Connections that send nothing: the HTTP stack's memory per connection, the floor under S3's per-poll figure.
+    Idle {
+        #[arg(long, default_value_t = 5000)]
+        clients: usize,
     },
     /// The trivial in-process server every long-poll round trip is bounded by.
     Ceiling {
@@ -223,6 +229,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Scenario::S5 { messages, pages } => {
             reports.push(history::run(server, pid, messages, pages).await?);
+        }
+        Scenario::Idle { clients } => {
+            reports.push(idle::run(server, pid, clients).await?);
         }
         Scenario::Ceiling { clients, seconds } => {
             reports.push(ceiling::run(clients, Duration::from_secs(seconds)).await?);
