@@ -142,15 +142,26 @@ pub fn client_msg_hash(room: i64, sender: i64, client_msg_id: &str) -> i64 {
 }
 
 /// Migration 3's fix-up: hashes the idempotency keys of the messages copied
-/// from the old table, then indexes them.
+/// from the old table, a bounded chunk at a time, then indexes them.
 fn hash_client_msg_ids(conn: &Connection) -> rusqlite::Result<()> {
-    let keys: Vec<(i64, i64, i64, String)> = conn
-        .prepare("SELECT id, room_id, sender_id, client_msg_id FROM events WHERE client_msg_id IS NOT NULL")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    const CHUNK: i64 = 10_000;
+    let mut select = conn.prepare(
+        "SELECT id, room_id, sender_id, client_msg_id FROM events
+         WHERE id > ?1 AND client_msg_id IS NOT NULL ORDER BY id LIMIT ?2",
+    )?;
     let mut update = conn.prepare("UPDATE events SET client_msg_hash = ?2 WHERE id = ?1")?;
-    for (id, room, sender, client_msg_id) in keys {
-        update.execute([id, client_msg_hash(room, sender, &client_msg_id)])?;
+    let mut last = 0;
+    loop {
+        let keys: Vec<(i64, i64, i64, String)> = select
+            .query_map([last, CHUNK], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let Some(&(end, ..)) = keys.last() else { break };
+        for (id, room, sender, client_msg_id) in keys {
+            update.execute([id, client_msg_hash(room, sender, &client_msg_id)])?;
+        }
+        last = end;
     }
     conn.execute_batch(
         "CREATE INDEX events_idempotency ON events(client_msg_hash)
@@ -163,6 +174,8 @@ fn hash_client_msg_ids(conn: &Connection) -> rusqlite::Result<()> {
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u64> {
     let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+        // Some steps rewrite whole tables: say so before a long wait.
+        tracing::info!(schema.version = i + 1, "migrating the sqlite schema");
         let tx = conn.transaction()?;
         tx.execute_batch(migration.sql)?;
         if let Some(then) = migration.then {
@@ -220,7 +233,12 @@ mod tests {
                  (1, 1, 'room_updated', 1, 'Ann', 11, NULL, NULL, '{\"type\":\"room_updated\",\"title\":\"one\",\"visibility\":\"public\"}'),
                  (2, 2, 'message', 2, 'Bob', 12, 'b-1', 'hi from two', NULL),
                  (1, 2, 'message', 1, 'Ann', 13, 'a-1', 'first', NULL),
-                 (1, 3, 'message', 1, 'Ann', 14, 'a-2', 'second', NULL);",
+                 (1, 3, 'message', 1, 'Ann', 14, 'a-2', 'second', NULL);
+             -- More messages than one chunk of the hashing step.
+             WITH RECURSIVE n(i) AS (SELECT 3 UNION ALL SELECT i + 1 FROM n WHERE i < 25002)
+             INSERT INTO events (room_id, seq, kind, sender_id, sender_name, at_ms, client_msg_id, text, data)
+                 SELECT 2, i, 'message', 2, 'Bob', 15, 'b-' || i, 'bulk ' || i, NULL FROM n;
+             UPDATE rooms SET head = 25002 WHERE id = 2;",
         )
         .unwrap();
         let before = |conn: &Connection, room| {
@@ -301,6 +319,25 @@ mod tests {
         let twice = queries::append_message(&conn, &retry("b-1", "new")).unwrap();
         assert!(twice.duplicate);
         assert_eq!(twice.event.seq, 4);
-        assert_eq!(before(&conn, 2).len(), 2);
+        // A message from deep in the last hashing chunk is found as well.
+        let bulk = NewMessage {
+            room: RoomId(2),
+            sender: UserId(2),
+            sender_name: "Bob".into(),
+            client_msg_id: "b-24999".into(),
+            text: "bulk 24999".into(),
+            at: 20,
+        };
+        let found = queries::append_message(&conn, &bulk).unwrap();
+        assert!(found.duplicate);
+        assert_eq!(found.event.seq, 24999);
+        let unhashed: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM events WHERE client_msg_id IS NOT NULL AND client_msg_hash IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(unhashed, 0);
     }
 }
