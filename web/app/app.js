@@ -582,7 +582,8 @@ function renderSidebar() {
 
 function newRoomForm() {
   const title = el('input', { id: 'new-room-title', name: 'title', maxLength: 100, required: true, placeholder: t('roomTitle') });
-  const isPublic = el('input', { id: 'new-room-public', type: 'checkbox', checked: true });
+  // defaultChecked too: form.reset() after a room is created goes back to it.
+  const isPublic = el('input', { id: 'new-room-public', type: 'checkbox', checked: true, defaultChecked: true });
   const error = el('p', { className: 'form-error', role: 'alert' });
   const form = el('form', { className: 'new-room', 'aria-label': t('newRoom') },
     el('label', { for: 'new-room-title', className: 'visually-hidden' }, t('roomTitle')),
@@ -611,7 +612,9 @@ function newRoomForm() {
 function publicRoomsSection() {
   const list = el('ul', { className: 'public-list' });
   const details = el('details', { className: 'panel' }, el('summary', {}, t('publicRooms')), list);
-  details.ontoggle = async () => {
+  // Refilled whenever it opens and after a join, so a room just joined
+  // shows as joined.
+  const refresh = async () => {
     if (!details.open) return;
     const rooms = await client.publicRooms().catch(() => []);
     list.replaceChildren(
@@ -624,12 +627,14 @@ function publicRoomsSection() {
             onclick: () => safely((async () => {
               await client.joinRoom(room.id);
               await loadRooms();
+              await refresh();
               await openRoom(room.id);
             })()),
           }),
       )) : [el('li', { className: 'muted' }, t('noPublicRooms'))]),
     );
   };
+  details.ontoggle = refresh;
   return details;
 }
 

@@ -26,9 +26,13 @@ test('two users chat in a group room and a direct conversation', async () => {
   await pa.fill('#new-room-title', title);
   await pa.getByRole('button', { name: 'Create' }).click();
   await pa.locator('.room-header h2', { hasText: title }).waitFor();
+  // The form is ready for the next room: empty, and public by default again.
+  assert.equal(await pa.inputValue('#new-room-title'), '');
+  assert.ok(await pa.locator('#new-room-public').isChecked());
   await pb.getByText('Public rooms').click();
   await pb.locator('.public-list li', { hasText: title }).getByRole('button', { name: 'Join' }).click();
   await pb.locator('.room-header h2', { hasText: title }).waitFor();
+  await pb.locator('.public-list li', { hasText: title }).getByText('Joined').waitFor();
 
   // Each message appears in the other window within 2 s.
   const started = Date.now();
