@@ -89,7 +89,7 @@ impl SqliteStore {
              PRAGMA foreign_keys = ON;",
         )
         .map_err(internal)?;
-        let deployment_id = schema::migrate(&mut conn).map_err(internal)?;
+        let deployment_id = schema::migrate(&mut conn)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let checkpoints = Connection::open(&path).map_err(internal)?;
         let writer = Writer::start(conn, checkpoints, CheckpointPolicy::default())?;

@@ -3,6 +3,8 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
+use crate::store::{StoreError, StoreResult};
+
 /// One step of the schema: SQL, then an optional fix-up in Rust for what
 /// SQL alone cannot compute. Never edit a released one.
 struct Migration {
@@ -98,7 +100,7 @@ CREATE TABLE sso_token_ids (
     // Idempotency keys are looked up by a 64-bit hash (see
     // `client_msg_hash`), the smallest index entry that finds them.
     Migration {
-        then: Some(hash_client_msg_ids),
+        then: Some(copy_events_v3),
         sql: r#"
 CREATE TABLE events_v3 (
     id              INTEGER PRIMARY KEY,
@@ -113,12 +115,6 @@ CREATE TABLE events_v3 (
     data            TEXT,
     client_msg_hash INTEGER
 );
-INSERT INTO events_v3 (room_id, seq, kind, sender_id, sender_name, at_ms, client_msg_id, text, data)
-    SELECT room_id, seq, kind, sender_id, sender_name, at_ms, client_msg_id, text, data
-    FROM events ORDER BY room_id, seq;
-DROP TABLE events;
-ALTER TABLE events_v3 RENAME TO events;
-CREATE UNIQUE INDEX events_by_room ON events(room_id, seq, sender_id, kind);
 "#,
     },
 ];
@@ -141,38 +137,99 @@ pub fn client_msg_hash(room: i64, sender: i64, client_msg_id: &str) -> i64 {
     )
 }
 
-/// Migration 3's fix-up: hashes the idempotency keys of the messages copied
-/// from the old table, a bounded chunk at a time, then indexes them.
-fn hash_client_msg_ids(conn: &Connection) -> rusqlite::Result<()> {
+/// Migration 3's copy: every event, room by room so each room's history
+/// stays contiguous, with its idempotency key hashed on the way (SQL has no
+/// SHA-256), a bounded chunk at a time; then the old table makes way.
+fn copy_events_v3(conn: &Connection) -> rusqlite::Result<()> {
     const CHUNK: i64 = 10_000;
+    type Row = (
+        i64,
+        i64,
+        String,
+        i64,
+        String,
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
     let mut select = conn.prepare(
-        "SELECT id, room_id, sender_id, client_msg_id FROM events
-         WHERE id > ?1 AND client_msg_id IS NOT NULL ORDER BY id LIMIT ?2",
+        "SELECT room_id, seq, kind, sender_id, sender_name, at_ms, client_msg_id, text, data
+         FROM events WHERE (room_id, seq) > (?1, ?2) ORDER BY room_id, seq LIMIT ?3",
     )?;
-    let mut update = conn.prepare("UPDATE events SET client_msg_hash = ?2 WHERE id = ?1")?;
-    let mut last = 0;
+    let mut insert = conn.prepare(
+        "INSERT INTO events_v3 (room_id, seq, kind, sender_id, sender_name, at_ms,
+                                client_msg_id, text, data, client_msg_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    let mut last = (i64::MIN, i64::MIN);
     loop {
-        let keys: Vec<(i64, i64, i64, String)> = select
-            .query_map([last, CHUNK], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        let rows: Vec<Row> = select
+            .query_map(rusqlite::params![last.0, last.1, CHUNK], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
             })?
             .collect::<rusqlite::Result<_>>()?;
-        let Some(&(end, ..)) = keys.last() else { break };
-        for (id, room, sender, client_msg_id) in keys {
-            update.execute([id, client_msg_hash(room, sender, &client_msg_id)])?;
+        let Some(end) = rows.last().map(|r| (r.0, r.1)) else {
+            break;
+        };
+        for (room, seq, kind, sender, name, at, client_msg_id, text, data) in rows {
+            let hash = client_msg_id
+                .as_deref()
+                .map(|id| client_msg_hash(room, sender, id));
+            insert.execute(rusqlite::params![
+                room,
+                seq,
+                kind,
+                sender,
+                name,
+                at,
+                client_msg_id,
+                text,
+                data,
+                hash
+            ])?;
         }
         last = end;
     }
     conn.execute_batch(
-        "CREATE INDEX events_idempotency ON events(client_msg_hash)
+        "DROP TABLE events;
+         ALTER TABLE events_v3 RENAME TO events;
+         CREATE UNIQUE INDEX events_by_room ON events(room_id, seq, sender_id, kind);
+         CREATE INDEX events_idempotency ON events(client_msg_hash)
              WHERE client_msg_hash IS NOT NULL;",
     )
 }
 
 /// Brings the database to the newest schema and returns the deployment id,
 /// creating it on first start.
-pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u64> {
-    let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+pub fn migrate(conn: &mut Connection) -> StoreResult<u64> {
+    let internal = |e: rusqlite::Error| StoreError::Internal(e.to_string());
+    let version: usize = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(internal)?;
+    if version > MIGRATIONS.len() {
+        // An older binary would write rows the newer schema cannot find
+        // (idempotency keys without their hash, for one).
+        return Err(StoreError::Internal(format!(
+            "the database has schema version {version}, written by a newer natter; \
+             this one knows versions up to {}",
+            MIGRATIONS.len()
+        )));
+    }
+    apply(conn, version).map_err(internal)
+}
+
+fn apply(conn: &mut Connection, version: usize) -> rusqlite::Result<u64> {
     for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
         // Some steps rewrite whole tables: say so before a long wait.
         tracing::info!(schema.version = i + 1, "migrating the sqlite schema");
@@ -184,6 +241,11 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u64> {
         tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
         tx.commit()?;
         tracing::info!(schema.version = i + 1, "sqlite schema migrated");
+    }
+    if version < MIGRATIONS.len() {
+        // A migration that rewrote a table left a WAL as large as the
+        // table; copy it back and shrink the file now, before serving.
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     }
     let existing: Option<String> = conn
         .query_row(
@@ -211,6 +273,21 @@ mod tests {
     use crate::model::{EventBody, RoomId, UserId};
     use crate::store::NewMessage;
     use crate::store::sqlite::queries;
+
+    /// A database from a newer natter is refused, not written to: this
+    /// binary would store rows that the newer schema cannot find.
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&format!("PRAGMA user_version = {}", MIGRATIONS.len() + 1))
+            .unwrap();
+        let refused = migrate(&mut conn).unwrap_err().to_string();
+        assert!(refused.contains("newer natter"), "{refused}");
+        let tables: i64 = conn
+            .query_row("SELECT COUNT(*) FROM sqlite_schema", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tables, 0, "nothing was created");
+    }
 
     /// A database written by schema version 2 keeps its history, its order
     /// and its idempotency keys across the move to arrival-order events.
