@@ -6,12 +6,14 @@
 //! committing. A checkpoint that runs beside the writer never catches up
 //! with it completely, and a WAL restarts from its beginning only after one
 //! did; so once the WAL has grown past [`CheckpointPolicy::restart_frames`],
-//! the writer copies the few frames committed meanwhile itself, and the WAL
-//! restarts at its next transaction instead of growing.
+//! the writer copies the few frames committed meanwhile itself (a pause of
+//! a few milliseconds for the next batch), and the WAL restarts at its next
+//! transaction unless a reader still uses an older snapshot; then the next
+//! background checkpoint finds it long again and the writer tries again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::mpsc;
+use std::sync::mpsc::{self, TrySendError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -59,6 +61,10 @@ impl Checkpointer {
     /// Moves `conn` (a read-write connection to the same database) onto a
     /// new thread that checkpoints whenever asked.
     pub fn start(conn: Connection, policy: CheckpointPolicy) -> StoreResult<Checkpointer> {
+        // The database file's fsync is what makes the copy durable before
+        // the WAL is reused; never waiting on locks is PASSIVE's own rule.
+        conn.execute_batch("PRAGMA synchronous = FULL")
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
         let (wake, requests) = mpsc::sync_channel::<()>(1);
         let finished = Arc::new(AtomicI64::new(-1));
         let done = finished.clone();
@@ -87,14 +93,27 @@ impl Checkpointer {
     pub fn after_commit(&mut self, writer: &Connection) {
         let finished = self.finished.swap(-1, Ordering::AcqRel);
         if finished >= self.policy.restart_frames {
+            if finished >= 4 * self.policy.restart_frames {
+                tracing::warn!(
+                    wal.frames = finished,
+                    "the WAL keeps growing: a long-running read may be holding an old snapshot"
+                );
+            }
             // Copy what was committed while the background checkpoint ran;
             // the WAL is then complete in the database file and restarts.
             checkpoint(writer, "writer");
         }
         if self.last_request.elapsed() >= self.policy.interval {
             self.last_request = Instant::now();
-            // A request while one is pending adds nothing.
-            let _ = self.wake.try_send(());
+            match self.wake.try_send(()) {
+                // A request while one is pending adds nothing.
+                Ok(()) | Err(TrySendError::Full(())) => {}
+                // The checkpoint thread is gone: checkpoint here, as
+                // SQLite itself would, rather than let the WAL grow.
+                Err(TrySendError::Disconnected(())) => {
+                    checkpoint(writer, "writer");
+                }
+            }
         }
     }
 }
