@@ -141,9 +141,13 @@ impl UserState {
     /// Appends to the ephemeral stream, keeping at most `cap` items.
     pub fn push_ephemeral(&mut self, item: Arc<Ephemeral>, cap: usize) {
         self.ephemeral_last += 1;
-        self.ephemeral.push_back((self.ephemeral_last, item));
-        while self.ephemeral.len() > cap {
+        // Make room first: pushing onto a full deque would double its
+        // buffer, for every user that ever received `cap` items.
+        while !self.ephemeral.is_empty() && self.ephemeral.len() >= cap {
             self.ephemeral.pop_front();
+        }
+        if cap > 0 {
+            self.ephemeral.push_back((self.ephemeral_last, item));
         }
     }
 
@@ -222,5 +226,36 @@ impl UserState {
 
     pub fn open_polls(&self) -> usize {
         self.polls.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::UserState;
+    use crate::model::{Ephemeral, UserId};
+
+    /// A user's ephemeral stream keeps the newest `cap` items in a buffer
+    /// that never outgrows `cap`: there is one such buffer per user.
+    #[test]
+    fn the_ephemeral_stream_stays_within_its_cap() {
+        let mut state = UserState::default();
+        let item = Arc::new(Ephemeral::Presence {
+            user: UserId(7),
+            online: true,
+        });
+        for _ in 0..1_000 {
+            state.push_ephemeral(item.clone(), 64);
+        }
+        assert_eq!(state.ephemeral.len(), 64);
+        assert!(
+            state.ephemeral.capacity() < 128,
+            "{}",
+            state.ephemeral.capacity()
+        );
+        let since = state.ephemeral_since(1, 1, 1_000 - 10);
+        assert_eq!(since.items.len(), 10);
+        assert!(!since.gap);
     }
 }
