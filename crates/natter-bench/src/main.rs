@@ -107,6 +107,7 @@ enum Scenario {
     },
     /// Connections that send nothing: the HTTP stack's memory per connection, the floor under S3's per-poll figure.
     Idle {
+        /// Connections to open (one generator process holds at most ~19,000)
         #[arg(long, default_value_t = 5000)]
         clients: usize,
     },

@@ -98,6 +98,7 @@ pub struct Report {
     pub server_rss_kib: Option<u64>,
     pub server_peak_rss_kib: Option<u64>,
     pub server_kib_per_waiting_poll: Option<f64>,
+    /// Server RSS growth per connection that has sent nothing (`idle`).
     pub server_kib_per_connection: Option<f64>,
     pub server_cpu_percent: Option<f64>,
     pub generator_cpu_percent: Option<f64>,
