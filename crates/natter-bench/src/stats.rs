@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Latency percentiles in milliseconds.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Latency {
     pub count: usize,
     pub p50_ms: f64,
@@ -76,7 +76,7 @@ pub fn cpu_time(pid: Option<u32>) -> Option<Duration> {
 }
 
 /// What one scenario measured. Fields that do not apply stay `None`.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Report {
     pub scenario: String,
     pub clients: usize,
