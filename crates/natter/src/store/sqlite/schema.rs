@@ -274,6 +274,22 @@ mod tests {
     use crate::store::NewMessage;
     use crate::store::sqlite::queries;
 
+    type EventShape = (i64, i64, String, Option<String>, Option<String>);
+
+    /// Room, seq, kind, text and data of every event, in `order`.
+    fn events_in_order(conn: &Connection, order: &str) -> Vec<EventShape> {
+        conn.prepare(&format!(
+            "SELECT room_id, seq, kind, text, data FROM events ORDER BY {order}"
+        ))
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
     /// A database from a newer natter is refused, not written to: this
     /// binary would store rows that the newer schema cannot find.
     #[test]
@@ -325,21 +341,7 @@ mod tests {
                 .map(|e| (e.seq, e.sender.0, e.at, e.body))
                 .collect::<Vec<_>>()
         };
-        let old_shape: Vec<_> = conn
-            .prepare("SELECT room_id, seq, kind, text, data FROM events ORDER BY room_id, seq")
-            .unwrap()
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                ))
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let old_shape = events_in_order(&conn, "room_id, seq");
 
         migrate(&mut conn).unwrap();
 
@@ -347,21 +349,7 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len());
-        let new_shape: Vec<_> = conn
-            .prepare("SELECT room_id, seq, kind, text, data FROM events ORDER BY id")
-            .unwrap()
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                ))
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let new_shape = events_in_order(&conn, "id");
         assert_eq!(
             new_shape, old_shape,
             "every event kept, each room contiguous"
