@@ -51,7 +51,8 @@ const state = {
 };
 
 let stopEvents = null;
-let roomsReload = null;
+/** The pending reload of the room list: its timer and when it fires. */
+const roomsReload = { timer: null, at: 0, failures: 0 };
 /** The last read marker sent per room, so each is sent once. */
 const readSent = new Map();
 
@@ -136,6 +137,7 @@ function resumeSession() {
 }
 
 function showAuth(notice) {
+  cancelRoomsReload();
   if (embed) {
     stopEvents?.();
     stopEvents = null;
@@ -304,10 +306,37 @@ async function loadRooms() {
   renderTitle();
 }
 
-/** Reloads the room list soon, once, however many events ask for it. */
-function reloadRoomsSoon() {
-  clearTimeout(roomsReload);
-  roomsReload = setTimeout(() => loadRooms().catch(() => {}), 300);
+/**
+ * Reloads the room list within `delay` ms, once for however many events
+ * ask meanwhile. A later ask never postpones a reload already due (a busy
+ * stream of member and presence news must not starve the list), and a
+ * failed reload is tried again with backoff rather than leaving the list
+ * stale until the next event happens to come.
+ */
+function reloadRoomsSoon(delay = 300) {
+  const at = Date.now() + delay;
+  if (roomsReload.timer !== null) {
+    if (roomsReload.at <= at) return;
+    clearTimeout(roomsReload.timer);
+  }
+  roomsReload.at = at;
+  roomsReload.timer = setTimeout(async () => {
+    roomsReload.timer = null;
+    if (!state.me) return;
+    try {
+      await loadRooms();
+      roomsReload.failures = 0;
+    } catch {
+      roomsReload.failures += 1;
+      reloadRoomsSoon(Math.min(30000, 500 * 2 ** roomsReload.failures));
+    }
+  }, delay);
+}
+
+function cancelRoomsReload() {
+  clearTimeout(roomsReload.timer);
+  roomsReload.timer = null;
+  roomsReload.failures = 0;
 }
 
 async function loadLatest(roomId) {
@@ -376,7 +405,9 @@ function applyEvents({ events, ephemeral, ephemeralGap }) {
         if (!mine && !seen && isNew) room.unread_count += 1;
         roomsChanged = true;
       } else {
-        reloadRoomsSoon();
+        // A conversation this page has not heard of yet (a new direct
+        // chat): show it now, not after the usual gathering delay.
+        reloadRoomsSoon(0);
       }
       if (mine && state.pending.delete(event.client_msg_id)) activeChanged ||= event.room_id === state.activeRoomId;
       if (state.messages.has(event.room_id) && mergeEvents(event.room_id, [event])) {
@@ -396,7 +427,7 @@ function applyEvents({ events, ephemeral, ephemeralGap }) {
           leftActive = true;
         }
       }
-      reloadRoomsSoon();
+      reloadRoomsSoon(room ? 300 : 0);
     }
   }
   for (const item of ephemeral) {

@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-import { after, before } from 'node:test';
+import { after, afterEach, before } from 'node:test';
 
 import { chromium } from 'playwright-core';
 
@@ -95,10 +95,60 @@ export async function launchBrowser() {
   });
 }
 
-/** A fresh browser profile, in English unless told otherwise. */
-export async function newContext(browser, { locale = 'en-US', viewport = { width: 1280, height: 800 } } = {}) {
-  return browser.newContext({ locale, viewport });
+/** What the pages of the current test did that a failure report needs. */
+const trail = [];
+const TRAIL_LINES = 300;
+let contextCount = 0;
+/** Contexts still open, with the label their trail lines carry. */
+const openContexts = new Map();
+
+function note(label, text) {
+  trail.push(`${new Date().toISOString().slice(11, 23)} ${label} ${text}`);
+  if (trail.length > TRAIL_LINES) trail.shift();
 }
+
+/**
+ * A fresh browser profile, in English unless told otherwise. Its console
+ * errors, page errors and failed or refused requests are kept, and printed
+ * with the state of its pages if the test fails: a flake in CI must leave
+ * enough behind to find its cause.
+ */
+export async function newContext(browser, { locale = 'en-US', viewport = { width: 1280, height: 800 } } = {}) {
+  const context = await browser.newContext({ locale, viewport });
+  const label = `[context ${++contextCount}]`;
+  context.on('console', (message) => {
+    if (message.type() === 'error' || message.type() === 'warning') note(label, `console.${message.type()}: ${message.text()}`);
+  });
+  context.on('weberror', (error) => note(label, `page error: ${error.error()}`));
+  context.on('requestfailed', (request) => note(label, `failed: ${request.method()} ${request.url()} ${request.failure()?.errorText}`));
+  context.on('response', (response) => {
+    if (response.status() >= 400) note(label, `${response.status()}: ${response.request().method()} ${response.url()}`);
+  });
+  openContexts.set(context, label);
+  context.on('close', () => openContexts.delete(context));
+  return context;
+}
+
+afterEach(async (t) => {
+  if (t.passed) {
+    trail.length = 0;
+    return;
+  }
+  const lines = [`--- what the browser saw before "${t.name}" failed`, ...trail];
+  for (const [context, label] of openContexts) {
+    for (const page of context.pages()) {
+      const seen = await page.evaluate(() => ({
+        title: document.title,
+        connection: document.getElementById('connection')?.textContent,
+        sidebar: document.getElementById('sidebar')?.innerText,
+        header: document.querySelector('.room-header h2')?.textContent,
+      })).catch((e) => ({ unreadable: String(e) }));
+      lines.push(`${label} ${page.url()} ${JSON.stringify(seen)}`);
+    }
+  }
+  trail.length = 0;
+  console.log(lines.join('\n'));
+});
 
 /** Registers through the sign-in screen and waits for the main screen. */
 export async function registerInUi(page, base, username, password = 'password-1') {

@@ -241,6 +241,30 @@ test('a message that could not be sent shows as failed and can be retried', asyn
   await context.close();
 });
 
+test('a new direct conversation shows up even when loading the room list fails at first', async () => {
+  const name = `dm${unique()}`;
+  const { user: me } = await env.server.user(name);
+  const context = await newContext(env.browser);
+  const page = await context.newPage();
+  await loginInUi(page, env.server.base, name);
+  await page.locator('#sidebar').waitFor();
+  // The next two loads of the room list fail as a flaky network would.
+  let failed = 0;
+  await page.route('**/api/v1/rooms', (route) => {
+    if (route.request().method() !== 'GET' || failed >= 2) return route.fallback();
+    failed += 1;
+    return route.abort('connectionreset');
+  });
+  const peerName = `peer${unique()}`;
+  const peer = await env.server.user(peerName);
+  const room = await peer.openDirect(me.id);
+  await peer.send(room.id, 'are you there?');
+  const direct = page.locator('.room', { hasText: peerName });
+  await direct.locator('.badge', { hasText: '1' }).waitFor({ timeout: 15000 });
+  assert.equal(failed, 2, 'both failed loads were tried again');
+  await context.close();
+});
+
 test('sign-in problems are explained', async () => {
   const name = `who${unique()}`;
   await env.server.user(name);

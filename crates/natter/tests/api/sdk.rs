@@ -50,7 +50,7 @@ async fn the_sdk_tests_pass_against_a_real_server() {
     let base = server.base.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
-            .args(["--test", "web/tests/"])
+            .args(["--test", "web/tests/sdk.test.mjs"])
             .current_dir(root)
             .env("NATTER_URL", base)
             .output()
