@@ -1,16 +1,20 @@
 //! One client connection, as a browser holds it: one TCP connection with
 //! keep-alive, one request at a time.
+//!
+//! The client is a few lines of HTTP/1.1 over a socket, parsed with
+//! `httparse`, in the task that uses it. The generator shares the cores
+//! with the server it measures, so its own cost per request is part of
+//! every latency it reports: a general client (hyper's runs each
+//! connection as a second task behind a channel) costs the server's
+//! figures more than this does.
 
 use std::net::{IpAddr, SocketAddr};
 
-use anyhow::Context;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpSocket;
+use anyhow::{Context, bail};
+use bytes::{Buf, Bytes, BytesMut};
+use hyper::{Method, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
 
 /// Ports one source address can use towards one server address, roughly
 /// (the ephemeral range less a margin).
@@ -24,10 +28,35 @@ pub fn source_for(index: usize) -> IpAddr {
     IpAddr::from([127, 0, 0, 1 + n])
 }
 
+/// Headers an answer may carry at most; natter sends about ten.
+const MAX_HEADERS: usize = 32;
+/// The largest answer head accepted.
+const MAX_HEAD: usize = 16 * 1024;
+
 /// A keep-alive HTTP/1.1 connection.
 pub struct Conn {
-    sender: SendRequest<Full<Bytes>>,
+    stream: TcpStream,
     host: String,
+    /// Bytes read and not yet consumed.
+    input: BytesMut,
+    /// The request being written, kept to reuse its allocation.
+    output: Vec<u8>,
+    /// The server said it closes the connection after its answer.
+    closed: bool,
+}
+
+/// What the head of an answer says about its body.
+struct Head {
+    status: StatusCode,
+    len: usize,
+    body: Framing,
+    close: bool,
+}
+
+enum Framing {
+    Length(usize),
+    Chunked,
+    UntilClose,
 }
 
 impl Conn {
@@ -40,13 +69,12 @@ impl Conn {
             .await
             .with_context(|| format!("connect to {server} from {source}"))?;
         stream.set_nodelay(true)?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
         Ok(Conn {
-            sender,
+            stream,
             host: server.to_string(),
+            input: BytesMut::new(),
+            output: Vec::new(),
+            closed: false,
         })
     }
 
@@ -58,22 +86,34 @@ impl Conn {
         token: Option<&str>,
         json: Option<Vec<u8>>,
     ) -> anyhow::Result<(StatusCode, Bytes)> {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(HOST, &self.host);
-        if let Some(token) = token {
-            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        if self.closed {
+            bail!("the server closed this connection");
         }
-        if json.is_some() {
-            request = request.header(CONTENT_TYPE, "application/json");
+        self.write_request(&method, path, token, json.as_deref());
+        self.stream.write_all(&self.output).await?;
+        let mut head = self.read_head().await?;
+        // An interim answer (100 Continue, 103 Early Hints) precedes the real one.
+        while head.status.is_informational() {
+            self.input.advance(head.len);
+            head = self.read_head().await?;
         }
-        let request = request.body(Full::new(Bytes::from(json.unwrap_or_default())))?;
-        self.sender.ready().await?;
-        let response = self.sender.send_request(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok((status, body))
+        self.input.advance(head.len);
+        let body = match head.body {
+            Framing::Length(n) => self.read_exact(n).await?,
+            Framing::Chunked => self.read_chunked().await?,
+            Framing::UntilClose => {
+                loop {
+                    self.input.reserve(4096);
+                    if self.stream.read_buf(&mut self.input).await? == 0 {
+                        break;
+                    }
+                }
+                self.closed = true;
+                self.input.split().freeze()
+            }
+        };
+        self.closed |= head.close;
+        Ok((head.status, body))
     }
 
     /// A JSON call that must succeed; returns the parsed answer.
@@ -87,7 +127,7 @@ impl Conn {
         let bytes = body.map(|b| serde_json::to_vec(&b)).transpose()?;
         let (status, answer) = self.call(method.clone(), path, token, bytes).await?;
         if !status.is_success() {
-            anyhow::bail!(
+            bail!(
                 "{method} {path}: {status} {}",
                 String::from_utf8_lossy(&answer)
             );
@@ -96,5 +136,208 @@ impl Conn {
             return Ok(serde_json::Value::Null);
         }
         Ok(serde_json::from_slice(&answer)?)
+    }
+
+    fn write_request(
+        &mut self,
+        method: &Method,
+        path: &str,
+        token: Option<&str>,
+        json: Option<&[u8]>,
+    ) {
+        use std::io::Write;
+        let out = &mut self.output;
+        out.clear();
+        let _ = write!(out, "{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.host);
+        if let Some(token) = token {
+            let _ = write!(out, "Authorization: Bearer {token}\r\n");
+        }
+        if let Some(json) = json {
+            let _ = write!(
+                out,
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                json.len()
+            );
+        } else if method == Method::POST {
+            out.extend_from_slice(b"Content-Length: 0\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        if let Some(json) = json {
+            out.extend_from_slice(json);
+        }
+    }
+
+    async fn read_head(&mut self) -> anyhow::Result<Head> {
+        loop {
+            if let Some(head) = parse_head(&self.input)? {
+                return Ok(head);
+            }
+            if self.input.len() > MAX_HEAD {
+                bail!("the answer's head is larger than {MAX_HEAD} bytes");
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Reads more input; the connection ending here is an error.
+    async fn fill(&mut self) -> anyhow::Result<()> {
+        self.input.reserve(4096);
+        if self.stream.read_buf(&mut self.input).await? == 0 {
+            self.closed = true;
+            bail!("the server closed the connection mid-answer");
+        }
+        Ok(())
+    }
+
+    async fn read_exact(&mut self, n: usize) -> anyhow::Result<Bytes> {
+        while self.input.len() < n {
+            self.fill().await?;
+        }
+        Ok(self.input.split_to(n).freeze())
+    }
+
+    async fn read_line(&mut self) -> anyhow::Result<Bytes> {
+        loop {
+            if let Some(end) = self.input.windows(2).position(|w| w == b"\r\n") {
+                let line = self.input.split_to(end).freeze();
+                self.input.advance(2);
+                return Ok(line);
+            }
+            if self.input.len() > MAX_HEAD {
+                bail!("a chunk-size line is longer than {MAX_HEAD} bytes");
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn read_chunked(&mut self) -> anyhow::Result<Bytes> {
+        let mut body = BytesMut::new();
+        loop {
+            let line = self.read_line().await?;
+            let size = std::str::from_utf8(&line)?
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim();
+            let size = usize::from_str_radix(size, 16).context("a chunk size")?;
+            if size == 0 {
+                // Trailers, if any, up to the empty line.
+                while !self.read_line().await?.is_empty() {}
+                return Ok(body.freeze());
+            }
+            body.extend_from_slice(&self.read_exact(size).await?);
+            if !self.read_line().await?.is_empty() {
+                bail!("a chunk is longer than its size says");
+            }
+        }
+    }
+}
+
+/// The answer head at the start of `input`, if it is all there.
+fn parse_head(input: &[u8]) -> anyhow::Result<Option<Head>> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let httparse::Status::Complete(len) = response.parse(input)? else {
+        return Ok(None);
+    };
+    let status = StatusCode::from_u16(response.code.unwrap_or(0))?;
+    let mut body = None;
+    let mut close = response.version == Some(0);
+    for header in response.headers.iter() {
+        let value = std::str::from_utf8(header.value).unwrap_or_default();
+        if header.name.eq_ignore_ascii_case("content-length") {
+            body = Some(Framing::Length(
+                value.trim().parse().context("content-length")?,
+            ));
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            if value.to_ascii_lowercase().contains("chunked") {
+                body = Some(Framing::Chunked);
+            }
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            close = value.eq_ignore_ascii_case("close");
+        }
+    }
+    let bodiless = status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let body = if bodiless {
+        Framing::Length(0)
+    } else {
+        body.unwrap_or(Framing::UntilClose)
+    };
+    Ok(Some(Head {
+        status,
+        len,
+        body,
+        close,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_is_read_only_once_complete() {
+        assert!(
+            parse_head(b"HTTP/1.1 200 OK\r\nContent-Len")
+                .unwrap()
+                .is_none()
+        );
+        let head = parse_head(b"HTTP/1.1 201 Created\r\ncontent-length: 12\r\n\r\n{\"ok\":true}x")
+            .unwrap()
+            .unwrap();
+        assert_eq!(head.status, StatusCode::CREATED);
+        assert!(matches!(head.body, Framing::Length(12)));
+        assert!(!head.close);
+    }
+
+    #[test]
+    fn framing_follows_the_headers() {
+        let chunked = parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(matches!(chunked.body, Framing::Chunked));
+        let closing = parse_head(b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(closing.close);
+        assert!(matches!(closing.body, Framing::UntilClose));
+        let empty = parse_head(b"HTTP/1.1 204 No Content\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(matches!(empty.body, Framing::Length(0)));
+    }
+
+    #[tokio::test]
+    async fn chunked_and_interim_answers_are_read_whole_and_the_connection_kept() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            for answer in [
+                &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n"[..],
+                &b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"[..],
+            ] {
+                let mut buf = [0u8; 1024];
+                let n = socket.read(&mut buf).await.unwrap();
+                seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                socket.write_all(answer).await.unwrap();
+            }
+            seen
+        });
+        let mut conn = Conn::open(addr, source_for(0)).await.unwrap();
+        let (status, body) = conn.call(Method::GET, "/a", Some("t"), None).await.unwrap();
+        assert_eq!((status, &body[..]), (StatusCode::OK, &b"hello world"[..]));
+        let (status, body) = conn
+            .call(Method::POST, "/b", None, Some(b"{}".to_vec()))
+            .await
+            .unwrap();
+        assert_eq!((status, &body[..]), (StatusCode::CREATED, &b"ok"[..]));
+        let seen = server.await.unwrap();
+        assert!(seen[0].starts_with("GET /a HTTP/1.1\r\n"));
+        assert!(seen[0].contains("Authorization: Bearer t\r\n"));
+        assert!(seen[1].ends_with("Content-Length: 2\r\n\r\n{}"));
     }
 }

@@ -108,6 +108,24 @@ pub(crate) struct EventIn {
     text: Option<String>,
 }
 
+impl EventIn {
+    /// When a message was sent, in microseconds since the run's epoch: the
+    /// senders put it in the text.
+    fn sent_us(&self) -> Option<u64> {
+        self.text.as_deref()?.parse().ok()
+    }
+}
+
+impl Answer {
+    /// Sequence number and send time of each timed message in the answer.
+    pub(crate) fn message_times(&self) -> impl Iterator<Item = (i64, u64)> + '_ {
+        self.events
+            .iter()
+            .filter(|e| e.kind == "message")
+            .filter_map(|e| Some((e.seq, e.sent_us()?)))
+    }
+}
+
 #[derive(Default)]
 struct ReaderResult {
     received: u64,
@@ -380,7 +398,7 @@ async fn read_loop(
             }
             result.received += 1;
             result.last_delivery = Some(now);
-            if let Some(sent_us) = e.text.as_deref().and_then(|t| t.parse::<u64>().ok()) {
+            if let Some(sent_us) = e.sent_us() {
                 let now_us = now.duration_since(shared.epoch).as_micros() as u64;
                 result
                     .latencies_us

@@ -60,7 +60,7 @@ enum Scenario {
         #[arg(long, default_value_t = 2)]
         senders: usize,
     },
-    /// S1: clients wait in one room; messages at a steady rate. Measures delivery latency.
+    /// S1: clients wait in one room; messages at a steady rate. Measures delivery latency. Runs `ceiling --fan-out` first
     S1 {
         #[arg(long, default_value_t = 1000)]
         clients: usize,
@@ -124,7 +124,17 @@ enum Scenario {
         clients: usize,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Hold every poll and answer all of them with a message this many
+        /// times a second (S1's shape, on as many server threads as cores)
+        /// instead of answering at once
+        #[arg(long)]
+        fan_out: Option<f64>,
     },
+}
+
+/// The machine's cores: the worker threads natter's runtime starts with.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -178,10 +188,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             rate,
             seconds,
         } => {
+            let seconds = Duration::from_secs(seconds);
+            reports.push(ceiling::fan_out(clients, rate, seconds, cores()).await?);
             let pop = Population::create(server, 1, clients, 1).await?;
             let plan = Plan::Rate {
                 per_second: rate,
-                duration: Duration::from_secs(seconds),
+                duration: seconds,
             };
             reports.push(run(&pop, clients, plan, 10, "s1").execute().await?);
         }
@@ -190,7 +202,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             senders,
             seconds,
         } => {
-            reports.push(ceiling::run(clients, Duration::from_secs(seconds)).await?);
+            reports.push(ceiling::round_trips(clients, Duration::from_secs(seconds)).await?);
             let pop = Population::create(server, 1, clients, senders).await?;
             let plan = Plan::Flood {
                 duration: Duration::from_secs(seconds),
@@ -247,8 +259,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .iter()
                 .any(|r| r.lost.unwrap_or(0) > 0 || r.duplicated.unwrap_or(0) > 0);
         }
-        Scenario::Ceiling { clients, seconds } => {
-            reports.push(ceiling::run(clients, Duration::from_secs(seconds)).await?);
+        Scenario::Ceiling {
+            clients,
+            seconds,
+            fan_out,
+        } => {
+            let seconds = Duration::from_secs(seconds);
+            reports.push(match fan_out {
+                Some(rate) => ceiling::fan_out(clients, rate, seconds, cores()).await?,
+                None => ceiling::round_trips(clients, seconds).await?,
+            });
         }
     }
     if cli.json {
