@@ -34,7 +34,7 @@ pub async fn serve(
         config.hub.clone(),
         config.chat.clone(),
     );
-    let app = http::router(chat.clone(), &config);
+    let app = http::app(chat.clone(), &config);
 
     let mut builder = http1::Builder::new();
     builder

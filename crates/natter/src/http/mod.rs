@@ -9,14 +9,19 @@ mod log;
 mod routes;
 mod wire;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
+use hyper::body::Incoming;
+use tower::{Service, ServiceBuilder};
 
 pub use self::error::{ApiError, ApiResult};
 use crate::chat::Chat;
@@ -28,12 +33,26 @@ pub struct AppState {
     pub chat: Arc<Chat>,
 }
 
-/// The whole HTTP application.
-pub fn router(chat: Arc<Chat>, config: &Config) -> Router {
+/// The whole HTTP application: the routes behind the edge (log line,
+/// CORS, body limit).
+///
+/// The edge wraps the router once rather than each route through
+/// `Router::layer`, which boxes and clones every layer again per route on
+/// every request: on the poll path, where a fan-out answers thousands of
+/// requests at once, that was several allocations per delivery. Every
+/// request passes the edge either way, unknown paths included.
+pub fn app(
+    chat: Arc<Chat>,
+    config: &Config,
+) -> impl Service<Request<Incoming>, Response = Response, Error = Infallible, Future: Send>
++ Clone
++ Send
++ Sync
++ 'static {
     let state = AppState { chat };
     // One flat router with full paths: a nested router would add a layer
     // of prefix stripping and routing to every request.
-    Router::new()
+    let routes = Router::new()
         .merge(routes::meta::router())
         .merge(routes::assets::router())
         .merge(routes::embed::router())
@@ -44,10 +63,13 @@ pub fn router(chat: Arc<Chat>, config: &Config) -> Router {
         .merge(routes::events::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
+        .with_state(state.clone());
+    ServiceBuilder::new()
+        .map_request(|request: Request<Incoming>| request.map(Body::new))
         .layer(middleware::from_fn(log::log_request))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state, cors::cors))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .service(routes)
 }
 
 /// A JSON answer from a value that borrows (such as events' cached
