@@ -2,7 +2,7 @@
 // its history and composer, and the member list. Plain DOM, no framework;
 // all user text goes through render.js, which only ever inserts text.
 
-import { Natter, NatterError, newClientMsgId } from '/sdk/natter.js';
+import { Natter, NatterError, backoffDelay, newClientMsgId } from '/sdk/natter.js';
 import { openEvents } from './events.js';
 import { CATEGORIES } from './emoticons.js';
 import { clock, dayKey, el, renderText, safeImage } from './render.js';
@@ -163,7 +163,7 @@ async function startSession() {
   state.connection = 'connecting';
   renderMain();
   stopEvents = openEvents(client, {
-    onReady: () => safely(reloadAll()),
+    onReady: () => reloadAllUntilDone(),
     onEvents: (batch) => applyEvents(batch),
     onState: (s) => {
       state.connection = s;
@@ -177,10 +177,37 @@ async function startSession() {
 
 /** Shows a failed action's reason in the top bar instead of failing silently. */
 function safely(promise) {
-  return promise.catch((e) => {
-    const notice = document.getElementById('notice');
-    if (notice) notice.textContent = errorText(e);
-  });
+  return promise.catch((e) => showNotice(errorText(e)));
+}
+
+/** Bumped by every full reload, so the retries of an older one stop. */
+let reloadGeneration = 0;
+
+/**
+ * Reloads everything (after connecting, reconnecting or losing ephemeral
+ * news) and, while that fails, tries again with backoff: a network blip at
+ * the wrong moment must not leave the page empty until some event comes.
+ * The failure shows in the top bar until a reload succeeds.
+ */
+function reloadAllUntilDone() {
+  const generation = ++reloadGeneration;
+  const current = () => state.me && generation === reloadGeneration;
+  const attempt = async (n) => {
+    try {
+      await reloadAll();
+      if (current() && n > 0) showNotice('');
+    } catch (e) {
+      if (!current()) return;
+      showNotice(errorText(e));
+      setTimeout(() => { if (current()) attempt(n + 1); }, backoffDelay(n + 1));
+    }
+  };
+  attempt(0);
+}
+
+function showNotice(text) {
+  const notice = document.getElementById('notice');
+  if (notice) notice.textContent = text;
 }
 
 /** Forgets cached history, which may have a gap after a resync or a leave. */
@@ -328,7 +355,7 @@ function reloadRoomsSoon(delay = 300) {
       roomsReload.failures = 0;
     } catch {
       roomsReload.failures += 1;
-      reloadRoomsSoon(Math.min(30000, 500 * 2 ** roomsReload.failures));
+      reloadRoomsSoon(backoffDelay(roomsReload.failures));
     }
   }, delay);
 }
@@ -442,7 +469,7 @@ function applyEvents({ events, ephemeral, ephemeralGap }) {
       }
     }
   }
-  if (ephemeralGap) safely(reloadAll());
+  if (ephemeralGap) reloadAllUntilDone();
   if (leftActive) {
     renderMain();
     return;

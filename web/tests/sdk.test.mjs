@@ -1,7 +1,7 @@
 // Tests of the JS SDK against a real natter server, run by Node's own test
 // runner. crates/natter/tests/api/sdk.rs starts the server and runs this
 // file with NATTER_URL set; by hand:
-//   NATTER_URL=http://127.0.0.1:8080 node --test web/tests/
+//   NATTER_URL=http://127.0.0.1:8080 node --test web/tests/sdk.test.mjs
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -246,8 +246,9 @@ test('a new direct conversation shows up even when loading the room list fails a
   const { user: me } = await env.server.user(name);
   const context = await newContext(env.browser);
   const page = await context.newPage();
+  const firstLoad = page.waitForResponse('**/api/v1/rooms');
   await loginInUi(page, env.server.base, name);
-  await page.locator('#sidebar').waitFor();
+  await firstLoad;
   // The next two loads of the room list fail as a flaky network would.
   let failed = 0;
   await page.route('**/api/v1/rooms', (route) => {
@@ -262,6 +263,27 @@ test('a new direct conversation shows up even when loading the room list fails a
   const direct = page.locator('.room', { hasText: peerName });
   await direct.locator('.badge', { hasText: '1' }).waitFor({ timeout: 15000 });
   assert.equal(failed, 2, 'both failed loads were tried again');
+  await context.close();
+});
+
+test('the page loads its conversations even when the first load after sign-in fails', async () => {
+  const name = `first${unique()}`;
+  const me = await env.server.user(name);
+  const title = `first ${unique()}`;
+  await me.createRoom(title);
+  const context = await newContext(env.browser);
+  const page = await context.newPage();
+  let failed = 0;
+  await page.route('**/api/v1/rooms', (route) => {
+    if (route.request().method() !== 'GET' || failed >= 1) return route.fallback();
+    failed += 1;
+    return route.abort('connectionreset');
+  });
+  await loginInUi(page, env.server.base, name);
+  await page.locator('.room', { hasText: title }).waitFor({ timeout: 15000 });
+  assert.equal(failed, 1);
+  // The failure was shown while it lasted, and is gone once loaded.
+  await page.waitForFunction(() => document.getElementById('notice')?.textContent === '');
   await context.close();
 });
 
