@@ -129,6 +129,10 @@ enum Scenario {
         /// instead of answering at once
         #[arg(long)]
         fan_out: Option<f64>,
+        /// Worker threads of the trivial server with --fan-out (default:
+        /// one per core, as natter's runtime)
+        #[arg(long)]
+        server_threads: Option<usize>,
     },
 }
 
@@ -263,10 +267,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             clients,
             seconds,
             fan_out,
+            server_threads,
         } => {
             let seconds = Duration::from_secs(seconds);
+            let threads = server_threads.unwrap_or_else(cores).max(1);
             reports.push(match fan_out {
-                Some(rate) => ceiling::fan_out(clients, rate, seconds, cores()).await?,
+                Some(rate) => ceiling::fan_out(clients, rate, seconds, threads).await?,
                 None => ceiling::round_trips(clients, seconds).await?,
             });
         }
