@@ -53,6 +53,8 @@ const state = {
 let stopEvents = null;
 /** The pending reload of the room list: its timer and when it fires. */
 const roomsReload = { timer: null, at: 0, failures: 0 };
+/** Bumped by every full reload, so the retries of an older one stop. */
+let reloadGeneration = 0;
 /** The last read marker sent per room, so each is sent once. */
 const readSent = new Map();
 
@@ -137,7 +139,7 @@ function resumeSession() {
 }
 
 function showAuth(notice) {
-  cancelRoomsReload();
+  stopReloads();
   if (embed) {
     stopEvents?.();
     stopEvents = null;
@@ -180,9 +182,6 @@ function safely(promise) {
   return promise.catch((e) => showNotice(errorText(e)));
 }
 
-/** Bumped by every full reload, so the retries of an older one stop. */
-let reloadGeneration = 0;
-
 /**
  * Reloads everything (after connecting, reconnecting or losing ephemeral
  * news) and, while that fails, tries again with backoff: a network blip at
@@ -199,10 +198,15 @@ function reloadAllUntilDone() {
     } catch (e) {
       if (!current()) return;
       showNotice(errorText(e));
-      setTimeout(() => { if (current()) attempt(n + 1); }, backoffDelay(n + 1));
+      if (!isRefusal(e)) setTimeout(() => { if (current()) attempt(n + 1); }, backoffDelay(n + 1));
     }
   };
   attempt(0);
+}
+
+/** A refusal (4xx) will not succeed when tried again; only failures are. */
+function isRefusal(error) {
+  return error instanceof NatterError && error.status >= 400 && error.status < 500;
 }
 
 function showNotice(text) {
@@ -353,17 +357,20 @@ function reloadRoomsSoon(delay = 300) {
     try {
       await loadRooms();
       roomsReload.failures = 0;
-    } catch {
+    } catch (e) {
+      if (isRefusal(e)) return;
       roomsReload.failures += 1;
       reloadRoomsSoon(backoffDelay(roomsReload.failures));
     }
   }, delay);
 }
 
-function cancelRoomsReload() {
+/** Stops pending reloads and their retries: the session is over. */
+function stopReloads() {
   clearTimeout(roomsReload.timer);
   roomsReload.timer = null;
   roomsReload.failures = 0;
+  reloadGeneration += 1;
 }
 
 async function loadLatest(roomId) {
@@ -959,8 +966,7 @@ async function sendPending(clientMsgId) {
     state.pending.delete(clientMsgId);
     if (state.messages.has(pending.roomId)) mergeEvents(pending.roomId, [message]);
   } catch (e) {
-    // A refusal (4xx) will not succeed on retry; only failures are retried.
-    const refused = e instanceof NatterError && e.status >= 400 && e.status < 500;
+    const refused = isRefusal(e);
     pending.status = refused ? 'refused' : 'failed';
     pending.error = refused ? errorText(e) : '';
   }

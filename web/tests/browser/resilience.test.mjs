@@ -266,6 +266,36 @@ test('a new direct conversation shows up even when loading the room list fails a
   await context.close();
 });
 
+test('a refused room-list load is not tried again', async () => {
+  const name = `refused${unique()}`;
+  const { user: me } = await env.server.user(name);
+  const context = await newContext(env.browser);
+  const page = await context.newPage();
+  const firstLoad = page.waitForResponse('**/api/v1/rooms');
+  await loginInUi(page, env.server.base, name);
+  await firstLoad;
+  // From now on the server refuses the list, as it would a session that
+  // has ended: trying again cannot help.
+  let asked = 0;
+  await page.route('**/api/v1/rooms', (route) => {
+    if (route.request().method() !== 'GET') return route.fallback();
+    asked += 1;
+    return route.fulfill({
+      status: 403, contentType: 'application/json',
+      body: JSON.stringify({ error: { code: 'forbidden', message: 'no' } }),
+    });
+  });
+  const peer = await env.server.user(`ask${unique()}`);
+  await peer.openDirect(me.id);
+  const deadline = Date.now() + 10000;
+  while (asked === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(asked, 1, 'the new conversation asked for the list once');
+  // Retries would come within a second or two (jittered backoff).
+  await new Promise((r) => setTimeout(r, 3000));
+  assert.equal(asked, 1, 'and never again');
+  await context.close();
+});
+
 test('the page loads its conversations even when the first load after sign-in fails', async () => {
   const name = `first${unique()}`;
   const me = await env.server.user(name);
