@@ -52,9 +52,17 @@ const state = {
 
 let stopEvents = null;
 /** The pending reload of the room list: its timer and when it fires. */
-const roomsReload = { timer: null, at: 0, failures: 0 };
+const roomsReload = { timer: null, at: 0, failures: 0, session: 0 };
+/** How soon the list is reloaded for a room it lacks: soon, but once for
+ *  the events of several answers arriving together. */
+const UNKNOWN_ROOM_DELAY_MS = 50;
 /** Bumped by every full reload, so the retries of an older one stop. */
 let reloadGeneration = 0;
+/** Whether the top bar shows a failed full reload, for the next success to clear. */
+let reloadFailureShown = false;
+/** Room-list loads started and the newest one applied: an older answer
+ *  that arrives after a newer one would drop what the newer one added. */
+const roomLoads = { started: 0, applied: 0 };
 /** The last read marker sent per room, so each is sent once. */
 const readSent = new Map();
 
@@ -194,9 +202,13 @@ function reloadAllUntilDone() {
   const attempt = async (n) => {
     try {
       await reloadAll();
-      if (current() && n > 0) showNotice('');
+      if (current() && reloadFailureShown) {
+        reloadFailureShown = false;
+        showNotice('');
+      }
     } catch (e) {
       if (!current()) return;
+      reloadFailureShown = true;
       showNotice(errorText(e));
       if (!isRefusal(e)) setTimeout(() => { if (current()) attempt(n + 1); }, backoffDelay(n + 1));
     }
@@ -316,7 +328,10 @@ async function reloadAll() {
 }
 
 async function loadRooms() {
+  const load = ++roomLoads.started;
   const rooms = await client.rooms();
+  if (load < roomLoads.applied) return;
+  roomLoads.applied = load;
   for (const room of rooms) {
     // Events that arrived while the list was computed are newer than it.
     const known = state.rooms.get(room.id);
@@ -351,26 +366,30 @@ function reloadRoomsSoon(delay = 300) {
     clearTimeout(roomsReload.timer);
   }
   roomsReload.at = at;
+  const session = roomsReload.session;
   roomsReload.timer = setTimeout(async () => {
     roomsReload.timer = null;
-    if (!state.me) return;
+    if (!state.me || session !== roomsReload.session) return;
     try {
       await loadRooms();
       roomsReload.failures = 0;
     } catch (e) {
-      if (isRefusal(e)) return;
+      // Signed out meanwhile (an embedded page keeps its user), or refused.
+      if (session !== roomsReload.session || isRefusal(e)) return;
       roomsReload.failures += 1;
       reloadRoomsSoon(backoffDelay(roomsReload.failures));
     }
   }, delay);
 }
 
-/** Stops pending reloads and their retries: the session is over. */
+/** Stops pending reloads and their retries, in flight or not: the session is over. */
 function stopReloads() {
   clearTimeout(roomsReload.timer);
   roomsReload.timer = null;
   roomsReload.failures = 0;
+  roomsReload.session += 1;
   reloadGeneration += 1;
+  reloadFailureShown = false;
 }
 
 async function loadLatest(roomId) {
@@ -441,7 +460,7 @@ function applyEvents({ events, ephemeral, ephemeralGap }) {
       } else {
         // A conversation this page has not heard of yet (a new direct
         // chat): show it now, not after the usual gathering delay.
-        reloadRoomsSoon(0);
+        reloadRoomsSoon(UNKNOWN_ROOM_DELAY_MS);
       }
       if (mine && state.pending.delete(event.client_msg_id)) activeChanged ||= event.room_id === state.activeRoomId;
       if (state.messages.has(event.room_id) && mergeEvents(event.room_id, [event])) {
@@ -461,7 +480,7 @@ function applyEvents({ events, ephemeral, ephemeralGap }) {
           leftActive = true;
         }
       }
-      reloadRoomsSoon(room ? 300 : 0);
+      reloadRoomsSoon(room ? 300 : UNKNOWN_ROOM_DELAY_MS);
     }
   }
   for (const item of ephemeral) {

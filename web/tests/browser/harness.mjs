@@ -132,20 +132,25 @@ export async function newContext(browser, { locale = 'en-US', viewport = { width
 afterEach(async (t) => {
   if (t.passed) {
     trail.length = 0;
+    openContexts.clear();
     return;
   }
   const lines = [`--- what the browser saw before "${t.name}" failed`, ...trail];
   for (const [context, label] of openContexts) {
     for (const page of context.pages()) {
-      const seen = await page.evaluate(() => ({
+      // A page that hangs must not hang the report too.
+      const hung = new Promise((resolve) => setTimeout(() => resolve({ unreadable: 'no answer in 2 s' }), 2000));
+      const seen = await Promise.race([hung, page.evaluate(() => ({
         title: document.title,
         connection: document.getElementById('connection')?.textContent,
         sidebar: document.getElementById('sidebar')?.innerText,
         header: document.querySelector('.room-header h2')?.textContent,
-      })).catch((e) => ({ unreadable: String(e) }));
+      })).catch((e) => ({ unreadable: String(e) }))]);
       lines.push(`${label} ${page.url()} ${JSON.stringify(seen)}`);
     }
   }
+  // Contexts still open belong to this test; later failures report their own.
+  openContexts.clear();
   trail.length = 0;
   console.log(lines.join('\n'));
 });
