@@ -63,12 +63,16 @@ impl TrivialServer {
             runtime.block_on(async move {
                 let listener = TcpListener::from_std(listener).expect("listener");
                 loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        break;
-                    };
+                    let accepted = listener.accept().await;
                     if stopped.load(Ordering::Relaxed) {
                         break;
                     }
+                    let Ok((stream, _)) = accepted else {
+                        // Out of file handles, most likely: a client left
+                        // unaccepted would wait forever, so keep accepting.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     let answer = answer.clone();
                     tokio::spawn(http1::Builder::new().serve_connection(
@@ -98,6 +102,13 @@ impl Drop for TrivialServer {
             let _ = thread.join();
         }
     }
+}
+
+/// Whether `clients` connections and the in-process server's ends of them
+/// fit in this process's open-files limit.
+pub fn fits(clients: usize) -> bool {
+    let limit = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+    (clients as u64) * 2 + 100 <= limit
 }
 
 /// Runs `clients` connections against a server that answers at once, for

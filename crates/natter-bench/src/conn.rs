@@ -78,7 +78,8 @@ impl Conn {
         })
     }
 
-    /// Sends one request and reads the whole answer.
+    /// Sends one request and reads the whole answer. After an error the
+    /// connection is out of step with the server and refuses further calls.
     pub async fn call(
         &mut self,
         method: Method,
@@ -89,6 +90,18 @@ impl Conn {
         if self.closed {
             bail!("the server closed this connection");
         }
+        let answer = self.exchange(method, path, token, json).await;
+        self.closed |= answer.is_err();
+        answer
+    }
+
+    async fn exchange(
+        &mut self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        json: Option<Vec<u8>>,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
         self.write_request(&method, path, token, json.as_deref());
         self.stream.write_all(&self.output).await?;
         let mut head = self.read_head().await?;
@@ -241,22 +254,29 @@ fn parse_head(input: &[u8]) -> anyhow::Result<Option<Head>> {
         return Ok(None);
     };
     let status = StatusCode::from_u16(response.code.unwrap_or(0))?;
-    let mut body = None;
+    let (mut length, mut chunked) = (None, false);
     let mut close = response.version == Some(0);
     for header in response.headers.iter() {
         let value = std::str::from_utf8(header.value).unwrap_or_default();
+        let has_token = |token: &str| {
+            value
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case(token))
+        };
         if header.name.eq_ignore_ascii_case("content-length") {
-            body = Some(Framing::Length(
-                value.trim().parse().context("content-length")?,
-            ));
+            length = Some(value.trim().parse().context("content-length")?);
         } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            if value.to_ascii_lowercase().contains("chunked") {
-                body = Some(Framing::Chunked);
-            }
+            chunked |= has_token("chunked");
         } else if header.name.eq_ignore_ascii_case("connection") {
-            close = value.eq_ignore_ascii_case("close");
+            close |= has_token("close");
         }
     }
+    // With both, the chunked framing wins (RFC 9112, section 6.3).
+    let body = if chunked {
+        Some(Framing::Chunked)
+    } else {
+        length.map(Framing::Length)
+    };
     let bodiless = status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
@@ -303,6 +323,18 @@ mod tests {
             .unwrap();
         assert!(closing.close);
         assert!(matches!(closing.body, Framing::UntilClose));
+        let listed = parse_head(
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(listed.close);
+        let both = parse_head(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(matches!(both.body, Framing::Chunked));
         let empty = parse_head(b"HTTP/1.1 204 No Content\r\n\r\n")
             .unwrap()
             .unwrap();

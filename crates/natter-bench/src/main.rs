@@ -60,15 +60,18 @@ enum Scenario {
         #[arg(long, default_value_t = 2)]
         senders: usize,
     },
-    /// S1: clients wait in one room; messages at a steady rate. Measures delivery latency. Runs `ceiling --fan-out` first
+    /// S1: clients wait in one room; messages at a steady rate. Measures delivery latency. Runs `ceiling --fan-out` first.
     S1 {
         #[arg(long, default_value_t = 1000)]
         clients: usize,
         /// Messages per second
-        #[arg(long, default_value_t = 20.0)]
+        #[arg(long, default_value_t = 20.0, value_parser = positive_rate)]
         rate: f64,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Skip the reference run (when several generator processes drive one server)
+        #[arg(long)]
+        no_ceiling: bool,
     },
     /// S2: clients wait in one room; senders send as fast as acks come. Runs `ceiling` first.
     S2 {
@@ -78,6 +81,9 @@ enum Scenario {
         senders: usize,
         #[arg(long, default_value_t = 20)]
         seconds: u64,
+        /// Skip the reference run (when several generator processes drive one server)
+        #[arg(long)]
+        no_ceiling: bool,
     },
     /// S3: ramp waiting polls in steps over many rooms at a low message rate. Measures memory per poll.
     S3 {
@@ -85,7 +91,7 @@ enum Scenario {
         steps: Vec<usize>,
         #[arg(long, default_value_t = 100)]
         rooms: usize,
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, default_value_t = 1.0, value_parser = positive_rate)]
         rate: f64,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
@@ -127,13 +133,23 @@ enum Scenario {
         /// Hold every poll and answer all of them with a message this many
         /// times a second (S1's shape, on as many server threads as cores)
         /// instead of answering at once
-        #[arg(long)]
+        #[arg(long, value_parser = positive_rate)]
         fan_out: Option<f64>,
         /// Worker threads of the trivial server with --fan-out (default:
         /// one per core, as natter's runtime)
         #[arg(long)]
         server_threads: Option<usize>,
     },
+}
+
+/// A message rate: a positive, finite number of messages per second.
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{text} is not a positive number of messages per second"
+        )),
+    }
 }
 
 /// The machine's cores: the worker threads natter's runtime starts with.
@@ -191,9 +207,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             clients,
             rate,
             seconds,
+            no_ceiling,
         } => {
             let seconds = Duration::from_secs(seconds);
-            reports.push(ceiling::fan_out(clients, rate, seconds, cores()).await?);
+            if no_ceiling {
+            } else if ceiling::fits(clients) {
+                reports.push(ceiling::fan_out(clients, rate, seconds, cores()).await?);
+            } else {
+                eprintln!(
+                    "skipping the fan-out ceiling: {clients} clients and their server do not fit in this process's open files"
+                );
+            }
             let pop = Population::create(server, 1, clients, 1).await?;
             let plan = Plan::Rate {
                 per_second: rate,
@@ -205,8 +229,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             clients,
             senders,
             seconds,
+            no_ceiling,
         } => {
-            reports.push(ceiling::round_trips(clients, Duration::from_secs(seconds)).await?);
+            if no_ceiling {
+            } else if ceiling::fits(clients) {
+                reports.push(ceiling::round_trips(clients, Duration::from_secs(seconds)).await?);
+            } else {
+                eprintln!(
+                    "skipping the ceiling: {clients} clients and their server do not fit in this process's open files"
+                );
+            }
             let pop = Population::create(server, 1, clients, senders).await?;
             let plan = Plan::Flood {
                 duration: Duration::from_secs(seconds),
@@ -269,6 +301,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             fan_out,
             server_threads,
         } => {
+            anyhow::ensure!(
+                ceiling::fits(clients),
+                "{clients} clients and their server do not fit in this process's open files"
+            );
             let seconds = Duration::from_secs(seconds);
             let threads = server_threads.unwrap_or_else(cores).max(1);
             reports.push(match fan_out {

@@ -32,10 +32,15 @@ pub fn run(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<Report>> {
 }
 
 /// Merges reports that share a scenario name, keeping first-seen order.
+/// The ceilings are left out: each process measured its own in-process
+/// reference server, and those do not add up to anything.
 pub fn merge(reports: Vec<Report>) -> Vec<Report> {
     let mut order: Vec<String> = Vec::new();
     let mut groups: BTreeMap<String, Vec<Report>> = BTreeMap::new();
     for report in reports {
+        if report.scenario.starts_with("ceiling") {
+            continue;
+        }
         if !groups.contains_key(&report.scenario) {
             order.push(report.scenario.clone());
         }
@@ -133,6 +138,24 @@ mod tests {
             generator_cpu_percent: Some(10.0),
             ..Report::default()
         }
+    }
+
+    #[test]
+    fn each_process_s_own_ceiling_is_left_out() {
+        let ceiling = |lost| Report {
+            scenario: "ceiling (fan-out)".into(),
+            lost: Some(lost),
+            ..Report::default()
+        };
+        let merged = merge(vec![
+            ceiling(3),
+            part(100, 10, 1.0, 20.0),
+            ceiling(0),
+            part(100, 10, 1.0, 20.0),
+        ]);
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].scenario, "s3 @ 19000");
+        assert_eq!(merged[0].clients, 200);
     }
 
     #[test]
