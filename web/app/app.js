@@ -52,7 +52,9 @@ const state = {
 
 let stopEvents = null;
 /** The pending reload of the room list: its timer and when it fires. */
-const roomsReload = { timer: null, at: 0, failures: 0, session: 0 };
+const roomsReload = { timer: null, at: 0, failures: 0 };
+/** Bumped when the session ends, so loads and retries of the last one stop. */
+let sessionEpoch = 0;
 /** How soon the list is reloaded for a room it lacks: soon, but once for
  *  the events of several answers arriving together. */
 const UNKNOWN_ROOM_DELAY_MS = 50;
@@ -198,22 +200,37 @@ function safely(promise) {
  */
 function reloadAllUntilDone() {
   const generation = ++reloadGeneration;
-  const current = () => state.me && generation === reloadGeneration;
-  const attempt = async (n) => {
-    try {
-      await reloadAll();
-      if (current() && reloadFailureShown) {
-        reloadFailureShown = false;
-        showNotice('');
-      }
-    } catch (e) {
-      if (!current()) return;
-      reloadFailureShown = true;
-      showNotice(errorText(e));
-      if (!isRefusal(e)) setTimeout(() => { if (current()) attempt(n + 1); }, backoffDelay(n + 1));
-    }
+  const wanted = () => state.me && generation === reloadGeneration;
+  const failed = (e) => {
+    reloadFailureShown = true;
+    showNotice(errorText(e));
   };
-  attempt(0);
+  untilDone(reloadAll, wanted, failed).then((done) => {
+    if (done && wanted() && reloadFailureShown) {
+      reloadFailureShown = false;
+      showNotice('');
+    }
+  });
+}
+
+/**
+ * Runs `task` and, while it fails and `wanted()` still holds, runs it
+ * again with the SDK's jittered backoff; `failed` sees each failure.
+ * A refusal (4xx) is not tried again. Resolves to whether it succeeded.
+ */
+async function untilDone(task, wanted, failed = () => {}) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await task();
+      return true;
+    } catch (e) {
+      if (!wanted()) return false;
+      failed(e);
+      if (isRefusal(e)) return false;
+      await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt)));
+      if (!wanted()) return false;
+    }
+  }
 }
 
 /** A refusal (4xx) will not succeed when tried again; only failures are. */
@@ -366,16 +383,16 @@ function reloadRoomsSoon(delay = 300) {
     clearTimeout(roomsReload.timer);
   }
   roomsReload.at = at;
-  const session = roomsReload.session;
+  const session = sessionEpoch;
   roomsReload.timer = setTimeout(async () => {
     roomsReload.timer = null;
-    if (!state.me || session !== roomsReload.session) return;
+    if (!state.me || session !== sessionEpoch) return;
     try {
       await loadRooms();
       roomsReload.failures = 0;
     } catch (e) {
       // Signed out meanwhile (an embedded page keeps its user), or refused.
-      if (session !== roomsReload.session || isRefusal(e)) return;
+      if (session !== sessionEpoch || isRefusal(e)) return;
       roomsReload.failures += 1;
       reloadRoomsSoon(backoffDelay(roomsReload.failures));
     }
@@ -387,7 +404,7 @@ function stopReloads() {
   clearTimeout(roomsReload.timer);
   roomsReload.timer = null;
   roomsReload.failures = 0;
-  roomsReload.session += 1;
+  sessionEpoch += 1;
   reloadGeneration += 1;
   reloadFailureShown = false;
 }
@@ -471,7 +488,14 @@ function applyEvents({ events, ephemeral, ephemeralGap }) {
       if (state.messages.has(event.room_id)) mergeEvents(event.room_id, [event]);
       if (event.room_id === state.activeRoomId) {
         activeChanged = true;
-        loadMembers(event.room_id).then(renderMembers).catch(() => {});
+        // Who joined or left: a failed load is tried again while the
+        // room stays open, or the list would be wrong until the next change.
+        const roomId = event.room_id;
+        const session = sessionEpoch;
+        const wanted = () => session === sessionEpoch && roomId === state.activeRoomId;
+        untilDone(() => loadMembers(roomId), wanted).then((done) => {
+          if (done && wanted()) renderMembers();
+        });
       }
       if (event.type === 'member_left' && event.user_id === state.me.id) {
         dropHistory(event.room_id);

@@ -317,6 +317,30 @@ test('the page loads its conversations even when the first load after sign-in fa
   await context.close();
 });
 
+test('a member list whose reload fails after someone joins is loaded again', async () => {
+  const name = `host${unique()}`;
+  const me = await env.server.user(name);
+  const title = `members ${unique()}`;
+  const room = await me.createRoom(title, { visibility: 'public' });
+  const context = await newContext(env.browser);
+  const page = await context.newPage();
+  await loginInUi(page, env.server.base, name);
+  await openRoomInUi(page, title);
+  await page.locator('.member', { hasText: name }).waitFor();
+  let failed = 0;
+  await page.route('**/api/v1/rooms/*/members', (route) => {
+    if (route.request().method() !== 'GET' || failed >= 1) return route.fallback();
+    failed += 1;
+    return route.abort('connectionreset');
+  });
+  const guestName = `guest${unique()}`;
+  const guest = await env.server.user(guestName);
+  await guest.joinRoom(room.id);
+  await page.locator('.member', { hasText: guestName }).waitFor({ timeout: 15000 });
+  assert.equal(failed, 1);
+  await context.close();
+});
+
 test('sign-in problems are explained', async () => {
   const name = `who${unique()}`;
   await env.server.user(name);
