@@ -476,7 +476,7 @@ function applyEvents({ events, ephemeral, ephemeralGap }) {
         roomsChanged = true;
       } else {
         // A conversation this page has not heard of yet (a new direct
-        // chat): show it now, not after the usual gathering delay.
+        // chat): show it within moments, not after the usual gathering delay.
         reloadRoomsSoon(UNKNOWN_ROOM_DELAY_MS);
       }
       if (mine && state.pending.delete(event.client_msg_id)) activeChanged ||= event.room_id === state.activeRoomId;
