@@ -51,8 +51,9 @@ const state = {
 };
 
 let stopEvents = null;
-/** The pending reload of the room list: its timer and when it fires. */
-const roomsReload = { timer: null, at: 0, failures: 0 };
+/** The pending reload of the room list: its timer, when it fires, and a
+ *  generation bumped as each fires, so the retries of an older one stop. */
+const roomsReload = { timer: null, at: 0, generation: 0 };
 /** Bumped when the session ends, so loads and retries of the last one stop. */
 let sessionEpoch = 0;
 /** How soon the list is reloaded for a room it lacks: soon, but once for
@@ -383,19 +384,13 @@ function reloadRoomsSoon(delay = 300) {
     clearTimeout(roomsReload.timer);
   }
   roomsReload.at = at;
+  // The session, not just the user: an embedded page keeps its user after a stop.
   const session = sessionEpoch;
-  roomsReload.timer = setTimeout(async () => {
+  roomsReload.timer = setTimeout(() => {
     roomsReload.timer = null;
-    if (!state.me || session !== sessionEpoch) return;
-    try {
-      await loadRooms();
-      roomsReload.failures = 0;
-    } catch (e) {
-      // Signed out meanwhile (an embedded page keeps its user), or refused.
-      if (session !== sessionEpoch || isRefusal(e)) return;
-      roomsReload.failures += 1;
-      reloadRoomsSoon(backoffDelay(roomsReload.failures));
-    }
+    const generation = ++roomsReload.generation;
+    const wanted = () => state.me && session === sessionEpoch && generation === roomsReload.generation;
+    if (wanted()) untilDone(loadRooms, wanted);
   }, delay);
 }
 
@@ -403,7 +398,6 @@ function reloadRoomsSoon(delay = 300) {
 function stopReloads() {
   clearTimeout(roomsReload.timer);
   roomsReload.timer = null;
-  roomsReload.failures = 0;
   sessionEpoch += 1;
   reloadGeneration += 1;
   reloadFailureShown = false;

@@ -174,6 +174,26 @@ export async function loginInUi(page, base, username, password = 'password-1') {
   await page.locator('.topbar').waitFor();
 }
 
+/** Logs in and waits for the page's first load of its room list, so a
+ *  route set up afterwards sees only the loads that come later. */
+export async function loginAndLoadRooms(page, base, username) {
+  const firstLoad = page.waitForResponse('**/api/v1/rooms');
+  await loginInUi(page, base, username);
+  await firstLoad;
+}
+
+/** Makes the page's next `count` GETs matching `glob` fail as a dropped
+ *  connection would; `failed` in the returned object counts them. */
+export async function failNextGets(page, glob, count) {
+  const drops = { failed: 0 };
+  await page.route(glob, (route) => {
+    if (route.request().method() !== 'GET' || drops.failed >= count) return route.fallback();
+    drops.failed += 1;
+    return route.abort('connectionreset');
+  });
+  return drops;
+}
+
 /** Opens a conversation from the sidebar by its title. */
 export async function openRoomInUi(page, title) {
   await page.locator('.room', { hasText: title }).first().click();

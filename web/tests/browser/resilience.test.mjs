@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  loginInUi, newContext, openRoomInUi, registerInUi, sendInUi, serverAndBrowser, unique,
+  failNextGets, loginAndLoadRooms, loginInUi, newContext, openRoomInUi, registerInUi, sendInUi,
+  serverAndBrowser, unique,
 } from './harness.mjs';
 
 const env = serverAndBrowser();
@@ -246,23 +247,16 @@ test('a new direct conversation shows up even when loading the room list fails a
   const { user: me } = await env.server.user(name);
   const context = await newContext(env.browser);
   const page = await context.newPage();
-  const firstLoad = page.waitForResponse('**/api/v1/rooms');
-  await loginInUi(page, env.server.base, name);
-  await firstLoad;
+  await loginAndLoadRooms(page, env.server.base, name);
   // The next two loads of the room list fail as a flaky network would.
-  let failed = 0;
-  await page.route('**/api/v1/rooms', (route) => {
-    if (route.request().method() !== 'GET' || failed >= 2) return route.fallback();
-    failed += 1;
-    return route.abort('connectionreset');
-  });
+  const drops = await failNextGets(page, '**/api/v1/rooms', 2);
   const peerName = `peer${unique()}`;
   const peer = await env.server.user(peerName);
   const room = await peer.openDirect(me.id);
   await peer.send(room.id, 'are you there?');
   const direct = page.locator('.room', { hasText: peerName });
   await direct.locator('.badge', { hasText: '1' }).waitFor({ timeout: 15000 });
-  assert.equal(failed, 2, 'both failed loads were tried again');
+  assert.equal(drops.failed, 2, 'both failed loads were tried again');
   await context.close();
 });
 
@@ -271,9 +265,7 @@ test('a refused room-list load is not tried again', async () => {
   const { user: me } = await env.server.user(name);
   const context = await newContext(env.browser);
   const page = await context.newPage();
-  const firstLoad = page.waitForResponse('**/api/v1/rooms');
-  await loginInUi(page, env.server.base, name);
-  await firstLoad;
+  await loginAndLoadRooms(page, env.server.base, name);
   // From now on the server refuses the list, as it would a session that
   // has ended: trying again cannot help.
   let asked = 0;
@@ -303,15 +295,10 @@ test('the page loads its conversations even when the first load after sign-in fa
   await me.createRoom(title);
   const context = await newContext(env.browser);
   const page = await context.newPage();
-  let failed = 0;
-  await page.route('**/api/v1/rooms', (route) => {
-    if (route.request().method() !== 'GET' || failed >= 1) return route.fallback();
-    failed += 1;
-    return route.abort('connectionreset');
-  });
+  const drops = await failNextGets(page, '**/api/v1/rooms', 1);
   await loginInUi(page, env.server.base, name);
   await page.locator('.room', { hasText: title }).waitFor({ timeout: 15000 });
-  assert.equal(failed, 1);
+  assert.equal(drops.failed, 1);
   // The failure was shown while it lasted, and is gone once loaded.
   await page.waitForFunction(() => document.getElementById('notice')?.textContent === '');
   await context.close();
@@ -327,17 +314,12 @@ test('a member list whose reload fails after someone joins is loaded again', asy
   await loginInUi(page, env.server.base, name);
   await openRoomInUi(page, title);
   await page.locator('.member', { hasText: name }).waitFor();
-  let failed = 0;
-  await page.route('**/api/v1/rooms/*/members', (route) => {
-    if (route.request().method() !== 'GET' || failed >= 1) return route.fallback();
-    failed += 1;
-    return route.abort('connectionreset');
-  });
+  const drops = await failNextGets(page, '**/api/v1/rooms/*/members', 1);
   const guestName = `guest${unique()}`;
   const guest = await env.server.user(guestName);
   await guest.joinRoom(room.id);
   await page.locator('.member', { hasText: guestName }).waitFor({ timeout: 15000 });
-  assert.equal(failed, 1);
+  assert.equal(drops.failed, 1);
   await context.close();
 });
 
