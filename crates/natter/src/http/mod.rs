@@ -2,10 +2,9 @@
 //! translate between wire shapes ([`wire`]) and the chat domain; they hold
 //! no rules of their own.
 
-mod cors;
+mod edge;
 mod error;
 mod extract;
-mod log;
 mod routes;
 mod wire;
 
@@ -18,7 +17,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use tower::{Service, ServiceBuilder};
@@ -34,7 +32,7 @@ pub struct AppState {
 }
 
 /// The whole HTTP application: the routes behind the edge (log line,
-/// CORS, body limit).
+/// caching, CORS: [`edge`]) and the body limit.
 ///
 /// The edge wraps the router once rather than each route through
 /// `Router::layer`, which boxes and clones every layer again per route on
@@ -66,8 +64,7 @@ pub fn app(
         .with_state(state.clone());
     ServiceBuilder::new()
         .map_request(|request: Request<Incoming>| request.map(Body::new))
-        .layer(middleware::from_fn(log::log_request))
-        .layer(middleware::from_fn_with_state(state, cors::cors))
+        .layer_fn(|routes| edge::layer(routes, state.chat.clone()))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .service(routes)
 }

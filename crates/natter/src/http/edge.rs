@@ -1,0 +1,217 @@
+//! The edge of every request, in one layer:
+//!
+//! - one log line per request at info (method, path — never the query,
+//!   which may carry a cursor — status, duration; tokens and message text
+//!   are never logged);
+//! - `Cache-Control: no-store` on API answers, which are private and
+//!   always fresh;
+//! - cross-origin calls from host sites: pages of a configured site's
+//!   origins may call the user API (not the admin API) with the SDK; every
+//!   other origin gets no CORS permission, so browsers refuse it.
+//!
+//! It is a hand-written service with a concrete future rather than axum's
+//! `from_fn` middleware, which boxes its own future and the rest of the
+//! stack's once per layer: on the poll path that was four allocations per
+//! request and ~2 KiB held by every waiting poll (heaptrack, S3).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD, CACHE_CONTROL, ORIGIN, VARY,
+};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use pin_project_lite::pin_project;
+use tower::Service;
+
+use super::error::ApiError;
+use crate::chat::Chat;
+
+/// Wraps `inner` (the router) in the edge.
+pub fn layer<S>(inner: S, chat: Arc<Chat>) -> Edge<S> {
+    Edge { inner, chat }
+}
+
+/// The edge service; see the module documentation.
+#[derive(Clone)]
+pub struct Edge<S> {
+    inner: S,
+    chat: Arc<Chat>,
+}
+
+impl<S> Service<Request> for Edge<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = EdgeFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let marks = Marks::of(&request, &self.chat);
+        if marks.preflight {
+            return EdgeFuture {
+                inner: None,
+                early: Some(marks.preflight_answer()),
+                marks: Some(marks),
+            };
+        }
+        EdgeFuture {
+            inner: Some(self.inner.call(request)),
+            early: None,
+            marks: Some(marks),
+        }
+    }
+}
+
+pin_project! {
+    /// The router's answer, finished by the edge; or the edge's own answer
+    /// to a CORS preflight, which never reaches the router.
+    pub struct EdgeFuture<F> {
+        #[pin]
+        inner: Option<F>,
+        early: Option<Response>,
+        marks: Option<Marks>,
+    }
+}
+
+impl<F> Future for EdgeFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = match this.inner.as_pin_mut() {
+            Some(inner) => match ready!(inner.poll(cx)) {
+                Ok(response) => response,
+                Err(never) => match never {},
+            },
+            None => this.early.take().expect("EdgeFuture polled after completion"),
+        };
+        let marks = this.marks.take().expect("EdgeFuture polled after completion");
+        Poll::Ready(Ok(marks.finish(response)))
+    }
+}
+
+/// What the edge learned from a request and adds to its answer.
+struct Marks {
+    /// An API path: the answer must not be cached.
+    api: bool,
+    /// A path of the user API, which host sites' pages may call.
+    cross_origin_api: bool,
+    /// A browser asking whether it may make a cross-origin call: the edge
+    /// answers it.
+    preflight: bool,
+    /// The caller's origin, when it is allowed to read the answer.
+    allowed_origin: Option<HeaderValue>,
+    /// Present when the log line is wanted.
+    log: Option<LogLine>,
+}
+
+struct LogLine {
+    started: Instant,
+    method: Method,
+    path: String,
+}
+
+impl Marks {
+    fn of(request: &Request, chat: &Chat) -> Marks {
+        let path = request.uri().path();
+        let cross_origin_api = path.starts_with("/api/v1/") && !path.starts_with("/api/v1/admin/");
+        // A copy of the origin, not a clone of the request's header: that
+        // would keep the connection's whole read buffer alive for as long
+        // as a poll waits.
+        let allowed_origin = request
+            .headers()
+            .get(ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .filter(|origin| cross_origin_api && chat.origin_allowed(origin))
+            .and_then(|origin| HeaderValue::from_str(origin).ok());
+        let log = tracing::enabled!(tracing::Level::INFO).then(|| LogLine {
+            started: Instant::now(),
+            method: request.method().clone(),
+            path: path.to_owned(),
+        });
+        Marks {
+            api: path.starts_with("/api/"),
+            cross_origin_api,
+            preflight: request.method() == Method::OPTIONS
+                && request.headers().contains_key(ORIGIN)
+                && request
+                    .headers()
+                    .contains_key(ACCESS_CONTROL_REQUEST_METHOD),
+            allowed_origin,
+            log,
+        }
+    }
+
+    /// The answer to a CORS preflight: permission for an allowed origin,
+    /// a JSON refusal for any other.
+    fn preflight_answer(&self) -> Response {
+        let Some(origin) = self.allowed_origin.clone() else {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "origin_not_allowed",
+                "this origin may not call natter's API",
+            )
+            .into_response();
+        };
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        let headers = response.headers_mut();
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(
+            ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, PATCH, DELETE"),
+        );
+        headers.insert(
+            ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type"),
+        );
+        headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        headers.insert(VARY, HeaderValue::from_static("origin"));
+        response
+    }
+
+    /// Adds the edge's headers to an answer and logs it.
+    fn finish(self, mut response: Response) -> Response {
+        let headers = response.headers_mut();
+        if self.api {
+            headers
+                .entry(CACHE_CONTROL)
+                .or_insert(HeaderValue::from_static("no-store"));
+        }
+        if !self.preflight {
+            if self.cross_origin_api {
+                // Whether an answer is readable depends on the origin:
+                // caches must know.
+                headers.append(VARY, HeaderValue::from_static("origin"));
+            }
+            if let Some(origin) = self.allowed_origin {
+                headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            }
+        }
+        if let Some(line) = self.log {
+            tracing::info!(
+                http.method = %line.method,
+                http.path = %line.path,
+                http.status = response.status().as_u16(),
+                duration_ms = line.started.elapsed().as_millis() as u64,
+                "request"
+            );
+        }
+        response
+    }
+}
