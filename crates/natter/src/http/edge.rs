@@ -99,9 +99,15 @@ where
                 Ok(response) => response,
                 Err(never) => match never {},
             },
-            None => this.early.take().expect("EdgeFuture polled after completion"),
+            None => this
+                .early
+                .take()
+                .expect("EdgeFuture polled after completion"),
         };
-        let marks = this.marks.take().expect("EdgeFuture polled after completion");
+        let marks = this
+            .marks
+            .take()
+            .expect("EdgeFuture polled after completion");
         Poll::Ready(Ok(marks.finish(response)))
     }
 }

@@ -368,6 +368,9 @@ async fn only_the_sites_origins_may_frame_natter_or_call_its_api() {
     let ok = preflight(allowed, "/api/v1/rooms").await.unwrap();
     assert_eq!(ok.status(), StatusCode::NO_CONTENT);
     assert_eq!(ok.headers()["access-control-allow-origin"], allowed);
+    assert_eq!(ok.headers()["access-control-max-age"], "600");
+    assert_eq!(ok.headers()["vary"], "origin");
+    assert_eq!(ok.headers()["cache-control"], "no-store");
     let refused = preflight("https://evil.test", "/api/v1/rooms")
         .await
         .unwrap();
@@ -377,6 +380,8 @@ async fn only_the_sites_origins_may_frame_natter_or_call_its_api() {
             .headers()
             .contains_key("access-control-allow-origin")
     );
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "origin_not_allowed");
     let admin = preflight(allowed, "/api/v1/admin/rooms").await.unwrap();
     assert!(
         !admin.headers().contains_key("access-control-allow-origin"),
@@ -390,6 +395,7 @@ async fn only_the_sites_origins_may_frame_natter_or_call_its_api() {
         .await
         .unwrap();
     assert_eq!(simple.headers()["access-control-allow-origin"], allowed);
+    assert_eq!(simple.headers()["vary"], "origin");
     let other = http
         .get(format!("{}/api/v1/rooms/public", server.base))
         .header("Origin", "https://evil.test")
@@ -397,6 +403,11 @@ async fn only_the_sites_origins_may_frame_natter_or_call_its_api() {
         .await
         .unwrap();
     assert!(!other.headers().contains_key("access-control-allow-origin"));
+    assert_eq!(
+        other.headers()["vary"],
+        "origin",
+        "the answer depends on the origin, so caches must know"
+    );
 }
 
 #[tokio::test]
