@@ -29,6 +29,7 @@ enum Command {
 /// answer; glibc's malloc spent ~17% of the server's CPU on that under
 /// load (arena locks, consolidation) and kept freed memory in per-thread
 /// arenas. mimalloc is faster here and returns memory more readily.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
