@@ -10,9 +10,10 @@
 //!   other origin gets no CORS permission, so browsers refuse it.
 //!
 //! It is a hand-written service with a concrete future rather than axum's
-//! `from_fn` middleware, which boxes its own future and the rest of the
-//! stack's once per layer: on the poll path that was four allocations per
-//! request and ~2 KiB held by every waiting poll (heaptrack, S3).
+//! `from_fn` middleware, which per layer and request boxes its own future,
+//! the rest of the stack as a service, and that service's future: with
+//! two layers, six allocations per request, and ~2 KiB more server RSS
+//! for every waiting poll (S3, docs/performance.md).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -60,16 +61,15 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let marks = Marks::of(&request, &self.chat);
-        if marks.preflight {
-            return EdgeFuture {
-                inner: None,
-                early: Some(marks.preflight_answer()),
-                marks: Some(marks),
-            };
-        }
+        let state = if marks.preflight {
+            State::Preflight
+        } else {
+            State::Inner {
+                inner: self.inner.call(request),
+            }
+        };
         EdgeFuture {
-            inner: Some(self.inner.call(request)),
-            early: None,
+            state,
             marks: Some(marks),
         }
     }
@@ -80,9 +80,17 @@ pin_project! {
     /// to a CORS preflight, which never reaches the router.
     pub struct EdgeFuture<F> {
         #[pin]
-        inner: Option<F>,
-        early: Option<Response>,
+        state: State<F>,
         marks: Option<Marks>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Inner { #[pin] inner: F },
+        Preflight,
+        Done,
     }
 }
 
@@ -92,22 +100,23 @@ where
 {
     type Output = Result<Response, Infallible>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let response = match this.inner.as_pin_mut() {
-            Some(inner) => match ready!(inner.poll(cx)) {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.as_mut().project();
+        let response = match this.state.project() {
+            StateProj::Inner { inner } => match ready!(inner.poll(cx)) {
                 Ok(response) => response,
                 Err(never) => match never {},
             },
-            None => this
-                .early
-                .take()
-                .expect("EdgeFuture polled after completion"),
+            StateProj::Preflight => this
+                .marks
+                .as_ref()
+                .expect("marks are taken only when done")
+                .preflight_answer(),
+            StateProj::Done => panic!("EdgeFuture polled after completion"),
         };
-        let marks = this
-            .marks
-            .take()
-            .expect("EdgeFuture polled after completion");
+        let mut this = self.project();
+        this.state.set(State::Done);
+        let marks = this.marks.take().expect("marks are taken only when done");
         Poll::Ready(Ok(marks.finish(response)))
     }
 }

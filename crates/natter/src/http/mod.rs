@@ -32,7 +32,7 @@ pub struct AppState {
 }
 
 /// The whole HTTP application: the routes behind the edge (log line,
-/// caching, CORS: [`edge`]) and the body limit.
+/// `no-store`, CORS; `http/edge.rs`) and the body limit.
 ///
 /// The edge wraps the router once rather than each route through
 /// `Router::layer`, which boxes and clones every layer again per route on
