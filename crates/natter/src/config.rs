@@ -11,8 +11,9 @@ use serde::Deserialize;
 
 use std::sync::Arc;
 
-use crate::chat::{ChatConfig, Secrets, Site};
+use crate::chat::{ChatConfig, RateLimits, RateSpec, Secrets, Site};
 use crate::hub::HubConfig;
+use crate::source::TrustedProxies;
 
 /// Settings as given; every field optional so sources can be layered.
 #[derive(Args, Debug, Default, Clone, Deserialize)]
@@ -63,9 +64,74 @@ pub struct Settings {
     /// Keys for the server-to-server admin API, comma-separated (at least 32 characters each)
     #[arg(long, env = "NATTER_ADMIN_KEYS", value_delimiter = ',')]
     pub admin_keys: Option<Vec<String>>,
-    /// Host sites whose signed tokens sign their users in (`[[sites]]` in natter.toml)
+    /// Seconds a client may take to send a request's body once its headers are in [default: 10]
+    #[arg(long, env = "NATTER_BODY_READ_TIMEOUT_SECS")]
+    pub body_read_timeout_secs: Option<u64>,
+    /// Open connections allowed from one source address (an IPv6 /64); 0 for no cap. Trusted proxies are not capped [default: 256]
+    #[arg(long, env = "NATTER_MAX_CONNECTIONS_PER_SOURCE")]
+    pub max_connections_per_source: Option<usize>,
+    /// Open connections allowed in all; past it new clients get `503 server_full` [default: the open-files limit less a reserve]
+    #[arg(long, env = "NATTER_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Proxies whose X-Forwarded-For names the client: addresses or blocks, comma-separated, or `none` [default: 127.0.0.0/8,::1]
+    #[arg(long, env = "NATTER_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Rate limits on or off; off is only for load tests on a closed machine [default: on]
+    #[arg(long, env = "NATTER_RATE_LIMITS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub rate_limits: Option<bool>,
+    /// Password logins per source, e.g. `60/m burst 60`, or `off` [default: 60/m burst 60]
+    #[arg(long, env = "NATTER_LIMIT_LOGIN_PER_SOURCE")]
+    pub limit_login_per_source: Option<LimitSetting>,
+    /// Registrations per source [default: 30/h burst 30]
+    #[arg(long, env = "NATTER_LIMIT_REGISTER_PER_SOURCE")]
+    pub limit_register_per_source: Option<LimitSetting>,
+    /// Site-token sign-ins per source [default: 120/m burst 120]
+    #[arg(long, env = "NATTER_LIMIT_SITE_SIGN_IN_PER_SOURCE")]
+    pub limit_site_sign_in_per_source: Option<LimitSetting>,
+    /// Messages sent per user [default: 5/s burst 30]
+    #[arg(long, env = "NATTER_LIMIT_SENDS_PER_USER")]
+    pub limit_sends_per_user: Option<LimitSetting>,
+    /// Group rooms created per user [default: 20/h burst 10]
+    #[arg(long, env = "NATTER_LIMIT_ROOMS_PER_USER")]
+    pub limit_rooms_per_user: Option<LimitSetting>,
+    /// Direct conversations opened per user [default: 30/m burst 30]
+    #[arg(long, env = "NATTER_LIMIT_DIRECT_PER_USER")]
+    pub limit_direct_per_user: Option<LimitSetting>,
+    /// History pages read per user [default: 10/s burst 60]
+    #[arg(long, env = "NATTER_LIMIT_HISTORY_PER_USER")]
+    pub limit_history_per_user: Option<LimitSetting>,
+    /// Wrong passwords in a row an account takes before each further attempt must wait (1 s, doubling) [default: 5]
+    #[arg(long, env = "NATTER_LOGIN_FREE_FAILURES")]
+    pub login_free_failures: Option<u32>,
+    /// Longest wait between login attempts on one account after wrong passwords, in seconds [default: 900]
+    #[arg(long, env = "NATTER_LOGIN_MAX_DELAY_SECS")]
+    pub login_max_delay_secs: Option<u64>,
+    /// Host sites whose signed tokens sign their users in: `[[sites]]` in natter.toml only (name the file with --config or NATTER_CONFIG)
     #[arg(skip)]
     pub sites: Option<Vec<SiteSettings>>,
+}
+
+/// One rate limit as configured: a rate (`5/s burst 30`) or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LimitSetting(pub Option<RateSpec>);
+
+impl std::str::FromStr for LimitSetting {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<LimitSetting, String> {
+        if s.trim() == "off" {
+            return Ok(LimitSetting(None));
+        }
+        s.parse().map(|spec| LimitSetting(Some(spec)))
+    }
+}
+
+impl<'de> Deserialize<'de> for LimitSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<LimitSetting, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// One host site, as configured: how its tokens are checked and which
@@ -92,6 +158,10 @@ pub struct SiteSettings {
     pub max_token_lifetime_secs: Option<u64>,
     /// Clock difference tolerated, in seconds [default: 30].
     pub clock_skew_secs: Option<u64>,
+    /// Refuse tokens without a `jti`, so no token can be replayed [default: false].
+    pub require_jti: Option<bool>,
+    /// How long a session made from this site's token lasts, in seconds; the widget signs in again before it ends [default: 14400].
+    pub session_ttl_secs: Option<u64>,
 }
 
 impl std::fmt::Debug for SiteSettings {
@@ -127,6 +197,26 @@ impl Settings {
             shutdown_grace_secs: over.shutdown_grace_secs.or(self.shutdown_grace_secs),
             log: over.log.or(self.log),
             admin_keys: over.admin_keys.or(self.admin_keys),
+            body_read_timeout_secs: over.body_read_timeout_secs.or(self.body_read_timeout_secs),
+            max_connections_per_source: over
+                .max_connections_per_source
+                .or(self.max_connections_per_source),
+            max_connections: over.max_connections.or(self.max_connections),
+            trusted_proxies: over.trusted_proxies.or(self.trusted_proxies),
+            rate_limits: over.rate_limits.or(self.rate_limits),
+            limit_login_per_source: over.limit_login_per_source.or(self.limit_login_per_source),
+            limit_register_per_source: over
+                .limit_register_per_source
+                .or(self.limit_register_per_source),
+            limit_site_sign_in_per_source: over
+                .limit_site_sign_in_per_source
+                .or(self.limit_site_sign_in_per_source),
+            limit_sends_per_user: over.limit_sends_per_user.or(self.limit_sends_per_user),
+            limit_rooms_per_user: over.limit_rooms_per_user.or(self.limit_rooms_per_user),
+            limit_direct_per_user: over.limit_direct_per_user.or(self.limit_direct_per_user),
+            limit_history_per_user: over.limit_history_per_user.or(self.limit_history_per_user),
+            login_free_failures: over.login_free_failures.or(self.login_free_failures),
+            login_max_delay_secs: over.login_max_delay_secs.or(self.login_max_delay_secs),
             sites: over.sites.or(self.sites),
         }
     }
@@ -148,6 +238,12 @@ pub struct Config {
     pub hub: HubConfig,
     pub header_read_timeout: Duration,
     pub max_body_bytes: usize,
+    pub body_read_timeout: Duration,
+    /// 0: no cap.
+    pub max_connections_per_source: usize,
+    /// `None`: derived from the open-files limit at start.
+    pub max_connections: Option<usize>,
+    pub trusted_proxies: TrustedProxies,
     pub shutdown_grace: Duration,
     pub log: String,
 }
@@ -164,6 +260,7 @@ impl Config {
         let chat_defaults = ChatConfig::default();
         let hub_defaults = HubConfig::default();
         let secs = Duration::from_secs;
+        let limits = rate_limits(&s);
         let config = Config {
             listen: s
                 .listen
@@ -190,6 +287,7 @@ impl Config {
                     .map(|site| Site::from_settings(site).map(Arc::new))
                     .collect::<anyhow::Result<Vec<_>>>()?,
                 admin_keys: Secrets(s.admin_keys.unwrap_or_default()),
+                limits,
             },
             hub: HubConfig {
                 presence_grace: s
@@ -205,6 +303,13 @@ impl Config {
             },
             header_read_timeout: secs(s.header_read_timeout_secs.unwrap_or(20)),
             max_body_bytes: s.max_body_bytes.unwrap_or(64 * 1024),
+            body_read_timeout: secs(s.body_read_timeout_secs.unwrap_or(10)),
+            max_connections_per_source: s.max_connections_per_source.unwrap_or(256),
+            max_connections: s.max_connections,
+            trusted_proxies: match &s.trusted_proxies {
+                None => TrustedProxies::loopback(),
+                Some(list) => trusted_proxies(list)?,
+            },
             shutdown_grace: secs(s.shutdown_grace_secs.unwrap_or(10)),
             log: s.log.unwrap_or_else(|| "info".into()),
         };
@@ -229,6 +334,14 @@ impl Config {
             "header_read_timeout_secs must be at least 1"
         );
         anyhow::ensure!(
+            config.body_read_timeout > Duration::ZERO,
+            "body_read_timeout_secs must be at least 1"
+        );
+        anyhow::ensure!(
+            config.max_connections != Some(0),
+            "max_connections must be at least 1"
+        );
+        anyhow::ensure!(
             config.chat.admin_keys.0.iter().all(|k| k.len() >= 32),
             "admin keys must be at least 32 characters"
         );
@@ -244,6 +357,49 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// The rate limits: defaults, each replaced where set, all off when
+/// `rate_limits` is off.
+fn rate_limits(s: &Settings) -> RateLimits {
+    if s.rate_limits == Some(false) {
+        return RateLimits::off();
+    }
+    let d = RateLimits::default();
+    let pick = |set: Option<LimitSetting>, default| set.map_or(default, |LimitSetting(l)| l);
+    RateLimits {
+        login_per_source: pick(s.limit_login_per_source, d.login_per_source),
+        register_per_source: pick(s.limit_register_per_source, d.register_per_source),
+        site_sign_in_per_source: pick(s.limit_site_sign_in_per_source, d.site_sign_in_per_source),
+        sends_per_user: pick(s.limit_sends_per_user, d.sends_per_user),
+        rooms_per_user: pick(s.limit_rooms_per_user, d.rooms_per_user),
+        direct_per_user: pick(s.limit_direct_per_user, d.direct_per_user),
+        history_per_user: pick(s.limit_history_per_user, d.history_per_user),
+        login_free_failures: s.login_free_failures.unwrap_or(d.login_free_failures),
+        login_max_delay: s
+            .login_max_delay_secs
+            .map_or(d.login_max_delay, Duration::from_secs),
+    }
+}
+
+/// `none`, or a list of addresses and blocks.
+fn trusted_proxies(list: &[String]) -> anyhow::Result<TrustedProxies> {
+    let entries: Vec<&str> = list
+        .iter()
+        .map(|e| e.trim())
+        .filter(|e| !e.is_empty())
+        .collect();
+    if entries == ["none"] {
+        return Ok(TrustedProxies(Vec::new()));
+    }
+    entries
+        .iter()
+        .map(|e| {
+            e.parse()
+                .map_err(|m| anyhow::anyhow!("trusted_proxies: {m}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map(TrustedProxies)
 }
 
 #[cfg(test)]

@@ -34,6 +34,12 @@ pub enum ChatError {
     ResyncRequired(&'static str),
     #[error("too many open polls for this user")]
     TooManyPolls,
+    /// A rate limit refused the call; it may be tried again after `retry_after`.
+    #[error("too many requests; try again later")]
+    RateLimited {
+        limit: crate::chat::Limit,
+        retry_after: std::time::Duration,
+    },
     /// A host site's sign-in token was refused; `code` says why.
     #[error("{message}")]
     TokenRefused { code: &'static str, message: String },

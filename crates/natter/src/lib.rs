@@ -13,6 +13,7 @@ pub mod http;
 pub mod hub;
 pub mod model;
 pub mod server;
+pub mod source;
 pub mod store;
 pub mod text;
 

@@ -43,12 +43,64 @@ fn check_characters(field: &str, value: &str, multiline: bool) -> Result<(), Inv
     }
 }
 
+/// Unicode format characters (general category Cf: bidi controls,
+/// zero-width characters, invisible operators, tags) and the fillers that
+/// render as nothing. In a name they let one person pass for another
+/// (`"\u{202e}ecila"` shows as "alice" backwards, `"ali\u{200b}ce"`
+/// looks like "alice") or look like no name at all.
+fn is_format_or_filler(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{2800}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{FFF9}'..='\u{FFFB}' | '\u{0600}'..='\u{0605}' | '\u{06DD}' | '\u{070F}'
+        | '\u{0890}' | '\u{0891}' | '\u{08E2}' | '\u{110BD}' | '\u{110CD}'
+        | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// Marks that draw nothing on their own: variation selectors and
+/// combining marks. A name made only of these looks empty.
+fn is_mark(c: char) -> bool {
+    matches!(c,
+        '\u{0300}'..='\u{036F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}'
+        | '\u{20D0}'..='\u{20FF}' | '\u{FE00}'..='\u{FE0F}' | '\u{FE20}'..='\u{FE2F}')
+}
+
+/// The one format character a name may hold: the zero-width joiner
+/// between two symbols, which builds emoji such as 👩‍💻. Next to a
+/// letter or digit it would only hide something.
+fn is_emoji_joiner(before: Option<char>, c: char, after: Option<char>) -> bool {
+    let symbol = |c: Option<char>| {
+        c.is_some_and(|c| c >= '\u{2000}' && !c.is_alphanumeric() && !is_format_or_filler(c))
+    };
+    c == '\u{200D}' && symbol(before) && symbol(after)
+}
+
 /// Checks the shared rules for one-line names: trimmed, not empty, at most
-/// `max` characters, no control characters.
+/// `max` characters, no control or format characters, and something
+/// visible in it.
 fn one_line(field: &str, value: &str, max: usize, code: &'static str) -> Result<String, Invalid> {
     check_characters(field, value, false)?;
+    let chars: Vec<char> = value.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let before = i.checked_sub(1).map(|j| chars[j]);
+        let after = chars.get(i + 1).copied();
+        if (is_format_or_filler(c) || c == '\u{200D}') && !is_emoji_joiner(before, c, after) {
+            return Err(Invalid::new(
+                code,
+                format!(
+                    "{field} contains an invisible or format character (U+{:04X})",
+                    c as u32
+                ),
+            ));
+        }
+    }
     let trimmed = value.trim();
-    if trimmed.is_empty() {
+    if !trimmed
+        .chars()
+        .any(|c| !c.is_whitespace() && !is_mark(c) && c != '\u{200D}')
+    {
         return Err(Invalid::new(code, format!("{field} must not be empty")));
     }
     if trimmed.chars().count() > max {
@@ -58,6 +110,37 @@ fn one_line(field: &str, value: &str, max: usize, code: &'static str) -> Result<
         ));
     }
     Ok(trimmed.to_owned())
+}
+
+/// Names that belong to natter itself: the system user signs admin
+/// notices as "natter", and an account called `admin` or `system` would
+/// pass for the operator.
+const RESERVED_NAMES: [&str; 7] = [
+    "natter",
+    "system",
+    "admin",
+    "administrator",
+    "root",
+    "moderator",
+    "support",
+];
+
+/// A name folded for comparison with the reserved ones: lower case,
+/// full-width Latin as ASCII, spaces, dots, dashes and underscores gone.
+fn folded(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            c => c,
+        })
+        .filter(|c| !c.is_whitespace() && !matches!(c, '.' | '-' | '_'))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn is_reserved(name: &str) -> bool {
+    let name = folded(name);
+    RESERVED_NAMES.contains(&name.as_str())
 }
 
 /// A login name: 3–32 characters of `a-z 0-9 _ . -`, starting with a letter
@@ -84,6 +167,20 @@ impl Username {
             ));
         }
         Ok(Username(lower))
+    }
+
+    /// A name for a new account: the rules above, and none of natter's
+    /// own names. (Logins use [`Username::parse`], so an account made
+    /// before a name was reserved still signs in.)
+    pub fn parse_new(value: &str) -> Result<Self, Invalid> {
+        let name = Self::parse(value)?;
+        if is_reserved(&name.0) {
+            return Err(Invalid::new(
+                "reserved_name",
+                format!("the username {:?} is reserved", name.0),
+            ));
+        }
+        Ok(name)
     }
 
     pub fn as_str(&self) -> &str {
@@ -124,7 +221,8 @@ pub struct DisplayName(String);
 impl DisplayName {
     pub const MAX_CHARS: usize = 64;
 
-    /// Trims and checks a display name.
+    /// Trims and checks a display name a host site or the admin API
+    /// gives: the site is the authority on its users' names.
     pub fn parse(value: &str) -> Result<Self, Invalid> {
         one_line(
             "display_name",
@@ -133,6 +231,19 @@ impl DisplayName {
             "invalid_display_name",
         )
         .map(DisplayName)
+    }
+
+    /// A display name people choose for themselves: the rules above, and
+    /// none of natter's own names.
+    pub fn parse_chosen(value: &str) -> Result<Self, Invalid> {
+        let name = Self::parse(value)?;
+        if is_reserved(&name.0) {
+            return Err(Invalid::new(
+                "reserved_name",
+                format!("the display name {:?} is reserved", name.0),
+            ));
+        }
+        Ok(name)
     }
 
     pub fn as_str(&self) -> &str {
@@ -278,6 +389,65 @@ mod tests {
         );
         // Length counts characters, not bytes.
         assert!(MessageText::parse("微笑微", 3).is_ok());
+    }
+
+    #[test]
+    fn names_refuse_format_characters_and_invisible_fillers() {
+        for bad in [
+            "\u{202e}ecila",
+            "ali\u{200b}ce",
+            "\u{3164}",
+            "\u{115f}\u{1160}",
+            "a\u{2066}b",
+            "\u{feff}bob",
+            "bob\u{e0041}",
+            "x\u{200d}y",
+            "\u{0301}\u{0301}",
+            "\u{fe0f}",
+            "\u{2800}",
+            " \u{3000} ",
+        ] {
+            let err = DisplayName::parse(bad).unwrap_err();
+            assert_eq!(err.code, "invalid_display_name", "{bad:?}");
+            assert!(RoomTitle::parse(bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            "李雷",
+            "Zoë",
+            "👩\u{200d}💻 dev",
+            "🏳\u{fe0f}\u{200d}🌈",
+            "Ренат",
+            "José",
+        ] {
+            assert!(DisplayName::parse(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn natters_own_names_are_reserved() {
+        for name in [
+            "natter",
+            "Natter",
+            "ｎａｔｔｅｒ",
+            "n a t t e r",
+            "System",
+            "ADMIN",
+        ] {
+            assert_eq!(
+                DisplayName::parse(name).unwrap_err().code,
+                "reserved_name",
+                "{name}"
+            );
+        }
+        for name in ["natter", "admin", "root", "sys.tem", "support"] {
+            assert_eq!(
+                Username::parse(name).unwrap_err().code,
+                "reserved_name",
+                "{name}"
+            );
+        }
+        assert!(Username::parse("natterfan").is_ok());
+        assert!(DisplayName::parse("natter fan").is_ok());
     }
 
     #[test]

@@ -53,13 +53,21 @@ async fn a_lossy_bus_still_delivers_every_message_once_in_order() {
         store,
         bus.clone(),
         HubConfig::default(),
-        ChatConfig::default(),
+        ChatConfig {
+            limits: natter::chat::RateLimits::off(),
+            ..ChatConfig::default()
+        },
     );
 
-    chat.register("writer", "password-1", None).await.unwrap();
-    chat.register("reader", "password-1", None).await.unwrap();
-    let writer = chat.login("writer", "password-1").await.unwrap();
-    let reader = chat.login("reader", "password-1").await.unwrap();
+    let here = natter::source::Source::of(std::net::Ipv4Addr::LOCALHOST.into());
+    chat.register(here, "writer", "password-1", None)
+        .await
+        .unwrap();
+    chat.register(here, "reader", "password-1", None)
+        .await
+        .unwrap();
+    let writer = chat.login(here, "writer", "password-1").await.unwrap();
+    let reader = chat.login(here, "reader", "password-1").await.unwrap();
     let writer = chat.authenticate(&writer.token).await.unwrap();
     let reader = chat.authenticate(&reader.token).await.unwrap();
     let room = chat

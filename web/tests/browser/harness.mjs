@@ -31,9 +31,14 @@ function freePort() {
 
 /** natter on a free port with its own data folder; `restart()` keeps both. */
 export class Server {
-  /** `config` is the text of a natter.toml (host sites, admin keys). */
-  static async start({ config } = {}) {
+  /**
+   * `config` is the text of a natter.toml (host sites, admin keys);
+   * `rateLimits: false` is for files whose set-up makes data faster than
+   * a person could (dozens of rooms or messages in a second).
+   */
+  static async start({ config, rateLimits = true } = {}) {
     const server = new Server();
+    server.rateLimits = rateLimits;
     server.port = await freePort();
     server.data = mkdtempSync(join(tmpdir(), 'natter-browser-'));
     server.base = `http://127.0.0.1:${server.port}`;
@@ -49,6 +54,7 @@ export class Server {
     const binary = process.env.NATTER_BIN || join(ROOT, 'target', 'debug', 'natter');
     const args = ['--listen', `127.0.0.1:${this.port}`, '--data-dir', this.data, '--presence-grace-secs', '2'];
     if (this.config) args.push('--config', this.config);
+    if (!this.rateLimits) args.push('--rate-limits', 'off');
     this.child = spawn(binary, args, {
       stdio: ['ignore', 'ignore', 'inherit'],
       env: { ...process.env, NATTER_LOG: 'warn' },

@@ -3,15 +3,17 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use super::Chat;
+use super::{Chat, Limit};
 use crate::bus::BusMessage;
 use crate::error::{ChatError, ChatResult};
 use crate::model::{EndReason, Millis, SessionId, User, UserId, now_ms};
+use crate::source::Source;
 use crate::store::{NewSession, NewUser, ProfilePatch};
 use crate::text::{AvatarUrl, DisplayName, Password, Username};
 
@@ -115,16 +117,18 @@ impl Chat {
     /// Creates an account. The display name defaults to the username.
     pub async fn register(
         &self,
+        source: Source,
         username: &str,
         password: &str,
         display_name: Option<&str>,
     ) -> ChatResult<User> {
-        let username = Username::parse(username)?;
+        let username = Username::parse_new(username)?;
         let password = Password::parse(password)?;
         let display_name = match display_name {
-            Some(name) => DisplayName::parse(name)?.into_string(),
+            Some(name) => DisplayName::parse_chosen(name)?.into_string(),
             None => username.as_str().to_owned(),
         };
+        self.limits.by_source(Limit::Register, source)?;
         let password_hash = self.passwords.hash(password.as_str().to_owned()).await?;
         let user = self
             .store
@@ -140,9 +144,16 @@ impl Chat {
 
     /// Checks a password and opens a session. In single-session mode the
     /// user's other sessions end, and their open polls return at once.
-    pub async fn login(&self, username: &str, password: &str) -> ChatResult<Login> {
+    ///
+    /// Refused before any password is checked when the source has tried
+    /// too often, or while the account's delay after wrong passwords
+    /// runs; accounts that do not exist are delayed the same way, so the
+    /// answers say nothing about which exist.
+    pub async fn login(&self, source: Source, username: &str, password: &str) -> ChatResult<Login> {
+        self.limits.by_source(Limit::Login, source)?;
         // Any malformed username simply cannot match an account.
         let username = Username::parse(username).map_err(|_| ChatError::InvalidCredentials)?;
+        self.limits.login_allowed(username.as_str())?;
         let found = self.store.credentials(username.as_str()).await?;
         let (hash, user) = match found {
             Some(c) => (c.password_hash, Some(c.user)),
@@ -151,19 +162,23 @@ impl Chat {
         let ok = self.passwords.verify(password.to_owned(), hash).await?;
         let user = match (ok, user) {
             (true, Some(user)) => user,
-            _ => return Err(ChatError::InvalidCredentials),
+            _ => {
+                self.limits.login_failed(username.as_str());
+                return Err(ChatError::InvalidCredentials);
+            }
         };
-        self.open_session(user).await
+        self.limits.login_succeeded(username.as_str());
+        self.open_session(user, self.config.session_ttl).await
     }
 
     /// Opens a session for an authenticated user (password or site token).
     /// In single-session mode the user's other sessions end.
-    pub(super) async fn open_session(&self, user: User) -> ChatResult<Login> {
+    pub(super) async fn open_session(&self, user: User, ttl: Duration) -> ChatResult<Login> {
         let mut bytes = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
         let token = URL_SAFE_NO_PAD.encode(bytes);
         let at = now_ms();
-        let expires_at = at + self.config.session_ttl.as_millis() as Millis;
+        let expires_at = at + ttl.as_millis() as Millis;
         let store = self.store.clone();
         let new_session = NewSession {
             user: user.id,
@@ -249,6 +264,11 @@ impl Chat {
         display_name: Option<&str>,
         avatar_url: Option<&str>,
     ) -> ChatResult<User> {
+        if let Some(name) = display_name {
+            // People may not take natter's own names; sites and the
+            // admin API name their users as they like.
+            DisplayName::parse_chosen(name)?;
+        }
         self.edit_profile(caller.user, display_name, avatar_url)
             .await
     }

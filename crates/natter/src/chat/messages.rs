@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Caller, Chat};
+use super::{Caller, Chat, Limit};
 use crate::bus::BusMessage;
 use crate::error::{ChatError, ChatResult};
 use crate::hub::PollAnswer;
@@ -35,6 +35,7 @@ impl Chat {
     ) -> ChatResult<Sent> {
         let text = MessageText::parse(text, self.config.max_message_chars)?;
         let client_msg_id = ClientMsgId::parse(client_msg_id)?;
+        self.limits.by_user(Limit::Send, caller.user)?;
         // Also loads the room's feed before the write, so the event lands in it.
         self.membership(caller, room).await?;
         let message = NewMessage {
@@ -85,6 +86,7 @@ impl Chat {
                 "before must be a positive sequence number".into(),
             ));
         }
+        self.limits.by_user(Limit::History, caller.user)?;
         self.membership(caller, room).await?;
         Ok(self.store.events_before(room, before, limit).await?)
     }

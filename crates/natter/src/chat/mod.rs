@@ -7,6 +7,7 @@
 
 mod accounts;
 mod admin;
+mod limits;
 mod messages;
 mod passwords;
 mod rooms;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 pub use self::accounts::{Caller, Login};
 pub use self::admin::{MemberRef, RosterChange};
+pub use self::limits::{Limit, RateLimits, RateSpec};
 pub use self::messages::Sent;
 pub use self::rooms::{MemberList, RoomListing};
 pub use self::sso::Site;
@@ -49,6 +51,8 @@ pub struct ChatConfig {
     pub sites: Vec<Arc<Site>>,
     /// Keys of the server-to-server admin API.
     pub admin_keys: Secrets,
+    /// How often users and sources may do costly things.
+    pub limits: RateLimits,
 }
 
 /// Secret strings that never appear in logs or debug output.
@@ -71,6 +75,7 @@ impl Default for ChatConfig {
             max_poll_timeout: Duration::from_secs(60),
             sites: Vec::new(),
             admin_keys: Secrets::default(),
+            limits: RateLimits::default(),
         }
     }
 }
@@ -82,6 +87,7 @@ pub struct Chat {
     hub: Arc<Hub>,
     config: ChatConfig,
     sessions: accounts::SessionCache,
+    limits: limits::Limiters,
     /// Display names of senders, so a send needs no extra read.
     names: Mutex<HashMap<UserId, String>>,
     passwords: passwords::PasswordPool,
@@ -103,6 +109,7 @@ impl Chat {
             store,
             bus: bus.clone(),
             hub,
+            limits: limits::Limiters::new(&config.limits),
             config,
             sessions: accounts::SessionCache::default(),
             names: Mutex::new(HashMap::new()),

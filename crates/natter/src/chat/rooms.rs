@@ -1,7 +1,7 @@
 //! Conversations: group rooms and direct conversations, membership, and the
 //! room list with unread counts and presence.
 
-use super::{Caller, Chat, room_event};
+use super::{Caller, Chat, Limit, room_event};
 use crate::error::{ChatError, ChatResult};
 use crate::model::{Role, Room, RoomId, RoomKind, UserId, Visibility, now_ms};
 use crate::store::{MemberProfile, NewRoom, RoomSummary};
@@ -57,6 +57,7 @@ impl Chat {
         visibility: Visibility,
     ) -> ChatResult<Room> {
         let title = RoomTitle::parse(title)?;
+        self.limits.by_user(Limit::CreateRoom, caller.user)?;
         let new_room = NewRoom {
             creator: caller.user,
             creator_name: self.display_name(caller.user).await?,
@@ -238,6 +239,7 @@ impl Chat {
             }
             .into());
         }
+        self.limits.by_user(Limit::OpenDirect, caller.user)?;
         let (store, opener, opener_name) = (
             self.store.clone(),
             caller.user,

@@ -17,9 +17,10 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use super::{Chat, Login};
+use super::{Chat, Limit, Login};
 use crate::error::{ChatError, ChatResult};
 use crate::model::{RoomId, UserId, now_ms};
+use crate::source::Source;
 use crate::text::{AvatarUrl, DisplayName};
 
 /// A configured host site, with its verification key ready.
@@ -33,6 +34,11 @@ pub struct Site {
     pub origins: Vec<String>,
     pub max_lifetime: Duration,
     pub clock_skew: Duration,
+    /// Tokens without a `jti` are refused, so none can be replayed.
+    pub require_jti: bool,
+    /// How long a session made from this site's token lasts; the widget
+    /// signs in again with a fresh token before it runs out.
+    pub session_ttl: Duration,
 }
 
 impl std::fmt::Debug for Site {
@@ -115,6 +121,12 @@ impl Site {
             "site {}: max_token_lifetime_secs must be 1..=86400 and clock_skew_secs at most 600",
             s.id
         );
+        let session_ttl = s.session_ttl_secs.unwrap_or(4 * 3600);
+        anyhow::ensure!(
+            (60..=30 * 86_400).contains(&session_ttl),
+            "site {}: session_ttl_secs must be 60..=2592000",
+            s.id
+        );
         Ok(Site {
             audience: s.audience.unwrap_or_else(|| "natter".into()),
             id: s.id,
@@ -124,6 +136,8 @@ impl Site {
             origins: s.origins,
             max_lifetime: Duration::from_secs(lifetime),
             clock_skew: Duration::from_secs(skew),
+            require_jti: s.require_jti.unwrap_or(false),
+            session_ttl: Duration::from_secs(session_ttl),
         })
     }
 
@@ -216,7 +230,13 @@ impl Chat {
 
     /// Exchanges a site's signed token for a session. `site` names the site;
     /// without it the token's `iss` chooses.
-    pub async fn sso_login(&self, site: Option<&str>, token: &str) -> ChatResult<Login> {
+    pub async fn sso_login(
+        &self,
+        source: Source,
+        site: Option<&str>,
+        token: &str,
+    ) -> ChatResult<Login> {
+        self.limits.by_source(Limit::SiteSignIn, source)?;
         if token.len() > 8192 {
             return Err(refused("token_malformed", "the token is too long"));
         }
@@ -312,13 +332,37 @@ impl Chat {
                     .map_err(|e| refused("token_invalid_claim", format!("avatar: {}", e.message)))
             })
             .transpose()?;
+        // Every claim is checked before anything is written or claimed: a
+        // refused token changes nothing, not even its jti.
+        if claims.rooms.len() > 50 {
+            return Err(refused(
+                "token_invalid_claim",
+                "rooms lists at most 50 rooms",
+            ));
+        }
+        if claims.rooms.iter().any(|&room| room < 1) {
+            return Err(refused(
+                "token_invalid_claim",
+                "rooms lists positive room ids",
+            ));
+        }
+        if claims
+            .jti
+            .as_ref()
+            .is_some_and(|jti| jti.is_empty() || jti.len() > 128)
+        {
+            return Err(refused(
+                "token_invalid_claim",
+                "jti must be 1-128 characters",
+            ));
+        }
+        if site.require_jti && claims.jti.is_none() {
+            return Err(refused(
+                "token_missing_claim",
+                "this site's tokens must carry a jti",
+            ));
+        }
         if let Some(jti) = &claims.jti {
-            if jti.is_empty() || jti.len() > 128 {
-                return Err(refused(
-                    "token_invalid_claim",
-                    "jti must be 1-128 characters",
-                ));
-            }
             let fresh = self
                 .store
                 // Remembered as long as the token could still be accepted.
@@ -333,16 +377,10 @@ impl Chat {
             .upsert_site_user(&site.id, sub, name, avatar, now_ms())
             .await?;
         self.remember_name(&user);
-        if claims.rooms.len() > 50 {
-            return Err(refused(
-                "token_invalid_claim",
-                "rooms lists at most 50 rooms",
-            ));
-        }
         for room in claims.rooms {
             self.join_as_site(RoomId(room), user.id).await?;
         }
-        self.open_session(user).await
+        self.open_session(user, site.session_ttl).await
     }
 
     /// Adds a site user to a public group room its token names, as if the

@@ -3,7 +3,8 @@
 //! from clients.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::header::{CONNECTION, RETRY_AFTER};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -16,6 +17,12 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds after which a refused call may be tried again
+    /// (`Retry-After`), for rate limits.
+    pub retry_after: Option<u64>,
+    /// The connection is closed after this answer (a body that never
+    /// came leaves the connection in an unknown state).
+    pub close: bool,
 }
 
 impl ApiError {
@@ -24,14 +31,33 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+            close: false,
         }
+    }
+
+    /// The same error, answered with `Connection: close`.
+    pub fn closing(mut self) -> Self {
+        self.close = true;
+        self
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.close {
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 
@@ -62,6 +88,21 @@ impl From<ChatError> for ApiError {
             ChatError::IdempotencyConflict => (S::CONFLICT, "client_msg_id_conflict"),
             ChatError::ResyncRequired(_) => (S::BAD_REQUEST, "resync_required"),
             ChatError::TooManyPolls => (S::TOO_MANY_REQUESTS, "too_many_polls"),
+            ChatError::RateLimited { limit, retry_after } => {
+                // Whole seconds, rounded up: a client that waits exactly
+                // this long passes.
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                let mut error = ApiError::new(
+                    S::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "too many requests ({}); try again in {secs} s",
+                        limit.name()
+                    ),
+                );
+                error.retry_after = Some(secs.max(1));
+                return error;
+            }
             ChatError::TokenRefused { code, message } => {
                 let status = match code {
                     "token_malformed" | "token_invalid_claim" => S::BAD_REQUEST,

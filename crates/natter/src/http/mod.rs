@@ -10,6 +10,7 @@ mod wire;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -22,13 +23,19 @@ use hyper::body::Incoming;
 use tower::{Service, ServiceBuilder};
 
 pub use self::error::{ApiError, ApiResult};
+pub use self::extract::Peer;
 use crate::chat::Chat;
 use crate::config::Config;
+use crate::source::TrustedProxies;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub chat: Arc<Chat>,
+    /// Whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<TrustedProxies>,
+    /// How long a request body may take to arrive.
+    pub body_read_timeout: Duration,
 }
 
 /// The whole HTTP application: the routes behind the edge (log line,
@@ -47,7 +54,11 @@ pub fn app(
 + Send
 + Sync
 + 'static {
-    let state = AppState { chat };
+    let state = AppState {
+        chat,
+        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+        body_read_timeout: config.body_read_timeout,
+    };
     // One flat router with full paths: a nested router would add a layer
     // of prefix stripping and routing to every request.
     let routes = Router::new()

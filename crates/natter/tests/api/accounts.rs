@@ -108,6 +108,9 @@ async fn username_and_password_rules() {
         ("名字名字", "password-1", "invalid_username"),
         ("nul\u{0}user", "password-1", "invalid_username"),
         ("goodname", "short", "invalid_password"),
+        ("natter", "password-1", "reserved_name"),
+        ("Admin", "password-1", "reserved_name"),
+        ("sys-tem", "password-1", "reserved_name"),
     ] {
         let reply = anon
             .post(

@@ -179,6 +179,39 @@ async fn bad_message_bodies_are_refused_and_store_nothing() {
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
         ),
+        // serde reads a struct from an array too: refused as not an object.
+        (
+            json_ct,
+            br#"["c", "hi"]"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            json_ct,
+            b"\"hi\"".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            json_ct,
+            b"42".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        // Invalid UTF-8, even inside a field the server ignores.
+        (
+            json_ct,
+            b"{\"client_msg_id\": \"u\", \"text\": \"hi\", \"x\": \"\xff\xfe\"}".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        // A JSON media type with parameters is still JSON.
+        (
+            Some("application/json; charset=utf-8"),
+            br#"["c", "hi"]"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
     ];
     for (content_type, body, status, code) in cases {
         let shown = String::from_utf8_lossy(&body)
@@ -205,6 +238,12 @@ async fn bad_paths_methods_and_queries() {
         "/api/v1/rooms/-1/messages",
         "/api/v1/rooms/0",
         "/api/v1/rooms/99999999999999999999999",
+        // Each id has one spelling: no sign, no leading zero, no spaces.
+        "/api/v1/rooms/+1",
+        "/api/v1/rooms/01",
+        "/api/v1/rooms/%201",
+        "/api/v1/users/01",
+        "/api/v1/users/+1/avatar.svg",
     ] {
         assert_error(
             &alice.get(path).await,
@@ -246,6 +285,8 @@ async fn bad_room_and_profile_input() {
         (json!({"title": "   "}), "invalid_title"),
         (json!({"title": "x".repeat(101)}), "invalid_title"),
         (json!({"title": "tab\tinside"}), "control_characters"),
+        (json!({"title": "\u{202e}moor"}), "invalid_title"),
+        (json!({"title": "\u{3164}"}), "invalid_title"),
         (json!({"title": 5}), "invalid_body"),
         (
             json!({"title": "ok", "visibility": "secret"}),
@@ -269,6 +310,17 @@ async fn bad_room_and_profile_input() {
             "invalid_display_name",
         ),
         (json!({"display_name": "line\nbreak"}), "control_characters"),
+        (
+            json!({"display_name": "\u{202e}ecila"}),
+            "invalid_display_name",
+        ),
+        (
+            json!({"display_name": "ali\u{200b}ce"}),
+            "invalid_display_name",
+        ),
+        (json!({"display_name": "\u{3164}"}), "invalid_display_name"),
+        (json!({"display_name": "natter"}), "reserved_name"),
+        (json!({"display_name": "Ｎatter"}), "reserved_name"),
         (
             json!({"avatar_url": "javascript:alert(1)"}),
             "invalid_avatar_url",

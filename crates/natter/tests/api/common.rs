@@ -21,10 +21,12 @@ pub struct TestServer {
 }
 
 /// The configuration tests start from: short presence grace so presence
-/// tests are quick, the rest as shipped.
+/// tests are quick, rate limits off (tests of the limits turn them on,
+/// `limits.rs`), the rest as shipped.
 pub fn test_config() -> Config {
     let mut config = Config::default();
     config.hub.presence_grace = Duration::from_millis(500);
+    config.chat.limits = natter::chat::RateLimits::off();
     config
 }
 
@@ -99,11 +101,19 @@ pub type Reply = (StatusCode, Value);
 
 impl Client {
     pub fn new(base: &str) -> Client {
+        Self::build(base, reqwest::Client::builder())
+    }
+
+    /// A client whose connections come from `local` (any 127.x.y.z works
+    /// on Linux), so tests can play several hosts.
+    pub fn from_address(base: &str, local: &str) -> Client {
+        let local: std::net::IpAddr = local.parse().unwrap();
+        Self::build(base, reqwest::Client::builder().local_address(local))
+    }
+
+    fn build(base: &str, builder: reqwest::ClientBuilder) -> Client {
         Client {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(90))
-                .build()
-                .unwrap(),
+            http: builder.timeout(Duration::from_secs(90)).build().unwrap(),
             base: base.to_owned(),
             token: None,
             user_id: 0,
@@ -220,6 +230,48 @@ impl Client {
         ))
         .await
     }
+}
+
+/// `rounds` times: `receiver` parks a poll, `sender` sends to `room`, and
+/// the poll must answer with that message within `bound` of the send.
+/// Returns the slowest wake-up.
+pub async fn assert_wakes_within(
+    sender: &Client,
+    receiver: &Client,
+    room: i64,
+    rounds: usize,
+    bound: Duration,
+) -> Duration {
+    let mut cursor = receiver.cursor().await;
+    let mut slowest = Duration::ZERO;
+    for round in 0..rounds {
+        let poller = receiver.clone();
+        let c = cursor.clone();
+        let poll = tokio::spawn(async move {
+            let reply = poller.poll(&c, 30).await;
+            (reply, Instant::now())
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let text = format!("ping {round}");
+        let sent_at = Instant::now();
+        sender
+            .say(room, &format!("wake-{}-{round}", rand_suffix()), &text)
+            .await;
+        let ((status, body), received_at) = poll.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(message_texts(&body), [text]);
+        let latency = received_at.duration_since(sent_at);
+        assert!(latency < bound, "round {round}: woke after {latency:?}");
+        slowest = slowest.max(latency);
+        cursor = body["cursor"].as_str().unwrap().to_owned();
+    }
+    slowest
+}
+
+/// A short random suffix, so client message ids differ between calls.
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(Instant::now())
 }
 
 pub async fn decode(response: reqwest::Response) -> Reply {

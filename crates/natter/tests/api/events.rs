@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{Client, TestServer, assert_error, message_texts};
+use crate::common::{Client, TestServer, assert_error, assert_wakes_within, message_texts};
 
 /// Polls until `want` events arrived (or 10 s passed); returns them and the cursor.
 async fn collect(client: &Client, cursor: &mut String, want: usize) -> Vec<Value> {
@@ -102,27 +102,7 @@ async fn a_waiting_poll_wakes_within_100ms_of_a_send() {
     let bob = server.user("bob").await;
     let room = alice.create_room("r", "public").await;
     bob.join(room).await;
-    let mut cursor = bob.cursor().await;
-    for round in 0..5 {
-        let poller = bob.clone();
-        let c = cursor.clone();
-        let poll = tokio::spawn(async move {
-            let reply = poller.poll(&c, 30).await;
-            (reply, Instant::now())
-        });
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let sent_at = Instant::now();
-        alice.say(room, &format!("r{round}"), "ping").await;
-        let ((status, body), received_at) = poll.await.unwrap();
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(message_texts(&body), ["ping"]);
-        let latency = received_at.duration_since(sent_at);
-        assert!(
-            latency < Duration::from_millis(100),
-            "round {round}: woke after {latency:?}"
-        );
-        cursor = body["cursor"].as_str().unwrap().to_owned();
-    }
+    assert_wakes_within(&alice, &bob, room, 5, Duration::from_millis(100)).await;
 }
 
 #[tokio::test]

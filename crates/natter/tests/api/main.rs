@@ -2,6 +2,7 @@
 
 mod common;
 
+mod abuse;
 mod accounts;
 mod admin;
 mod authz;
@@ -13,6 +14,7 @@ mod events;
 mod limits;
 mod messages;
 mod meta;
+mod rate_limits;
 mod rooms;
 mod sdk;
 mod sso;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::chat::Login;
 use crate::http::AppState;
 use crate::http::error::ApiResult;
-use crate::http::extract::{Auth, JsonBody, PathId};
+use crate::http::extract::{Auth, ClientSource, JsonBody, PathId};
 use crate::http::wire::UserOut;
 use crate::model::UserId;
 
@@ -34,11 +34,13 @@ struct RegisterIn {
 /// `POST /api/v1/users`: create an account.
 async fn register(
     State(s): State<AppState>,
+    ClientSource(source): ClientSource,
     JsonBody(input): JsonBody<RegisterIn>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let user = s
         .chat
         .register(
+            source,
             &input.username,
             &input.password,
             input.display_name.as_deref(),
@@ -59,9 +61,13 @@ struct LoginIn {
 /// `POST /api/v1/sessions`: log in; the token is shown only here.
 async fn login(
     State(s): State<AppState>,
+    ClientSource(source): ClientSource,
     JsonBody(input): JsonBody<LoginIn>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let login = s.chat.login(&input.username, &input.password).await?;
+    let login = s
+        .chat
+        .login(source, &input.username, &input.password)
+        .await?;
     Ok((StatusCode::CREATED, Json(login_json(&login))))
 }
 
@@ -85,11 +91,12 @@ struct SsoIn {
 /// session (docs/embedding.md).
 async fn sso_login(
     State(s): State<AppState>,
+    ClientSource(source): ClientSource,
     JsonBody(input): JsonBody<SsoIn>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let login = s
         .chat
-        .sso_login(input.site.as_deref(), &input.token)
+        .sso_login(source, input.site.as_deref(), &input.token)
         .await?;
     Ok((StatusCode::CREATED, Json(login_json(&login))))
 }

@@ -1,7 +1,10 @@
 //! The network edge: accepts connections, serves HTTP/1.1 with a header
 //! read timeout (a client that trickles headers cannot pin a task), and
 //! shuts down gracefully — waiting polls are answered first, then open
-//! connections get a bounded time to finish.
+//! connections get a bounded time to finish. Connections are counted in
+//! all and per source (`connections.rs`).
+
+mod connections;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,12 +16,17 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
+use self::connections::{ConnectionGate, Refusal};
 use crate::bus::local::LocalBus;
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::http;
+use crate::http::Peer;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
+use axum::http::Request;
+use hyper::body::Incoming;
+use tower::ServiceExt;
 
 /// Builds the node from `config` and serves on `listener` until `shutdown`
 /// completes. Tests call this with a listener on port 0.
@@ -43,19 +51,42 @@ pub async fn serve(
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
     let mut reserve = FdReserve::new();
+    let total_cap = config.max_connections.unwrap_or_else(|| {
+        let open_files = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+        connections::total_cap_for(open_files)
+    });
+    let gate = ConnectionGate::new(
+        config.max_connections_per_source,
+        total_cap,
+        config.trusted_proxies.clone(),
+    );
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
+                Ok((stream, peer)) => {
+                    let admitted = match gate.admit(peer.ip()) {
+                        Ok(admitted) => admitted,
+                        Err(refusal) => {
+                            refuse(stream, &refusal);
+                            continue;
+                        }
+                    };
                     let _ = stream.set_nodelay(true);
-                    let service = TowerToHyperService::new(app.clone());
+                    // Every request learns its connection's peer, for
+                    // per-source limits.
+                    let app = app.clone().map_request(move |mut request: Request<Incoming>| {
+                        request.extensions_mut().insert(Peer(peer));
+                        request
+                    });
+                    let service = TowerToHyperService::new(app);
                     let connection = builder.serve_connection(TokioIo::new(stream), service);
                     let connection = graceful.watch(connection);
                     tokio::spawn(async move {
                         if let Err(e) = connection.await {
                             tracing::debug!(error = %e, "connection ended with an error");
                         }
+                        drop(admitted);
                     });
                 }
                 Err(e) => accept_failed(e, &listener, &mut reserve).await,
@@ -73,6 +104,12 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Answers a connection the gate turned away, without reading from it.
+fn refuse(stream: tokio::net::TcpStream, refusal: &Refusal) {
+    let _ = stream.try_write(refusal.answer());
+    tracing::debug!(?refusal, "refused a connection");
 }
 
 /// A failed accept never stops the server. Running out of file handles is
@@ -108,11 +145,10 @@ impl FdReserve {
     }
 
     async fn refuse_one(&mut self, listener: &TcpListener) {
-        const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 80\r\n\r\n{\"error\":{\"code\":\"server_full\",\"message\":\"the server cannot take more clients\"}}";
         self.0 = None;
         let accepted = tokio::time::timeout(Duration::from_millis(10), listener.accept()).await;
         if let Ok(Ok((stream, _))) = accepted {
-            let _ = stream.try_write(REFUSAL);
+            let _ = stream.try_write(connections::SERVER_FULL);
             drop(stream);
             tracing::warn!("out of file handles: refused a connection");
         }
