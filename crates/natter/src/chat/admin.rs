@@ -27,6 +27,19 @@ pub enum MemberRef {
     },
 }
 
+/// A member reference whose fields have all been checked.
+enum CheckedMember {
+    /// A user that exists and needs no change.
+    Existing(User),
+    /// A site's user to create, or to update with a new name or avatar.
+    Upsert {
+        site: String,
+        external_id: String,
+        display: String,
+        avatar: Option<String>,
+    },
+}
+
 /// What a roster sync changed.
 #[derive(Debug)]
 pub struct RosterChange {
@@ -62,50 +75,76 @@ impl Chat {
 
     /// Resolves a member reference, creating a site's user on first mention.
     async fn resolve(&self, member: &MemberRef) -> ChatResult<User> {
-        match member {
-            MemberRef::Id(id) => self.user(*id).await,
+        let checked = self.check_member(member).await?;
+        self.materialize(checked).await
+    }
+
+    /// Checks every field of a member reference and finds the user it
+    /// names, writing nothing: a call that names several members checks
+    /// them all before it changes anything.
+    async fn check_member(&self, member: &MemberRef) -> ChatResult<CheckedMember> {
+        let (site, external_id, name, avatar_url) = match member {
+            MemberRef::Id(id) => return Ok(CheckedMember::Existing(self.user(*id).await?)),
             MemberRef::Site {
                 site,
                 external_id,
                 name,
                 avatar_url,
+            } => (site, external_id, name, avatar_url),
+        };
+        if self.site(site).is_none() {
+            return Err(ChatError::Invalid(crate::text::Invalid {
+                code: "unknown_site",
+                message: format!("no site {site:?} is configured"),
+            }));
+        }
+        let external_id = external_id.trim();
+        if external_id.is_empty()
+            || external_id.len() > 128
+            || external_id.chars().any(char::is_control)
+        {
+            return Err(ChatError::Invalid(crate::text::Invalid {
+                code: "invalid_external_id",
+                message: "external_id must be 1-128 characters".into(),
+            }));
+        }
+        let existing = self.store.site_user(site, external_id).await?;
+        let display = match (name, &existing) {
+            (Some(n), _) => DisplayName::parse(n)?.into_string(),
+            (None, Some(user)) => user.display_name.clone(),
+            (None, None) => {
+                let fallback: String = external_id.chars().take(DisplayName::MAX_CHARS).collect();
+                DisplayName::parse(&fallback)?.into_string()
+            }
+        };
+        let avatar = avatar_url
+            .as_deref()
+            .map(|a| AvatarUrl::parse(a).map(AvatarUrl::into_string))
+            .transpose()?;
+        Ok(match (existing, name, avatar_url) {
+            (Some(user), None, None) => CheckedMember::Existing(user),
+            _ => CheckedMember::Upsert {
+                site: site.clone(),
+                external_id: external_id.to_owned(),
+                display,
+                avatar,
+            },
+        })
+    }
+
+    /// The user a checked reference names, created or updated as needed.
+    async fn materialize(&self, checked: CheckedMember) -> ChatResult<User> {
+        match checked {
+            CheckedMember::Existing(user) => Ok(user),
+            CheckedMember::Upsert {
+                site,
+                external_id,
+                display,
+                avatar,
             } => {
-                if self.site(site).is_none() {
-                    return Err(ChatError::Invalid(crate::text::Invalid {
-                        code: "unknown_site",
-                        message: format!("no site {site:?} is configured"),
-                    }));
-                }
-                let external_id = external_id.trim();
-                if external_id.is_empty()
-                    || external_id.len() > 128
-                    || external_id.chars().any(char::is_control)
-                {
-                    return Err(ChatError::Invalid(crate::text::Invalid {
-                        code: "invalid_external_id",
-                        message: "external_id must be 1-128 characters".into(),
-                    }));
-                }
-                let existing = self.store.site_user(site, external_id).await?;
-                if let (Some(user), None, None) = (&existing, name, avatar_url) {
-                    return Ok(user.clone());
-                }
-                let display = match (name, &existing) {
-                    (Some(n), _) => DisplayName::parse(n)?.into_string(),
-                    (None, Some(user)) => user.display_name.clone(),
-                    (None, None) => {
-                        let fallback: String =
-                            external_id.chars().take(DisplayName::MAX_CHARS).collect();
-                        DisplayName::parse(&fallback)?.into_string()
-                    }
-                };
-                let avatar = avatar_url
-                    .as_deref()
-                    .map(|a| AvatarUrl::parse(a).map(AvatarUrl::into_string))
-                    .transpose()?;
                 let user = self
                     .store
-                    .upsert_site_user(site, external_id, display, avatar, now_ms())
+                    .upsert_site_user(&site, &external_id, display, avatar, now_ms())
                     .await?;
                 self.remember_name(&user);
                 Ok(user)
@@ -172,10 +211,16 @@ impl Chat {
         roster: &[MemberRef],
     ) -> ChatResult<RosterChange> {
         let feed = self.group_room(room).await?;
+        // Every entry is checked before the first write: a roster with
+        // one bad entry creates, renames and removes nobody.
+        let mut checked = Vec::with_capacity(roster.len());
+        for member in roster {
+            checked.push(self.check_member(member).await?);
+        }
         let system = self.system_user().await?;
         let mut wanted = Vec::with_capacity(roster.len());
-        for member in roster {
-            wanted.push(self.resolve(member).await?);
+        for member in checked {
+            wanted.push(self.materialize(member).await?);
         }
         let current = feed.member_ids();
         let keep: std::collections::HashSet<UserId> = wanted.iter().map(|u| u.id).collect();

@@ -277,3 +277,63 @@ async fn wrong_keys_users_and_browsers_are_refused() {
         "invalid_id",
     );
 }
+
+#[tokio::test]
+async fn a_roster_with_one_bad_entry_creates_renames_and_removes_nobody() {
+    let server = server().await;
+    let api = server.client();
+    let (_, room) = admin(
+        &api,
+        "POST",
+        "/api/v1/admin/rooms",
+        Some(json!({"title": "c"})),
+        KEY,
+    )
+    .await;
+    let id = room["room"]["id"].as_i64().unwrap();
+    let path = format!("/api/v1/admin/rooms/{id}/members");
+    let first = json!({"members": [{"site": "school", "external_id": "s1", "name": "Ann"}]});
+    let (status, _) = admin(&api, "PUT", &path, Some(first), KEY).await;
+    assert_eq!(status, StatusCode::OK);
+    for (bad, code) in [
+        (
+            json!({"site": "school", "external_id": "s3", "name": "\u{202e}bad"}),
+            "invalid_display_name",
+        ),
+        (json!({"site": "nope", "external_id": "s3"}), "unknown_site"),
+        (
+            json!({"site": "school", "external_id": "s3", "avatar_url": "javascript:x"}),
+            "invalid_avatar_url",
+        ),
+        (json!({"user_id": 999_999}), "user_not_found"),
+    ] {
+        // The bad entry comes last: the good ones before it would have
+        // been written by a sync that checked as it went.
+        let roster = json!({"members": [
+            {"site": "school", "external_id": "s1", "name": "Renamed"},
+            {"site": "school", "external_id": "s2", "name": "New"},
+            bad,
+        ]});
+        let reply = admin(&api, "PUT", &path, Some(roster), KEY).await;
+        assert_eq!(reply.1["error"]["code"], code, "{}", reply.1);
+        assert!(reply.0.is_client_error());
+    }
+    let (_, ann) = admin(
+        &api,
+        "GET",
+        "/api/v1/admin/sites/school/users/s1",
+        None,
+        KEY,
+    )
+    .await;
+    assert_eq!(ann["user"]["display_name"], "Ann", "not renamed");
+    let reply = admin(
+        &api,
+        "GET",
+        "/api/v1/admin/sites/school/users/s2",
+        None,
+        KEY,
+    )
+    .await;
+    assert_error(&reply, StatusCode::NOT_FOUND, "user_not_found");
+}

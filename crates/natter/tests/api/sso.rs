@@ -520,3 +520,57 @@ fn site_settings_are_checked_at_start() {
         "two sites with one issuer"
     );
 }
+
+#[tokio::test]
+async fn a_token_refused_for_any_claim_creates_no_user_and_keeps_its_jti() {
+    let server = server().await;
+    let anon = server.client();
+    let mut bad_rooms = claims("42");
+    bad_rooms["jti"] = json!("once-only");
+    bad_rooms["rooms"] = json!((1..=51).collect::<Vec<i64>>());
+    let reply = exchange(&anon, json!({"token": hs(&bad_rooms)})).await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "token_invalid_claim");
+    bad_rooms["rooms"] = json!([0]);
+    let reply = exchange(&anon, json!({"token": hs(&bad_rooms)})).await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "token_invalid_claim");
+    // The same jti in a good token still works once: nothing was claimed.
+    let mut good = claims("42");
+    good["jti"] = json!("once-only");
+    let (status, body) = exchange(&anon, json!({"token": hs(&good)})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["user"]["id"], 1, "the refused tokens created no user");
+}
+
+#[tokio::test]
+async fn a_site_may_require_jti_and_sets_how_long_its_sessions_last() {
+    let mut settings = SiteSettings {
+        id: "school".into(),
+        issuer: "https://school.test".into(),
+        algorithm: "HS256".into(),
+        secret: Some(SECRET.into()),
+        require_jti: Some(true),
+        session_ttl_secs: Some(600),
+        ..SiteSettings::default()
+    };
+    let strict = Arc::new(Site::from_settings(settings.clone()).unwrap());
+    let server = TestServer::start_with(|c| c.chat.sites = vec![strict]).await;
+    let anon = server.client();
+    let reply = exchange(&anon, json!({"token": hs(&claims("7"))})).await;
+    assert_error(&reply, StatusCode::UNAUTHORIZED, "token_missing_claim");
+    let mut with_jti = claims("7");
+    with_jti["jti"] = json!("j-1");
+    let (status, body) = exchange(&anon, json!({"token": hs(&with_jti)})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let lifetime_ms = body["expires_at"].as_i64().unwrap() - now() * 1000;
+    assert!(
+        (590_000..=610_000).contains(&lifetime_ms),
+        "a site session lasts the site's session_ttl_secs: {lifetime_ms} ms"
+    );
+    // The default is a few hours, not the 30 days of a password login.
+    settings.require_jti = None;
+    settings.session_ttl_secs = None;
+    assert_eq!(
+        Site::from_settings(settings).unwrap().session_ttl,
+        std::time::Duration::from_secs(4 * 3600)
+    );
+}
