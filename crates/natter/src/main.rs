@@ -1,5 +1,6 @@
 //! The `natter` binary: parse configuration, set up logging, bind, serve.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -56,6 +57,9 @@ async fn run(small_pages: std::io::Result<()>) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&config.log)?)
         .with_target(false)
+        // Colour codes only for a person at a terminal, never in a file
+        // or a pipe.
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
     if let Err(e) = small_pages {
         tracing::warn!(error = %e, "could not turn transparent huge pages off");
@@ -69,7 +73,8 @@ async fn run(small_pages: std::io::Result<()>) -> anyhow::Result<()> {
                 }
                 Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
             }
-            let listener = bind(config.listen)?;
+            let listener = bind(config.listen)
+                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
             tracing::info!(
                 listen = %listener.local_addr()?,
                 data_dir = %config.data_dir.display(),

@@ -3,8 +3,12 @@
 //! - one log line per request at info (method, path — never the query,
 //!   which may carry a cursor — status, duration; tokens and message text
 //!   are never logged);
+//! - a request id, in the `X-Request-Id` answer header and in every log
+//!   line written while the request is handled (its span);
 //! - `Cache-Control: no-store` on API answers, which are private and
-//!   always fresh;
+//!   always fresh; `X-Content-Type-Options: nosniff` and
+//!   `Referrer-Policy: no-referrer` on every answer; JSON labelled
+//!   `charset=utf-8`;
 //! - cross-origin calls from host sites: pages of a configured site's
 //!   origins may call the user API (not the admin API) with the SDK; every
 //!   other origin gets no CORS permission, so browsers refuse it.
@@ -19,13 +23,16 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use axum::extract::Request;
+use axum::http::HeaderName;
 use axum::http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD, CACHE_CONTROL, ORIGIN, VARY,
+    ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD, CACHE_CONTROL, CONTENT_TYPE, ORIGIN,
+    REFERRER_POLICY, VARY, X_CONTENT_TYPE_OPTIONS,
 };
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -35,9 +42,15 @@ use tower::Service;
 use super::error::ApiError;
 use crate::chat::Chat;
 
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// Wraps `inner` (the router) in the edge.
 pub fn layer<S>(inner: S, chat: Arc<Chat>) -> Edge<S> {
-    Edge { inner, chat }
+    Edge {
+        inner,
+        chat,
+        ids: Arc::new(RequestIds::new()),
+    }
 }
 
 /// The edge service; see the module documentation.
@@ -45,6 +58,28 @@ pub fn layer<S>(inner: S, chat: Arc<Chat>) -> Edge<S> {
 pub struct Edge<S> {
     inner: S,
     chat: Arc<Chat>,
+    ids: Arc<RequestIds>,
+}
+
+/// Request ids: a random prefix per process and a count, so ids from two
+/// nodes (or two runs) never collide and one node's are in order.
+struct RequestIds {
+    prefix: u32,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> RequestIds {
+        RequestIds {
+            prefix: rand::random(),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn next(&self) -> HeaderValue {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{:08x}-{n:x}", self.prefix)).expect("hex is a valid header")
+    }
 }
 
 impl<S> Service<Request> for Edge<S>
@@ -60,10 +95,12 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let marks = Marks::of(&request, &self.chat);
+        let marks = Marks::of(&request, &self.chat, self.ids.next());
+        let span = marks.span();
         let state = if marks.preflight {
             State::Preflight
         } else {
+            let _in_span = span.enter();
             State::Inner {
                 inner: self.inner.call(request),
             }
@@ -71,6 +108,7 @@ where
         EdgeFuture {
             state,
             marks: Some(marks),
+            span,
         }
     }
 }
@@ -82,6 +120,9 @@ pin_project! {
         #[pin]
         state: State<F>,
         marks: Option<Marks>,
+        // Entered while the router's future runs, so every log line of
+        // the request names it.
+        span: tracing::Span,
     }
 }
 
@@ -102,6 +143,7 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.as_mut().project();
+        let _in_span = this.span.enter();
         let response = match this.state.project() {
             StateProj::Inner { inner } => match ready!(inner.poll(cx)) {
                 Ok(response) => response,
@@ -114,7 +156,9 @@ where
                 .preflight_answer(),
             StateProj::Done => panic!("EdgeFuture polled after completion"),
         };
+        drop(_in_span);
         let mut this = self.project();
+        let _in_span = this.span.enter();
         this.state.set(State::Done);
         let marks = this.marks.take().expect("marks are taken only when done");
         Poll::Ready(Ok(marks.finish(response)))
@@ -134,6 +178,7 @@ struct Marks {
     allowed_origin: Option<HeaderValue>,
     /// Present when the log line is wanted.
     log: Option<LogLine>,
+    request_id: HeaderValue,
 }
 
 struct LogLine {
@@ -143,7 +188,7 @@ struct LogLine {
 }
 
 impl Marks {
-    fn of(request: &Request, chat: &Chat) -> Marks {
+    fn of(request: &Request, chat: &Chat, request_id: HeaderValue) -> Marks {
         let path = request.uri().path();
         let cross_origin_api = path.starts_with("/api/v1/") && !path.starts_with("/api/v1/admin/");
         // A copy of the origin, not a clone of the request's header: that
@@ -170,7 +215,14 @@ impl Marks {
                     .contains_key(ACCESS_CONTROL_REQUEST_METHOD),
             allowed_origin,
             log,
+            request_id,
         }
+    }
+
+    /// The request's span: every line logged inside it carries the id.
+    fn span(&self) -> tracing::Span {
+        let id = self.request_id.to_str().unwrap_or_default();
+        tracing::info_span!("request", id)
     }
 
     /// The answer to a CORS preflight: permission for an allowed origin,
@@ -203,6 +255,22 @@ impl Marks {
     /// Adds the edge's headers to an answer and logs it.
     fn finish(self, mut response: Response) -> Response {
         let headers = response.headers_mut();
+        headers.insert(X_REQUEST_ID, self.request_id);
+        headers
+            .entry(X_CONTENT_TYPE_OPTIONS)
+            .or_insert(HeaderValue::from_static("nosniff"));
+        headers
+            .entry(REFERRER_POLICY)
+            .or_insert(HeaderValue::from_static("no-referrer"));
+        if headers
+            .get(CONTENT_TYPE)
+            .is_some_and(|t| t == "application/json")
+        {
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/json; charset=utf-8"),
+            );
+        }
         if self.api {
             headers
                 .entry(CACHE_CONTROL)

@@ -85,3 +85,67 @@ async fn rejoining_starts_unread_counts_at_the_join_and_no_op_edits_announce_not
     let (_, after) = alice.get(&format!("/api/v1/rooms/{room}")).await;
     assert_eq!(before["room"]["head_seq"], after["room"]["head_seq"]);
 }
+
+#[tokio::test]
+async fn every_answer_carries_the_safety_headers_and_a_request_id() {
+    let server = TestServer::start().await;
+    let http = reqwest::Client::new();
+    let mut ids = std::collections::HashSet::new();
+    for (method, path) in [
+        ("GET", "/healthz"),
+        ("GET", "/"),
+        ("GET", "/api/v1/openapi.json"),
+        ("GET", "/api/v1/me"),
+        ("GET", "/api/v1/nope"),
+        ("GET", "/api/v1/users/1/avatar.svg"),
+        ("POST", "/api/v1/users"),
+    ] {
+        let request = http.request(method.parse().unwrap(), format!("{}{path}", server.base));
+        let response = request.send().await.unwrap();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(
+            header("x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(
+            header("referrer-policy").as_deref(),
+            Some("no-referrer"),
+            "{path}"
+        );
+        let id = header("x-request-id").unwrap_or_default();
+        assert!(id.len() >= 10, "{path}: request id {id:?}");
+        assert!(ids.insert(id), "{path}: request ids are unique");
+        let content_type = header("content-type").unwrap_or_default();
+        if content_type.starts_with("application/json") {
+            assert_eq!(content_type, "application/json; charset=utf-8", "{path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failed_bind_names_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let data = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["--listen", &addr, "--log", "debug", "--data-dir"])
+        .arg(data.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no colour codes in a pipe: {stderr}"
+    );
+}
