@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use std::sync::Arc;
 
-use crate::chat::{ChatConfig, RateLimits, RateSpec, Secrets, Site};
+use crate::chat::{ChatConfig, RateLimits, RateSpec, RegistrationMode, Secrets, Site};
 use crate::hub::HubConfig;
 use crate::source::TrustedProxies;
 
@@ -76,6 +76,9 @@ pub struct Settings {
     /// Proxies whose X-Forwarded-For names the client: addresses or blocks, comma-separated, or `none` [default: 127.0.0.0/8,::1]
     #[arg(long, env = "NATTER_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<String>>,
+    /// Who may create an account: `open`, `invite` (codes from the admin API), `sites` (host sites' users only) or `closed` [default: open]
+    #[arg(long, env = "NATTER_REGISTRATION")]
+    pub registration: Option<RegistrationMode>,
     /// Rate limits on or off; off is only for load tests on a closed machine [default: on]
     #[arg(long, env = "NATTER_RATE_LIMITS", value_parser = clap::builder::BoolishValueParser::new())]
     pub rate_limits: Option<bool>,
@@ -204,6 +207,7 @@ impl Settings {
             max_connections: over.max_connections.or(self.max_connections),
             trusted_proxies: over.trusted_proxies.or(self.trusted_proxies),
             rate_limits: over.rate_limits.or(self.rate_limits),
+            registration: over.registration.or(self.registration),
             limit_login_per_source: over.limit_login_per_source.or(self.limit_login_per_source),
             limit_register_per_source: over
                 .limit_register_per_source
@@ -288,6 +292,7 @@ impl Config {
                     .collect::<anyhow::Result<Vec<_>>>()?,
                 admin_keys: Secrets(s.admin_keys.unwrap_or_default()),
                 limits,
+                registration: s.registration.unwrap_or_default(),
             },
             hub: HubConfig {
                 presence_grace: s

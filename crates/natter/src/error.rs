@@ -18,6 +18,16 @@ pub enum ChatError {
     SessionExpired,
     #[error("wrong username or password")]
     InvalidCredentials,
+    #[error("the current password is wrong")]
+    WrongPassword,
+    #[error("this account has been deactivated")]
+    AccountDeactivated,
+    #[error("this server does not take new accounts")]
+    RegistrationClosed,
+    #[error("a valid, unused invite code is required")]
+    InviteInvalid,
+    #[error("no such session")]
+    SessionNotFound,
     #[error("that username is taken")]
     UsernameTaken,
     #[error("no such user")]
@@ -57,6 +67,8 @@ impl From<StoreError> for ChatError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict("username") => ChatError::UsernameTaken,
+            StoreError::Conflict("deactivated") => ChatError::AccountDeactivated,
+            StoreError::NotFound("invite") => ChatError::InviteInvalid,
             StoreError::NotFound("user") => ChatError::UserNotFound,
             StoreError::NotFound(_) => ChatError::RoomNotFound,
             StoreError::NotAMember => ChatError::NotAMember,

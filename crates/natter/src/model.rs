@@ -231,6 +231,8 @@ pub enum EndReason {
     LoggedOut,
     /// A newer login replaced it (single-session mode).
     Replaced,
+    /// The account was deactivated.
+    Deactivated,
 }
 
 impl EndReason {
@@ -239,15 +241,16 @@ impl EndReason {
         match self {
             EndReason::LoggedOut => "logged_out",
             EndReason::Replaced => "replaced",
+            EndReason::Deactivated => "deactivated",
         }
     }
 
     /// Parses [`EndReason::as_str`]; unknown strings count as a logout.
     pub fn parse(s: &str) -> Self {
-        if s == "replaced" {
-            EndReason::Replaced
-        } else {
-            EndReason::LoggedOut
+        match s {
+            "replaced" => EndReason::Replaced,
+            "deactivated" => EndReason::Deactivated,
+            _ => EndReason::LoggedOut,
         }
     }
 }

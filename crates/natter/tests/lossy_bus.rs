@@ -60,10 +60,10 @@ async fn a_lossy_bus_still_delivers_every_message_once_in_order() {
     );
 
     let here = natter::source::Source::of(std::net::Ipv4Addr::LOCALHOST.into());
-    chat.register(here, "writer", "password-1", None)
+    chat.register(here, "writer", "password-1", None, None)
         .await
         .unwrap();
-    chat.register(here, "reader", "password-1", None)
+    chat.register(here, "reader", "password-1", None, None)
         .await
         .unwrap();
     let writer = chat.login(here, "writer", "password-1").await.unwrap();

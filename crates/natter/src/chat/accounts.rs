@@ -9,8 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use super::{Chat, Limit};
-use crate::bus::BusMessage;
+use super::{Chat, Limit, RegistrationMode, sessions_ended};
 use crate::error::{ChatError, ChatResult};
 use crate::model::{EndReason, Millis, SessionId, User, UserId, now_ms};
 use crate::source::Source;
@@ -98,6 +97,18 @@ fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// Invite codes are stored by hash too, like session tokens.
+pub(super) fn invite_hash(code: &str) -> [u8; 32] {
+    Sha256::digest(code.trim().as_bytes()).into()
+}
+
+/// A random code or token: 256 bits, URL-safe.
+pub(super) fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
 impl Chat {
     /// A hash to verify against when the username does not exist, so a
     /// wrong username costs as much time as a wrong password.
@@ -121,7 +132,16 @@ impl Chat {
         username: &str,
         password: &str,
         display_name: Option<&str>,
+        invite: Option<&str>,
     ) -> ChatResult<User> {
+        let invite = match (self.config.registration, invite) {
+            (RegistrationMode::Open, _) => None,
+            (RegistrationMode::Invite, Some(code)) => Some(invite_hash(code)),
+            (RegistrationMode::Invite, None) => return Err(ChatError::InviteInvalid),
+            (RegistrationMode::Sites | RegistrationMode::Closed, _) => {
+                return Err(ChatError::RegistrationClosed);
+            }
+        };
         let username = Username::parse_new(username)?;
         let password = Password::parse(password)?;
         let display_name = match display_name {
@@ -137,6 +157,7 @@ impl Chat {
                 display_name,
                 password_hash,
                 at: now_ms(),
+                invite,
             })
             .await?;
         Ok(user)
@@ -155,6 +176,7 @@ impl Chat {
         let username = Username::parse(username).map_err(|_| ChatError::InvalidCredentials)?;
         self.limits.login_allowed(username.as_str())?;
         let found = self.store.credentials(username.as_str()).await?;
+        let found_deactivated = found.as_ref().is_some_and(|c| c.deactivated);
         let (hash, user) = match found {
             Some(c) => (c.password_hash, Some(c.user)),
             None => (self.decoy_hash().await?, None),
@@ -167,6 +189,10 @@ impl Chat {
                 return Err(ChatError::InvalidCredentials);
             }
         };
+        // Said only to whoever knows the password.
+        if found_deactivated {
+            return Err(ChatError::AccountDeactivated);
+        }
         self.limits.login_succeeded(username.as_str());
         self.open_session(user, self.config.session_ttl).await
     }
@@ -174,9 +200,7 @@ impl Chat {
     /// Opens a session for an authenticated user (password or site token).
     /// In single-session mode the user's other sessions end.
     pub(super) async fn open_session(&self, user: User, ttl: Duration) -> ChatResult<Login> {
-        let mut bytes = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
-        let token = URL_SAFE_NO_PAD.encode(bytes);
+        let token = random_secret();
         let at = now_ms();
         let expires_at = at + ttl.as_millis() as Millis;
         let store = self.store.clone();
@@ -191,12 +215,7 @@ impl Chat {
         let session = self
             .commit(async move {
                 let (session, ended) = store.create_session(new_session).await?;
-                let announce = (!ended.is_empty()).then(|| BusMessage::SessionsEnded {
-                    user: user_id,
-                    sessions: ended,
-                    reason: EndReason::Replaced,
-                });
-                Ok((session, announce.into_iter().collect()))
+                Ok((session, sessions_ended(user_id, ended, EndReason::Replaced)))
             })
             .await?;
         self.remember_name(&user);
@@ -246,12 +265,8 @@ impl Chat {
             store
                 .end_session(caller.session, EndReason::LoggedOut, now_ms())
                 .await?;
-            let ended = BusMessage::SessionsEnded {
-                user: caller.user,
-                sessions: vec![caller.session],
-                reason: EndReason::LoggedOut,
-            };
-            Ok(((), vec![ended]))
+            let ended = vec![caller.session];
+            Ok(((), sessions_ended(caller.user, ended, EndReason::LoggedOut)))
         })
         .await
     }

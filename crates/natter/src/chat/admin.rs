@@ -8,10 +8,9 @@
 use sha2::{Digest, Sha256};
 
 use super::{Chat, room_event};
-use crate::bus::BusMessage;
 use crate::error::{ChatError, ChatResult};
 use crate::model::{EndReason, Event, Role, Room, RoomId, User, UserId, Visibility, now_ms};
-use crate::store::{NewMessage, NewRoom};
+use crate::store::{EndSessions, NewMessage, NewRoom};
 use crate::text::{AvatarUrl, ClientMsgId, DisplayName, MessageText, RoomTitle};
 
 /// Names a user in an admin call: by natter id, or by a site's own id.
@@ -264,13 +263,14 @@ impl Chat {
             .ok_or(ChatError::UserNotFound)
     }
 
-    /// Posts a notice as the system user (who joins the room if needed).
+    /// Posts a notice as the system user (who joins the room if needed);
+    /// `true` when its client message id was used before.
     pub async fn admin_post(
         &self,
         room: RoomId,
         text: &str,
         client_msg_id: Option<&str>,
-    ) -> ChatResult<Event> {
+    ) -> ChatResult<(Event, bool)> {
         let text = MessageText::parse(text, self.config.max_message_chars)?;
         let client_msg_id = match client_msg_id {
             Some(id) => ClientMsgId::parse(id)?.into_string(),
@@ -298,7 +298,7 @@ impl Chat {
             } else {
                 vec![room_event(appended.event)]
             };
-            Ok((event, announce))
+            Ok(((event, appended.duplicate), announce))
         })
         .await
     }
@@ -306,19 +306,7 @@ impl Chat {
     /// Ends every session of a user; their open polls return `session_ended`.
     pub async fn admin_end_sessions(&self, user: UserId) -> ChatResult<usize> {
         self.user(user).await?;
-        let store = self.store.clone();
-        self.commit(async move {
-            let ended = store
-                .end_user_sessions(user, EndReason::LoggedOut, now_ms())
-                .await?;
-            let count = ended.len();
-            let announce = BusMessage::SessionsEnded {
-                user,
-                sessions: ended,
-                reason: EndReason::LoggedOut,
-            };
-            Ok((count, vec![announce]))
-        })
-        .await
+        self.end_sessions_of(user, EndSessions::All, EndReason::LoggedOut)
+            .await
     }
 }

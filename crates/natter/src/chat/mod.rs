@@ -7,6 +7,7 @@
 
 mod accounts;
 mod admin;
+mod lifecycle;
 mod limits;
 mod messages;
 mod passwords;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 pub use self::accounts::{Caller, Login};
 pub use self::admin::{MemberRef, RosterChange};
+pub use self::lifecycle::{Invite, SessionListing};
 pub use self::limits::{Limit, RateLimits, RateSpec};
 pub use self::messages::Sent;
 pub use self::rooms::{MemberList, RoomListing};
@@ -26,7 +28,7 @@ pub use self::sso::Site;
 use crate::bus::{Bus, BusMessage, BusSink};
 use crate::error::{ChatError, ChatResult};
 use crate::hub::{Hub, HubConfig, RoomFeed};
-use crate::model::{Event, Role, RoomId, User, UserId, Visibility};
+use crate::model::{EndReason, Event, Role, RoomId, SessionId, User, UserId, Visibility};
 use crate::store::{Store, StoreError};
 
 /// The bus message announcing a committed room event.
@@ -53,6 +55,51 @@ pub struct ChatConfig {
     pub admin_keys: Secrets,
     /// How often users and sources may do costly things.
     pub limits: RateLimits,
+    /// Who may create an account.
+    pub registration: RegistrationMode,
+}
+
+/// Who may create an account.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistrationMode {
+    /// Anyone may register (the default).
+    #[default]
+    Open,
+    /// Registering takes an invite code from the admin API.
+    Invite,
+    /// Host sites' users only: no local registration; site tokens create
+    /// their users.
+    Sites,
+    /// Nobody new: no registration, and site tokens sign in only users
+    /// natter already knows.
+    Closed,
+}
+
+impl std::str::FromStr for RegistrationMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "open" => Ok(RegistrationMode::Open),
+            "invite" => Ok(RegistrationMode::Invite),
+            "sites" => Ok(RegistrationMode::Sites),
+            "closed" => Ok(RegistrationMode::Closed),
+            _ => Err(format!("{s:?} is not open, invite, sites or closed")),
+        }
+    }
+}
+
+/// The bus message that ends `sessions`' open polls, if there are any.
+fn sessions_ended(user: UserId, sessions: Vec<SessionId>, reason: EndReason) -> Vec<BusMessage> {
+    if sessions.is_empty() {
+        return Vec::new();
+    }
+    vec![BusMessage::SessionsEnded {
+        user,
+        sessions,
+        reason,
+    }]
 }
 
 /// Secret strings that never appear in logs or debug output.
@@ -76,6 +123,7 @@ impl Default for ChatConfig {
             sites: Vec::new(),
             admin_keys: Secrets::default(),
             limits: RateLimits::default(),
+            registration: RegistrationMode::Open,
         }
     }
 }

@@ -240,6 +240,11 @@ impl Chat {
             .into());
         }
         self.limits.by_user(Limit::OpenDirect, caller.user)?;
+        // natter's own users (the system user that signs notices) are
+        // nobody to talk to.
+        if self.user(peer).await?.username.starts_with("natter:") {
+            return Err(ChatError::UserNotFound);
+        }
         let (store, opener, opener_name) = (
             self.store.clone(),
             caller.user,

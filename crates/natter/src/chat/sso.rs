@@ -362,6 +362,16 @@ impl Chat {
                 "this site's tokens must carry a jti",
             ));
         }
+        // Whether the user may sign in at all, also before the jti is used up.
+        match self.store.site_user(&site.id, sub).await? {
+            None if self.config.registration == super::RegistrationMode::Closed => {
+                return Err(ChatError::RegistrationClosed);
+            }
+            Some(known) if self.store.is_deactivated(known.id).await? == Some(true) => {
+                return Err(ChatError::AccountDeactivated);
+            }
+            _ => {}
+        }
         if let Some(jti) = &claims.jti {
             let fresh = self
                 .store

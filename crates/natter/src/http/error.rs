@@ -71,6 +71,13 @@ impl From<ChatError> for ApiError {
             }
             ChatError::Unauthenticated => (S::UNAUTHORIZED, "unauthenticated"),
             ChatError::SessionEnded(EndReason::LoggedOut) => (S::UNAUTHORIZED, "session_ended"),
+            ChatError::SessionEnded(EndReason::Deactivated) => {
+                return ApiError::new(
+                    S::UNAUTHORIZED,
+                    "account_deactivated",
+                    "this account has been deactivated",
+                );
+            }
             ChatError::SessionEnded(EndReason::Replaced) => {
                 return ApiError::new(
                     S::UNAUTHORIZED,
@@ -80,6 +87,11 @@ impl From<ChatError> for ApiError {
             }
             ChatError::SessionExpired => (S::UNAUTHORIZED, "session_expired"),
             ChatError::InvalidCredentials => (S::UNAUTHORIZED, "invalid_credentials"),
+            ChatError::WrongPassword => (S::FORBIDDEN, "wrong_password"),
+            ChatError::AccountDeactivated => (S::FORBIDDEN, "account_deactivated"),
+            ChatError::RegistrationClosed => (S::FORBIDDEN, "registration_closed"),
+            ChatError::InviteInvalid => (S::FORBIDDEN, "invite_invalid"),
+            ChatError::SessionNotFound => (S::NOT_FOUND, "session_not_found"),
             ChatError::UsernameTaken => (S::CONFLICT, "username_taken"),
             ChatError::UserNotFound => (S::NOT_FOUND, "user_not_found"),
             ChatError::RoomNotFound => (S::NOT_FOUND, "room_not_found"),

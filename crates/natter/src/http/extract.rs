@@ -174,6 +174,21 @@ impl<S: Send + Sync> FromRequestParts<S> for PathIds {
     }
 }
 
+/// Text segments of the path (`/admin/sites/{site}/users/{external_id}`);
+/// a segment that is not UTF-8 gets the API's JSON error.
+pub struct PathText<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathText<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| PathText(v))
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))
+    }
+}
+
 /// `^[1-9][0-9]{0,17}$`: every such number fits an `i64`.
 fn parse_id(text: &str) -> Option<i64> {
     let canonical = (1..=18).contains(&text.len())

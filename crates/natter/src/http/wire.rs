@@ -271,3 +271,24 @@ impl<'a> From<&'a PollAnswer> for EventsOut<'a> {
         }
     }
 }
+
+/// One of the caller's sessions.
+#[derive(Serialize)]
+pub struct SessionOut {
+    pub id: i64,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    /// The session of the request that asked.
+    pub current: bool,
+}
+
+impl From<&crate::chat::SessionListing> for SessionOut {
+    fn from(s: &crate::chat::SessionListing) -> Self {
+        SessionOut {
+            id: s.session.id.0,
+            created_at: s.session.created_at,
+            expires_at: s.session.expires_at,
+            current: s.current,
+        }
+    }
+}

@@ -43,7 +43,7 @@ impl Refusal {
     pub fn answer(&self) -> &'static [u8] {
         match self {
             Refusal::SourceFull => {
-                b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json; charset=utf-8\r\nretry-after: 10\r\nconnection: close\r\ncontent-length: 97\r\n\r\n{\"error\":{\"code\":\"too_many_connections\",\"message\":\"too many open connections from your address\"}}"
+                b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json; charset=utf-8\r\nretry-after: 10\r\nx-content-type-options: nosniff\r\nreferrer-policy: no-referrer\r\nconnection: close\r\ncontent-length: 97\r\n\r\n{\"error\":{\"code\":\"too_many_connections\",\"message\":\"too many open connections from your address\"}}"
             }
             Refusal::ServerFull => SERVER_FULL,
         }
@@ -51,7 +51,7 @@ impl Refusal {
 }
 
 /// The answer when the server cannot take another client.
-pub const SERVER_FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json; charset=utf-8\r\nretry-after: 5\r\nconnection: close\r\ncontent-length: 80\r\n\r\n{\"error\":{\"code\":\"server_full\",\"message\":\"the server cannot take more clients\"}}";
+pub const SERVER_FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json; charset=utf-8\r\nretry-after: 5\r\nx-content-type-options: nosniff\r\nreferrer-policy: no-referrer\r\nconnection: close\r\ncontent-length: 80\r\n\r\n{\"error\":{\"code\":\"server_full\",\"message\":\"the server cannot take more clients\"}}";
 
 /// One admitted connection; dropping it gives its place back.
 pub struct Admitted {

@@ -42,12 +42,33 @@ pub struct NewUser {
     pub display_name: String,
     pub password_hash: String,
     pub at: Millis,
+    /// The hash of an invite code this registration uses up, in the same
+    /// transaction (invite-only registration).
+    pub invite: Option<[u8; 32]>,
 }
 
 /// The stored form of a user's credentials, for login.
 pub struct Credentials {
     pub user: User,
     pub password_hash: String,
+    pub deactivated: bool,
+}
+
+/// Which of a user's live sessions a write ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndSessions {
+    None,
+    /// Every one but this (the caller's own).
+    AllBut(SessionId),
+    All,
+}
+
+/// A live session as its owner sees it in their list.
+#[derive(Clone, Debug)]
+pub struct SessionInfo {
+    pub id: SessionId,
+    pub created_at: Millis,
+    pub expires_at: Millis,
 }
 
 /// Changes to a profile; `None` leaves a field alone, `Some(None)` clears it.
@@ -145,12 +166,15 @@ pub trait Store: Send + Sync + 'static {
     /// so one deployment's cursor is never misread by another.
     fn deployment_id(&self) -> u64;
 
+    /// Creates a user; `Conflict("username")` when the name is taken,
+    /// `NotFound("invite")` when the invite is unknown, used or expired.
     async fn create_user(&self, user: NewUser) -> StoreResult<User>;
     async fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>>;
     async fn user(&self, id: UserId) -> StoreResult<Option<User>>;
     /// Creates or updates the user `external_id` of host site `site`.
     /// Their username is `site:external_id`, which no password login can
-    /// name, and `avatar_url` is only changed when `Some`.
+    /// name, and `avatar_url` is only changed when `Some`. A deactivated
+    /// user is left alone: `Conflict("deactivated")`.
     async fn upsert_site_user(
         &self,
         site: &str,
@@ -161,13 +185,42 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<User>;
     /// The user `external_id` of host site `site`, if known.
     async fn site_user(&self, site: &str, external_id: &str) -> StoreResult<Option<User>>;
-    /// Ends every live session of `user`; returns their ids.
+    /// Ends the live sessions of `user` that `which` names; returns their ids.
     async fn end_user_sessions(
         &self,
         user: UserId,
+        which: EndSessions,
         reason: EndReason,
         at: Millis,
     ) -> StoreResult<Vec<SessionId>>;
+    /// The user's sessions that have neither ended nor expired at `now`.
+    async fn live_sessions(&self, user: UserId, now: Millis) -> StoreResult<Vec<SessionInfo>>;
+    /// Replaces the password hash and ends the sessions `ending` names, in
+    /// one transaction; returns the ended sessions.
+    async fn set_password(
+        &self,
+        user: UserId,
+        password_hash: String,
+        ending: EndSessions,
+        at: Millis,
+    ) -> StoreResult<Vec<SessionId>>;
+    /// Deactivates (ending every session in the same transaction) or
+    /// reactivates an account; returns the ended sessions.
+    async fn set_deactivated(
+        &self,
+        user: UserId,
+        deactivated: bool,
+        at: Millis,
+    ) -> StoreResult<Vec<SessionId>>;
+    /// Whether the account is deactivated (`None`: no such user).
+    async fn is_deactivated(&self, user: UserId) -> StoreResult<Option<bool>>;
+    /// Records an invite code's hash, usable once until `expires_at`.
+    async fn create_invite(
+        &self,
+        code_hash: [u8; 32],
+        at: Millis,
+        expires_at: Millis,
+    ) -> StoreResult<()>;
     /// Records a site token's `jti`; `false` when it was recorded before
     /// (a replay). Ids whose tokens have expired are forgotten.
     async fn claim_token_id(

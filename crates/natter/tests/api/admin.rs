@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use crate::common::{Client, Reply, TestServer, assert_error};
 
-const KEY: &str = "admin-key-for-tests-0123456789abcdef";
+pub const KEY: &str = "admin-key-for-tests-0123456789abcdef";
 
-async fn server() -> TestServer {
+pub async fn server() -> TestServer {
     TestServer::start_with(|c| {
         c.chat.admin_keys = Secrets(vec![KEY.into()]);
         c.chat.sites = vec![Arc::new(
@@ -30,7 +30,13 @@ async fn server() -> TestServer {
     .await
 }
 
-async fn admin(client: &Client, method: &str, path: &str, body: Option<Value>, key: &str) -> Reply {
+pub async fn admin(
+    client: &Client,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    key: &str,
+) -> Reply {
     let mut rb = client
         .http
         .request(method.parse().unwrap(), format!("{}{path}", client.base))

@@ -11,6 +11,7 @@ mod browser;
 mod delivery;
 mod durability;
 mod events;
+mod lifecycle;
 mod limits;
 mod messages;
 mod meta;

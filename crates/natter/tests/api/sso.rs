@@ -574,3 +574,55 @@ async fn a_site_may_require_jti_and_sets_how_long_its_sessions_last() {
         std::time::Duration::from_secs(4 * 3600)
     );
 }
+
+#[tokio::test]
+async fn closed_registration_and_deactivation_also_hold_for_site_users() {
+    use crate::admin::{KEY, admin};
+    let server = TestServer::start_with(|c| {
+        c.chat.sites = vec![site("school", "https://school.test", "HS256")];
+        c.chat.admin_keys = natter::chat::Secrets(vec![KEY.into()]);
+        c.chat.registration = natter::chat::RegistrationMode::Closed;
+    })
+    .await;
+    let anon = server.client();
+    let mut token = claims("42");
+    token["jti"] = json!("first");
+    let reply = exchange(&anon, json!({"token": hs(&token)})).await;
+    assert_error(&reply, StatusCode::FORBIDDEN, "registration_closed");
+    // The site's backend may still bring its users in; then they sign in,
+    // with the same jti: the refusal did not use it up.
+    let (status, room) = admin(
+        &anon,
+        "POST",
+        "/api/v1/admin/rooms",
+        Some(json!({"title": "c"})),
+        KEY,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = room["room"]["id"].as_i64().unwrap();
+    let (status, added) = admin(
+        &anon,
+        "POST",
+        &format!("/api/v1/admin/rooms/{id}/members"),
+        Some(json!({"site": "school", "external_id": "42"})),
+        KEY,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{added}");
+    let (status, body) = exchange(&anon, json!({"token": hs(&token)})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let user = body["user"]["id"].as_i64().unwrap();
+    let (status, _) = admin(
+        &anon,
+        "POST",
+        &format!("/api/v1/admin/users/{user}/deactivate"),
+        None,
+        KEY,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    token["jti"] = json!("second");
+    let reply = exchange(&anon, json!({"token": hs(&token)})).await;
+    assert_error(&reply, StatusCode::FORBIDDEN, "account_deactivated");
+}

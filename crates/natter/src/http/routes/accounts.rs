@@ -11,8 +11,8 @@ use crate::chat::Login;
 use crate::http::AppState;
 use crate::http::error::ApiResult;
 use crate::http::extract::{Auth, ClientSource, JsonBody, PathId};
-use crate::http::wire::UserOut;
-use crate::model::UserId;
+use crate::http::wire::{SessionOut, UserOut};
+use crate::model::{SessionId, UserId};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -22,6 +22,13 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/sessions/sso", post(sso_login))
         .route("/api/v1/sessions/current", delete(logout))
         .route("/api/v1/me", get(me).patch(update_me))
+        .route("/api/v1/me/password", post(change_password))
+        .route(
+            "/api/v1/me/sessions",
+            get(my_sessions).delete(end_other_sessions),
+        )
+        .route("/api/v1/me/sessions/{id}", delete(end_my_session))
+        .route("/api/v1/me/deactivate", post(deactivate_me))
 }
 
 #[derive(Deserialize)]
@@ -29,6 +36,8 @@ struct RegisterIn {
     username: String,
     password: String,
     display_name: Option<String>,
+    /// Required when registration is invite-only.
+    invite: Option<String>,
 }
 
 /// `POST /api/v1/users`: create an account.
@@ -44,6 +53,7 @@ async fn register(
             &input.username,
             &input.password,
             input.display_name.as_deref(),
+            input.invite.as_deref(),
         )
         .await?;
     Ok((
@@ -150,4 +160,78 @@ async fn user(
 ) -> ApiResult<Json<Value>> {
     let user = s.chat.user(UserId(id)).await?;
     Ok(Json(json!({ "user": UserOut::from(&user) })))
+}
+
+#[derive(Deserialize)]
+struct PasswordIn {
+    current_password: String,
+    new_password: String,
+    /// Sign out every other session (the default).
+    #[serde(default = "yes")]
+    end_other_sessions: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /api/v1/me/password`: change the caller's password.
+async fn change_password(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    JsonBody(input): JsonBody<PasswordIn>,
+) -> ApiResult<Json<Value>> {
+    let ended = s
+        .chat
+        .change_password(
+            &caller,
+            &input.current_password,
+            &input.new_password,
+            input.end_other_sessions,
+        )
+        .await?;
+    Ok(Json(json!({ "ended_sessions": ended })))
+}
+
+/// `GET /api/v1/me/sessions`: the caller's live sessions.
+async fn my_sessions(State(s): State<AppState>, Auth(caller): Auth) -> ApiResult<Json<Value>> {
+    let sessions = s.chat.sessions(&caller).await?;
+    let sessions: Vec<_> = sessions.iter().map(SessionOut::from).collect();
+    Ok(Json(json!({ "sessions": sessions })))
+}
+
+/// `DELETE /api/v1/me/sessions`: sign out every session but this one.
+async fn end_other_sessions(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+) -> ApiResult<Json<Value>> {
+    let ended = s.chat.end_other_sessions(&caller).await?;
+    Ok(Json(json!({ "ended_sessions": ended })))
+}
+
+/// `DELETE /api/v1/me/sessions/{id}`: sign out one of the caller's sessions.
+async fn end_my_session(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+) -> ApiResult<StatusCode> {
+    s.chat.end_own_session(&caller, SessionId(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct DeactivateIn {
+    password: String,
+}
+
+/// `POST /api/v1/me/deactivate`: deactivate the caller's own account.
+async fn deactivate_me(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    JsonBody(input): JsonBody<DeactivateIn>,
+) -> ApiResult<StatusCode> {
+    s.chat
+        .deactivate_own_account(&caller, &input.password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -2,7 +2,7 @@
 //! backend: rooms, rosters, profiles, notices, sessions. Every route takes
 //! the `Admin` extractor: a configured key, and no browser.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::chat::MemberRef;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{Admin, JsonBody, PathId, PathIds};
+use crate::http::extract::{Admin, JsonBody, PathId, PathIds, PathText};
 use crate::http::wire::{EventOut, RoomOut, UserOut};
 use crate::model::{RoomId, UserId, Visibility};
 
@@ -30,6 +30,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/admin/rooms/{id}/messages", post(post_message))
         .route("/api/v1/admin/users/{id}", patch(update_user))
         .route("/api/v1/admin/users/{id}/sessions", delete(end_sessions))
+        .route("/api/v1/admin/users/{id}/deactivate", post(deactivate_user))
+        .route("/api/v1/admin/users/{id}/reactivate", post(reactivate_user))
+        .route("/api/v1/admin/invites", post(create_invite))
         .route(
             "/api/v1/admin/sites/{site}/users/{external_id}",
             get(site_user),
@@ -177,13 +180,19 @@ async fn post_message(
     PathId(room): PathId,
     JsonBody(input): JsonBody<NoticeIn>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let event = s
+    let (event, duplicate) = s
         .chat
         .admin_post(RoomId(room), &input.text, input.client_msg_id.as_deref())
         .await?;
+    // As for a user's send: 200 when the client message id was used before.
+    let status = if duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((
-        StatusCode::CREATED,
-        Json(json!({ "message": EventOut::from(&event) })),
+        status,
+        Json(json!({ "message": EventOut::from(&event), "duplicate": duplicate })),
     ))
 }
 
@@ -225,8 +234,59 @@ async fn end_sessions(
 async fn site_user(
     _: Admin,
     State(s): State<AppState>,
-    Path((site, external_id)): Path<(String, String)>,
+    PathText((site, external_id)): PathText<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let user = s.chat.admin_site_user(&site, &external_id).await?;
     Ok(Json(json!({ "user": UserOut::from(&user) })))
+}
+
+/// `POST /api/v1/admin/users/{id}/deactivate`: end every session and poll
+/// of the user at once and refuse their logins.
+async fn deactivate_user(
+    _: Admin,
+    State(s): State<AppState>,
+    PathId(user): PathId,
+) -> ApiResult<Json<Value>> {
+    let ended = s.chat.set_deactivated(UserId(user), true).await?;
+    Ok(Json(json!({ "ended": ended })))
+}
+
+/// `POST /api/v1/admin/users/{id}/reactivate`: let a deactivated user sign in again.
+async fn reactivate_user(
+    _: Admin,
+    State(s): State<AppState>,
+    PathId(user): PathId,
+) -> ApiResult<StatusCode> {
+    s.chat.set_deactivated(UserId(user), false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct InviteIn {
+    /// How long the code stays good [default: 7 days].
+    valid_for_secs: Option<u64>,
+}
+
+/// `POST /api/v1/admin/invites`: an invite code for invite-only registration.
+async fn create_invite(
+    _: Admin,
+    State(s): State<AppState>,
+    JsonBody(input): JsonBody<InviteIn>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let secs = input.valid_for_secs.unwrap_or(7 * 86_400);
+    if !(60..=365 * 86_400).contains(&secs) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_valid_for",
+            "valid_for_secs must be 60..=31536000",
+        ));
+    }
+    let invite = s
+        .chat
+        .create_invite(std::time::Duration::from_secs(secs))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "code": invite.code, "expires_at": invite.expires_at })),
+    ))
 }

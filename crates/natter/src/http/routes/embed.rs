@@ -5,7 +5,7 @@
 //! the browser shows nothing.
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
 };
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::chat::Site;
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::PathId;
+use crate::http::extract::{PathId, QueryParams};
 
 const PAGE: &str = include_str!("../../../../../web/embed.html");
 
@@ -33,14 +33,14 @@ struct SiteQuery {
 }
 
 /// `GET /embed/widget?site=…`: the chat inside the floating widget.
-async fn widget(State(s): State<AppState>, Query(q): Query<SiteQuery>) -> Response {
+async fn widget(State(s): State<AppState>, QueryParams(q): QueryParams<SiteQuery>) -> Response {
     page(&s, q.site.as_deref(), "widget", None)
 }
 
 /// `GET /embed/rooms/{id}?site=…`: one room as a panel in the host page.
 async fn room(
     State(s): State<AppState>,
-    Query(q): Query<SiteQuery>,
+    QueryParams(q): QueryParams<SiteQuery>,
     PathId(id): PathId,
 ) -> Response {
     page(&s, q.site.as_deref(), "room", Some(id))

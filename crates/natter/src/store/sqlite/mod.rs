@@ -24,9 +24,9 @@ use crate::model::{
     EndReason, Event, Millis, Role, Room, RoomId, Seq, SessionId, User, UserId, Visibility,
 };
 use crate::store::{
-    Appended, Credentials, MemberProfile, MembershipRecord, NewMessage, NewRoom, NewSession,
-    NewUser, ProfilePatch, RoomSnapshot, RoomSummary, SessionRecord, Store, StoreError,
-    StoreResult,
+    Appended, Credentials, EndSessions, MemberProfile, MembershipRecord, NewMessage, NewRoom,
+    NewSession, NewUser, ProfilePatch, RoomSnapshot, RoomSummary, SessionInfo, SessionRecord,
+    Store, StoreError, StoreResult,
 };
 
 /// Read connections kept open between reads, and reads run at once.
@@ -186,11 +186,55 @@ impl Store for SqliteStore {
     async fn end_user_sessions(
         &self,
         user: UserId,
+        which: EndSessions,
         reason: EndReason,
         at: Millis,
     ) -> StoreResult<Vec<SessionId>> {
         self.writer
-            .write(move |c| queries::end_user_sessions(c, user, reason, at))
+            .write(move |c| queries::end_user_sessions(c, user, which, reason, at))
+            .await
+    }
+
+    async fn live_sessions(&self, user: UserId, now: Millis) -> StoreResult<Vec<SessionInfo>> {
+        self.read(move |c| queries::live_sessions(c, user, now))
+            .await
+    }
+
+    async fn set_password(
+        &self,
+        user: UserId,
+        password_hash: String,
+        ending: EndSessions,
+        at: Millis,
+    ) -> StoreResult<Vec<SessionId>> {
+        self.writer
+            .write(move |c| queries::set_password(c, user, &password_hash, ending, at))
+            .await
+    }
+
+    async fn set_deactivated(
+        &self,
+        user: UserId,
+        deactivated: bool,
+        at: Millis,
+    ) -> StoreResult<Vec<SessionId>> {
+        self.writer
+            .write(move |c| queries::set_deactivated(c, user, deactivated, at))
+            .await
+    }
+
+    async fn is_deactivated(&self, user: UserId) -> StoreResult<Option<bool>> {
+        self.read(move |c| queries::is_deactivated(c, user)).await
+    }
+
+    async fn create_invite(
+        &self,
+        code_hash: [u8; 32],
+        at: Millis,
+        expires_at: Millis,
+    ) -> StoreResult<()> {
+        self.writer
+            .write(move |c| queries::create_invite(c, &code_hash, at, expires_at))
             .await
     }
 

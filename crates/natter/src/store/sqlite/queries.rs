@@ -10,8 +10,9 @@ use crate::model::{
     UserId, Visibility,
 };
 use crate::store::{
-    Appended, Credentials, MemberProfile, MembershipRecord, NewMessage, NewRoom, NewSession,
-    NewUser, ProfilePatch, RoomSnapshot, RoomSummary, SessionRecord, StoreError, StoreResult,
+    Appended, Credentials, EndSessions, MemberProfile, MembershipRecord, NewMessage, NewRoom,
+    NewSession, NewUser, ProfilePatch, RoomSnapshot, RoomSummary, SessionInfo, SessionRecord,
+    StoreError, StoreResult,
 };
 
 type R<T> = StoreResult<T>;
@@ -37,6 +38,17 @@ fn exec<P: rusqlite::Params>(conn: &Connection, sql: &str, params: P) -> rusqlit
 }
 
 pub fn create_user(conn: &Connection, u: &NewUser) -> R<User> {
+    if let Some(invite) = &u.invite {
+        // Used up in this transaction: an invite makes one account.
+        let used = q(exec(
+            conn,
+            "UPDATE invites SET used_at = ?1 WHERE code_hash = ?2 AND used_at IS NULL AND expires_at > ?1",
+            params![u.at, &invite[..]],
+        ))?;
+        if used != 1 {
+            return Err(StoreError::NotFound("invite"));
+        }
+    }
     let inserted = exec(
         conn,
         "INSERT INTO users (username, display_name, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -47,25 +59,38 @@ pub fn create_user(conn: &Connection, u: &NewUser) -> R<User> {
             StoreError::Conflict(_) => Err(StoreError::Conflict("username")),
             other => Err(other),
         },
-        Ok(_) => Ok(User {
-            id: UserId(conn.last_insert_rowid()),
-            username: u.username.clone(),
-            display_name: u.display_name.clone(),
-            avatar_url: None,
-            created_at: u.at,
-        }),
+        Ok(_) => {
+            let id = conn.last_insert_rowid();
+            if let Some(invite) = &u.invite {
+                q(exec(
+                    conn,
+                    "UPDATE invites SET used_by = ?1 WHERE code_hash = ?2",
+                    params![id, &invite[..]],
+                ))?;
+            }
+            Ok(User {
+                id: UserId(id),
+                username: u.username.clone(),
+                display_name: u.display_name.clone(),
+                avatar_url: None,
+                created_at: u.at,
+            })
+        }
     }
 }
 
 pub fn credentials(conn: &Connection, username: &str) -> R<Option<Credentials>> {
     q(row(
         conn,
-        &format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?1"),
+        &format!(
+            "SELECT {USER_COLUMNS}, password_hash, deactivated_at IS NOT NULL FROM users WHERE username = ?1"
+        ),
         [username],
         |r| {
             Ok(Credentials {
                 user: rows::user(r)?,
                 password_hash: r.get(5)?,
+                deactivated: r.get(6)?,
             })
         },
     )
@@ -90,15 +115,16 @@ pub fn upsert_site_user(
     avatar_url: Option<&str>,
     at: Millis,
 ) -> R<User> {
-    let existing: Option<i64> = q(row(
+    let existing: Option<(i64, bool)> = q(row(
         conn,
-        "SELECT id FROM users WHERE site = ?1 AND external_id = ?2",
+        "SELECT id, deactivated_at IS NOT NULL FROM users WHERE site = ?1 AND external_id = ?2",
         params![site, external_id],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )
     .optional())?;
     let id = match existing {
-        Some(id) => {
+        Some((_, true)) => return Err(StoreError::Conflict("deactivated")),
+        Some((id, false)) => {
             q(exec(
                 conn,
                 "UPDATE users SET display_name = ?1, avatar_url = COALESCE(?2, avatar_url) WHERE id = ?3",
@@ -134,18 +160,102 @@ pub fn site_user(conn: &Connection, site: &str, external_id: &str) -> R<Option<U
 pub fn end_user_sessions(
     conn: &Connection,
     user: UserId,
+    which: EndSessions,
     reason: EndReason,
     at: Millis,
 ) -> R<Vec<SessionId>> {
+    let keep = match which {
+        EndSessions::None => return Ok(Vec::new()),
+        EndSessions::AllBut(keep) => keep.0,
+        EndSessions::All => 0,
+    };
     let mut stmt = q(conn.prepare_cached(
         "UPDATE sessions SET ended_reason = ?1, ended_at = ?2
-         WHERE user_id = ?3 AND ended_reason IS NULL RETURNING id",
+         WHERE user_id = ?3 AND ended_reason IS NULL AND id != ?4 RETURNING id",
     ))?;
     q(stmt
-        .query_map(params![reason.as_str(), at, user.0], |r| {
+        .query_map(params![reason.as_str(), at, user.0, keep], |r| {
             Ok(SessionId(r.get(0)?))
         })
         .and_then(|it| it.collect()))
+}
+
+pub fn live_sessions(conn: &Connection, user: UserId, now: Millis) -> R<Vec<SessionInfo>> {
+    let mut stmt = q(conn.prepare_cached(
+        "SELECT id, created_at, expires_at FROM sessions
+         WHERE user_id = ?1 AND ended_reason IS NULL AND expires_at > ?2 ORDER BY id",
+    ))?;
+    q(stmt
+        .query_map(params![user.0, now], |r| {
+            Ok(SessionInfo {
+                id: SessionId(r.get(0)?),
+                created_at: r.get(1)?,
+                expires_at: r.get(2)?,
+            })
+        })
+        .and_then(|it| it.collect()))
+}
+
+pub fn set_password(
+    conn: &Connection,
+    user: UserId,
+    password_hash: &str,
+    ending: EndSessions,
+    at: Millis,
+) -> R<Vec<SessionId>> {
+    let changed = q(exec(
+        conn,
+        "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+        params![password_hash, user.0],
+    ))?;
+    if changed == 0 {
+        return Err(StoreError::NotFound("user"));
+    }
+    end_user_sessions(conn, user, ending, EndReason::LoggedOut, at)
+}
+
+pub fn set_deactivated(
+    conn: &Connection,
+    user: UserId,
+    deactivated: bool,
+    at: Millis,
+) -> R<Vec<SessionId>> {
+    let changed = q(exec(
+        conn,
+        "UPDATE users SET deactivated_at = CASE WHEN ?1 THEN COALESCE(deactivated_at, ?2) END WHERE id = ?3",
+        params![deactivated, at, user.0],
+    ))?;
+    if changed == 0 {
+        return Err(StoreError::NotFound("user"));
+    }
+    if !deactivated {
+        return Ok(Vec::new());
+    }
+    end_user_sessions(conn, user, EndSessions::All, EndReason::Deactivated, at)
+}
+
+pub fn is_deactivated(conn: &Connection, user: UserId) -> R<Option<bool>> {
+    q(row(
+        conn,
+        "SELECT deactivated_at IS NOT NULL FROM users WHERE id = ?1",
+        [user.0],
+        |r| r.get(0),
+    )
+    .optional())
+}
+
+pub fn create_invite(
+    conn: &Connection,
+    code_hash: &[u8; 32],
+    at: Millis,
+    expires_at: Millis,
+) -> R<()> {
+    q(exec(
+        conn,
+        "INSERT INTO invites (code_hash, created_at, expires_at) VALUES (?1, ?2, ?3)",
+        params![&code_hash[..], at, expires_at],
+    ))?;
+    Ok(())
 }
 
 pub fn claim_token_id(
@@ -188,7 +298,7 @@ pub fn update_profile(conn: &Connection, id: UserId, patch: &ProfilePatch) -> R<
 
 pub fn create_session(conn: &Connection, s: &NewSession) -> R<(SessionId, Vec<SessionId>)> {
     let ended = match s.end_others {
-        Some(reason) => end_user_sessions(conn, s.user, reason, s.at)?,
+        Some(reason) => end_user_sessions(conn, s.user, EndSessions::All, reason, s.at)?,
         None => Vec::new(),
     };
     q(exec(

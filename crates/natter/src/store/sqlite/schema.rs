@@ -117,6 +117,22 @@ CREATE TABLE events_v3 (
 );
 "#,
     },
+    // Accounts can be deactivated (by their owner or the admin API), and
+    // registration can require an invite; invites are kept by the hash of
+    // their code, which is shown once.
+    Migration {
+        then: None,
+        sql: r#"
+ALTER TABLE users ADD COLUMN deactivated_at INTEGER;
+CREATE TABLE invites (
+    code_hash  BLOB PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_by    INTEGER REFERENCES users(id),
+    used_at    INTEGER
+);
+"#,
+    },
 ];
 
 /// The idempotency key of a message as the events index stores it: the
