@@ -79,6 +79,12 @@ pub struct Settings {
     /// Who may create an account: `open`, `invite` (codes from the admin API), `sites` (host sites' users only) or `closed` [default: open]
     #[arg(long, env = "NATTER_REGISTRATION")]
     pub registration: Option<RegistrationMode>,
+    /// Address to serve Prometheus metrics on (`/metrics`, no token); keep it private [default: not served]
+    #[arg(long, env = "NATTER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Bearer token for `/metrics` on the main listener (at least 32 characters) [default: not served there]
+    #[arg(long, env = "NATTER_METRICS_TOKEN")]
+    pub metrics_token: Option<String>,
     /// Rate limits on or off; off is only for load tests on a closed machine [default: on]
     #[arg(long, env = "NATTER_RATE_LIMITS", value_parser = clap::builder::BoolishValueParser::new())]
     pub rate_limits: Option<bool>,
@@ -208,6 +214,8 @@ impl Settings {
             trusted_proxies: over.trusted_proxies.or(self.trusted_proxies),
             rate_limits: over.rate_limits.or(self.rate_limits),
             registration: over.registration.or(self.registration),
+            metrics_listen: over.metrics_listen.or(self.metrics_listen),
+            metrics_token: over.metrics_token.or(self.metrics_token),
             limit_login_per_source: over.limit_login_per_source.or(self.limit_login_per_source),
             limit_register_per_source: over
                 .limit_register_per_source
@@ -248,6 +256,8 @@ pub struct Config {
     /// `None`: derived from the open-files limit at start.
     pub max_connections: Option<usize>,
     pub trusted_proxies: TrustedProxies,
+    pub metrics_listen: Option<SocketAddr>,
+    pub metrics_token: Option<String>,
     pub shutdown_grace: Duration,
     pub log: String,
 }
@@ -311,6 +321,8 @@ impl Config {
             body_read_timeout: secs(s.body_read_timeout_secs.unwrap_or(10)),
             max_connections_per_source: s.max_connections_per_source.unwrap_or(256),
             max_connections: s.max_connections,
+            metrics_listen: s.metrics_listen,
+            metrics_token: s.metrics_token.clone(),
             trusted_proxies: match &s.trusted_proxies {
                 None => TrustedProxies::loopback(),
                 Some(list) => trusted_proxies(list)?,
@@ -341,6 +353,10 @@ impl Config {
         anyhow::ensure!(
             config.body_read_timeout > Duration::ZERO,
             "body_read_timeout_secs must be at least 1"
+        );
+        anyhow::ensure!(
+            config.metrics_token.as_ref().is_none_or(|t| t.len() >= 32),
+            "metrics_token must be at least 32 characters"
         );
         anyhow::ensure!(
             config.max_connections != Some(0),

@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod model;
 pub mod server;
 pub mod source;

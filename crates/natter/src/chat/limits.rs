@@ -17,8 +17,8 @@ use std::fmt;
 use std::hash::Hash;
 use std::num::NonZeroU32;
 use std::str::FromStr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
@@ -26,6 +26,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
 use crate::error::{ChatError, ChatResult};
+use crate::metrics::Metrics;
 use crate::model::UserId;
 use crate::source::Source;
 
@@ -244,17 +245,14 @@ pub(super) struct Limiters {
     failures: Mutex<HashMap<String, Failures>>,
     free_failures: u32,
     max_delay: Duration,
+    metrics: Arc<Metrics>,
 }
 
 /// Accounts with recent failures kept at most before old ones are dropped.
 const FAILURES_SWEEP_AT: usize = 10_000;
 
-fn refused(limit: Limit, retry_after: Duration) -> ChatError {
-    ChatError::RateLimited { limit, retry_after }
-}
-
 impl Limiters {
-    pub(super) fn new(config: &RateLimits) -> Limiters {
+    pub(super) fn new(config: &RateLimits, metrics: Arc<Metrics>) -> Limiters {
         Limiters {
             login: config.login_per_source.map(Counter::new),
             register: config.register_per_source.map(Counter::new),
@@ -266,7 +264,14 @@ impl Limiters {
             failures: Mutex::new(HashMap::new()),
             free_failures: config.login_free_failures,
             max_delay: config.login_max_delay,
+            metrics,
         }
+    }
+
+    /// The refusal for `limit`, counted.
+    fn refuse(&self, limit: Limit, retry_after: Duration) -> ChatError {
+        self.metrics.rate_limited(limit.name());
+        ChatError::RateLimited { limit, retry_after }
     }
 
     /// Counts one call from `source`; refuses it past the limit.
@@ -278,7 +283,9 @@ impl Limiters {
             _ => unreachable!("{limit:?} is not counted per source"),
         };
         match counter {
-            Some(counter) => counter.check(&source).map_err(|wait| refused(limit, wait)),
+            Some(counter) => counter
+                .check(&source)
+                .map_err(|wait| self.refuse(limit, wait)),
             None => Ok(()),
         }
     }
@@ -293,7 +300,9 @@ impl Limiters {
             _ => unreachable!("{limit:?} is not counted per user"),
         };
         match counter {
-            Some(counter) => counter.check(&user).map_err(|wait| refused(limit, wait)),
+            Some(counter) => counter
+                .check(&user)
+                .map_err(|wait| self.refuse(limit, wait)),
             None => Ok(()),
         }
     }
@@ -303,7 +312,7 @@ impl Limiters {
         let failures = self.failures.lock().expect("failures poisoned");
         match failures.get(account) {
             Some(f) if f.until > Instant::now() => {
-                Err(refused(Limit::LoginFailures, f.until - Instant::now()))
+                Err(self.refuse(Limit::LoginFailures, f.until - Instant::now()))
             }
             _ => Ok(()),
         }
@@ -372,10 +381,13 @@ mod tests {
 
     #[test]
     fn a_burst_then_the_sustained_rate() {
-        let limits = Limiters::new(&RateLimits {
-            sends_per_user: Some("1/h burst 3".parse().unwrap()),
-            ..RateLimits::default()
-        });
+        let limits = Limiters::new(
+            &RateLimits {
+                sends_per_user: Some("1/h burst 3".parse().unwrap()),
+                ..RateLimits::default()
+            },
+            Arc::default(),
+        );
         for _ in 0..3 {
             limits.by_user(Limit::Send, UserId(1)).unwrap();
         }
@@ -392,10 +404,13 @@ mod tests {
 
     #[test]
     fn wrong_passwords_grow_the_delay_and_a_right_one_clears_it() {
-        let limits = Limiters::new(&RateLimits {
-            login_free_failures: 2,
-            ..RateLimits::default()
-        });
+        let limits = Limiters::new(
+            &RateLimits {
+                login_free_failures: 2,
+                ..RateLimits::default()
+            },
+            Arc::default(),
+        );
         limits.login_failed("alice");
         limits.login_allowed("alice").unwrap();
         limits.login_failed("alice");

@@ -33,6 +33,7 @@ impl Chat {
         client_msg_id: &str,
         text: &str,
     ) -> ChatResult<Sent> {
+        let started = std::time::Instant::now();
         let text = MessageText::parse(text, self.config.max_message_chars)?;
         let client_msg_id = ClientMsgId::parse(client_msg_id)?;
         self.limits.by_user(Limit::Send, caller.user)?;
@@ -47,21 +48,29 @@ impl Chat {
             at: now_ms(),
         };
         let store = self.store.clone();
-        self.commit(async move {
-            let appended = store.append_message(message).await?;
-            let event = Arc::new(appended.event);
-            let announce = if appended.duplicate {
-                Vec::new()
-            } else {
-                vec![BusMessage::RoomEvent(event.clone())]
-            };
-            let sent = Sent {
-                event,
-                duplicate: appended.duplicate,
-            };
-            Ok((sent, announce))
-        })
-        .await
+        let sent = self
+            .commit(async move {
+                let appended = store.append_message(message).await?;
+                let event = Arc::new(appended.event);
+                let announce = if appended.duplicate {
+                    Vec::new()
+                } else {
+                    vec![BusMessage::RoomEvent(event.clone())]
+                };
+                let sent = Sent {
+                    event,
+                    duplicate: appended.duplicate,
+                };
+                Ok((sent, announce))
+            })
+            .await?;
+        if !sent.duplicate {
+            self.metrics.sends.inc();
+        }
+        self.metrics
+            .send_ack_latency
+            .observe(started.elapsed().as_secs_f64());
+        Ok(sent)
     }
 
     /// A page of a room's events before `before` (or the newest), oldest

@@ -28,6 +28,7 @@ pub use self::sso::Site;
 use crate::bus::{Bus, BusMessage, BusSink};
 use crate::error::{ChatError, ChatResult};
 use crate::hub::{Hub, HubConfig, RoomFeed};
+use crate::metrics::Metrics;
 use crate::model::{EndReason, Event, Role, RoomId, SessionId, User, UserId, Visibility};
 use crate::store::{Store, StoreError};
 
@@ -136,6 +137,7 @@ pub struct Chat {
     config: ChatConfig,
     sessions: accounts::SessionCache,
     limits: limits::Limiters,
+    metrics: Arc<Metrics>,
     /// Display names of senders, so a send needs no extra read.
     names: Mutex<HashMap<UserId, String>>,
     passwords: passwords::PasswordPool,
@@ -152,12 +154,14 @@ impl Chat {
         hub_config: HubConfig,
         config: ChatConfig,
     ) -> Arc<Chat> {
-        let hub = Hub::new(store.clone(), hub_config);
+        let metrics = Arc::new(Metrics::new());
+        let hub = Hub::new(store.clone(), hub_config, metrics.clone());
         let chat = Arc::new(Chat {
             store,
             bus: bus.clone(),
             hub,
-            limits: limits::Limiters::new(&config.limits),
+            limits: limits::Limiters::new(&config.limits, metrics.clone()),
+            metrics,
             config,
             sessions: accounts::SessionCache::default(),
             names: Mutex::new(HashMap::new()),
@@ -172,6 +176,11 @@ impl Chat {
     /// The hub, for presence queries and shutdown.
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
+    }
+
+    /// The node's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The configured rules.
@@ -228,9 +237,13 @@ impl Chat {
         &self,
         write: impl Future<Output = Result<(T, Vec<BusMessage>), StoreError>> + Send + 'static,
     ) -> ChatResult<T> {
-        let bus = self.bus.clone();
+        let (bus, metrics) = (self.bus.clone(), self.metrics.clone());
         tokio::spawn(async move {
+            let started = std::time::Instant::now();
             let (value, announcements) = write.await?;
+            metrics
+                .store_commit_latency
+                .observe(started.elapsed().as_secs_f64());
             for message in announcements {
                 bus.publish(message);
             }

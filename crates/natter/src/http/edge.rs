@@ -39,8 +39,9 @@ use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
 use tower::Service;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use crate::chat::Chat;
+use crate::metrics::Metrics;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -109,6 +110,7 @@ where
             state,
             marks: Some(marks),
             span,
+            metrics: self.chat.metrics().clone(),
         }
     }
 }
@@ -123,6 +125,7 @@ pin_project! {
         // Entered while the router's future runs, so every log line of
         // the request names it.
         span: tracing::Span,
+        metrics: Arc<Metrics>,
     }
 }
 
@@ -161,7 +164,7 @@ where
         let _in_span = this.span.enter();
         this.state.set(State::Done);
         let marks = this.marks.take().expect("marks are taken only when done");
-        Poll::Ready(Ok(marks.finish(response)))
+        Poll::Ready(Ok(marks.finish(response, this.metrics)))
     }
 }
 
@@ -253,7 +256,10 @@ impl Marks {
     }
 
     /// Adds the edge's headers to an answer and logs it.
-    fn finish(self, mut response: Response) -> Response {
+    fn finish(self, mut response: Response, metrics: &Metrics) -> Response {
+        if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
+            metrics.error(code);
+        }
         let headers = response.headers_mut();
         headers.insert(X_REQUEST_ID, self.request_id);
         headers

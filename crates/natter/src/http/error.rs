@@ -47,6 +47,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message } });
         let mut response = (self.status, Json(body)).into_response();
+        // For the edge, which counts errors by code.
+        response.extensions_mut().insert(ErrorCode(self.code));
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()
@@ -134,6 +136,11 @@ impl From<ChatError> for ApiError {
         ApiError::new(status, code, message)
     }
 }
+
+/// The API code of an error answer, carried in the response's
+/// extensions to the edge.
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorCode(pub &'static str);
 
 /// Handler results.
 pub type ApiResult<T> = Result<T, ApiError>;

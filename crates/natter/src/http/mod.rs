@@ -36,6 +36,9 @@ pub struct AppState {
     pub trusted_proxies: Arc<TrustedProxies>,
     /// How long a request body may take to arrive.
     pub body_read_timeout: Duration,
+    /// The bearer token `/metrics` takes on the main listener; without
+    /// one it is not served there.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 /// The whole HTTP application: the routes behind the edge (log line,
@@ -58,6 +61,7 @@ pub fn app(
         chat,
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         body_read_timeout: config.body_read_timeout,
+        metrics_token: config.metrics_token.as_deref().map(Arc::from),
     };
     // One flat router with full paths: a nested router would add a layer
     // of prefix stripping and routing to every request.
@@ -78,6 +82,19 @@ pub fn app(
         .layer_fn(|routes| edge::layer(routes, state.chat.clone()))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .service(routes)
+}
+
+/// The metrics listener's app: `/metrics` and nothing else.
+pub fn metrics_app(metrics: Arc<crate::metrics::Metrics>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let metrics = metrics.clone();
+                async move { routes::meta::metrics_text(&metrics) }
+            }),
+        )
+        .fallback(not_found)
 }
 
 /// A JSON answer from a value that borrows (such as events' cached

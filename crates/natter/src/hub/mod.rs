@@ -25,6 +25,7 @@ pub use self::poll::PollAnswer;
 pub use self::room_feed::RoomFeed;
 pub use self::user_feed::UserFeed;
 use crate::error::{ChatError, ChatResult};
+use crate::metrics::Metrics;
 use crate::model::{EndReason, Ephemeral, Event, RoomId, SessionId, UserId};
 use crate::store::Store;
 
@@ -73,13 +74,15 @@ pub struct Hub {
     users: RwLock<HashMap<UserId, Arc<UserFeed>>>,
     shutdown: watch::Sender<bool>,
     presence_wakes: Mutex<presence::PresenceWakes>,
+    metrics: Arc<Metrics>,
     me: Weak<Hub>,
 }
 
 impl Hub {
-    /// Creates a hub reading from `store`.
-    pub fn new(store: Arc<dyn Store>, config: HubConfig) -> Arc<Hub> {
+    /// Creates a hub reading from `store` and counting in `metrics`.
+    pub fn new(store: Arc<dyn Store>, config: HubConfig, metrics: Arc<Metrics>) -> Arc<Hub> {
         Arc::new_cyclic(|me| Hub {
+            metrics,
             store,
             config,
             rooms: RwLock::new(HashMap::new()),

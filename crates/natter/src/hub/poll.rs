@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::{Cursor, CursorError, Hub, UserFeed};
 use crate::error::{ChatError, ChatResult};
-use crate::model::{Ephemeral, Event, RoomId, Seq, SessionId, UserId};
+use crate::model::{Ephemeral, Event, RoomId, Seq, SessionId, UserId, now_ms};
 
 /// What a poll returns.
 #[derive(Debug)]
@@ -68,6 +68,7 @@ impl Hub {
             if self.may_have_news(&user, &cursor) {
                 let answer = self.collect(&user, &cursor, deployment).await?;
                 if !answer.is_empty() {
+                    self.count_deliveries(&answer.events);
                     return Ok(answer);
                 }
             }
@@ -86,6 +87,24 @@ impl Hub {
             cursor: cursor_text.unwrap_or_default().to_owned(),
             ephemeral_gap: false,
         })
+    }
+
+    /// Counts the events a poll is about to answer with, and how long
+    /// after their send each reached it. A client catching up on events
+    /// older than a minute is not a slow delivery: those are counted but
+    /// kept out of the latency histogram.
+    fn count_deliveries(&self, events: &[Arc<Event>]) {
+        if events.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        self.metrics.deliveries.inc_by(events.len() as u64);
+        for event in events {
+            let ms = (now - event.at).max(0);
+            if ms < 60_000 {
+                self.metrics.delivery_latency.observe(ms as f64 / 1000.0);
+            }
+        }
     }
 
     /// A cursor at the current heads of the user's rooms.

@@ -20,6 +20,9 @@ pub struct OpenPoll {
 
 impl Drop for OpenPoll {
     fn drop(&mut self) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.metrics.polls_waiting.dec();
+        }
         let start_check = {
             let mut state = self.user.lock();
             let idle = state.close_poll(self.id) == 0;
@@ -57,6 +60,7 @@ impl Hub {
         if came_online {
             self.broadcast_presence(user, true);
         }
+        self.metrics.polls_waiting.inc();
         Ok(OpenPoll {
             hub: self.me.clone(),
             user: user.clone(),

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use crate::metrics::Metrics;
 use crate::source::{Source, TrustedProxies};
 
 /// The node's connection counts.
@@ -21,6 +22,7 @@ pub struct ConnectionGate {
     total_cap: usize,
     trusted: TrustedProxies,
     counts: Mutex<Counts>,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Default)]
@@ -39,6 +41,14 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The reason's name in metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Refusal::SourceFull => "source_full",
+            Refusal::ServerFull => "server_full",
+        }
+    }
+
     /// The whole answer, written straight to the socket.
     pub fn answer(&self) -> &'static [u8] {
         match self {
@@ -61,6 +71,7 @@ pub struct Admitted {
 
 impl Drop for Admitted {
     fn drop(&mut self) {
+        self.gate.metrics.connections_open.dec();
         let mut counts = self.gate.counts.lock().expect("counts poisoned");
         counts.total -= 1;
         if let Some(source) = self.source {
@@ -76,17 +87,34 @@ impl Drop for Admitted {
 
 impl ConnectionGate {
     /// `per_source_cap` 0 means no per-source cap.
-    pub fn new(per_source_cap: usize, total_cap: usize, trusted: TrustedProxies) -> Arc<Self> {
+    pub fn new(
+        per_source_cap: usize,
+        total_cap: usize,
+        trusted: TrustedProxies,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
         Arc::new(ConnectionGate {
             per_source_cap,
             total_cap,
             trusted,
             counts: Mutex::new(Counts::default()),
+            metrics,
         })
     }
 
     /// Counts a new connection from `peer`, or says why it is refused.
     pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Admitted, Refusal> {
+        let admitted = self.try_admit(peer);
+        match &admitted {
+            Ok(_) => {
+                self.metrics.connections_open.inc();
+            }
+            Err(refusal) => self.metrics.connection_refused(refusal.name()),
+        }
+        admitted
+    }
+
+    fn try_admit(self: &Arc<Self>, peer: IpAddr) -> Result<Admitted, Refusal> {
         let mut counts = self.counts.lock().expect("counts poisoned");
         if counts.total >= self.total_cap {
             return Err(Refusal::ServerFull);
@@ -121,7 +149,7 @@ mod tests {
 
     #[test]
     fn caps_per_source_and_in_all() {
-        let gate = ConnectionGate::new(2, 3, TrustedProxies::loopback());
+        let gate = ConnectionGate::new(2, 3, TrustedProxies::loopback(), Arc::default());
         let a: IpAddr = "203.0.113.1".parse().unwrap();
         let b: IpAddr = "203.0.113.2".parse().unwrap();
         let first = gate.admit(a).unwrap();
@@ -135,7 +163,7 @@ mod tests {
 
     #[test]
     fn trusted_proxies_have_no_per_source_cap() {
-        let gate = ConnectionGate::new(1, 100, TrustedProxies::loopback());
+        let gate = ConnectionGate::new(1, 100, TrustedProxies::loopback(), Arc::default());
         let proxy: IpAddr = "127.0.0.1".parse().unwrap();
         let held: Vec<_> = (0..10).map(|_| gate.admit(proxy).unwrap()).collect();
         assert_eq!(held.len(), 10);

@@ -59,7 +59,12 @@ pub async fn serve(
         config.max_connections_per_source,
         total_cap,
         config.trusted_proxies.clone(),
+        chat.metrics().clone(),
     );
+    let metrics_server = match config.metrics_listen {
+        Some(addr) => Some(serve_metrics(addr, chat.metrics().clone()).await?),
+        None => None,
+    };
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
@@ -95,6 +100,9 @@ pub async fn serve(
         }
     }
     drop(listener);
+    if let Some(task) = metrics_server {
+        task.abort();
+    }
     tracing::info!("shutting down: answering waiting polls");
     chat.hub().shutdown();
     tokio::select! {
@@ -104,6 +112,24 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Serves `/metrics`, unauthenticated, on its own address (one only the
+/// operator's network reaches).
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for metrics: {e}"))?;
+    tracing::info!(metrics.listen = %listener.local_addr()?, "serving metrics");
+    let app = http::metrics_app(metrics);
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "the metrics listener stopped");
+        }
+    }))
 }
 
 /// Answers a connection the gate turned away, without reading from it.

@@ -15,6 +15,7 @@ mod lifecycle;
 mod limits;
 mod messages;
 mod meta;
+mod metrics;
 mod rate_limits;
 mod rooms;
 mod sdk;

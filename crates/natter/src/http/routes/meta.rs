@@ -2,16 +2,19 @@
 //! avatars.
 
 use axum::extract::State;
+use axum::http::header::AUTHORIZATION;
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
 };
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::http::AppState;
-use crate::http::error::ApiResult;
+use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::PathId;
 use crate::model::UserId;
 
@@ -20,6 +23,45 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/users/{id}/avatar.svg", get(avatar))
+        .route("/metrics", get(metrics))
+}
+
+/// `GET /metrics` on the main listener: the Prometheus metrics, for the
+/// bearer of the configured metrics token only; without a token
+/// configured there is no such endpoint here.
+async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let Some(expected) = &s.metrics_token else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such endpoint",
+        ));
+    };
+    let given = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .unwrap_or_default();
+    // Compared as digests, so the time taken says nothing about the token.
+    if Sha256::digest(given.as_bytes()) != Sha256::digest(expected.as_bytes()) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "metrics_token_invalid",
+            "a valid metrics token is required",
+        ));
+    }
+    Ok(metrics_text(s.chat.metrics()))
+}
+
+/// The metrics as Prometheus scrapes them.
+pub fn metrics_text(metrics: &crate::metrics::Metrics) -> Response {
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        metrics.render(),
+    )
+        .into_response()
 }
 
 /// `GET /healthz`: for load balancers.

@@ -1,0 +1,127 @@
+//! Prometheus metrics: behind a token on the main listener, or open on a
+//! listener of their own; never served by default.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::common::{TestServer, assert_error};
+
+const TOKEN: &str = "metrics-token-for-tests-0123456789abcdef";
+
+/// The value of the first sample line that starts with `name`.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+}
+
+async fn scrape(url: &str, token: Option<&str>) -> (StatusCode, String) {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn metrics_are_not_served_without_a_token_or_their_own_listener() {
+    let server = TestServer::start().await;
+    let reply = server.client().get("/metrics").await;
+    assert_error(&reply, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn metrics_behind_a_token_count_polls_sends_deliveries_errors_and_limits() {
+    let server = TestServer::start_with(|c| {
+        c.metrics_token = Some(TOKEN.into());
+        c.chat.limits.sends_per_user = Some("1/h burst 2".parse().unwrap());
+    })
+    .await;
+    let url = format!("{}/metrics", server.base);
+    let (status, body) = scrape(&url, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.contains("metrics_token_invalid"));
+    assert_eq!(
+        scrape(&url, Some("wrong")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let room = alice.create_room("r", "public").await;
+    bob.join(room).await;
+    let cursor = bob.cursor().await;
+    let parked = bob.parked_poll(&cursor, 30).await;
+    let (_, during) = scrape(&url, Some(TOKEN)).await;
+    assert_eq!(sample(&during, "natter_polls_waiting"), 1.0, "{during}");
+    assert!(sample(&during, "natter_connections_open") >= 1.0);
+    alice.say(room, "m1", "hello").await;
+    let (status, _) = tokio::time::timeout(Duration::from_secs(5), parked)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    alice.say(room, "m2", "again").await;
+    let limited = alice
+        .post(
+            &format!("/api/v1/rooms/{room}/messages"),
+            json!({"client_msg_id": "m3", "text": "too many"}),
+        )
+        .await;
+    assert_error(&limited, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    alice.get("/api/v1/rooms/999").await;
+
+    let (status, text) = scrape(&url, Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sample(&text, "natter_polls_waiting"), 0.0);
+    assert_eq!(sample(&text, "natter_sends_total"), 2.0);
+    assert!(sample(&text, "natter_deliveries_total") >= 1.0);
+    assert!(sample(&text, "natter_delivery_latency_seconds_count") >= 1.0);
+    assert_eq!(sample(&text, "natter_send_ack_latency_seconds_count"), 2.0);
+    assert!(sample(&text, "natter_store_commit_latency_seconds_count") >= 2.0);
+    assert_eq!(
+        sample(&text, "natter_rate_limited_total{limit=\"send\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, "natter_errors_total{code=\"rate_limited\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, "natter_errors_total{code=\"room_not_found\"}"),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn metrics_on_their_own_listener_need_no_token() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let server = TestServer::start_with(|c| c.metrics_listen = Some(addr)).await;
+    server.user("alice").await;
+    let mut answer = None;
+    for _ in 0..50 {
+        if let Ok(response) = reqwest::get(format!("http://{addr}/metrics")).await {
+            answer = Some((response.status(), response.text().await.unwrap()));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, text) = answer.expect("the metrics listener answers");
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains("natter_polls_waiting"), "{text}");
+    // And not on the main listener, which has no token configured.
+    assert_eq!(
+        server.client().get("/metrics").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
