@@ -79,6 +79,9 @@ pub struct Settings {
     /// Who may create an account: `open`, `invite` (codes from the admin API), `sites` (host sites' users only) or `closed` [default: open]
     #[arg(long, env = "NATTER_REGISTRATION")]
     pub registration: Option<RegistrationMode>,
+    /// One community: users of every host site and local users may find and reach each other (by default each site's users, and local users, are kept apart) [default: false]
+    #[arg(long, env = "NATTER_SHARED_COMMUNITY", num_args = 0..=1, default_missing_value = "true")]
+    pub shared_community: Option<bool>,
     /// Address to serve Prometheus metrics on (`/metrics`, no token); keep it private [default: not served]
     #[arg(long, env = "NATTER_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -215,6 +218,7 @@ impl Settings {
             rate_limits: over.rate_limits.or(self.rate_limits),
             registration: over.registration.or(self.registration),
             metrics_listen: over.metrics_listen.or(self.metrics_listen),
+            shared_community: over.shared_community.or(self.shared_community),
             metrics_token: over.metrics_token.or(self.metrics_token),
             limit_login_per_source: over.limit_login_per_source.or(self.limit_login_per_source),
             limit_register_per_source: over
@@ -303,6 +307,7 @@ impl Config {
                 admin_keys: Secrets(s.admin_keys.unwrap_or_default()),
                 limits,
                 registration: s.registration.unwrap_or_default(),
+                shared_community: s.shared_community.unwrap_or(false),
             },
             hub: HubConfig {
                 presence_grace: s

@@ -102,6 +102,9 @@ pub struct Room {
     pub created_at: Millis,
     /// The sequence number of the room's newest event.
     pub head: Seq,
+    /// Whose room it is, in stored form (`chat::Community`): `None` for
+    /// everyone's, `""` for the local community's, else a site's id.
+    pub community: Option<String>,
 }
 
 /// One entry of a room's durable, ordered event log.

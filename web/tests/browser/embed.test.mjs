@@ -31,7 +31,9 @@ before(async () => {
   natter = await Server.start({
     config: siteConfig({ issuer: 'https://school.test', secret: SECRET, origin: siteOrigin }),
   });
-  teacher = await natter.user('teacher', 'Ms. Lin');
+  // The teacher is one of the school's users, as its pupils are: a local
+  // account could not reach them.
+  teacher = await natter.siteUser(token('t1', 'Ms. Lin', []), 'school');
   roomId = (await teacher.createRoom('Class 3 (2)', { visibility: 'public' })).id;
   panelRoomId = (await teacher.createRoom('Parents', { visibility: 'public' })).id;
   const widgetPage = (sub, name) => () => `<!doctype html><html><head><title>School site</title>

@@ -83,6 +83,18 @@ export class Server {
     await this.launch();
   }
 
+  /**
+   * A signed-in SDK client for a host site's user, from a token the site
+   * signed: the way a site's own staff (a teacher) reach its users, whose
+   * community (docs/security.md) local accounts are not part of.
+   */
+  async siteUser(token, site) {
+    const client = new Natter({ baseUrl: this.base });
+    const { user } = await client.ssoLogin(token, site);
+    client.user = user;
+    return client;
+  }
+
   /** A logged-in SDK client for a new user (made through the API, not the UI). */
   async user(name, displayName) {
     const client = new Natter({ baseUrl: this.base });

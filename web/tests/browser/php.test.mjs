@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { ROOT, Server, freePort, launchBrowser, newContext, screenshot, siteConfig } from './harness.mjs';
+import { ROOT, Server, freePort, launchBrowser, newContext, screenshot, signHs256, siteConfig } from './harness.mjs';
 
 const SECRET = 'php-example-secret-0123456789-abcdefgh';
 let natter;
@@ -23,7 +23,13 @@ before(async () => {
   natter = await Server.start({
     config: siteConfig({ issuer: phpOrigin, secret: SECRET, origin: phpOrigin }),
   });
-  teacher = await natter.user('teacherphp', 'Ms. Wang');
+  // The teacher is one of the site's users, as its pupils are: a local
+  // account could not reach them.
+  const now = Math.floor(Date.now() / 1000);
+  teacher = await natter.siteUser(
+    signHs256({ sub: 'teacher-1', name: 'Ms. Wang', iss: phpOrigin, aud: 'natter', iat: now, exp: now + 120 }, SECRET),
+    'school',
+  );
   roomId = (await teacher.createRoom('Class 3 (2)', { visibility: 'public' })).id;
   php = spawn('php', ['-S', `127.0.0.1:${port}`, '-t', join(ROOT, 'examples', 'php-site')], {
     stdio: 'ignore',

@@ -47,8 +47,7 @@ pub struct RosterChange {
     pub members: Vec<User>,
 }
 
-/// The site namespace of natter's own users.
-const SYSTEM_SITE: &str = "natter";
+use super::communities::SYSTEM_SITE;
 
 impl Chat {
     /// Whether `key` is one of the configured admin keys. Compared as
@@ -151,14 +150,27 @@ impl Chat {
         }
     }
 
-    /// Creates a group room owned by the system user.
-    pub async fn admin_create_room(&self, title: &str, visibility: Visibility) -> ChatResult<Room> {
+    /// Creates a group room owned by the system user, for the users of
+    /// `site` (or for everyone when `None`).
+    pub async fn admin_create_room(
+        &self,
+        title: &str,
+        visibility: Visibility,
+        site: Option<&str>,
+    ) -> ChatResult<Room> {
         let title = RoomTitle::parse(title)?;
+        if let Some(site) = site.filter(|s| self.site(s).is_none()) {
+            return Err(ChatError::Invalid(crate::text::Invalid {
+                code: "unknown_site",
+                message: format!("no site {site:?} is configured"),
+            }));
+        }
         let system = self.system_user().await?;
         let store = self.store.clone();
         let new_room = NewRoom {
             creator: system.id,
             creator_name: system.display_name,
+            community: site.map(str::to_owned),
             title: title.into_string(),
             visibility,
             at: now_ms(),

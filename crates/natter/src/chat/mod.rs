@@ -7,6 +7,7 @@
 
 mod accounts;
 mod admin;
+mod communities;
 mod lifecycle;
 mod limits;
 mod messages;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 pub use self::accounts::{Caller, Login};
 pub use self::admin::{MemberRef, RosterChange};
+pub use self::communities::Community;
 pub use self::lifecycle::{Invite, SessionListing};
 pub use self::limits::{Limit, RateLimits, RateSpec};
 pub use self::messages::Sent;
@@ -58,6 +60,9 @@ pub struct ChatConfig {
     pub limits: RateLimits,
     /// Who may create an account.
     pub registration: RegistrationMode,
+    /// Every site's users and local users form one community
+    /// (`communities.rs`); by default each is kept apart.
+    pub shared_community: bool,
 }
 
 /// Who may create an account.
@@ -125,6 +130,7 @@ impl Default for ChatConfig {
             admin_keys: Secrets::default(),
             limits: RateLimits::default(),
             registration: RegistrationMode::Open,
+            shared_community: false,
         }
     }
 }
@@ -196,15 +202,32 @@ impl Chat {
         if let Some(role) = feed.role_of(caller.user) {
             return Ok((feed, role));
         }
-        Err(self.not_member_error(room).await)
+        Err(self.not_member_error(caller, room).await)
     }
 
-    async fn not_member_error(&self, room: RoomId) -> ChatError {
-        match self.store.room(room).await {
-            Ok(Some(r)) if r.visibility == Visibility::Public => ChatError::NotAMember,
-            Ok(_) => ChatError::RoomNotFound,
-            Err(e) => e.into(),
+    /// "Not a member" for a room the caller could join, "not found" for
+    /// one they could not (private, or another community's).
+    async fn not_member_error(&self, caller: &Caller, room: RoomId) -> ChatError {
+        let found = match self.store.room(room).await {
+            Ok(found) => found,
+            Err(e) => return e.into(),
+        };
+        match found {
+            Some(r) if r.visibility == Visibility::Public => {
+                match self.may_find(caller, &r).await {
+                    Ok(true) => ChatError::NotAMember,
+                    Ok(false) => ChatError::RoomNotFound,
+                    Err(e) => e,
+                }
+            }
+            _ => ChatError::RoomNotFound,
         }
+    }
+
+    /// Whether the caller's community reaches the room's.
+    async fn may_find(&self, caller: &Caller, room: &crate::model::Room) -> ChatResult<bool> {
+        let theirs = self.community_of(caller.user).await?;
+        Ok(self.reaches(&theirs, &Community::of_room(room)))
     }
 
     /// The user's display name, cached.

@@ -1,7 +1,7 @@
 //! Conversations: group rooms and direct conversations, membership, and the
 //! room list with unread counts and presence.
 
-use super::{Caller, Chat, Limit, room_event};
+use super::{Caller, Chat, Community, Limit, room_event};
 use crate::error::{ChatError, ChatResult};
 use crate::model::{Role, Room, RoomId, RoomKind, UserId, Visibility, now_ms};
 use crate::store::{MemberProfile, NewRoom, RoomSummary};
@@ -61,6 +61,7 @@ impl Chat {
         let new_room = NewRoom {
             creator: caller.user,
             creator_name: self.display_name(caller.user).await?,
+            community: self.community_of(caller.user).await?.stored(),
             title: title.into_string(),
             visibility,
             at: now_ms(),
@@ -95,16 +96,20 @@ impl Chat {
         Ok(listings)
     }
 
-    /// Public group rooms anyone may join, newest first.
-    pub async fn public_rooms(&self) -> ChatResult<Vec<Room>> {
-        Ok(self.store.public_rooms(PUBLIC_ROOMS_LIMIT).await?)
+    /// Public group rooms the caller may join (their community's and
+    /// everyone's), newest first.
+    pub async fn public_rooms(&self, caller: &Caller) -> ChatResult<Vec<Room>> {
+        let filter = self.directory_filter(caller.user).await?;
+        Ok(self.store.public_rooms(PUBLIC_ROOMS_LIMIT, filter).await?)
     }
 
-    /// A room the caller is in, or a public one.
+    /// A room the caller is in, or a public one of a community they reach.
     pub async fn room(&self, caller: &Caller, id: RoomId) -> ChatResult<Room> {
         let room = self.store.room(id).await?.ok_or(ChatError::RoomNotFound)?;
         let feed = self.hub.room(id).await?;
-        if feed.role_of(caller.user).is_none() && room.visibility == Visibility::Private {
+        if feed.role_of(caller.user).is_none()
+            && (room.visibility == Visibility::Private || !self.may_find(caller, &room).await?)
+        {
             return Err(ChatError::RoomNotFound);
         }
         Ok(room)
@@ -161,7 +166,10 @@ impl Chat {
         if feed.role_of(caller.user).is_some() {
             return Ok(room);
         }
-        if room.kind == RoomKind::Direct || room.visibility == Visibility::Private {
+        if room.kind == RoomKind::Direct
+            || room.visibility == Visibility::Private
+            || !self.may_find(caller, &room).await?
+        {
             return Err(ChatError::RoomNotFound);
         }
         self.add_member(id, caller.user, caller.user).await?;
@@ -182,6 +190,14 @@ impl Chat {
             return Err(ChatError::NotAllowed(
                 "only the room's owner and admins can invite to a private room",
             ));
+        }
+        // Only someone the inviter may reach, into a room of a community
+        // the invitee belongs to; anyone else is nobody the inviter knows.
+        let invitee = self.community_of(user).await?;
+        let inviter = self.community_of(caller.user).await?;
+        if !self.reaches(&inviter, &invitee) || !self.reaches(&Community::of_room(&room), &invitee)
+        {
+            return Err(ChatError::UserNotFound);
         }
         self.add_member(id, user, caller.user).await
     }
@@ -241,8 +257,10 @@ impl Chat {
         }
         self.limits.by_user(Limit::OpenDirect, caller.user)?;
         // natter's own users (the system user that signs notices) are
-        // nobody to talk to.
-        if self.user(peer).await?.username.starts_with("natter:") {
+        // nobody to talk to, nor is anyone of another community.
+        let peer_community = self.community_of(peer).await?;
+        let own = self.community_of(caller.user).await?;
+        if peer_community == Community::Everyone || !self.reaches(&own, &peer_community) {
             return Err(ChatError::UserNotFound);
         }
         let (store, opener, opener_name) = (

@@ -396,12 +396,14 @@ impl Chat {
     /// Adds a site user to a public group room its token names, as if the
     /// user had joined it. Other rooms (private ones, direct conversations,
     /// ones that do not exist) are skipped: a token cannot open a door the
-    /// user could not open themselves. Private rooms get their members
-    /// through the admin API.
+    /// user could not open themselves (nor one of another community).
+    /// Private rooms get their members through the admin API.
     async fn join_as_site(&self, room: RoomId, user: UserId) -> ChatResult<()> {
+        let community = self.community_of(user).await?;
         let joinable = self.store.room(room).await?.is_some_and(|r| {
             r.kind == crate::model::RoomKind::Group
                 && r.visibility == crate::model::Visibility::Public
+                && self.reaches(&community, &super::Community::of_room(&r))
         });
         if joinable {
             self.add_member(room, user, user).await?;

@@ -269,6 +269,26 @@ impl Hub {
             .map_or(0, |f| f.lock().open_polls())
     }
 
+    /// Whether `a` and `b` are both active members of some room.
+    pub async fn share_a_room(&self, a: UserId, b: UserId) -> ChatResult<bool> {
+        let rooms: Vec<RoomId> = {
+            let feed = self.user(a).await?;
+            let state = feed.lock();
+            state
+                .rooms
+                .values()
+                .filter(|m| m.active)
+                .map(|m| m.room)
+                .collect()
+        };
+        for room in rooms {
+            if self.room(room).await?.role_of(b).is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Whether the user has a poll open on this node or had one within the
     /// presence grace period.
     pub fn is_online(&self, user: UserId) -> bool {

@@ -101,6 +101,8 @@ pub struct SessionRecord {
 pub struct NewRoom {
     pub creator: UserId,
     pub creator_name: String,
+    /// Stored form of the room's community (see `Room::community`).
+    pub community: Option<String>,
     pub title: String,
     pub visibility: Visibility,
     pub at: Millis,
@@ -251,7 +253,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<(Room, Option<Event>)>;
     async fn room(&self, id: RoomId) -> StoreResult<Option<Room>>;
     async fn room_snapshot(&self, id: RoomId) -> StoreResult<Option<RoomSnapshot>>;
-    async fn public_rooms(&self, limit: usize) -> StoreResult<Vec<Room>>;
+    /// Public group rooms, newest first: every community's when
+    /// `community` is `None`, else that community's and everyone's.
+    async fn public_rooms(&self, limit: usize, community: Option<String>)
+    -> StoreResult<Vec<Room>>;
     async fn update_room(
         &self,
         id: RoomId,

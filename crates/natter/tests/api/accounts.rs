@@ -78,7 +78,16 @@ async fn register_login_profile_logout() {
         format!("/api/v1/users/{id}/avatar.svg")
     );
 
+    // A profile is for people who share a conversation with its owner:
+    // walking ids finds nobody.
     let bob = server.user("bob").await;
+    assert_error(
+        &bob.get(&format!("/api/v1/users/{id}")).await,
+        StatusCode::NOT_FOUND,
+        "user_not_found",
+    );
+    let room = alice.create_room("r", "public").await;
+    bob.join(room).await;
     let (status, seen) = bob.get(&format!("/api/v1/users/{id}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(seen["user"]["display_name"], "Alice 🌸");

@@ -8,6 +8,7 @@ mod admin;
 mod authz;
 mod bad_input;
 mod browser;
+mod communities;
 mod delivery;
 mod durability;
 mod events;

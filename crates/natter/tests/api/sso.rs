@@ -60,7 +60,7 @@ edmRZUcIC8Pwi1Xve1ga3rzY664F/zCcJT6WdCyDBVf73yffs2L/SJAtaxMifGgF
 PwIDAQAB
 -----END PUBLIC KEY-----";
 
-fn site(id: &str, issuer: &str, algorithm: &str) -> Arc<Site> {
+pub fn site(id: &str, issuer: &str, algorithm: &str) -> Arc<Site> {
     let mut settings = SiteSettings {
         id: id.into(),
         issuer: issuer.into(),
@@ -95,7 +95,7 @@ fn now() -> i64 {
 }
 
 /// Claims a school would sign, valid for two minutes.
-fn claims(sub: &str) -> Value {
+pub fn claims(sub: &str) -> Value {
     json!({
         "sub": sub, "name": "Li Lei", "avatar": "https://school.test/a/42.png",
         "iss": "https://school.test", "aud": "natter", "iat": now(), "exp": now() + 120,
@@ -106,7 +106,7 @@ fn sign(claims: &Value, alg: Algorithm, key: &EncodingKey) -> String {
     jsonwebtoken::encode(&Header::new(alg), claims, key).unwrap()
 }
 
-fn hs(claims: &Value) -> String {
+pub fn hs(claims: &Value) -> String {
     sign(
         claims,
         Algorithm::HS256,
@@ -114,8 +114,18 @@ fn hs(claims: &Value) -> String {
     )
 }
 
-async fn exchange(client: &Client, body: Value) -> crate::common::Reply {
+pub async fn exchange(client: &Client, body: Value) -> crate::common::Reply {
     client.post("/api/v1/sessions/sso", body).await
+}
+
+/// A signed-in client for the school's user `sub`.
+async fn school_user(server: &TestServer, sub: &str) -> Client {
+    let (status, body) = exchange(&server.client(), json!({"token": hs(&claims(sub))})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut client = server.client();
+    client.token = Some(body["token"].as_str().unwrap().to_owned());
+    client.user_id = body["user"]["id"].as_i64().unwrap();
+    client
 }
 
 #[tokio::test]
@@ -251,7 +261,10 @@ async fn a_good_token_signs_in_and_updates_the_user() {
     let server = server().await;
     let mut local = server.client();
     local.register_and_login("alice").await;
-    let room = local.create_room("Class 3", "public").await;
+    // The school's teacher makes the room: its pupils can join only rooms
+    // of their own community.
+    let teacher = school_user(&server, "teacher").await;
+    let room = teacher.create_room("Class 3", "public").await;
 
     let anon = server.client();
     let mut token_claims = claims("alice");
@@ -413,9 +426,8 @@ async fn only_the_sites_origins_may_frame_natter_or_call_its_api() {
 #[tokio::test]
 async fn a_token_joins_only_public_group_rooms() {
     let server = server().await;
-    let mut owner = server.client();
-    owner.register_and_login("owner").await;
-    let bob = server.user("bob").await;
+    let owner = school_user(&server, "owner").await;
+    let bob = school_user(&server, "bob").await;
     let public = owner.create_room("open", "public").await;
     let private = owner.create_room("closed", "private").await;
     let (_, direct) = owner

@@ -152,13 +152,14 @@ async fn update_me(
     Ok(Json(json!({ "user": UserOut::from(&user) })))
 }
 
-/// `GET /api/v1/users/{id}`: another user's public profile.
+/// `GET /api/v1/users/{id}`: the profile of someone the caller shares a
+/// conversation with (anyone else is not found).
 async fn user(
     State(s): State<AppState>,
-    Auth(_): Auth,
+    Auth(caller): Auth,
     PathId(id): PathId,
 ) -> ApiResult<Json<Value>> {
-    let user = s.chat.user(UserId(id)).await?;
+    let user = s.chat.visible_user(caller.user, UserId(id)).await?;
     Ok(Json(json!({ "user": UserOut::from(&user) })))
 }
 

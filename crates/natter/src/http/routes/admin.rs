@@ -84,6 +84,8 @@ struct CreateRoomIn {
     title: String,
     #[serde(default = "private")]
     visibility: Visibility,
+    /// The site whose users the room is for; without it, everyone's.
+    site: Option<String>,
 }
 
 fn private() -> Visibility {
@@ -98,7 +100,7 @@ async fn create_room(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let room = s
         .chat
-        .admin_create_room(&input.title, input.visibility)
+        .admin_create_room(&input.title, input.visibility, input.site.as_deref())
         .await?;
     Ok((
         StatusCode::CREATED,

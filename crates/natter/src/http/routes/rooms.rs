@@ -59,8 +59,8 @@ async fn list(State(s): State<AppState>, Auth(caller): Auth) -> ApiResult<Json<V
 }
 
 /// `GET /api/v1/rooms/public`: the directory of public rooms.
-async fn public(State(s): State<AppState>, Auth(_): Auth) -> ApiResult<Json<Value>> {
-    let rooms = s.chat.public_rooms().await?;
+async fn public(State(s): State<AppState>, Auth(caller): Auth) -> ApiResult<Json<Value>> {
+    let rooms = s.chat.public_rooms(&caller).await?;
     let rooms: Vec<_> = rooms.iter().map(RoomOut::from).collect();
     Ok(Json(json!({ "rooms": rooms })))
 }

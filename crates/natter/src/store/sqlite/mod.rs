@@ -303,8 +303,13 @@ impl Store for SqliteStore {
         self.read(move |c| queries::room_snapshot(c, id)).await
     }
 
-    async fn public_rooms(&self, limit: usize) -> StoreResult<Vec<Room>> {
-        self.read(move |c| queries::public_rooms(c, limit)).await
+    async fn public_rooms(
+        &self,
+        limit: usize,
+        community: Option<String>,
+    ) -> StoreResult<Vec<Room>> {
+        self.read(move |c| queries::public_rooms(c, limit, community.as_deref()))
+            .await
     }
 
     async fn update_room(

@@ -407,12 +407,14 @@ fn insert_founder(conn: &Connection, room: RoomId, user: UserId, role: Role) -> 
 pub fn create_room(conn: &Connection, n: &NewRoom) -> R<(Room, Event)> {
     q(exec(
         conn,
-        "INSERT INTO rooms (kind, title, visibility, created_by, created_at) VALUES ('group', ?1, ?2, ?3, ?4)",
+        "INSERT INTO rooms (kind, title, visibility, created_by, created_at, community)
+         VALUES ('group', ?1, ?2, ?3, ?4, ?5)",
         params![
             n.title,
             rows::visibility_str(n.visibility),
             n.creator.0,
-            n.at
+            n.at,
+            n.community
         ],
     ))?;
     let id = RoomId(conn.last_insert_rowid());
@@ -511,13 +513,16 @@ pub fn room_snapshot(conn: &Connection, id: RoomId) -> R<Option<RoomSnapshot>> {
     Ok(Some(RoomSnapshot { room, members }))
 }
 
-pub fn public_rooms(conn: &Connection, limit: usize) -> R<Vec<Room>> {
+pub fn public_rooms(conn: &Connection, limit: usize, community: Option<&str>) -> R<Vec<Room>> {
+    // ?2 NULL lists every community's rooms; else that community's and
+    // everyone's (community NULL).
     let mut stmt = q(conn.prepare_cached(&format!(
         "SELECT {ROOM_COLUMNS} FROM rooms WHERE visibility = 'public' AND kind = 'group'
+         AND (?2 IS NULL OR community IS NULL OR community = ?2)
          ORDER BY id DESC LIMIT ?1"
     )))?;
     q(stmt
-        .query_map([limit as i64], rows::room)
+        .query_map(params![limit as i64, community], rows::room)
         .and_then(|it| it.collect()))
 }
 
@@ -596,8 +601,8 @@ pub fn room_summaries(conn: &Connection, user: UserId) -> R<Vec<RoomSummary>> {
         .query_map([user.0], |r| {
             Ok((
                 rows::room(r)?,
-                rows::role(&r.get::<_, String>(7)?),
-                r.get(8)?,
+                rows::role(&r.get::<_, String>(8)?),
+                r.get(9)?,
             ))
         })
         .and_then(|it| it.collect()))?;

@@ -9,7 +9,8 @@ use crate::store::StoreError;
 pub const EVENT_COLUMNS: &str =
     "room_id, seq, kind, sender_id, sender_name, at_ms, client_msg_id, text, data";
 /// Columns [`room`] expects, in order.
-pub const ROOM_COLUMNS: &str = "id, kind, title, visibility, created_by, created_at, head";
+pub const ROOM_COLUMNS: &str =
+    "id, kind, title, visibility, created_by, created_at, head, community";
 /// Columns [`user`] expects, in order.
 pub const USER_COLUMNS: &str = "id, username, display_name, avatar_url, created_at";
 
@@ -62,6 +63,7 @@ pub fn room(row: &Row<'_>) -> rusqlite::Result<Room> {
         created_by: UserId(row.get(4)?),
         created_at: row.get(5)?,
         head: row.get(6)?,
+        community: row.get(7)?,
     })
 }
 

@@ -119,11 +119,21 @@ CREATE TABLE events_v3 (
     },
     // Accounts can be deactivated (by their owner or the admin API), and
     // registration can require an invite; invites are kept by the hash of
-    // their code, which is shown once.
+    // their code, which is shown once. Rooms belong to a community: the
+    // site of the user who created them, '' for local users, NULL for
+    // everyone (rooms of the system user).
     Migration {
         then: None,
         sql: r#"
 ALTER TABLE users ADD COLUMN deactivated_at INTEGER;
+ALTER TABLE rooms ADD COLUMN community TEXT;
+UPDATE rooms SET community = (
+    SELECT CASE WHEN instr(u.username, ':') > 0
+                THEN substr(u.username, 1, instr(u.username, ':') - 1)
+                ELSE '' END
+    FROM users u WHERE u.id = rooms.created_by
+);
+UPDATE rooms SET community = NULL WHERE community = 'natter';
 CREATE TABLE invites (
     code_hash  BLOB PRIMARY KEY,
     created_at INTEGER NOT NULL,
