@@ -211,6 +211,7 @@ impl Chat {
     /// Removes one member from a group room.
     pub async fn admin_remove_member(&self, room: RoomId, user: UserId) -> ChatResult<()> {
         self.group_room(room).await?;
+        self.not_the_system_user(user).await?;
         self.remove_member(room, user).await
     }
 
@@ -264,6 +265,7 @@ impl Chat {
         display_name: Option<&str>,
         avatar_url: Option<&str>,
     ) -> ChatResult<User> {
+        self.not_the_system_user(user).await?;
         self.edit_profile(user, display_name, avatar_url).await
     }
 

@@ -78,6 +78,18 @@ impl Chat {
             || *b == Community::Everyone
     }
 
+    /// Refuses changes to natter's own system user: it owns the admin
+    /// API's rooms and signs its notices, so renaming, removing or
+    /// deactivating it would break them.
+    pub(super) async fn not_the_system_user(&self, user: UserId) -> ChatResult<()> {
+        if self.community_of(user).await? == Community::Everyone {
+            return Err(ChatError::NotAllowed(
+                "natter's own system user cannot be changed",
+            ));
+        }
+        Ok(())
+    }
+
     /// The community of a user.
     pub(super) async fn community_of(&self, user: UserId) -> ChatResult<Community> {
         Ok(Community::of_user(&self.user(user).await?))

@@ -155,6 +155,7 @@ impl Chat {
     /// Deactivates or reactivates an account (the admin API); returns how
     /// many sessions ended.
     pub async fn set_deactivated(&self, user: UserId, deactivated: bool) -> ChatResult<usize> {
+        self.not_the_system_user(user).await?;
         let store = self.store.clone();
         self.commit(async move {
             let ended = store.set_deactivated(user, deactivated, now_ms()).await?;

@@ -343,3 +343,49 @@ async fn a_roster_with_one_bad_entry_creates_renames_and_removes_nobody() {
     .await;
     assert_error(&reply, StatusCode::NOT_FOUND, "user_not_found");
 }
+
+#[tokio::test]
+async fn natters_system_user_cannot_be_renamed_removed_or_deactivated() {
+    let server = server().await;
+    let api = server.client();
+    let (_, room) = admin(
+        &api,
+        "POST",
+        "/api/v1/admin/rooms",
+        Some(json!({"title": "n"})),
+        KEY,
+    )
+    .await;
+    let id = room["room"]["id"].as_i64().unwrap();
+    let system = room["room"]["created_by"].as_i64().unwrap();
+    for (method, path, body) in [
+        (
+            "POST",
+            format!("/api/v1/admin/users/{system}/deactivate"),
+            None,
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/admin/users/{system}"),
+            Some(json!({"display_name": "evil"})),
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/admin/rooms/{id}/members/{system}"),
+            None,
+        ),
+    ] {
+        let reply = admin(&api, method, &path, body, KEY).await;
+        assert_error(&reply, StatusCode::FORBIDDEN, "forbidden");
+    }
+    // The admin API still works.
+    let (status, _) = admin(
+        &api,
+        "POST",
+        &format!("/api/v1/admin/rooms/{id}/messages"),
+        Some(json!({"text": "still here"})),
+        KEY,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+}

@@ -42,9 +42,16 @@ impl TestServer {
 
     /// Starts on an existing data folder (for restarts).
     pub async fn start_in(data: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        log_check::init();
         let mut config = test_config();
         config.data_dir = data.path().join("data");
         adjust(&mut config);
+        for key in &config.chat.admin_keys.0 {
+            log_check::secret(key);
+        }
+        if let Some(token) = &config.metrics_token {
+            log_check::secret(token);
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -139,6 +146,8 @@ impl Client {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "login {name}: {body}");
+        log_check::secret("password-1");
+        log_check::secret(body["token"].as_str().unwrap());
         self.token = Some(body["token"].as_str().unwrap().to_owned());
         self.user_id = body["user"]["id"].as_i64().unwrap();
         body
@@ -197,6 +206,7 @@ impl Client {
 
     /// Sends and returns the stored message.
     pub async fn say(&self, room: i64, client_msg_id: &str, text: &str) -> Value {
+        log_check::secret(text);
         let (status, body) = self
             .post(
                 &format!("/api/v1/rooms/{room}/messages"),
@@ -229,6 +239,63 @@ impl Client {
             "/api/v1/events?cursor={cursor}&timeout={timeout_secs}"
         ))
         .await
+    }
+}
+
+/// The whole suite's server logs, for the check that no secret reaches
+/// them: with `NATTER_TEST_LOG_DIR` set (`.ci/run` sets it), every
+/// in-process server logs at debug to `natter.log` there, and the
+/// passwords, tokens, keys and message texts the tests use are listed in
+/// `secrets.txt`; `scripts/check-log-secrets.py` then looks for each in
+/// the log.
+pub mod log_check {
+    use std::io::Write;
+    use std::path::PathBuf;
+    use std::sync::{Mutex, OnceLock};
+
+    fn dir() -> Option<&'static PathBuf> {
+        static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+        DIR.get_or_init(|| std::env::var_os("NATTER_TEST_LOG_DIR").map(PathBuf::from))
+            .as_ref()
+    }
+
+    /// Sends the servers' logs to the log file, once per test binary.
+    pub fn init() {
+        static INIT: std::sync::Once = std::sync::Once::new();
+        INIT.call_once(|| {
+            let Some(dir) = dir() else { return };
+            std::fs::create_dir_all(dir).unwrap();
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("natter.log"))
+                .unwrap();
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("natter=debug,info"))
+                .with_ansi(false)
+                .with_writer(Mutex::new(file))
+                .try_init();
+        });
+    }
+
+    /// Notes a secret the log must never contain (short, common strings
+    /// would match by chance and are not worth listing).
+    pub fn secret(value: &str) {
+        let Some(dir) = dir() else { return };
+        if value.chars().count() < 8 || value.contains('\n') {
+            return;
+        }
+        static FILE: OnceLock<Mutex<std::fs::File>> = OnceLock::new();
+        let file = FILE.get_or_init(|| {
+            std::fs::create_dir_all(dir).unwrap();
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("secrets.txt"))
+                .unwrap();
+            Mutex::new(file)
+        });
+        writeln!(file.lock().unwrap(), "{value}").unwrap();
     }
 }
 

@@ -115,6 +115,10 @@ pub fn hs(claims: &Value) -> String {
 }
 
 pub async fn exchange(client: &Client, body: Value) -> crate::common::Reply {
+    if let Some(token) = body["token"].as_str() {
+        crate::common::log_check::secret(token);
+    }
+    crate::common::log_check::secret(SECRET);
     client.post("/api/v1/sessions/sso", body).await
 }
 
