@@ -4,7 +4,11 @@
 //           data-token="…a token your backend signed…" async></script>
 //
 // adds a chat button in the bottom corner, with an unread badge, that opens
-// natter in an iframe. The chat runs on natter's origin, so the host
+// natter in an iframe. A session made from a site token lasts a few hours
+// (the site's `session_ttl_secs`); with `data-token-url="/natter-token"`,
+// a URL of the host site that answers `{"token": "…"}` with a freshly
+// signed token for the signed-in user, the widget fetches a new token
+// when the chat asks for one, and the chat renews its session unseen. The chat runs on natter's origin, so the host
 // page's CSS cannot break it and its scripts cannot read it; the two talk
 // only through postMessage, each checking the other's origin.
 (() => {
@@ -14,6 +18,9 @@
   const site = script.dataset.site || '';
   const token = script.dataset.token || '';
   const label = script.dataset.label || 'Chat';
+  // Resolved against the page, and only ever fetched from its own origin:
+  // the token is the user's, and goes nowhere else.
+  const tokenUrl = script.dataset.tokenUrl ? new URL(script.dataset.tokenUrl, location.href) : null;
 
   const host = document.createElement('div');
   host.setAttribute('data-natter-widget', '');
@@ -56,6 +63,16 @@
   window.addEventListener('message', (event) => {
     if (event.origin !== natter || event.source !== frame.contentWindow) return;
     const data = event.data || {};
+    if (data.type === 'natter:token-needed' && tokenUrl && tokenUrl.origin === location.origin) {
+      fetch(tokenUrl, { credentials: 'same-origin', cache: 'no-store' })
+        .then((response) => (response.ok ? response.json() : null))
+        .then((body) => {
+          if (typeof body?.token === 'string') {
+            frame.contentWindow?.postMessage({ type: 'natter:token', token: body.token }, natter);
+          }
+        })
+        .catch(() => {});
+    }
     if (data.type === 'natter:unread') {
       const count = Math.max(0, Number(data.count) || 0);
       badge.textContent = count > 99 ? '99+' : String(count);

@@ -82,6 +82,18 @@ if ($_SERVER['REQUEST_METHOD'] === 'POST') {
     $error = 'Wrong username or password.';
 }
 $user = isset($_SESSION['user']) ? $users[$_SESSION['user']] : null;
+
+// The widget asks here for a fresh token before its natter session ends
+// (data-token-url below): only for the signed-in user, never cached.
+if (($_GET['natter-token'] ?? '') !== '') {
+    header('Content-Type: application/json');
+    header('Cache-Control: no-store');
+    if ($user === null) {
+        http_response_code(401);
+        exit('{"error":"not signed in"}');
+    }
+    exit(json_encode(['token' => natter_token($user, $issuer, $secret, 0)]));
+}
 ?>
 <!doctype html>
 <html lang="en">
@@ -117,7 +129,8 @@ $user = isset($_SESSION['user']) ? $users[$_SESSION['user']] : null;
     src="<?= h($natter_url) ?>/embed/rooms/<?= $room ?>?site=<?= h(rawurlencode($site)) ?>#token=<?= h(natter_token($user, $issuer, $secret, $room)) ?>"></iframe>
 <?php endif ?>
   <script src="<?= h($natter_url) ?>/widget.js" data-site="<?= h($site) ?>"
-    data-token="<?= h(natter_token($user, $issuer, $secret, $room)) ?>" async></script>
+    data-token="<?= h(natter_token($user, $issuer, $secret, $room)) ?>"
+    data-token-url="/?natter-token=1" async></script>
 <?php endif ?>
 </body>
 </html>

@@ -51,6 +51,8 @@ const state = {
 };
 
 let stopEvents = null;
+/** The embedded app's timer for asking the host page for a new token. */
+let renewTimer = null;
 /** The pending reload of the room list: its timer, when it fires, and a
  *  generation bumped as each fires, so the retries of an older one stop. */
 const roomsReload = { timer: null, at: 0, generation: 0 };
@@ -123,8 +125,48 @@ function tellParent(message) {
  *  page says when its user opens or closes it. */
 let onScreen = embed?.mode !== 'widget';
 
+// --- session renewal (embedded) -------------------------------------------
+// A session made from a site token lasts what the site configures (hours,
+// not weeks). Before it ends, the app asks the host page for a fresh
+// token (widget.js fetches one from the site's data-token-url), signs in
+// with it, moves the event stream to the new session and ends the old.
+// A host page that never answers leaves the session to expire as before.
+
+/** Asks for a new token well before `expiresAt` (ms since the epoch). */
+function scheduleRenewal(expiresAt) {
+  clearTimeout(renewTimer);
+  if (!parentOrigin || !expiresAt) return;
+  const left = expiresAt - Date.now();
+  const wait = Math.max(10_000, Math.min(left - 5 * 60_000, left / 2));
+  renewTimer = setTimeout(() => tellParent({ type: 'natter:token-needed' }), wait);
+}
+
+/** Signs in with a token the host page sent; the old session ends. */
+async function renewSession(token) {
+  const old = client.token;
+  const fresh = new Natter({ baseUrl: client.baseUrl });
+  let expiresAt;
+  try {
+    ({ expiresAt } = await fresh.ssoLogin(token, embed.site));
+  } catch {
+    // Refused or unreachable: the current session runs on until it ends.
+    return;
+  }
+  client.token = fresh.token;
+  storage.setItem(TOKEN_KEY, client.token);
+  scheduleRenewal(expiresAt);
+  if (stopEvents) {
+    stopEvents();
+    startEvents();
+  }
+  await new Natter({ baseUrl: client.baseUrl, token: old }).logout().catch(() => {});
+}
+
 addEventListener('message', (event) => {
   if (!parentOrigin || event.origin !== parentOrigin || event.source !== window.parent) return;
+  if (event.data?.type === 'natter:token' && typeof event.data.token === 'string') {
+    renewSession(event.data.token);
+  }
   if (event.data?.type === 'natter:open') {
     onScreen = true;
     markActiveRead();
@@ -152,6 +194,7 @@ function resumeSession() {
 function showAuth(notice) {
   stopReloads();
   if (embed) {
+    clearTimeout(renewTimer);
     stopEvents?.();
     stopEvents = null;
     storage.removeItem(TOKEN_KEY);
@@ -175,6 +218,17 @@ async function startSession() {
   state.me = me;
   state.connection = 'connecting';
   renderMain();
+  startEvents();
+  if (embed) {
+    // When this session ends decides when to ask for the next one.
+    client.request('GET', '/api/v1/me/sessions')
+      .then(({ sessions }) => scheduleRenewal(sessions.find((s) => s.current)?.expires_at))
+      .catch(() => {});
+  }
+}
+
+/** Opens the event stream for the current session. */
+function startEvents() {
   stopEvents = openEvents(client, {
     onReady: () => reloadAllUntilDone(),
     onEvents: (batch) => applyEvents(batch),

@@ -269,12 +269,12 @@ export function serverAndBrowser(options) {
 export const unique = () => Math.random().toString(36).slice(2, 8);
 
 /** natter.toml for one HS256 host site whose pages live at `origin`. */
-export function siteConfig({ issuer, secret, origin }) {
+export function siteConfig({ issuer, secret, origin, sessionTtlSecs }) {
   return `[[sites]]
 id = "school"
 issuer = "${issuer}"
 algorithm = "HS256"
 secret = "${secret}"
 origins = ["${origin}"]
-`;
+${sessionTtlSecs ? `session_ttl_secs = ${sessionTtlSecs}\n` : ''}`;
 }
