@@ -23,6 +23,36 @@ pub struct UserOut {
     pub created_at: Millis,
 }
 
+/// The generated avatar's URL: everything it draws (the name's initial,
+/// a colour from the id) is in the URL, so the image endpoint looks
+/// nobody up and walking it reveals nothing. A new name is a new URL, so
+/// no cache shows the old initial.
+fn generated_avatar_url(u: &User) -> String {
+    let initial: String = u
+        .display_name
+        .chars()
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
+    let mut encoded = String::new();
+    for byte in initial.bytes() {
+        if byte.is_ascii_alphanumeric() {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!(
+        "/api/v1/avatar.svg?initial={encoded}&hue={}",
+        avatar_hue(u.id.0)
+    )
+}
+
+/// The generated avatar's colour for a user id.
+pub fn avatar_hue(id: i64) -> i64 {
+    (id.wrapping_mul(137) % 360 + 360) % 360
+}
+
 impl From<&User> for UserOut {
     fn from(u: &User) -> Self {
         UserOut {
@@ -32,7 +62,7 @@ impl From<&User> for UserOut {
             avatar_url: u
                 .avatar_url
                 .clone()
-                .unwrap_or_else(|| format!("/api/v1/users/{}/avatar.svg", u.id)),
+                .unwrap_or_else(|| generated_avatar_url(u)),
             created_at: u.created_at,
         }
     }

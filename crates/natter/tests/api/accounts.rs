@@ -25,9 +25,10 @@ async fn register_login_profile_logout() {
     );
     assert_eq!(body["user"]["display_name"], "Alice W.");
     let id = body["user"]["id"].as_i64().unwrap();
-    assert_eq!(
-        body["user"]["avatar_url"],
-        format!("/api/v1/users/{id}/avatar.svg")
+    let generated = body["user"]["avatar_url"].as_str().unwrap().to_owned();
+    assert!(
+        generated.starts_with("/api/v1/avatar.svg?initial=A&hue="),
+        "{generated}"
     );
     assert!(body["user"].get("password_hash").is_none());
 
@@ -73,9 +74,11 @@ async fn register_login_profile_logout() {
     assert_eq!(edited["user"]["display_name"], "Alice 🌸");
     assert_eq!(edited["user"]["avatar_url"], "https://example.com/a.png");
     let (_, reset) = alice.patch("/api/v1/me", json!({"avatar_url": ""})).await;
+    let hue = generated.rsplit('=').next().unwrap();
     assert_eq!(
         reset["user"]["avatar_url"],
-        format!("/api/v1/users/{id}/avatar.svg")
+        format!("/api/v1/avatar.svg?initial=A&hue={hue}"),
+        "the generated avatar again, with the new name's initial"
     );
 
     // A profile is for people who share a conversation with its owner:
@@ -202,25 +205,45 @@ async fn several_sessions_by_default() {
 }
 
 #[tokio::test]
-async fn generated_avatar_escapes_the_name() {
+async fn generated_avatars_draw_their_url_escaped_and_reveal_no_user() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
-    alice
+    let (_, me) = alice
         .patch(
             "/api/v1/me",
             json!({"display_name": "<script>alert(1)</script>"}),
         )
         .await;
-    let response = reqwest::get(format!(
-        "{}/api/v1/users/{}/avatar.svg",
-        server.base, alice.user_id
-    ))
-    .await
-    .unwrap();
+    let url = me["user"]["avatar_url"].as_str().unwrap().to_owned();
+    assert!(
+        url.starts_with("/api/v1/avatar.svg?initial=%3C&hue="),
+        "{url}"
+    );
+    // Fetched without a token, as an <img> would.
+    let get = |path: String| {
+        let base = server.base.clone();
+        async move { reqwest::get(format!("{base}{path}")).await.unwrap() }
+    };
+    let response = get(url).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "image/svg+xml");
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     let svg = response.text().await.unwrap();
     assert!(svg.contains("&lt;"), "{svg}");
     assert!(!svg.contains("<script"), "{svg}");
+    // The old address answers alike for every id, known or not.
+    let known = get(format!("/api/v1/users/{}/avatar.svg", alice.user_id)).await;
+    let unknown = get("/api/v1/users/99999/avatar.svg".into()).await;
+    assert_eq!(
+        (known.status(), unknown.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    assert!(
+        !known.text().await.unwrap().contains("&lt;"),
+        "no initial there"
+    );
+    for bad in ["initial=ABCD", "hue=360", "hue=-1", "initial=%07"] {
+        let response = get(format!("/api/v1/avatar.svg?{bad}")).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
 }

@@ -10,19 +10,21 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::PathId;
-use crate::model::UserId;
+use crate::http::extract::{PathId, QueryParams};
+use crate::http::wire;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/v1/openapi.json", get(openapi))
-        .route("/api/v1/users/{id}/avatar.svg", get(avatar))
+        .route("/api/v1/avatar.svg", get(avatar))
+        .route("/api/v1/users/{id}/avatar.svg", get(avatar_by_id))
         .route("/metrics", get(metrics))
 }
 
@@ -77,25 +79,46 @@ async fn openapi() -> impl IntoResponse {
     )
 }
 
-/// `GET /api/v1/users/{id}/avatar.svg`: a generated avatar, the user's
-/// initial on a colour derived from their id. Public, so `<img>` can load it.
-async fn avatar(State(s): State<AppState>, PathId(id): PathId) -> ApiResult<impl IntoResponse> {
-    let user = s.chat.user(UserId(id)).await?;
-    let initial: String = user
-        .display_name
-        .chars()
-        .next()
-        .map(|c| c.to_uppercase().collect())
-        .unwrap_or_default();
-    let hue = (id.wrapping_mul(137) % 360 + 360) % 360;
+/// `GET /api/v1/avatar.svg?initial=&hue=`: a generated avatar, the
+/// initial on the colour, as a profile's default `avatar_url` names it.
+/// Public, so `<img>` can load it, and about nobody: it draws what the
+/// URL says and looks no user up.
+async fn avatar(QueryParams(q): QueryParams<AvatarQuery>) -> ApiResult<Response> {
+    let initial = q.initial.unwrap_or_default();
+    let hue = q.hue.unwrap_or(0);
+    let drawable = initial.chars().count() <= 3 && !initial.chars().any(char::is_control);
+    if !drawable || hue >= 360 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "initial is at most 3 characters and hue is 0..=359",
+        ));
+    }
+    Ok(svg_avatar(&initial, i64::from(hue)))
+}
+
+#[derive(Deserialize)]
+struct AvatarQuery {
+    initial: Option<String>,
+    hue: Option<u16>,
+}
+
+/// `GET /api/v1/users/{id}/avatar.svg`: the generated avatar's old
+/// address, kept for URLs already handed out. It shows the id's colour
+/// and no initial, for every id, so it says nothing about who exists.
+async fn avatar_by_id(PathId(id): PathId) -> Response {
+    svg_avatar("", wire::avatar_hue(id))
+}
+
+fn svg_avatar(initial: &str, hue: i64) -> Response {
     let svg = format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64" viewBox="0 0 64 64"><rect width="64" height="64" rx="32" fill="hsl({hue},55%,45%)"/><text x="32" y="32" dy=".35em" text-anchor="middle" font-family="sans-serif" font-size="30" fill="#fff">{}</text></svg>"##,
-        xml_escape(&initial)
+        xml_escape(initial)
     );
-    Ok((
+    (
         [
             (CONTENT_TYPE, "image/svg+xml"),
-            (CACHE_CONTROL, "public, max-age=3600"),
+            (CACHE_CONTROL, "public, max-age=86400"),
             (X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (
                 CONTENT_SECURITY_POLICY,
@@ -103,7 +126,8 @@ async fn avatar(State(s): State<AppState>, PathId(id): PathId) -> ApiResult<impl
             ),
         ],
         svg,
-    ))
+    )
+        .into_response()
 }
 
 /// User text inside SVG is escaped, so a name can never become markup.
