@@ -331,6 +331,49 @@ mod tests {
         assert_eq!(tables, 0, "nothing was created");
     }
 
+    /// Rooms made before schema 4 belong to their creator's community:
+    /// a site user's to the site, a local user's to the local community,
+    /// the system user's to everyone; users start active.
+    #[test]
+    fn migration_4_gives_old_rooms_their_creators_community() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for migration in &MIGRATIONS[..3] {
+            conn.execute_batch(migration.sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 3;
+             INSERT INTO users (id, username, display_name, password_hash, created_at, site, external_id) VALUES
+                 (1, 'ann', 'Ann', 'x', 0, NULL, NULL),
+                 (2, 'school:7', 'Li', '', 0, 'school', '7'),
+                 (3, 'natter:system', 'natter', '', 0, 'natter', 'system');
+             INSERT INTO rooms (id, kind, title, visibility, created_by, created_at, head) VALUES
+                 (1, 'group', 'local', 'public', 1, 0, 1),
+                 (2, 'group', 'class', 'public', 2, 0, 1),
+                 (3, 'group', 'notices', 'private', 3, 0, 1);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let communities: Vec<Option<String>> = conn
+            .prepare("SELECT community FROM rooms ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            communities,
+            [Some(String::new()), Some("school".into()), None]
+        );
+        let deactivated: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM users WHERE deactivated_at IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(deactivated, 0);
+    }
+
     /// A database written by schema version 2 keeps its history, its order
     /// and its idempotency keys across the move to arrival-order events.
     #[test]
