@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use std::sync::Arc;
 
-use crate::chat::{ChatConfig, RateLimits, RateSpec, RegistrationMode, Secrets, Site};
+use crate::chat::{ChatConfig, RateLimits, RateSpec, RegistrationMode, Secret, Secrets, Site};
 use crate::hub::HubConfig;
 use crate::source::TrustedProxies;
 
@@ -63,7 +63,7 @@ pub struct Settings {
     pub log: Option<String>,
     /// Keys for the server-to-server admin API, comma-separated (at least 32 characters each)
     #[arg(long, env = "NATTER_ADMIN_KEYS", value_delimiter = ',')]
-    pub admin_keys: Option<Vec<String>>,
+    pub admin_keys: Option<Vec<Secret>>,
     /// Seconds a client may take to send a request's body once its headers are in [default: 10]
     #[arg(long, env = "NATTER_BODY_READ_TIMEOUT_SECS")]
     pub body_read_timeout_secs: Option<u64>,
@@ -87,7 +87,7 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// Bearer token for `/metrics` on the main listener (at least 32 characters) [default: not served there]
     #[arg(long, env = "NATTER_METRICS_TOKEN")]
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<Secret>,
     /// Rate limits on or off; off is only for load tests on a closed machine [default: on]
     #[arg(long, env = "NATTER_RATE_LIMITS", value_parser = clap::builder::BoolishValueParser::new())]
     pub rate_limits: Option<bool>,
@@ -112,6 +112,9 @@ pub struct Settings {
     /// History pages read per user [default: 10/s burst 60]
     #[arg(long, env = "NATTER_LIMIT_HISTORY_PER_USER")]
     pub limit_history_per_user: Option<LimitSetting>,
+    /// People added to rooms per user [default: 60/m burst 60]
+    #[arg(long, env = "NATTER_LIMIT_INVITES_PER_USER")]
+    pub limit_invites_per_user: Option<LimitSetting>,
     /// Wrong passwords in a row an account takes before each further attempt must wait (1 s, doubling) [default: 5]
     #[arg(long, env = "NATTER_LOGIN_FREE_FAILURES")]
     pub login_free_failures: Option<u32>,
@@ -231,6 +234,7 @@ impl Settings {
             limit_rooms_per_user: over.limit_rooms_per_user.or(self.limit_rooms_per_user),
             limit_direct_per_user: over.limit_direct_per_user.or(self.limit_direct_per_user),
             limit_history_per_user: over.limit_history_per_user.or(self.limit_history_per_user),
+            limit_invites_per_user: over.limit_invites_per_user.or(self.limit_invites_per_user),
             login_free_failures: over.login_free_failures.or(self.login_free_failures),
             login_max_delay_secs: over.login_max_delay_secs.or(self.login_max_delay_secs),
             sites: over.sites.or(self.sites),
@@ -261,7 +265,7 @@ pub struct Config {
     pub max_connections: Option<usize>,
     pub trusted_proxies: TrustedProxies,
     pub metrics_listen: Option<SocketAddr>,
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<Secret>,
     pub shutdown_grace: Duration,
     pub log: String,
 }
@@ -304,7 +308,13 @@ impl Config {
                     .into_iter()
                     .map(|site| Site::from_settings(site).map(Arc::new))
                     .collect::<anyhow::Result<Vec<_>>>()?,
-                admin_keys: Secrets(s.admin_keys.unwrap_or_default()),
+                admin_keys: Secrets(
+                    s.admin_keys
+                        .iter()
+                        .flatten()
+                        .map(|k| k.as_str().to_owned())
+                        .collect(),
+                ),
                 limits,
                 registration: s.registration.unwrap_or_default(),
                 shared_community: s.shared_community.unwrap_or(false),
@@ -360,7 +370,10 @@ impl Config {
             "body_read_timeout_secs must be at least 1"
         );
         anyhow::ensure!(
-            config.metrics_token.as_ref().is_none_or(|t| t.len() >= 32),
+            config
+                .metrics_token
+                .as_ref()
+                .is_none_or(|t| t.as_str().len() >= 32),
             "metrics_token must be at least 32 characters"
         );
         anyhow::ensure!(
@@ -401,6 +414,7 @@ fn rate_limits(s: &Settings) -> RateLimits {
         rooms_per_user: pick(s.limit_rooms_per_user, d.rooms_per_user),
         direct_per_user: pick(s.limit_direct_per_user, d.direct_per_user),
         history_per_user: pick(s.limit_history_per_user, d.history_per_user),
+        invites_per_user: pick(s.limit_invites_per_user, d.invites_per_user),
         login_free_failures: s.login_free_failures.unwrap_or(d.login_free_failures),
         login_max_delay: s
             .login_max_delay_secs
@@ -431,6 +445,18 @@ fn trusted_proxies(list: &[String]) -> anyhow::Result<TrustedProxies> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let settings: Settings = toml::from_str(
+            "admin_keys = [\"admin-key-0123456789-0123456789-xyz\"]\nmetrics_token = \"metrics-token-0123456789-0123456789\"\n",
+        )
+        .unwrap();
+        let config = Config::from_settings(settings.clone()).unwrap();
+        for printed in [format!("{settings:?}"), format!("{config:?}")] {
+            assert!(!printed.contains("0123456789"), "{printed}");
+        }
+    }
 
     #[test]
     fn file_then_flags_then_defaults() {

@@ -123,6 +123,8 @@ pub enum Limit {
     OpenDirect,
     /// History pages read, per user.
     History,
+    /// People added to rooms, per user.
+    Invite,
     /// Wrong passwords for one account (the growing delay).
     LoginFailures,
 }
@@ -138,6 +140,7 @@ impl Limit {
             Limit::CreateRoom => "create_room",
             Limit::OpenDirect => "open_direct",
             Limit::History => "history",
+            Limit::Invite => "invite",
             Limit::LoginFailures => "login_failures",
         }
     }
@@ -153,6 +156,7 @@ pub struct RateLimits {
     pub rooms_per_user: Option<RateSpec>,
     pub direct_per_user: Option<RateSpec>,
     pub history_per_user: Option<RateSpec>,
+    pub invites_per_user: Option<RateSpec>,
     /// Wrong passwords in a row an account takes before the delay starts.
     pub login_free_failures: u32,
     /// The longest delay between login attempts on one account.
@@ -171,6 +175,7 @@ impl Default for RateLimits {
             rooms_per_user: Some(RateSpec::new(20, 3600, 10)),
             direct_per_user: Some(RateSpec::new(30, 60, 30)),
             history_per_user: Some(RateSpec::new(10, 1, 60)),
+            invites_per_user: Some(RateSpec::new(60, 60, 60)),
             login_free_failures: 5,
             login_max_delay: Duration::from_secs(15 * 60),
         }
@@ -188,6 +193,7 @@ impl RateLimits {
             rooms_per_user: None,
             direct_per_user: None,
             history_per_user: None,
+            invites_per_user: None,
             login_free_failures: u32::MAX,
             login_max_delay: Duration::ZERO,
         }
@@ -242,14 +248,36 @@ pub(super) struct Limiters {
     rooms: Option<Counter<UserId>>,
     direct: Option<Counter<UserId>>,
     history: Option<Counter<UserId>>,
-    failures: Mutex<HashMap<String, Failures>>,
+    invites: Option<Counter<UserId>>,
+    failures: Mutex<FailureLog>,
     free_failures: u32,
     max_delay: Duration,
     metrics: Arc<Metrics>,
 }
 
-/// Accounts with recent failures kept at most before old ones are dropped.
+/// Runs of wrong passwords by account, bounded: past `sweep_at`
+/// entries the ones whose delay is over and whose last failure is older
+/// than the longest delay are dropped, and the next sweep waits until the
+/// log has doubled; at `FAILURES_MAX` new accounts are no longer tracked
+/// (the per-source login limit still holds for them).
+struct FailureLog {
+    by_account: HashMap<String, Failures>,
+    sweep_at: usize,
+}
+
+impl Default for FailureLog {
+    fn default() -> Self {
+        FailureLog {
+            by_account: HashMap::new(),
+            sweep_at: FAILURES_SWEEP_AT,
+        }
+    }
+}
+
+/// Entries before the first sweep.
 const FAILURES_SWEEP_AT: usize = 10_000;
+/// Entries kept at most.
+const FAILURES_MAX: usize = 200_000;
 
 impl Limiters {
     pub(super) fn new(config: &RateLimits, metrics: Arc<Metrics>) -> Limiters {
@@ -261,7 +289,8 @@ impl Limiters {
             rooms: config.rooms_per_user.map(Counter::new),
             direct: config.direct_per_user.map(Counter::new),
             history: config.history_per_user.map(Counter::new),
-            failures: Mutex::new(HashMap::new()),
+            invites: config.invites_per_user.map(Counter::new),
+            failures: Mutex::new(FailureLog::default()),
             free_failures: config.login_free_failures,
             max_delay: config.login_max_delay,
             metrics,
@@ -297,6 +326,7 @@ impl Limiters {
             Limit::CreateRoom => &self.rooms,
             Limit::OpenDirect => &self.direct,
             Limit::History => &self.history,
+            Limit::Invite => &self.invites,
             _ => unreachable!("{limit:?} is not counted per user"),
         };
         match counter {
@@ -310,7 +340,7 @@ impl Limiters {
     /// Refuses a login attempt on `account` while its delay runs.
     pub(super) fn login_allowed(&self, account: &str) -> ChatResult<()> {
         let failures = self.failures.lock().expect("failures poisoned");
-        match failures.get(account) {
+        match failures.by_account.get(account) {
             Some(f) if f.until > Instant::now() => {
                 Err(self.refuse(Limit::LoginFailures, f.until - Instant::now()))
             }
@@ -322,16 +352,24 @@ impl Limiters {
     /// the next attempt must wait 1 s, then 2 s, 4 s, … up to the ceiling.
     pub(super) fn login_failed(&self, account: &str) {
         let now = Instant::now();
-        let mut failures = self.failures.lock().expect("failures poisoned");
-        if failures.len() >= FAILURES_SWEEP_AT {
+        let mut log = self.failures.lock().expect("failures poisoned");
+        if log.by_account.len() >= log.sweep_at {
             let keep = self.max_delay.max(Duration::from_secs(3600));
-            failures.retain(|_, f| now.duration_since(f.last) < keep);
+            log.by_account
+                .retain(|_, f| f.until > now || now.duration_since(f.last) < keep);
+            log.sweep_at = (log.by_account.len() * 2).max(FAILURES_SWEEP_AT);
         }
-        let entry = failures.entry(account.to_owned()).or_insert(Failures {
-            count: 0,
-            last: now,
-            until: now,
-        });
+        if log.by_account.len() >= FAILURES_MAX && !log.by_account.contains_key(account) {
+            return;
+        }
+        let entry = log
+            .by_account
+            .entry(account.to_owned())
+            .or_insert(Failures {
+                count: 0,
+                last: now,
+                until: now,
+            });
         entry.count = entry.count.saturating_add(1);
         entry.last = now;
         if entry.count >= self.free_failures {
@@ -346,6 +384,7 @@ impl Limiters {
         self.failures
             .lock()
             .expect("failures poisoned")
+            .by_account
             .remove(account);
     }
 }

@@ -108,6 +108,38 @@ fn sessions_ended(user: UserId, sessions: Vec<SessionId>, reason: EndReason) -> 
     }]
 }
 
+/// A secret string (a key, a token) that never appears in logs or debug
+/// output, however the value holding it is printed.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[hidden]")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Secret {
+        Secret(s.to_owned())
+    }
+}
+
 /// Secret strings that never appear in logs or debug output.
 #[derive(Clone, Default)]
 pub struct Secrets(pub Vec<String>);

@@ -191,6 +191,7 @@ impl Chat {
                 "only the room's owner and admins can invite to a private room",
             ));
         }
+        self.limits.by_user(Limit::Invite, caller.user)?;
         // Only someone the inviter may reach, into a room of a community
         // the invitee belongs to; anyone else is nobody the inviter knows.
         let invitee = self.community_of(user).await?;

@@ -61,7 +61,7 @@ pub fn app(
         chat,
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         body_read_timeout: config.body_read_timeout,
-        metrics_token: config.metrics_token.as_deref().map(Arc::from),
+        metrics_token: config.metrics_token.as_ref().map(|t| Arc::from(t.as_str())),
     };
     // One flat router with full paths: a nested router would add a layer
     // of prefix stripping and routing to every request.

@@ -50,7 +50,7 @@ impl TestServer {
             log_check::secret(key);
         }
         if let Some(token) = &config.metrics_token {
-            log_check::secret(token);
+            log_check::secret(token.as_str());
         }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -21,6 +21,7 @@ async fn health_and_openapi() {
         ("/users", &["post"][..]),
         ("/users/{id}", &["get"]),
         ("/users/{id}/avatar.svg", &["get"]),
+        ("/avatar.svg", &["get"]),
         ("/sessions", &["post"]),
         ("/sessions/current", &["delete"]),
         ("/me", &["get", "patch"]),
@@ -98,6 +99,7 @@ async fn every_answer_carries_the_safety_headers_and_a_request_id() {
         ("GET", "/api/v1/me"),
         ("GET", "/api/v1/nope"),
         ("GET", "/api/v1/users/1/avatar.svg"),
+        ("GET", "/api/v1/avatar.svg?initial=A&hue=7"),
         ("POST", "/api/v1/users"),
     ] {
         let request = http.request(method.parse().unwrap(), format!("{}{path}", server.base));
@@ -148,4 +150,69 @@ async fn a_failed_bind_names_the_address() {
         !stderr.contains('\u{1b}'),
         "no colour codes in a pipe: {stderr}"
     );
+}
+
+/// docs/operations.md documents every setting `natter --help` lists, by
+/// its flag, its environment variable and its natter.toml key, and every
+/// key of a `[[sites]]` entry.
+#[test]
+fn every_setting_is_documented_with_flag_variable_and_file_key() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let docs_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/operations.md");
+    let docs = std::fs::read_to_string(&docs_path).unwrap();
+    let mut checked = 0;
+    for line in help.lines().map(str::trim).filter(|l| l.starts_with("--")) {
+        let flag = line.split([' ', '[', '<']).next().unwrap();
+        if ["--help", "--version"].contains(&flag) {
+            continue;
+        }
+        let Some(env) = help
+            .split(&format!("{flag} "))
+            .nth(1)
+            .and_then(|rest| rest.split("[env: ").nth(1))
+            .and_then(|rest| rest.split('=').next())
+        else {
+            panic!("{flag} has no environment variable");
+        };
+        let key = flag.trim_start_matches("--").replace('-', "_");
+        assert!(
+            docs.contains(&format!("`{flag}`")),
+            "docs/operations.md lacks `{flag}`"
+        );
+        assert!(
+            docs.contains(&format!("`{env}`")),
+            "docs/operations.md lacks `{env}`"
+        );
+        if flag != "--config" {
+            assert!(
+                docs.contains(&format!("`{key}`")),
+                "docs/operations.md lacks the key `{key}`"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 30, "only {checked} settings found in --help");
+    for key in [
+        "id",
+        "issuer",
+        "audience",
+        "algorithm",
+        "secret",
+        "public_key",
+        "origins",
+        "max_token_lifetime_secs",
+        "clock_skew_secs",
+        "require_jti",
+        "session_ttl_secs",
+    ] {
+        assert!(
+            docs.contains(&format!("`{key}`")),
+            "docs/operations.md lacks the site key `{key}`"
+        );
+    }
 }

@@ -267,6 +267,7 @@ async fn room_creation_direct_conversations_and_history_are_limited_per_user() {
         l.rooms_per_user = rate("1/h burst 2");
         l.direct_per_user = rate("1/h burst 1");
         l.history_per_user = rate("1/h burst 2");
+        l.invites_per_user = rate("1/h burst 1");
     })
     .await;
     let alice = server.user("alice").await;
@@ -287,6 +288,11 @@ async fn room_creation_direct_conversations_and_history_are_limited_per_user() {
     }
     let reply = alice.get(&path).await;
     assert_error(&reply, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+
+    let members = format!("/api/v1/rooms/{room}/members");
+    let reply = alice.post(&members, json!({"user_id": bob.user_id})).await;
+    assert_eq!(reply.0, StatusCode::NO_CONTENT, "{}", reply.1);
+    assert_limited(&post_timed(&alice, &members, json!({"user_id": carol.user_id})).await);
 }
 
 #[test]

@@ -60,7 +60,11 @@ async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Res
 /// The metrics as Prometheus scrapes them.
 pub fn metrics_text(metrics: &crate::metrics::Metrics) -> Response {
     (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        // prometheus-client writes OpenMetrics text (`# EOF`, `# UNIT`).
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         metrics.render(),
     )
         .into_response()
