@@ -77,9 +77,31 @@ impl RequestIds {
         }
     }
 
-    fn next(&self) -> HeaderValue {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{:08x}-{n:x}", self.prefix)).expect("hex is a valid header")
+    fn next(&self) -> RequestId {
+        RequestId {
+            prefix: self.prefix,
+            n: self.next.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
+
+/// One request's id, kept as numbers while the request waits (a waiting
+/// poll holds it) and written out only for the answer and the log.
+#[derive(Clone, Copy)]
+struct RequestId {
+    prefix: u32,
+    n: u64,
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:08x}-{:x}", self.prefix, self.n)
+    }
+}
+
+impl RequestId {
+    fn header(self) -> HeaderValue {
+        HeaderValue::from_str(&self.to_string()).expect("hex is a valid header")
     }
 }
 
@@ -181,7 +203,7 @@ struct Marks {
     allowed_origin: Option<HeaderValue>,
     /// Present when the log line is wanted.
     log: Option<LogLine>,
-    request_id: HeaderValue,
+    request_id: RequestId,
 }
 
 struct LogLine {
@@ -191,7 +213,7 @@ struct LogLine {
 }
 
 impl Marks {
-    fn of(request: &Request, chat: &Chat, request_id: HeaderValue) -> Marks {
+    fn of(request: &Request, chat: &Chat, request_id: RequestId) -> Marks {
         let path = request.uri().path();
         let cross_origin_api = path.starts_with("/api/v1/") && !path.starts_with("/api/v1/admin/");
         // A copy of the origin, not a clone of the request's header: that
@@ -224,8 +246,7 @@ impl Marks {
 
     /// The request's span: every line logged inside it carries the id.
     fn span(&self) -> tracing::Span {
-        let id = self.request_id.to_str().unwrap_or_default();
-        tracing::info_span!("request", id)
+        tracing::info_span!("request", id = %self.request_id)
     }
 
     /// The answer to a CORS preflight: permission for an allowed origin,
@@ -261,7 +282,7 @@ impl Marks {
             metrics.error(code);
         }
         let headers = response.headers_mut();
-        headers.insert(X_REQUEST_ID, self.request_id);
+        headers.insert(X_REQUEST_ID, self.request_id.header());
         headers
             .entry(X_CONTENT_TYPE_OPTIONS)
             .or_insert(HeaderValue::from_static("nosniff"));
