@@ -145,21 +145,31 @@ function scheduleRenewal(expiresAt) {
 async function renewSession(token) {
   const old = client.token;
   const fresh = new Natter({ baseUrl: client.baseUrl });
-  let expiresAt;
+  let answer;
   try {
-    ({ expiresAt } = await fresh.ssoLogin(token, embed.site));
+    answer = await fresh.ssoLogin(token, embed.site);
   } catch {
-    // Refused or unreachable: the current session runs on until it ends.
+    // Refused or unreachable: ask again in a minute, while the current
+    // session runs on.
+    clearTimeout(renewTimer);
+    renewTimer = setTimeout(() => tellParent({ type: 'natter:token-needed' }), 60_000);
     return;
   }
   client.token = fresh.token;
   storage.setItem(TOKEN_KEY, client.token);
-  scheduleRenewal(expiresAt);
-  if (stopEvents) {
-    stopEvents();
-    startEvents();
+  const sameUser = answer.user?.id === state.me?.id;
+  // The old stream stops before its session ends, so its end is no news.
+  const streaming = Boolean(stopEvents);
+  stopEvents?.();
+  stopEvents = null;
+  if (sameUser) {
+    scheduleRenewal(answer.expiresAt);
+    if (streaming) startEvents();
   }
   await new Natter({ baseUrl: client.baseUrl, token: old }).logout().catch(() => {});
+  // The host page signed someone else in: nothing of the last user's
+  // may stay on screen, so start over as the new one.
+  if (!sameUser) location.reload();
 }
 
 addEventListener('message', (event) => {

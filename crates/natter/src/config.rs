@@ -115,6 +115,15 @@ pub struct Settings {
     /// People added to rooms per user [default: 60/m burst 60]
     #[arg(long, env = "NATTER_LIMIT_INVITES_PER_USER")]
     pub limit_invites_per_user: Option<LimitSetting>,
+    /// Password changes and self-deactivations per user, each of which checks the password [default: 10/h burst 5]
+    #[arg(long, env = "NATTER_LIMIT_PASSWORD_CHECKS_PER_USER")]
+    pub limit_password_checks_per_user: Option<LimitSetting>,
+    /// Joins, leaves and room changes per user [default: 60/m burst 30]
+    #[arg(long, env = "NATTER_LIMIT_ROOM_CHANGES_PER_USER")]
+    pub limit_room_changes_per_user: Option<LimitSetting>,
+    /// Read-marker moves per user [default: 10/s burst 60]
+    #[arg(long, env = "NATTER_LIMIT_READ_MARKERS_PER_USER")]
+    pub limit_read_markers_per_user: Option<LimitSetting>,
     /// Wrong passwords in a row an account takes before each further attempt must wait (1 s, doubling) [default: 5]
     #[arg(long, env = "NATTER_LOGIN_FREE_FAILURES")]
     pub login_free_failures: Option<u32>,
@@ -235,6 +244,15 @@ impl Settings {
             limit_direct_per_user: over.limit_direct_per_user.or(self.limit_direct_per_user),
             limit_history_per_user: over.limit_history_per_user.or(self.limit_history_per_user),
             limit_invites_per_user: over.limit_invites_per_user.or(self.limit_invites_per_user),
+            limit_password_checks_per_user: over
+                .limit_password_checks_per_user
+                .or(self.limit_password_checks_per_user),
+            limit_room_changes_per_user: over
+                .limit_room_changes_per_user
+                .or(self.limit_room_changes_per_user),
+            limit_read_markers_per_user: over
+                .limit_read_markers_per_user
+                .or(self.limit_read_markers_per_user),
             login_free_failures: over.login_free_failures.or(self.login_free_failures),
             login_max_delay_secs: over.login_max_delay_secs.or(self.login_max_delay_secs),
             sites: over.sites.or(self.sites),
@@ -415,6 +433,12 @@ fn rate_limits(s: &Settings) -> RateLimits {
         direct_per_user: pick(s.limit_direct_per_user, d.direct_per_user),
         history_per_user: pick(s.limit_history_per_user, d.history_per_user),
         invites_per_user: pick(s.limit_invites_per_user, d.invites_per_user),
+        password_checks_per_user: pick(
+            s.limit_password_checks_per_user,
+            d.password_checks_per_user,
+        ),
+        room_changes_per_user: pick(s.limit_room_changes_per_user, d.room_changes_per_user),
+        read_markers_per_user: pick(s.limit_read_markers_per_user, d.read_markers_per_user),
         login_free_failures: s.login_free_failures.unwrap_or(d.login_free_failures),
         login_max_delay: s
             .login_max_delay_secs

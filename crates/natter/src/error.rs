@@ -68,6 +68,7 @@ impl From<StoreError> for ChatError {
         match e {
             StoreError::Conflict("username") => ChatError::UsernameTaken,
             StoreError::Conflict("deactivated") => ChatError::AccountDeactivated,
+            StoreError::Conflict("password_changed") => ChatError::InvalidCredentials,
             StoreError::NotFound("invite") => ChatError::InviteInvalid,
             StoreError::NotFound("user") => ChatError::UserNotFound,
             StoreError::NotFound(_) => ChatError::RoomNotFound,

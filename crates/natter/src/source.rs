@@ -130,22 +130,30 @@ impl TrustedProxies {
     }
 
     /// The client behind a connection from `peer` that carried
-    /// `forwarded_for` (the `X-Forwarded-For` values, in header order).
-    /// Walks the chain from the nearest hop outwards and stops at the
-    /// first address no trusted proxy vouches for; a malformed entry
-    /// ends the walk at the last hop that could be believed.
+    /// `forwarded_for` (the `X-Forwarded-For` lines, in header order;
+    /// `None` for a line that is not text). Walks the chain from the
+    /// nearest hop outwards and stops at the first address no trusted
+    /// proxy vouches for; a malformed entry ends the walk at the last hop
+    /// that could be believed. Entries may carry a port (`192.0.2.1:4711`,
+    /// `[2001:db8::1]:4711`), as some proxies write them.
     pub fn client_of<'a>(
         &self,
         peer: IpAddr,
-        forwarded_for: impl Iterator<Item = &'a str>,
+        forwarded_for: impl Iterator<Item = Option<&'a str>>,
     ) -> IpAddr {
         if !self.trusts(peer) {
             return peer;
         }
-        let hops: Vec<&str> = forwarded_for.flat_map(|v| v.split(',')).collect();
+        let mut hops: Vec<Option<&str>> = Vec::new();
+        for line in forwarded_for {
+            match line {
+                Some(line) => hops.extend(line.split(',').map(Some)),
+                None => hops.push(None),
+            }
+        }
         let mut client = peer;
         for hop in hops.iter().rev() {
-            let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            let Some(ip) = hop.and_then(parse_hop) else {
                 break;
             };
             client = ip;
@@ -155,6 +163,20 @@ impl TrustedProxies {
         }
         client
     }
+}
+
+/// One `X-Forwarded-For` entry: an address, with or without a port.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    if let Ok(ip) = hop.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = hop.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok();
+    }
+    let (addr, port) = hop.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    addr.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
 #[cfg(test)]
@@ -196,8 +218,8 @@ mod tests {
         );
     }
 
-    fn xff<'a>(values: &'a [&'a str]) -> impl Iterator<Item = &'a str> + 'a {
-        values.iter().copied()
+    fn xff<'a>(values: &'a [&'a str]) -> impl Iterator<Item = Option<&'a str>> + 'a {
+        values.iter().map(|v| Some(*v))
     }
 
     #[test]
@@ -226,6 +248,21 @@ mod tests {
         assert_eq!(
             trusted.client_of(ip("10.0.0.2"), xff(&["203.0.113.9, junk, 10.0.0.7"])),
             ip("10.0.0.7")
+        );
+        // Ports, as some proxies write them.
+        assert_eq!(
+            trusted.client_of(ip("10.0.0.2"), xff(&["203.0.113.9:4711"])),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            trusted.client_of(ip("10.0.0.2"), xff(&["[2001:db8::7]:4711"])),
+            ip("2001:db8::7")
+        );
+        // A line that is not text is a malformed hop, not a missing one.
+        let lines = [Some("203.0.113.9"), None, Some("10.0.0.5")];
+        assert_eq!(
+            trusted.client_of(ip("10.0.0.2"), lines.into_iter()),
+            ip("10.0.0.5")
         );
     }
 }

@@ -174,32 +174,50 @@ impl Chat {
         self.limits.by_source(Limit::Login, source)?;
         // Any malformed username simply cannot match an account.
         let username = Username::parse(username).map_err(|_| ChatError::InvalidCredentials)?;
-        self.limits.login_allowed(username.as_str())?;
+        let attempt = self.limits.begin_login(username.as_str())?;
         let found = self.store.credentials(username.as_str()).await?;
         let found_deactivated = found.as_ref().is_some_and(|c| c.deactivated);
         let (hash, user) = match found {
             Some(c) => (c.password_hash, Some(c.user)),
             None => (self.decoy_hash().await?, None),
         };
-        let ok = self.passwords.verify(password.to_owned(), hash).await?;
+        let ok = self
+            .passwords
+            .verify(password.to_owned(), hash.clone())
+            .await?;
         let user = match (ok, user) {
             (true, Some(user)) => user,
             _ => {
-                self.limits.login_failed(username.as_str());
+                attempt.failed();
                 return Err(ChatError::InvalidCredentials);
             }
         };
+        attempt.succeeded();
         // Said only to whoever knows the password.
         if found_deactivated {
             return Err(ChatError::AccountDeactivated);
         }
-        self.limits.login_succeeded(username.as_str());
-        self.open_session(user, self.config.session_ttl).await
+        // The session is made only if the password is still this one and
+        // the account still active when it is written: a password change
+        // or deactivation that lands during the check wins.
+        self.open_session_checked(user, self.config.session_ttl, Some(hash))
+            .await
     }
 
     /// Opens a session for an authenticated user (password or site token).
     /// In single-session mode the user's other sessions end.
     pub(super) async fn open_session(&self, user: User, ttl: Duration) -> ChatResult<Login> {
+        self.open_session_checked(user, ttl, None).await
+    }
+
+    /// Opens a session if, when it is written, the account is active and
+    /// (when given) its password hash is still `password_hash`.
+    async fn open_session_checked(
+        &self,
+        user: User,
+        ttl: Duration,
+        password_hash: Option<String>,
+    ) -> ChatResult<Login> {
         let token = random_secret();
         let at = now_ms();
         let expires_at = at + ttl.as_millis() as Millis;
@@ -210,6 +228,7 @@ impl Chat {
             at,
             expires_at,
             end_others: self.config.single_session.then_some(EndReason::Replaced),
+            password_hash,
         };
         let user_id = user.id;
         let session = self

@@ -26,6 +26,14 @@ pub enum MemberRef {
     },
 }
 
+/// A site the admin API named that is not configured.
+fn unknown_site(site: &str) -> ChatError {
+    ChatError::Invalid(crate::text::Invalid {
+        code: "unknown_site",
+        message: format!("no site {site:?} is configured"),
+    })
+}
+
 /// A member reference whose fields have all been checked.
 enum CheckedMember {
     /// A user that exists and needs no change.
@@ -91,10 +99,7 @@ impl Chat {
             } => (site, external_id, name, avatar_url),
         };
         if self.site(site).is_none() {
-            return Err(ChatError::Invalid(crate::text::Invalid {
-                code: "unknown_site",
-                message: format!("no site {site:?} is configured"),
-            }));
+            return Err(unknown_site(site));
         }
         let external_id = external_id.trim();
         if external_id.is_empty()
@@ -107,6 +112,13 @@ impl Chat {
             }));
         }
         let existing = self.store.site_user(site, external_id).await?;
+        if let Some(user) = &existing
+            && (name.is_some() || avatar_url.is_some())
+            && self.store.is_deactivated(user.id).await? == Some(true)
+        {
+            // Found now, not half-way through the writes.
+            return Err(ChatError::AccountDeactivated);
+        }
         let display = match (name, &existing) {
             (Some(n), _) => DisplayName::parse(n)?.into_string(),
             (None, Some(user)) => user.display_name.clone(),
@@ -160,10 +172,7 @@ impl Chat {
     ) -> ChatResult<Room> {
         let title = RoomTitle::parse(title)?;
         if let Some(site) = site.filter(|s| self.site(s).is_none()) {
-            return Err(ChatError::Invalid(crate::text::Invalid {
-                code: "unknown_site",
-                message: format!("no site {site:?} is configured"),
-            }));
+            return Err(unknown_site(site));
         }
         let system = self.system_user().await?;
         let store = self.store.clone();

@@ -10,11 +10,11 @@
 use std::time::Duration;
 
 use super::accounts::{invite_hash, random_secret};
-use super::{Caller, Chat, sessions_ended};
+use super::{Caller, Chat, Limit, sessions_ended};
 use crate::error::{ChatError, ChatResult};
 use crate::model::{EndReason, Millis, SessionId, UserId, now_ms};
 use crate::store::{EndSessions, SessionInfo};
-use crate::text::Password;
+use crate::text::{Invalid, Password};
 
 /// One of the caller's live sessions.
 pub struct SessionListing {
@@ -40,7 +40,8 @@ impl Chat {
                 "this account signs in through its site and has no password here",
             ));
         }
-        self.limits.login_allowed(&account.username)?;
+        self.limits.by_user(Limit::PasswordCheck, user)?;
+        let attempt = self.limits.begin_login(&account.username)?;
         let credentials = self
             .store
             .credentials(&account.username)
@@ -51,10 +52,10 @@ impl Chat {
             .verify(password.to_owned(), credentials.password_hash)
             .await?;
         if !ok {
-            self.limits.login_failed(&account.username);
+            attempt.failed();
             return Err(ChatError::WrongPassword);
         }
-        self.limits.login_succeeded(&account.username);
+        attempt.succeeded();
         Ok(())
     }
 
@@ -165,8 +166,17 @@ impl Chat {
         .await
     }
 
-    /// A new invite code for invite-only registration, good once.
-    pub async fn create_invite(&self, valid_for: Duration) -> ChatResult<Invite> {
+    /// A new invite code for invite-only registration, good once, for
+    /// `valid_for_secs` (60 s to a year; a week when not given).
+    pub async fn create_invite(&self, valid_for_secs: Option<u64>) -> ChatResult<Invite> {
+        let secs = valid_for_secs.unwrap_or(7 * 86_400);
+        if !(60..=365 * 86_400).contains(&secs) {
+            return Err(ChatError::Invalid(Invalid {
+                code: "invalid_valid_for",
+                message: "valid_for_secs must be 60..=31536000".into(),
+            }));
+        }
+        let valid_for = Duration::from_secs(secs);
         let code = random_secret();
         let at = now_ms();
         let expires_at = at + valid_for.as_millis() as Millis;

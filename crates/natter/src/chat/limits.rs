@@ -12,19 +12,19 @@
 //! owner's existing sessions, so a stranger hammering an account cannot
 //! lock its owner out of conversations already open.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
 use std::num::NonZeroU32;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
+use super::login_delay::{LoginAttempt, LoginDelays};
 use crate::error::{ChatError, ChatResult};
 use crate::metrics::Metrics;
 use crate::model::UserId;
@@ -35,8 +35,11 @@ use crate::source::Source;
 /// the count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateSpec {
+    /// Calls allowed per `per`, sustained.
     pub count: u32,
+    /// The period of the sustained rate: a second, a minute or an hour.
     pub per: Duration,
+    /// Calls allowed at once after a quiet spell.
     pub burst: u32,
 }
 
@@ -125,6 +128,12 @@ pub enum Limit {
     History,
     /// People added to rooms, per user.
     Invite,
+    /// Password changes and deactivations (each checks the password), per user.
+    PasswordCheck,
+    /// Joins, leaves and room changes, per user.
+    RoomChange,
+    /// Read-marker moves, per user.
+    ReadMarker,
     /// Wrong passwords for one account (the growing delay).
     LoginFailures,
 }
@@ -141,6 +150,9 @@ impl Limit {
             Limit::OpenDirect => "open_direct",
             Limit::History => "history",
             Limit::Invite => "invite",
+            Limit::PasswordCheck => "password_check",
+            Limit::RoomChange => "room_change",
+            Limit::ReadMarker => "read_marker",
             Limit::LoginFailures => "login_failures",
         }
     }
@@ -157,6 +169,9 @@ pub struct RateLimits {
     pub direct_per_user: Option<RateSpec>,
     pub history_per_user: Option<RateSpec>,
     pub invites_per_user: Option<RateSpec>,
+    pub password_checks_per_user: Option<RateSpec>,
+    pub room_changes_per_user: Option<RateSpec>,
+    pub read_markers_per_user: Option<RateSpec>,
     /// Wrong passwords in a row an account takes before the delay starts.
     pub login_free_failures: u32,
     /// The longest delay between login attempts on one account.
@@ -176,6 +191,9 @@ impl Default for RateLimits {
             direct_per_user: Some(RateSpec::new(30, 60, 30)),
             history_per_user: Some(RateSpec::new(10, 1, 60)),
             invites_per_user: Some(RateSpec::new(60, 60, 60)),
+            password_checks_per_user: Some(RateSpec::new(10, 3600, 5)),
+            room_changes_per_user: Some(RateSpec::new(60, 60, 30)),
+            read_markers_per_user: Some(RateSpec::new(10, 1, 60)),
             login_free_failures: 5,
             login_max_delay: Duration::from_secs(15 * 60),
         }
@@ -194,6 +212,9 @@ impl RateLimits {
             direct_per_user: None,
             history_per_user: None,
             invites_per_user: None,
+            password_checks_per_user: None,
+            room_changes_per_user: None,
+            read_markers_per_user: None,
             login_free_failures: u32::MAX,
             login_max_delay: Duration::ZERO,
         }
@@ -231,14 +252,6 @@ impl<K: Hash + Eq + Clone> Counter<K> {
     }
 }
 
-/// A run of wrong passwords for one account.
-struct Failures {
-    count: u32,
-    last: Instant,
-    /// No attempt before this.
-    until: Instant,
-}
-
 /// The node's rate-limit counters.
 pub(super) struct Limiters {
     login: Option<Counter<Source>>,
@@ -249,35 +262,12 @@ pub(super) struct Limiters {
     direct: Option<Counter<UserId>>,
     history: Option<Counter<UserId>>,
     invites: Option<Counter<UserId>>,
-    failures: Mutex<FailureLog>,
-    free_failures: u32,
-    max_delay: Duration,
+    password_checks: Option<Counter<UserId>>,
+    room_changes: Option<Counter<UserId>>,
+    read_markers: Option<Counter<UserId>>,
+    login_delays: LoginDelays,
     metrics: Arc<Metrics>,
 }
-
-/// Runs of wrong passwords by account, bounded: past `sweep_at`
-/// entries the ones whose delay is over and whose last failure is older
-/// than the longest delay are dropped, and the next sweep waits until the
-/// log has doubled; at `FAILURES_MAX` new accounts are no longer tracked
-/// (the per-source login limit still holds for them).
-struct FailureLog {
-    by_account: HashMap<String, Failures>,
-    sweep_at: usize,
-}
-
-impl Default for FailureLog {
-    fn default() -> Self {
-        FailureLog {
-            by_account: HashMap::new(),
-            sweep_at: FAILURES_SWEEP_AT,
-        }
-    }
-}
-
-/// Entries before the first sweep.
-const FAILURES_SWEEP_AT: usize = 10_000;
-/// Entries kept at most.
-const FAILURES_MAX: usize = 200_000;
 
 impl Limiters {
     pub(super) fn new(config: &RateLimits, metrics: Arc<Metrics>) -> Limiters {
@@ -290,9 +280,10 @@ impl Limiters {
             direct: config.direct_per_user.map(Counter::new),
             history: config.history_per_user.map(Counter::new),
             invites: config.invites_per_user.map(Counter::new),
-            failures: Mutex::new(FailureLog::default()),
-            free_failures: config.login_free_failures,
-            max_delay: config.login_max_delay,
+            password_checks: config.password_checks_per_user.map(Counter::new),
+            room_changes: config.room_changes_per_user.map(Counter::new),
+            read_markers: config.read_markers_per_user.map(Counter::new),
+            login_delays: LoginDelays::new(config.login_free_failures, config.login_max_delay),
             metrics,
         }
     }
@@ -327,6 +318,9 @@ impl Limiters {
             Limit::OpenDirect => &self.direct,
             Limit::History => &self.history,
             Limit::Invite => &self.invites,
+            Limit::PasswordCheck => &self.password_checks,
+            Limit::RoomChange => &self.room_changes,
+            Limit::ReadMarker => &self.read_markers,
             _ => unreachable!("{limit:?} is not counted per user"),
         };
         match counter {
@@ -337,55 +331,12 @@ impl Limiters {
         }
     }
 
-    /// Refuses a login attempt on `account` while its delay runs.
-    pub(super) fn login_allowed(&self, account: &str) -> ChatResult<()> {
-        let failures = self.failures.lock().expect("failures poisoned");
-        match failures.by_account.get(account) {
-            Some(f) if f.until > Instant::now() => {
-                Err(self.refuse(Limit::LoginFailures, f.until - Instant::now()))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Records a wrong password for `account`: past the free failures,
-    /// the next attempt must wait 1 s, then 2 s, 4 s, … up to the ceiling.
-    pub(super) fn login_failed(&self, account: &str) {
-        let now = Instant::now();
-        let mut log = self.failures.lock().expect("failures poisoned");
-        if log.by_account.len() >= log.sweep_at {
-            let keep = self.max_delay.max(Duration::from_secs(3600));
-            log.by_account
-                .retain(|_, f| f.until > now || now.duration_since(f.last) < keep);
-            log.sweep_at = (log.by_account.len() * 2).max(FAILURES_SWEEP_AT);
-        }
-        if log.by_account.len() >= FAILURES_MAX && !log.by_account.contains_key(account) {
-            return;
-        }
-        let entry = log
-            .by_account
-            .entry(account.to_owned())
-            .or_insert(Failures {
-                count: 0,
-                last: now,
-                until: now,
-            });
-        entry.count = entry.count.saturating_add(1);
-        entry.last = now;
-        if entry.count >= self.free_failures {
-            let doublings = (entry.count - self.free_failures).min(20);
-            let delay = Duration::from_secs(1u64 << doublings).min(self.max_delay);
-            entry.until = now + delay;
-        }
-    }
-
-    /// A right password clears the account's run of failures.
-    pub(super) fn login_succeeded(&self, account: &str) {
-        self.failures
-            .lock()
-            .expect("failures poisoned")
-            .by_account
-            .remove(account);
+    /// Starts a password check on `account`, unless its delay after
+    /// wrong passwords runs (`login_delay.rs`).
+    pub(super) fn begin_login(&self, account: &str) -> ChatResult<LoginAttempt<'_>> {
+        self.login_delays
+            .begin(account)
+            .map_err(|wait| self.refuse(Limit::LoginFailures, wait))
     }
 }
 
@@ -439,29 +390,5 @@ mod tests {
         }
         // Another user has their own bucket.
         limits.by_user(Limit::Send, UserId(2)).unwrap();
-    }
-
-    #[test]
-    fn wrong_passwords_grow_the_delay_and_a_right_one_clears_it() {
-        let limits = Limiters::new(
-            &RateLimits {
-                login_free_failures: 2,
-                ..RateLimits::default()
-            },
-            Arc::default(),
-        );
-        limits.login_failed("alice");
-        limits.login_allowed("alice").unwrap();
-        limits.login_failed("alice");
-        let wait = |limits: &Limiters| match limits.login_allowed("alice") {
-            Err(ChatError::RateLimited { retry_after, .. }) => retry_after,
-            other => panic!("not delayed: {other:?}"),
-        };
-        assert!(wait(&limits) <= Duration::from_secs(1));
-        limits.login_failed("alice");
-        assert!(wait(&limits) > Duration::from_secs(1), "the delay doubles");
-        limits.login_allowed("bob").unwrap();
-        limits.login_succeeded("alice");
-        limits.login_allowed("alice").unwrap();
     }
 }

@@ -105,6 +105,7 @@ impl Chat {
         if seq < 0 {
             return Err(invalid("invalid_seq", "seq must not be negative".into()));
         }
+        self.limits.by_user(Limit::ReadMarker, caller.user)?;
         self.membership(caller, room).await?;
         let read = self.store.set_read(room, caller.user, seq).await?;
         self.hub

@@ -10,6 +10,7 @@ mod admin;
 mod communities;
 mod lifecycle;
 mod limits;
+mod login_delay;
 mod messages;
 mod passwords;
 mod rooms;
@@ -115,6 +116,7 @@ fn sessions_ended(user: UserId, sessions: Vec<SessionId>, reason: EndReason) -> 
 pub struct Secret(pub String);
 
 impl Secret {
+    /// The secret itself, for the one place that compares or uses it.
     pub fn as_str(&self) -> &str {
         &self.0
     }

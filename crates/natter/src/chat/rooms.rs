@@ -144,6 +144,7 @@ impl Chat {
             // Nothing changes, so nothing is announced.
             return Ok(current);
         }
+        self.limits.by_user(Limit::RoomChange, caller.user)?;
         let (store, by, by_name) = (
             self.store.clone(),
             caller.user,
@@ -166,6 +167,7 @@ impl Chat {
         if feed.role_of(caller.user).is_some() {
             return Ok(room);
         }
+        self.limits.by_user(Limit::RoomChange, caller.user)?;
         if room.kind == RoomKind::Direct
             || room.visibility == Visibility::Private
             || !self.may_find(caller, &room).await?
@@ -212,6 +214,7 @@ impl Chat {
                 "a direct conversation cannot be left",
             ));
         }
+        self.limits.by_user(Limit::RoomChange, caller.user)?;
         self.remove_member(id, caller.user).await
     }
 

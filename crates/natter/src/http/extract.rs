@@ -219,7 +219,7 @@ pub fn source_of(parts: &Parts, trusted: &TrustedProxies) -> Source {
         .headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok());
+        .map(|v| v.to_str().ok());
     Source::of(trusted.client_of(peer, forwarded))
 }
 
@@ -275,15 +275,20 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
+        let token = bearer_token(&parts.headers)
             .filter(|t| !t.is_empty() && t.len() <= 256)
             .ok_or(ChatError::Unauthenticated)?;
         Ok(Auth(state.chat.authenticate(token).await?))
     }
+}
+
+/// The token of an `Authorization: Bearer …` header (the scheme in any
+/// letter case, as RFC 7235 has it), trimmed.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
 }

@@ -61,6 +61,8 @@ pub async fn serve(
         config.trusted_proxies.clone(),
         chat.metrics().clone(),
     );
+    // Refused connections being closed gently, at most this many at once.
+    let refusals = Arc::new(tokio::sync::Semaphore::new(256));
     let metrics_server = match config.metrics_listen {
         Some(addr) => Some(serve_metrics(addr, chat.metrics().clone()).await?),
         None => None,
@@ -73,7 +75,7 @@ pub async fn serve(
                     let admitted = match gate.admit(peer.ip()) {
                         Ok(admitted) => admitted,
                         Err(refusal) => {
-                            refuse(stream, &refusal);
+                            refuse(stream, &refusal, &refusals);
                             continue;
                         }
                     };
@@ -133,9 +135,41 @@ async fn serve_metrics(
 }
 
 /// Answers a connection the gate turned away, without reading from it.
-fn refuse(stream: tokio::net::TcpStream, refusal: &Refusal) {
+///
+/// Closing a socket that still holds unread request bytes sends a reset,
+/// which can destroy the answer before the client reads it; so the
+/// answer is followed by a half-close and a short drain of what the
+/// client sent (at most 64 KiB for 500 ms, a bounded number of such
+/// closes at once; past that the socket is simply dropped).
+fn refuse(stream: tokio::net::TcpStream, refusal: &Refusal, gentle: &Arc<tokio::sync::Semaphore>) {
     let _ = stream.try_write(refusal.answer());
     tracing::debug!(?refusal, "refused a connection");
+    let Ok(permit) = gentle.clone().try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let _permit = permit;
+        let Ok(socket) = stream.into_std() else {
+            return;
+        };
+        let _ = socket.shutdown(std::net::Shutdown::Write);
+        let Ok(stream) = tokio::net::TcpStream::from_std(socket) else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+        let (mut drained, mut buf) = (0, [0u8; 4096]);
+        while drained < 64 * 1024 {
+            match tokio::time::timeout_at(deadline, stream.readable()).await {
+                Ok(Ok(())) => match stream.try_read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => drained += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => break,
+                },
+                _ => break,
+            }
+        }
+    });
 }
 
 /// A failed accept never stops the server. Running out of file handles is

@@ -86,6 +86,10 @@ pub struct NewSession {
     pub at: Millis,
     pub expires_at: Millis,
     pub end_others: Option<EndReason>,
+    /// When set, the session is made only if the user's password hash is
+    /// still this one (`Conflict("password_changed")` otherwise); it is
+    /// never made for a deactivated user (`Conflict("deactivated")`).
+    pub password_hash: Option<String>,
 }
 
 /// A stored session, found by its token hash.

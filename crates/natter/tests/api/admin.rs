@@ -301,7 +301,20 @@ async fn a_roster_with_one_bad_entry_creates_renames_and_removes_nobody() {
     let first = json!({"members": [{"site": "school", "external_id": "s1", "name": "Ann"}]});
     let (status, _) = admin(&api, "PUT", &path, Some(first), KEY).await;
     assert_eq!(status, StatusCode::OK);
+    // A deactivated site user, named with a new name, is a bad entry too.
+    let gone = json!({"site": "school", "external_id": "s9"});
+    let (_, added) = admin(&api, "POST", &path, Some(gone), KEY).await;
+    let gone_id = added["user"]["id"].as_i64().unwrap();
+    let deactivate = format!("/api/v1/admin/users/{gone_id}/deactivate");
+    assert_eq!(
+        admin(&api, "POST", &deactivate, None, KEY).await.0,
+        StatusCode::OK
+    );
     for (bad, code) in [
+        (
+            json!({"site": "school", "external_id": "s9", "name": "Back"}),
+            "account_deactivated",
+        ),
         (
             json!({"site": "school", "external_id": "s3", "name": "\u{202e}bad"}),
             "invalid_display_name",

@@ -289,6 +289,32 @@ async fn room_creation_direct_conversations_and_history_are_limited_per_user() {
     let reply = alice.get(&path).await;
     assert_error(&reply, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
 
+    // Joining, leaving and changing rooms share one limit.
+    let server2 = server_with(|l| {
+        l.room_changes_per_user = rate("1/h burst 2");
+        l.read_markers_per_user = rate("1/h burst 1");
+        l.password_checks_per_user = rate("1/h burst 1");
+    })
+    .await;
+    let owner = server2.user("owner").await;
+    let guest = server2.user("guest").await;
+    let open = owner.create_room("open", "public").await;
+    guest.join(open).await;
+    let (status, _) = guest
+        .post(&format!("/api/v1/rooms/{open}/leave"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_limited(&post_timed(&guest, &format!("/api/v1/rooms/{open}/join"), json!({})).await);
+    let read = format!("/api/v1/rooms/{open}/read");
+    assert_eq!(owner.post(&read, json!({"seq": 1})).await.0, StatusCode::OK);
+    assert_limited(&post_timed(&owner, &read, json!({"seq": 2})).await);
+    let change = json!({"current_password": "password-1", "new_password": "password-2", "end_other_sessions": false});
+    assert_eq!(
+        owner.post("/api/v1/me/password", change.clone()).await.0,
+        StatusCode::OK
+    );
+    assert_limited(&post_timed(&owner, "/api/v1/me/password", change).await);
+
     let members = format!("/api/v1/rooms/{room}/members");
     let reply = alice.post(&members, json!({"user_id": bob.user_id})).await;
     assert_eq!(reply.0, StatusCode::NO_CONTENT, "{}", reply.1);

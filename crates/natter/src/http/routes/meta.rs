@@ -2,7 +2,6 @@
 //! avatars.
 
 use axum::extract::State;
-use axum::http::header::AUTHORIZATION;
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
 };
@@ -16,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{PathId, QueryParams};
+use crate::http::extract::{PathId, QueryParams, bearer_token};
 use crate::http::wire;
 
 pub fn router() -> Router<AppState> {
@@ -39,13 +38,7 @@ async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Res
             "no such endpoint",
         ));
     };
-    let given = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .unwrap_or_default();
+    let given = bearer_token(&headers).unwrap_or_default();
     // Compared as digests, so the time taken says nothing about the token.
     if Sha256::digest(given.as_bytes()) != Sha256::digest(expected.as_bytes()) {
         return Err(ApiError::new(

@@ -297,6 +297,26 @@ pub fn update_profile(conn: &Connection, id: UserId, patch: &ProfilePatch) -> R<
 }
 
 pub fn create_session(conn: &Connection, s: &NewSession) -> R<(SessionId, Vec<SessionId>)> {
+    // Checked in the transaction that writes the session: a deactivation
+    // or password change that committed while the password was being
+    // checked wins.
+    let (deactivated, hash): (bool, String) = q(row(
+        conn,
+        "SELECT deactivated_at IS NOT NULL, password_hash FROM users WHERE id = ?1",
+        [s.user.0],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional())?
+    .ok_or(StoreError::NotFound("user"))?;
+    if deactivated {
+        return Err(StoreError::Conflict("deactivated"));
+    }
+    if s.password_hash
+        .as_ref()
+        .is_some_and(|expected| *expected != hash)
+    {
+        return Err(StoreError::Conflict("password_changed"));
+    }
     let ended = match s.end_others {
         Some(reason) => end_user_sessions(conn, s.user, EndSessions::All, reason, s.at)?,
         None => Vec::new(),
