@@ -174,6 +174,12 @@ mod tests {
         }
     }
 
+    /// Ends `account`'s current delay, as if it had been waited out.
+    fn wait_out(delays: &LoginDelays, account: &str) {
+        let mut runs = delays.runs.lock().unwrap();
+        runs.by_account.get_mut(account).unwrap().until = Instant::now();
+    }
+
     #[test]
     fn wrong_passwords_grow_the_delay_and_a_right_one_clears_it() {
         let delays = LoginDelays::new(2, Duration::from_secs(900));
@@ -181,28 +187,14 @@ mod tests {
         delays.begin("alice").unwrap().failed();
         assert!(waits(&delays, "alice") <= Duration::from_secs(1));
         // A later failure doubles it.
-        delays
-            .runs
-            .lock()
-            .unwrap()
-            .by_account
-            .get_mut("alice")
-            .unwrap()
-            .until = Instant::now();
+        wait_out(&delays, "alice");
         delays.begin("alice").unwrap().failed();
         assert!(
             waits(&delays, "alice") > Duration::from_secs(1),
             "the delay doubles"
         );
         delays.begin("bob").unwrap().succeeded();
-        delays
-            .runs
-            .lock()
-            .unwrap()
-            .by_account
-            .get_mut("alice")
-            .unwrap()
-            .until = Instant::now();
+        wait_out(&delays, "alice");
         delays.begin("alice").unwrap().succeeded();
         assert!(delays.runs.lock().unwrap().by_account.is_empty(), "cleared");
     }

@@ -30,6 +30,14 @@ pub async fn server() -> TestServer {
     .await
 }
 
+/// A group room made through the admin API: its id and the answer.
+async fn admin_room(api: &Client, title: &str) -> (i64, Value) {
+    let path = "/api/v1/admin/rooms";
+    let (status, room) = admin(api, "POST", path, Some(json!({"title": title})), KEY).await;
+    assert_eq!(status, StatusCode::CREATED, "{room}");
+    (room["room"]["id"].as_i64().unwrap(), room)
+}
+
 pub async fn admin(
     client: &Client,
     method: &str,
@@ -288,15 +296,7 @@ async fn wrong_keys_users_and_browsers_are_refused() {
 async fn a_roster_with_one_bad_entry_creates_renames_and_removes_nobody() {
     let server = server().await;
     let api = server.client();
-    let (_, room) = admin(
-        &api,
-        "POST",
-        "/api/v1/admin/rooms",
-        Some(json!({"title": "c"})),
-        KEY,
-    )
-    .await;
-    let id = room["room"]["id"].as_i64().unwrap();
+    let (id, _) = admin_room(&api, "c").await;
     let path = format!("/api/v1/admin/rooms/{id}/members");
     let first = json!({"members": [{"site": "school", "external_id": "s1", "name": "Ann"}]});
     let (status, _) = admin(&api, "PUT", &path, Some(first), KEY).await;
@@ -361,15 +361,7 @@ async fn a_roster_with_one_bad_entry_creates_renames_and_removes_nobody() {
 async fn natters_system_user_cannot_be_renamed_removed_or_deactivated() {
     let server = server().await;
     let api = server.client();
-    let (_, room) = admin(
-        &api,
-        "POST",
-        "/api/v1/admin/rooms",
-        Some(json!({"title": "n"})),
-        KEY,
-    )
-    .await;
-    let id = room["room"]["id"].as_i64().unwrap();
+    let (id, room) = admin_room(&api, "n").await;
     let system = room["room"]["created_by"].as_i64().unwrap();
     for (method, path, body) in [
         (

@@ -153,6 +153,15 @@ impl Client {
         body
     }
 
+    /// A password login that may be refused; the client keeps no token.
+    pub async fn try_login(&self, name: &str, password: &str) -> Reply {
+        self.post(
+            "/api/v1/sessions",
+            json!({"username": name, "password": password}),
+        )
+        .await
+    }
+
     fn with_auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.token {
             Some(t) => rb.bearer_auth(t),

@@ -59,21 +59,9 @@ async fn changing_the_password_signs_out_the_other_sessions_at_once() {
         StatusCode::OK,
         "this session goes on"
     );
-    let old = server
-        .client()
-        .post(
-            "/api/v1/sessions",
-            json!({"username": "alice", "password": "password-1"}),
-        )
-        .await;
+    let old = server.client().try_login("alice", "password-1").await;
     assert_error(&old, StatusCode::UNAUTHORIZED, "invalid_credentials");
-    let new = server
-        .client()
-        .post(
-            "/api/v1/sessions",
-            json!({"username": "alice", "password": "new-password-2"}),
-        )
-        .await;
+    let new = server.client().try_login("alice", "new-password-2").await;
     assert_eq!(new.0, StatusCode::CREATED);
 
     // Keeping the other sessions is a choice.
@@ -165,21 +153,9 @@ async fn deactivation_ends_every_session_and_poll_and_refuses_logins() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(ended["error"]["code"], "account_deactivated");
     // A wrong password still says only that it is wrong.
-    let guess = server
-        .client()
-        .post(
-            "/api/v1/sessions",
-            json!({"username": "alice", "password": "not-it-at-all"}),
-        )
-        .await;
+    let guess = server.client().try_login("alice", "not-it-at-all").await;
     assert_error(&guess, StatusCode::UNAUTHORIZED, "invalid_credentials");
-    let login = server
-        .client()
-        .post(
-            "/api/v1/sessions",
-            json!({"username": "alice", "password": "password-1"}),
-        )
-        .await;
+    let login = server.client().try_login("alice", "password-1").await;
     assert_error(&login, StatusCode::FORBIDDEN, "account_deactivated");
 
     // The admin API brings the account back, and can take it away again

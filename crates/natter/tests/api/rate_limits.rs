@@ -50,6 +50,15 @@ fn assert_limited(reply: &(StatusCode, Option<u64>, Value)) -> u64 {
     secs
 }
 
+/// A password login, with its `Retry-After`.
+async fn login_attempt(
+    client: &Client,
+    name: &str,
+    password: &str,
+) -> (StatusCode, Option<u64>, Value) {
+    post_timed(client, "/api/v1/sessions", credentials(name, password)).await
+}
+
 fn credentials(name: &str, password: &str) -> Value {
     json!({"username": name, "password": password})
 }
@@ -64,21 +73,11 @@ async fn wrong_passwords_delay_the_account_but_never_its_open_sessions() {
     let alice = server.user("alice").await;
     let stranger = server.client();
     for _ in 0..3 {
-        let reply = post_timed(
-            &stranger,
-            "/api/v1/sessions",
-            credentials("alice", "guess-guess"),
-        )
-        .await;
+        let reply = login_attempt(&stranger, "alice", "guess-guess").await;
         assert_eq!(reply.0, StatusCode::UNAUTHORIZED, "{}", reply.2);
     }
     // Now even the right password waits, so guessing gains nothing...
-    let reply = post_timed(
-        &stranger,
-        "/api/v1/sessions",
-        credentials("alice", "password-1"),
-    )
-    .await;
+    let reply = login_attempt(&stranger, "alice", "password-1").await;
     let wait = assert_limited(&reply);
     assert!(wait <= 1, "the first delay is 1 s, not {wait}");
     // ...while Alice's session works as before.
@@ -88,36 +87,14 @@ async fn wrong_passwords_delay_the_account_but_never_its_open_sessions() {
     // delayed like a real one, so the answers reveal nothing.
     server.user("bob").await;
     for _ in 0..3 {
-        post_timed(
-            &stranger,
-            "/api/v1/sessions",
-            credentials("nobody", "guess-guess"),
-        )
-        .await;
+        login_attempt(&stranger, "nobody", "guess-guess").await;
     }
-    assert_limited(
-        &post_timed(
-            &stranger,
-            "/api/v1/sessions",
-            credentials("nobody", "x-x-x-x-x"),
-        )
-        .await,
-    );
+    assert_limited(&login_attempt(&stranger, "nobody", "x-x-x-x-x").await);
     // After the wait the right password opens a session and clears the run.
     tokio::time::sleep(Duration::from_secs(wait)).await;
-    let reply = post_timed(
-        &stranger,
-        "/api/v1/sessions",
-        credentials("alice", "password-1"),
-    )
-    .await;
+    let reply = login_attempt(&stranger, "alice", "password-1").await;
     assert_eq!(reply.0, StatusCode::CREATED, "{}", reply.2);
-    let reply = post_timed(
-        &stranger,
-        "/api/v1/sessions",
-        credentials("alice", "guess-guess"),
-    )
-    .await;
+    let reply = login_attempt(&stranger, "alice", "guess-guess").await;
     assert_eq!(reply.0, StatusCode::UNAUTHORIZED, "{}", reply.2);
 }
 
@@ -127,29 +104,12 @@ async fn logins_are_limited_per_source() {
     server.client().register_and_login("alice").await; // login 1
     let here = server.client();
     for _ in 0..2 {
-        let reply = post_timed(
-            &here,
-            "/api/v1/sessions",
-            credentials("alice", "password-1"),
-        )
-        .await;
+        let reply = login_attempt(&here, "alice", "password-1").await;
         assert_eq!(reply.0, StatusCode::CREATED);
     }
-    assert_limited(
-        &post_timed(
-            &here,
-            "/api/v1/sessions",
-            credentials("alice", "password-1"),
-        )
-        .await,
-    );
+    assert_limited(&login_attempt(&here, "alice", "password-1").await);
     let elsewhere = Client::from_address(&server.base, "127.0.0.7");
-    let reply = post_timed(
-        &elsewhere,
-        "/api/v1/sessions",
-        credentials("alice", "password-1"),
-    )
-    .await;
+    let reply = login_attempt(&elsewhere, "alice", "password-1").await;
     // 127.0.0.7 is loopback, a trusted proxy by default, and sent no
     // X-Forwarded-For: it is its own source.
     assert_eq!(reply.0, StatusCode::CREATED, "{}", reply.2);
