@@ -95,7 +95,7 @@ pub async fn accounts(
                 )
                 .await?;
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if n % 1000 == 0 {
+            if n.is_multiple_of(1000) {
                 eprintln!("  {n} users ready");
             }
             let account = Account {

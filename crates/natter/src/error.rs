@@ -53,6 +53,9 @@ pub enum ChatError {
     /// A host site's sign-in token was refused; `code` says why.
     #[error("{message}")]
     TokenRefused { code: &'static str, message: String },
+    /// The disk is full: nothing was stored; it works again once there is room.
+    #[error("the server's storage is full; try again later")]
+    StorageFull,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -74,6 +77,7 @@ impl From<StoreError> for ChatError {
             StoreError::NotFound(_) => ChatError::RoomNotFound,
             StoreError::NotAMember => ChatError::NotAMember,
             StoreError::IdempotencyConflict => ChatError::IdempotencyConflict,
+            StoreError::Full => ChatError::StorageFull,
             other => ChatError::Internal(other.to_string()),
         }
     }

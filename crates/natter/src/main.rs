@@ -24,6 +24,11 @@ struct Cli {
 enum Command {
     /// Serve the chat API (the default).
     Serve,
+    /// Copy the data folder's database, consistently, into a new folder DEST while natter runs (or not)
+    Backup {
+        /// A new folder for the copy; start natter with `--data-dir DEST` to restore
+        dest: PathBuf,
+    },
 }
 
 /// A fan-out answers thousands of polls per message, each allocating its
@@ -65,6 +70,19 @@ async fn run(small_pages: std::io::Result<()>) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "could not turn transparent huge pages off");
     }
     match cli.command.unwrap_or(Command::Serve) {
+        Command::Backup { dest } => {
+            let copy = natter::store::sqlite::backup(&config.data_dir, &dest)?;
+            println!(
+                "backed up {} into {}: {} users, {} rooms, {} events, {} bytes, checked",
+                config.data_dir.display(),
+                dest.display(),
+                copy.users,
+                copy.rooms,
+                copy.events,
+                copy.bytes
+            );
+            Ok(())
+        }
         Command::Serve => {
             // Each waiting poll holds a socket: allow as many as the system does.
             match rlimit::increase_nofile_limit(u64::MAX) {
@@ -75,11 +93,6 @@ async fn run(small_pages: std::io::Result<()>) -> anyhow::Result<()> {
             }
             let listener = bind(config.listen)
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-            tracing::info!(
-                listen = %listener.local_addr()?,
-                data_dir = %config.data_dir.display(),
-                "natter is serving"
-            );
             natter::serve(listener, config, natter::server::shutdown_signal()).await
         }
     }

@@ -17,6 +17,7 @@ mod rooms;
 mod sso;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -178,6 +179,8 @@ pub struct Chat {
     sessions: accounts::SessionCache,
     limits: limits::Limiters,
     metrics: Arc<Metrics>,
+    /// The last write found the disk full (logged once, not per write).
+    storage_full: Arc<AtomicBool>,
     /// Display names of senders, so a send needs no extra read.
     names: Mutex<HashMap<UserId, String>>,
     passwords: passwords::PasswordPool,
@@ -202,6 +205,7 @@ impl Chat {
             hub,
             limits: limits::Limiters::new(&config.limits, metrics.clone()),
             metrics,
+            storage_full: Arc::default(),
             config,
             sessions: accounts::SessionCache::default(),
             names: Mutex::new(HashMap::new()),
@@ -295,9 +299,24 @@ impl Chat {
         write: impl Future<Output = Result<(T, Vec<BusMessage>), StoreError>> + Send + 'static,
     ) -> ChatResult<T> {
         let (bus, metrics) = (self.bus.clone(), self.metrics.clone());
+        let full = self.storage_full.clone();
         tokio::spawn(async move {
             let started = std::time::Instant::now();
-            let (value, announcements) = write.await?;
+            let written = write.await;
+            // Said once when the disk fills and once when it has room
+            // again, not once per refused write.
+            match &written {
+                Err(StoreError::Full) if !full.swap(true, Ordering::Relaxed) => {
+                    tracing::error!(
+                        "the disk is full: writes are refused with 507 until there is room"
+                    );
+                }
+                Ok(_) if full.swap(false, Ordering::Relaxed) => {
+                    tracing::warn!("the disk has room again: writes succeed");
+                }
+                _ => {}
+            }
+            let (value, announcements) = written?;
             metrics
                 .store_commit_latency
                 .observe(started.elapsed().as_secs_f64());

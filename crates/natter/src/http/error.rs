@@ -124,6 +124,7 @@ impl From<ChatError> for ApiError {
                 };
                 return ApiError::new(status, code, message);
             }
+            ChatError::StorageFull => (S::INSUFFICIENT_STORAGE, "storage_full"),
             ChatError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 return ApiError::new(

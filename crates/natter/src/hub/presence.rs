@@ -32,10 +32,8 @@ impl Drop for OpenPoll {
             }
             start
         };
-        if start_check {
-            if let Some(hub) = self.hub.upgrade() {
-                hub.schedule_offline(self.user.clone());
-            }
+        if start_check && let Some(hub) = self.hub.upgrade() {
+            hub.schedule_offline(self.user.clone());
         }
     }
 }
@@ -98,10 +96,8 @@ impl Hub {
                             drop(state);
                             // Still under `_in_order`: a poll opening now
                             // announces "online" only after this "offline".
-                            if went_offline {
-                                if let Some(hub) = hub.upgrade() {
-                                    hub.broadcast_presence(&user, false);
-                                }
+                            if went_offline && let Some(hub) = hub.upgrade() {
+                                hub.broadcast_presence(&user, false);
                             }
                             return;
                         }

@@ -74,12 +74,12 @@ impl Drop for Admitted {
         self.gate.metrics.connections_open.dec();
         let mut counts = self.gate.counts.lock().expect("counts poisoned");
         counts.total -= 1;
-        if let Some(source) = self.source {
-            if let Some(n) = counts.by_source.get_mut(&source) {
-                *n -= 1;
-                if *n == 0 {
-                    counts.by_source.remove(&source);
-                }
+        if let Some(source) = self.source
+            && let Some(n) = counts.by_source.get_mut(&source)
+        {
+            *n -= 1;
+            if *n == 0 {
+                counts.by_source.remove(&source);
             }
         }
     }

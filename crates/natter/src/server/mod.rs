@@ -36,6 +36,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
+    // Only now is it true: the data folder is locked, checked and migrated.
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        data_dir = %config.data_dir.display(),
+        "natter is serving"
+    );
     let chat = Chat::new(
         store,
         Arc::new(LocalBus::new()),

@@ -28,6 +28,13 @@ pub enum StoreError {
     /// A client message id was reused for a different text.
     #[error("client message id reused with different content")]
     IdempotencyConflict,
+    /// The disk (or the database's size limit) is full: nothing was written.
+    #[error("the disk is full")]
+    Full,
+    /// The data folder or its database cannot be used; the message names
+    /// the file and says why (natter refuses to start).
+    #[error("{0}")]
+    Refused(String),
     /// Anything the caller cannot fix: I/O, corruption, a bug.
     #[error("store failure: {0}")]
     Internal(String),

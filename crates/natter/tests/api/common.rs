@@ -423,6 +423,8 @@ impl Process {
             .arg("--data-dir")
             .arg(data)
             .env("NATTER_LOG", "warn")
+            // Tests send faster than a person; the limits have tests of their own.
+            .env("NATTER_RATE_LIMITS", "off")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -430,10 +432,10 @@ impl Process {
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
-                if r.status() == StatusCode::OK {
-                    break;
-                }
+            if let Ok(r) = reqwest::get(format!("{base}/healthz")).await
+                && r.status() == StatusCode::OK
+            {
+                break;
             }
             assert!(Instant::now() < deadline, "natter did not come up");
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -9,6 +9,7 @@ mod authz;
 mod bad_input;
 mod browser;
 mod communities;
+mod data_folder;
 mod delivery;
 mod durability;
 mod events;

@@ -6,7 +6,9 @@
 //! reads use a small pool of read-only connections on tokio's blocking pool,
 //! which WAL lets run beside the writer.
 
+mod backup;
 mod checkpointer;
+mod folder;
 mod queries;
 mod rows;
 mod schema;
@@ -18,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 
+pub use self::backup::{BackupSummary, backup};
 use self::checkpointer::CheckpointPolicy;
 use self::writer::Writer;
 use crate::model::{
@@ -39,6 +42,8 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
     deployment_id: u64,
+    /// Held until the store is dropped: no second natter on this folder.
+    _lock: folder::FolderLock,
 }
 
 struct Readers {
@@ -72,16 +77,18 @@ impl Readers {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) `natter.db` in `data_dir` and migrates it.
+    /// Opens (creating if needed) `natter.db` in `data_dir` and migrates
+    /// it, after taking the folder's lock and checking that the file is
+    /// natter's and whole (`folder.rs`).
     pub fn open(data_dir: &Path) -> StoreResult<SqliteStore> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            StoreError::Internal(format!("cannot create {}: {e}", data_dir.display()))
-        })?;
-        let path = data_dir.join("natter.db");
+        let lock = folder::lock(data_dir)?;
+        let path = folder::database_path(data_dir);
+        folder::check_file(&path)?;
         let internal = |e: rusqlite::Error| StoreError::Internal(e.to_string());
         let mut conn = Connection::open(&path).map_err(internal)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(internal)?;
+        folder::check_database(&conn, &path)?;
         conn.execute_batch(
             "PRAGMA page_size = 1024;
              PRAGMA journal_mode = WAL;
@@ -90,6 +97,7 @@ impl SqliteStore {
         )
         .map_err(internal)?;
         let deployment_id = schema::migrate(&mut conn)?;
+        folder::mark(&conn).map_err(internal)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let checkpoints = Connection::open(&path).map_err(internal)?;
         let writer = Writer::start(conn, checkpoints, CheckpointPolicy::default())?;
@@ -101,6 +109,7 @@ impl SqliteStore {
                 running: Arc::new(tokio::sync::Semaphore::new(IDLE_READERS)),
             }),
             deployment_id,
+            _lock: lock,
         })
     }
 

@@ -123,6 +123,9 @@ pub fn store_error(e: rusqlite::Error) -> StoreError {
         {
             StoreError::Conflict("unique constraint")
         }
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => {
+            StoreError::Full
+        }
         _ => StoreError::Internal(e.to_string()),
     }
 }

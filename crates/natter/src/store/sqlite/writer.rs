@@ -63,6 +63,7 @@ impl Writer {
             let finish: Finish = Box::new(move |commit| {
                 let outcome = match commit {
                     Ok(()) => result,
+                    Err(e) if e.contains("disk is full") => Err(StoreError::Full),
                     Err(e) => Err(StoreError::Internal(format!("commit failed: {e}"))),
                 };
                 let _ = reply.send(outcome);
