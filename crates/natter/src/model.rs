@@ -174,6 +174,21 @@ pub enum EventBody {
     },
 }
 
+impl Event {
+    /// About how many bytes the event takes in a poll answer, to keep
+    /// answers bounded without encoding them twice.
+    pub fn approx_wire_bytes(&self) -> usize {
+        let body = match &self.body {
+            EventBody::Message {
+                client_msg_id,
+                text,
+            } => client_msg_id.len() + text.len(),
+            _ => 256,
+        };
+        160 + self.sender_name.len() + body
+    }
+}
+
 impl EventBody {
     /// The stable name used in storage and on the wire.
     pub fn kind(&self) -> &'static str {

@@ -76,7 +76,11 @@ async fn a_lossy_bus_still_delivers_every_message_once_in_order() {
         .unwrap();
     chat.join(&reader, room.id).await.unwrap();
 
-    let start = chat.poll(&reader, None, Some(0)).await.unwrap().cursor;
+    let start = chat
+        .poll(&reader, None, Some(0), None)
+        .await
+        .unwrap()
+        .cursor;
     // Room events so far: room_created, member_joined; then message n is
     // event n + 2, dropped when n % 3 == 0. The last one (n = 299) gets
     // through: a gap is only noticed when a later event arrives.
@@ -102,7 +106,10 @@ async fn a_lossy_bus_still_delivers_every_message_once_in_order() {
             "only {} of {MESSAGES} arrived",
             texts.len()
         );
-        let answer = chat.poll(&reader, Some(&cursor), Some(5)).await.unwrap();
+        let answer = chat
+            .poll(&reader, Some(&cursor), Some(5), None)
+            .await
+            .unwrap();
         for event in &answer.events {
             seqs.push(event.seq);
             if let EventBody::Message { text, .. } = &event.body {

@@ -119,7 +119,19 @@ impl Chat {
         caller: &Caller,
         cursor: Option<&str>,
         timeout_secs: Option<u64>,
+        max_events: Option<usize>,
     ) -> ChatResult<PollAnswer> {
+        let most = self.hub.max_batch_events();
+        let max_events = match max_events {
+            None => most,
+            Some(n) if (1..=most).contains(&n) => n,
+            Some(_) => {
+                return Err(invalid(
+                    "invalid_limit",
+                    format!("limit must be 1..={most}"),
+                ));
+            }
+        };
         let max = self.config.max_poll_timeout;
         let timeout = match timeout_secs {
             None => self.config.default_poll_timeout,
@@ -132,7 +144,7 @@ impl Chat {
             }
         };
         self.hub
-            .poll(caller.user, caller.session, cursor, timeout)
+            .poll(caller.user, caller.session, cursor, timeout, max_events)
             .await
     }
 }

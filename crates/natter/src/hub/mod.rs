@@ -43,8 +43,13 @@ pub struct HubConfig {
     /// How long an out-of-order event waits for the gap before it to close
     /// by itself before the gap is read from the store.
     pub gap_fill_delay: Duration,
-    /// Events returned in one poll answer at most.
+    /// Events returned in one poll answer at most (a client may ask for
+    /// fewer).
     pub max_batch_events: usize,
+    /// About how many bytes of events one poll answer holds at most; an
+    /// answer always holds at least one event, so a client catching up
+    /// makes progress on any link.
+    pub max_batch_bytes: usize,
     /// Presence news is gathered for this long before waiting polls are
     /// woken for it.
     pub presence_batch: Duration,
@@ -59,6 +64,7 @@ impl Default for HubConfig {
             max_polls_per_user: 8,
             gap_fill_delay: Duration::from_millis(50),
             max_batch_events: 500,
+            max_batch_bytes: 256 * 1024,
             presence_batch: Duration::from_millis(250),
         }
     }
@@ -301,6 +307,11 @@ impl Hub {
     /// polls that start afterwards answer at once.
     pub fn shutdown(&self) {
         self.shutdown.send_replace(true);
+    }
+
+    /// The most events one poll answer holds.
+    pub fn max_batch_events(&self) -> usize {
+        self.config.max_batch_events
     }
 
     /// The deployment id that cursors must carry.

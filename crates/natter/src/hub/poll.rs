@@ -41,6 +41,7 @@ impl Hub {
         session: SessionId,
         cursor_text: Option<&str>,
         timeout: Duration,
+        max_events: usize,
     ) -> ChatResult<PollAnswer> {
         let deployment = self.deployment_id();
         let cursor = cursor_text
@@ -66,7 +67,7 @@ impl Hub {
                 return Err(ChatError::SessionEnded(reason));
             }
             if self.may_have_news(&user, &cursor) {
-                let answer = self.collect(&user, &cursor, deployment).await?;
+                let answer = self.collect(&user, &cursor, deployment, max_events).await?;
                 if !answer.is_empty() {
                     self.count_deliveries(&answer.events);
                     return Ok(answer);
@@ -167,7 +168,10 @@ impl Hub {
         user: &UserFeed,
         cursor: &Cursor,
         deployment: u64,
+        max_events: usize,
     ) -> ChatResult<PollAnswer> {
+        let max_events = max_events.clamp(1, self.config.max_batch_events);
+        let mut bytes = 0;
         let (mut memberships, ephemeral) = {
             let state = user.lock();
             (
@@ -198,12 +202,28 @@ impl Hub {
                 }
                 Some(m.changed_seq)
             };
-            let budget = self.config.max_batch_events.saturating_sub(events.len());
-            let got = if budget == 0 {
+            let budget = if bytes >= self.config.max_batch_bytes {
+                0
+            } else {
+                max_events.saturating_sub(events.len())
+            };
+            let mut got = if budget == 0 {
                 Vec::new()
             } else {
                 self.events_between(m.room, after, upto, budget).await?
             };
+            // Bounded by size too: the rest comes in the next answer,
+            // from the position of the last event sent.
+            let mut kept = 0;
+            for event in &got {
+                let size = event.approx_wire_bytes();
+                if (kept > 0 || !events.is_empty()) && bytes + size > self.config.max_batch_bytes {
+                    break;
+                }
+                bytes += size;
+                kept += 1;
+            }
+            got.truncate(kept);
             next.rooms
                 .insert(m.room, got.last().map_or(after, |e| e.seq));
             events.extend(got);

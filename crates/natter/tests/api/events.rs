@@ -296,3 +296,57 @@ async fn a_leave_wakes_the_leavers_other_sessions_at_once() {
         bob.join(room).await;
     }
 }
+
+#[tokio::test]
+async fn an_answer_is_bounded_by_size_and_by_the_clients_limit_and_loses_nothing() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let room = alice.create_room("r", "public").await;
+    bob.join(room).await;
+    let start = bob.cursor().await;
+    // 100 messages of 4,000 CJK characters: about 1.2 MB of text.
+    let text = "满".repeat(4000);
+    for i in 0..100 {
+        alice.say(room, &format!("big-{i}"), &text).await;
+    }
+    let mut cursor = start.clone();
+    let mut seen = 0;
+    let mut answers = 0;
+    while seen < 100 {
+        let response = reqwest::Client::new()
+            .get(format!(
+                "{}/api/v1/events?cursor={cursor}&timeout=5",
+                server.base
+            ))
+            .bearer_auth(bob.token.as_ref().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let body = response.bytes().await.unwrap();
+        assert!(body.len() < 400_000, "an answer of {} bytes", body.len());
+        let answer: Value = serde_json::from_slice(&body).unwrap();
+        let texts = message_texts(&answer);
+        assert!(!texts.is_empty(), "no progress: {answer}");
+        seen += texts.len();
+        answers += 1;
+        cursor = answer["cursor"].as_str().unwrap().to_owned();
+    }
+    assert_eq!(seen, 100, "each message exactly once");
+    assert!(answers >= 4, "1.2 MB came in {answers} answers");
+
+    // A client may ask for fewer; a limit outside 1..=500 is refused.
+    let (status, few) = bob
+        .get(&format!("/api/v1/events?cursor={start}&timeout=0&limit=3"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(message_texts(&few).len(), 3);
+    for bad in ["0", "501", "x"] {
+        let reply = bob
+            .get(&format!(
+                "/api/v1/events?cursor={start}&timeout=0&limit={bad}"
+            ))
+            .await;
+        assert_eq!(reply.0, StatusCode::BAD_REQUEST, "limit={bad}: {}", reply.1);
+    }
+}

@@ -21,9 +21,11 @@ struct PollQuery {
     cursor: Option<String>,
     /// Seconds to wait when nothing is new.
     timeout: Option<u64>,
+    /// Events in the answer at most (a slow link asks for fewer).
+    limit: Option<usize>,
 }
 
-/// `GET /api/v1/events?cursor=&timeout=`: everything after the cursor in
+/// `GET /api/v1/events?cursor=&timeout=&limit=`: everything after the cursor in
 /// all of the caller's conversations, waiting for it if there is nothing
 /// yet. See docs/protocol.md.
 async fn poll(
@@ -31,6 +33,9 @@ async fn poll(
     Auth(caller): Auth,
     QueryParams(q): QueryParams<PollQuery>,
 ) -> ApiResult<Response> {
-    let answer = s.chat.poll(&caller, q.cursor.as_deref(), q.timeout).await?;
+    let answer = s
+        .chat
+        .poll(&caller, q.cursor.as_deref(), q.timeout, q.limit)
+        .await?;
     json_response(StatusCode::OK, &EventsOut::from(&answer))
 }
