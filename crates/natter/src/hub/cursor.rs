@@ -2,19 +2,27 @@
 //! last sequence number delivered, plus the position in the user's
 //! ephemeral stream (presence, read markers).
 //!
-//! Encoded as URL-safe base64 of a small binary record that starts with a
-//! version byte and the deployment id, so a cursor from another deployment
-//! or a garbled one is recognised and answered with "resync", never
-//! misread.
+//! Encoded as URL-safe base64 of a small binary record: a version byte,
+//! the deployment id, the user it was issued to, the positions, and a
+//! 128-bit HMAC-SHA256 tag over all of that with the deployment's secret
+//! cursor key. So a cursor from another deployment, another user's, an
+//! altered or a garbled one is recognised and answered with "resync",
+//! never misread.
 
 use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::model::{RoomId, Seq};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
-const VERSION: u8 = 1;
+use crate::model::{RoomId, Seq, UserId};
+
+/// Version 1 had no tag and no user: such cursors get a resync.
+const VERSION: u8 = 2;
+/// Bytes of the HMAC-SHA256 tag kept.
+const TAG_LEN: usize = 16;
 /// No honest cursor comes near this; it bounds decoding work.
 const MAX_ENCODED_LEN: usize = 64 * 1024;
 
@@ -35,14 +43,33 @@ pub struct Cursor {
 pub enum CursorError {
     Garbled,
     OtherDeployment,
+    /// The tag does not match: altered, or not made with this key.
+    Altered,
+    /// Issued to another user.
+    OtherUser,
+}
+
+/// Who a cursor is for and what signs it.
+#[derive(Clone, Copy)]
+pub struct CursorKey<'a> {
+    pub deployment: u64,
+    pub user: UserId,
+    pub key: &'a [u8; 32],
+}
+
+fn tag(key: &[u8; 32], payload: &[u8]) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length works");
+    mac.update(payload);
+    mac
 }
 
 impl Cursor {
-    /// Encodes for the wire, tagged with `deployment`.
-    pub fn encode(&self, deployment: u64) -> String {
-        let mut out = Vec::with_capacity(24 + self.rooms.len() * 6);
+    /// Encodes for the wire, for `to.user`, signed with `to.key`.
+    pub fn encode(&self, to: CursorKey<'_>) -> String {
+        let mut out = Vec::with_capacity(48 + self.rooms.len() * 6);
         out.push(VERSION);
-        out.extend_from_slice(&deployment.to_le_bytes());
+        out.extend_from_slice(&to.deployment.to_le_bytes());
+        put_varint(&mut out, to.user.0 as u64);
         out.extend_from_slice(&self.ephemeral_stream.to_le_bytes());
         put_varint(&mut out, self.ephemeral_seen);
         put_varint(&mut out, self.rooms.len() as u64);
@@ -53,23 +80,37 @@ impl Cursor {
             put_varint(&mut out, *seq as u64);
             previous = room.0;
         }
+        let tag = tag(to.key, &out).finalize().into_bytes();
+        out.extend_from_slice(&tag[..TAG_LEN]);
         URL_SAFE_NO_PAD.encode(out)
     }
 
-    /// Decodes a wire cursor, checking that it belongs to `deployment`.
-    pub fn decode(text: &str, deployment: u64) -> Result<Cursor, CursorError> {
+    /// Decodes a wire cursor, checking that this deployment issued it,
+    /// unaltered, to `to.user`.
+    pub fn decode(text: &str, to: CursorKey<'_>) -> Result<Cursor, CursorError> {
         if text.len() > MAX_ENCODED_LEN {
             return Err(CursorError::Garbled);
         }
         let bytes = URL_SAFE_NO_PAD
             .decode(text)
             .map_err(|_| CursorError::Garbled)?;
-        let mut r = Reader { bytes: &bytes };
+        if bytes.len() < 1 + 8 + TAG_LEN {
+            return Err(CursorError::Garbled);
+        }
+        let (payload, given) = bytes.split_at(bytes.len() - TAG_LEN);
+        let mut r = Reader { bytes: payload };
         if r.byte()? != VERSION {
             return Err(CursorError::Garbled);
         }
-        if r.u64_le()? != deployment {
+        if r.u64_le()? != to.deployment {
             return Err(CursorError::OtherDeployment);
+        }
+        // Checked in constant time, before any other field is believed.
+        tag(to.key, payload)
+            .verify_truncated_left(given)
+            .map_err(|_| CursorError::Altered)?;
+        if r.varint()? != to.user.0 as u64 {
+            return Err(CursorError::OtherUser);
         }
         let ephemeral_stream = r.u64_le()?;
         let ephemeral_seen = r.varint()?;
@@ -145,8 +186,17 @@ impl Reader<'_> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn round_trip() {
+    const KEY: [u8; 32] = [7; 32];
+
+    fn to(user: i64) -> CursorKey<'static> {
+        CursorKey {
+            deployment: 42,
+            user: UserId(user),
+            key: &KEY,
+        }
+    }
+
+    fn sample() -> Cursor {
         let mut c = Cursor {
             ephemeral_stream: 77,
             ephemeral_seen: 300,
@@ -155,14 +205,53 @@ mod tests {
         c.rooms.insert(RoomId(3), 0);
         c.rooms.insert(RoomId(1000), 123_456);
         c.rooms.insert(RoomId(1001), 1);
-        let text = c.encode(42);
-        assert_eq!(Cursor::decode(&text, 42), Ok(c));
-        assert_eq!(Cursor::decode(&text, 43), Err(CursorError::OtherDeployment));
+        c
     }
 
     #[test]
-    fn garbage_is_refused() {
-        let good = Cursor::default().encode(42);
+    fn round_trip() {
+        let c = sample();
+        let text = c.encode(to(5));
+        assert_eq!(Cursor::decode(&text, to(5)), Ok(c));
+        let elsewhere = CursorKey {
+            deployment: 43,
+            ..to(5)
+        };
+        assert_eq!(
+            Cursor::decode(&text, elsewhere),
+            Err(CursorError::OtherDeployment)
+        );
+        assert_eq!(Cursor::decode(&text, to(6)), Err(CursorError::OtherUser));
+        let other_key = [8; 32];
+        let wrong_key = CursorKey {
+            key: &other_key,
+            ..to(5)
+        };
+        assert_eq!(Cursor::decode(&text, wrong_key), Err(CursorError::Altered));
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_refused() {
+        let text = sample().encode(to(5));
+        let bytes = URL_SAFE_NO_PAD.decode(&text).unwrap();
+        for i in 0..bytes.len() * 8 {
+            let mut flipped = bytes.clone();
+            flipped[i / 8] ^= 1 << (i % 8);
+            let forged = URL_SAFE_NO_PAD.encode(&flipped);
+            assert!(
+                Cursor::decode(&forged, to(5)).is_err(),
+                "bit {i} flipped was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_and_old_cursors_are_refused() {
+        let good = Cursor::default().encode(to(5));
+        let mut old = vec![1u8];
+        old.extend_from_slice(&42u64.to_le_bytes());
+        old.extend_from_slice(&[0; 10]);
+        let old = URL_SAFE_NO_PAD.encode(old);
         for bad in [
             "",
             "!!!",
@@ -170,8 +259,9 @@ mod tests {
             &good[..good.len() - 1],
             &format!("{good}AA"),
             &"A".repeat(MAX_ENCODED_LEN + 4),
+            &old,
         ] {
-            assert!(Cursor::decode(bad, 42).is_err(), "{bad:?}");
+            assert!(Cursor::decode(bad, to(5)).is_err(), "{bad:?}");
         }
     }
 }

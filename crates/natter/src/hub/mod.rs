@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use self::cursor::{Cursor, CursorError};
+pub use self::cursor::{Cursor, CursorError, CursorKey};
 pub use self::poll::PollAnswer;
 pub use self::room_feed::RoomFeed;
 pub use self::user_feed::UserFeed;

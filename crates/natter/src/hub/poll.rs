@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Cursor, CursorError, Hub, UserFeed};
+use super::{Cursor, CursorError, CursorKey, Hub, UserFeed};
 use crate::error::{ChatError, ChatResult};
 use crate::model::{Ephemeral, Event, RoomId, Seq, SessionId, UserId, now_ms};
 
@@ -43,13 +43,20 @@ impl Hub {
         timeout: Duration,
         max_events: usize,
     ) -> ChatResult<PollAnswer> {
-        let deployment = self.deployment_id();
+        let key = self.store.cursor_key();
+        let to = CursorKey {
+            deployment: self.deployment_id(),
+            user: user_id,
+            key: &key,
+        };
         let cursor = cursor_text
             .map(|text| {
-                Cursor::decode(text, deployment).map_err(|e| {
+                Cursor::decode(text, to).map_err(|e| {
                     ChatError::ResyncRequired(match e {
                         CursorError::Garbled => "the cursor is not one this server issued",
                         CursorError::OtherDeployment => "the cursor belongs to another deployment",
+                        CursorError::Altered => "the cursor was altered",
+                        CursorError::OtherUser => "the cursor belongs to another user",
                     })
                 })
             })
@@ -58,7 +65,7 @@ impl Hub {
         let mut wake = user.subscribe();
         let poll = self.open_poll(&user, session)?;
         let Some(cursor) = cursor else {
-            return self.fresh_cursor(&user).await;
+            return self.fresh_cursor(&user, to).await;
         };
         let deadline = tokio::time::Instant::now() + timeout;
         let mut shutdown = self.shutdown.subscribe();
@@ -67,7 +74,7 @@ impl Hub {
                 return Err(ChatError::SessionEnded(reason));
             }
             if self.may_have_news(&user, &cursor) {
-                let answer = self.collect(&user, &cursor, deployment, max_events).await?;
+                let answer = self.collect(&user, &cursor, to, max_events).await?;
                 if !answer.is_empty() {
                     self.count_deliveries(&answer.events);
                     return Ok(answer);
@@ -109,7 +116,7 @@ impl Hub {
     }
 
     /// A cursor at the current heads of the user's rooms.
-    async fn fresh_cursor(&self, user: &UserFeed) -> ChatResult<PollAnswer> {
+    async fn fresh_cursor(&self, user: &UserFeed, to: CursorKey<'_>) -> ChatResult<PollAnswer> {
         let (rooms, seen) = {
             let state = user.lock();
             let rooms: Vec<RoomId> = state
@@ -132,7 +139,7 @@ impl Hub {
         Ok(PollAnswer {
             events: Vec::new(),
             ephemeral: Vec::new(),
-            cursor: cursor.encode(self.deployment_id()),
+            cursor: cursor.encode(to),
             ephemeral_gap: false,
         })
     }
@@ -167,7 +174,7 @@ impl Hub {
         &self,
         user: &UserFeed,
         cursor: &Cursor,
-        deployment: u64,
+        to: CursorKey<'_>,
         max_events: usize,
     ) -> ChatResult<PollAnswer> {
         let max_events = max_events.clamp(1, self.config.max_batch_events);
@@ -231,7 +238,7 @@ impl Hub {
         Ok(PollAnswer {
             events,
             ephemeral: ephemeral.items,
-            cursor: next.encode(deployment),
+            cursor: next.encode(to),
             ephemeral_gap: ephemeral.gap,
         })
     }

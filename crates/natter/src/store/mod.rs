@@ -178,6 +178,9 @@ pub trait Store: Send + Sync + 'static {
     /// A random id fixed when the data folder was created; cursors carry it
     /// so one deployment's cursor is never misread by another.
     fn deployment_id(&self) -> u64;
+    /// A random secret fixed when the data folder was created; it signs
+    /// cursors, so a client cannot alter one or use another user's.
+    fn cursor_key(&self) -> [u8; 32];
 
     /// Creates a user; `Conflict("username")` when the name is taken,
     /// `NotFound("invite")` when the invite is unknown, used or expired.

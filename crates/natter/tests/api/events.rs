@@ -145,7 +145,25 @@ async fn cursors_that_cannot_be_served_exactly_ask_for_a_resync() {
         assert_error(&reply, StatusCode::BAD_REQUEST, "resync_required");
     }
 
-    // A cursor pointing past the room's newest event (forged).
+    // Another user's cursor, and any alteration of one's own.
+    let bob = server.user("bob").await;
+    let bobs = bob.cursor().await;
+    let reply = alice
+        .get(&format!("/api/v1/events?cursor={bobs}&timeout=0"))
+        .await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "resync_required");
+    let own = alice.cursor().await;
+    let mut altered: Vec<char> = own.chars().collect();
+    let i = altered.len() / 2;
+    altered[i] = if altered[i] == 'A' { 'B' } else { 'A' };
+    let altered: String = altered.into_iter().collect();
+    let reply = alice
+        .get(&format!("/api/v1/events?cursor={altered}&timeout=0"))
+        .await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "resync_required");
+
+    // A forged cursor pointing past the room's newest event: its tag no
+    // longer matches (a restored backup is the honest way to get one).
     let cursor = alice.cursor().await;
     let ahead = forge_room_seq(&cursor, room, 1_000);
     let reply = alice
@@ -166,12 +184,14 @@ async fn cursors_that_cannot_be_served_exactly_ask_for_a_resync() {
     }
 }
 
-/// Rewrites the seq of `room` in a cursor (format: docs/protocol.md).
+/// Rewrites the seq of `room` in a cursor, as a client might try (the
+/// tag is not recomputed: the server must notice).
 fn forge_room_seq(cursor: &str, room: i64, seq: u64) -> String {
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let bytes = URL_SAFE_NO_PAD.decode(cursor).unwrap();
-    // version(1) deployment(8) stream(8) seen(varint) count(varint) then pairs.
+    // Keeps the first 17 bytes and writes one room after them; whatever
+    // that produces, it is not what the server signed.
     let mut out = bytes[..17].to_vec();
     let mut rest = &bytes[17..];
     let seen = read_varint(&mut rest);

@@ -42,6 +42,7 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
     deployment_id: u64,
+    cursor_key: [u8; 32],
     /// Held until the store is dropped: no second natter on this folder.
     _lock: folder::FolderLock,
 }
@@ -96,7 +97,7 @@ impl SqliteStore {
              PRAGMA foreign_keys = ON;",
         )
         .map_err(internal)?;
-        let deployment_id = schema::migrate(&mut conn)?;
+        let identity = schema::migrate(&mut conn)?;
         folder::mark(&conn).map_err(internal)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let checkpoints = Connection::open(&path).map_err(internal)?;
@@ -108,7 +109,8 @@ impl SqliteStore {
                 idle: Mutex::new(Vec::new()),
                 running: Arc::new(tokio::sync::Semaphore::new(IDLE_READERS)),
             }),
-            deployment_id,
+            deployment_id: identity.deployment_id,
+            cursor_key: identity.cursor_key,
             _lock: lock,
         })
     }
@@ -146,6 +148,10 @@ impl SqliteStore {
 impl Store for SqliteStore {
     fn deployment_id(&self) -> u64 {
         self.deployment_id
+    }
+
+    fn cursor_key(&self) -> [u8; 32] {
+        self.cursor_key
     }
 
     async fn create_user(&self, user: NewUser) -> StoreResult<User> {

@@ -238,7 +238,7 @@ fn copy_events_v3(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Brings the database to the newest schema and returns the deployment id,
 /// creating it on first start.
-pub fn migrate(conn: &mut Connection) -> StoreResult<u64> {
+pub fn migrate(conn: &mut Connection) -> StoreResult<Identity> {
     let internal = |e: rusqlite::Error| StoreError::Internal(e.to_string());
     let version: usize = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -255,7 +255,7 @@ pub fn migrate(conn: &mut Connection) -> StoreResult<u64> {
     apply(conn, version).map_err(internal)
 }
 
-fn apply(conn: &mut Connection, version: usize) -> rusqlite::Result<u64> {
+fn apply(conn: &mut Connection, version: usize) -> rusqlite::Result<Identity> {
     for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
         // Some steps rewrite whole tables: say so before a long wait.
         tracing::info!(schema.version = i + 1, "migrating the sqlite schema");
@@ -280,15 +280,63 @@ fn apply(conn: &mut Connection, version: usize) -> rusqlite::Result<u64> {
             |r| r.get(0),
         )
         .optional()?;
-    if let Some(hex) = existing.and_then(|v| u64::from_str_radix(&v, 16).ok()) {
-        return Ok(hex);
+    let deployment_id = match existing.and_then(|v| u64::from_str_radix(&v, 16).ok()) {
+        Some(id) => id,
+        None => {
+            let id: u64 = rand::random::<u64>() | 1;
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('deployment_id', ?1)",
+                [format!("{id:016x}")],
+            )?;
+            id
+        }
+    };
+    Ok(Identity {
+        deployment_id,
+        cursor_key: cursor_key(conn)?,
+    })
+}
+
+/// What a data folder is: its deployment id, and the secret that signs
+/// its cursors.
+pub struct Identity {
+    pub deployment_id: u64,
+    pub cursor_key: [u8; 32],
+}
+
+impl std::fmt::Debug for Identity {
+    // Never print the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("deployment_id", &self.deployment_id)
+            .finish_non_exhaustive()
     }
-    let id: u64 = rand::random::<u64>() | 1;
+}
+
+/// The deployment's cursor key, made on first use: 32 random bytes, kept
+/// in `meta` and never sent anywhere.
+fn cursor_key(conn: &Connection) -> rusqlite::Result<[u8; 32]> {
+    let stored: Option<Vec<u8>> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'cursor_key'", [], |r| {
+            r.get::<_, String>(0)
+        })
+        .optional()?
+        .and_then(|hex| {
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+                .collect()
+        });
+    if let Some(key) = stored.and_then(|k| <[u8; 32]>::try_from(k).ok()) {
+        return Ok(key);
+    }
+    let key: [u8; 32] = rand::random();
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
     conn.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES ('deployment_id', ?1)",
-        [format!("{id:016x}")],
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('cursor_key', ?1)",
+        [hex],
     )?;
-    Ok(id)
+    Ok(key)
 }
 
 #[cfg(test)]
