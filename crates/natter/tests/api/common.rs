@@ -397,6 +397,20 @@ pub struct Process {
     pub base: String,
 }
 
+/// The natter binary of this build as a command, run under `wrapper`
+/// (e.g. `prlimit … --`) when one is given.
+pub fn natter_command(wrapper: &[&str]) -> Command {
+    let natter = env!("CARGO_BIN_EXE_natter");
+    match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(natter);
+            c
+        }
+        None => Command::new(natter),
+    }
+}
+
 impl Process {
     pub async fn start(data: &std::path::Path) -> Process {
         Self::start_under(&[], data).await
@@ -409,16 +423,7 @@ impl Process {
             .local_addr()
             .unwrap()
             .port();
-        let natter = env!("CARGO_BIN_EXE_natter");
-        let mut command = match wrapper.split_first() {
-            Some((program, args)) => {
-                let mut c = Command::new(program);
-                c.args(args).arg(natter);
-                c
-            }
-            None => Command::new(natter),
-        };
-        let child = command
+        let child = natter_command(wrapper)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(data)

@@ -11,20 +11,40 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::common::{Client, Process, assert_error};
+use crate::common::{Client, Process, assert_error, natter_command};
+
+/// A running natter on `data` with Alice, her room, and `count` messages
+/// of `text` (numbered when `text` is empty).
+async fn deployment(data: &Path, count: usize, text: &str) -> (Process, Client, i64) {
+    let server = Process::start(data).await;
+    let mut alice = Client::new(&server.base);
+    alice.register_and_login("alice").await;
+    let room = alice.create_room("r", "public").await;
+    for i in 0..count {
+        let text = if text.is_empty() {
+            format!("message {i}")
+        } else {
+            text.to_owned()
+        };
+        alice.say(room, &format!("m{i}"), &text).await;
+    }
+    (server, alice, room)
+}
+
+/// `natter --data-dir DATA backup DEST`.
+fn backup(data: &Path, dest: &Path) -> std::process::Output {
+    natter_command(&[])
+        .arg("--data-dir")
+        .arg(data)
+        .arg("backup")
+        .arg(dest)
+        .output()
+        .unwrap()
+}
 
 /// Starts natter on `data` and expects it to refuse: returns what it said.
 fn refused_start(data: &Path, wrapper: &[&str]) -> String {
-    let natter = env!("CARGO_BIN_EXE_natter");
-    let mut command = match wrapper.split_first() {
-        Some((program, args)) => {
-            let mut c = Command::new(program);
-            c.args(args).arg(natter);
-            c
-        }
-        None => Command::new(natter),
-    };
-    let output = command
+    let output = natter_command(wrapper)
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .env_remove("RUST_BACKTRACE")
@@ -79,15 +99,7 @@ async fn a_database_that_is_not_natters_stops_the_start_with_one_line() {
 async fn a_damaged_database_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server = Process::start(&data).await;
-    let mut alice = Client::new(&server.base);
-    alice.register_and_login("alice").await;
-    let room = alice.create_room("r", "public").await;
-    for i in 0..200 {
-        alice
-            .say(room, &format!("m{i}"), &"lorem ipsum ".repeat(20))
-            .await;
-    }
+    let (server, _, _) = deployment(&data, 200, &"lorem ipsum ".repeat(20)).await;
     drop(server);
     let db = data.join("natter.db");
     let conn = rusqlite::Connection::open(&db).unwrap();
@@ -161,23 +173,9 @@ async fn a_folder_natter_cannot_write_is_refused_at_start() {
 async fn natter_backup_copies_a_running_deployment_that_then_serves() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server = Process::start(&data).await;
-    let mut alice = Client::new(&server.base);
-    alice.register_and_login("alice").await;
-    let room = alice.create_room("r", "public").await;
-    for i in 0..30 {
-        alice
-            .say(room, &format!("m{i}"), &format!("message {i}"))
-            .await;
-    }
+    let (server, _, room) = deployment(&data, 30, "").await;
     let dest = dir.path().join("backup");
-    let output = Command::new(env!("CARGO_BIN_EXE_natter"))
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("backup")
-        .arg(&dest)
-        .output()
-        .unwrap();
+    let output = backup(&data, &dest);
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -186,14 +184,7 @@ async fn natter_backup_copies_a_running_deployment_that_then_serves() {
     );
     assert!(said.contains("1 users, 1 rooms, 31 events"), "{said}");
     // A second backup into the same folder is refused.
-    let again = Command::new(env!("CARGO_BIN_EXE_natter"))
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("backup")
-        .arg(&dest)
-        .output()
-        .unwrap();
-    assert!(!again.status.success());
+    assert!(!backup(&data, &dest).status.success());
     server.kill9();
 
     let restored = Process::start(&dest).await;
@@ -236,10 +227,7 @@ async fn a_full_disk_answers_507_and_recovers_without_a_restart() {
     }
     let unmount = scopeguard(disk.clone());
     let data = disk.join("data");
-    let server = Process::start(&data).await;
-    let mut alice = Client::new(&server.base);
-    alice.register_and_login("alice").await;
-    let room = alice.create_room("r", "public").await;
+    let (server, alice, room) = deployment(&data, 0, "").await;
     // Fill what is left, then send until the store says the disk is full.
     let filler = disk.join("filler");
     let _ = std::fs::write(&filler, vec![0u8; 2_600_000]);

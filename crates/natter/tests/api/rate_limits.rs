@@ -282,7 +282,7 @@ async fn room_creation_direct_conversations_and_history_are_limited_per_user() {
 }
 
 #[test]
-fn limits_are_set_by_flag_environment_or_file_and_can_be_turned_off() {
+fn limits_are_set_in_the_file_and_can_be_turned_off() {
     use natter::config::{Config, Settings};
     let file: Settings = toml::from_str(
         "limit_sends_per_user = \"2/s burst 4\"\nlimit_history_per_user = \"off\"\nlogin_free_failures = 9\n",

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::folder;
+use super::folder::{self, refused};
 use crate::store::StoreError;
 
 /// What a backup holds.
@@ -18,10 +18,6 @@ pub struct BackupSummary {
     pub rooms: i64,
     pub events: i64,
     pub bytes: u64,
-}
-
-fn refused(message: String) -> StoreError {
-    StoreError::Refused(message)
 }
 
 /// Copies the database of `data_dir` into a new data folder `dest`

@@ -20,7 +20,8 @@ pub struct FolderLock {
     _file: File,
 }
 
-fn refused(message: String) -> StoreError {
+/// A refusal to start (or back up), naming the file and why.
+pub(super) fn refused(message: String) -> StoreError {
     StoreError::Refused(message)
 }
 
