@@ -1,13 +1,21 @@
 //! The resume cursor of the event stream: for every room of the user, the
-//! last sequence number delivered, plus the position in the user's
-//! ephemeral stream (presence, read markers).
+//! last sequence number delivered and a stamp of that event, plus the
+//! position in the user's ephemeral stream (presence, read markers).
 //!
 //! Encoded as URL-safe base64 of a small binary record: a version byte,
-//! the deployment id, the user it was issued to, the positions, and a
-//! 128-bit HMAC-SHA256 tag over all of that with the deployment's secret
-//! cursor key. So a cursor from another deployment, another user's, an
-//! altered or a garbled one is recognised and answered with "resync",
-//! never misread.
+//! the deployment id, the user it was issued to, the hub process that
+//! issued it, the positions, and a 128-bit HMAC-SHA256 tag over all of
+//! that with the deployment's secret cursor key. So a cursor from another
+//! deployment, another user's, an altered or a garbled one is recognised
+//! and answered with "resync", never misread.
+//!
+//! The stamps make a cursor restore-proof: a data folder restored from an
+//! older backup keeps its deployment id and key, and its rooms grow new
+//! events under sequence numbers a cursor already passed. A cursor from
+//! another process (the server restarted since it was issued) has each
+//! stamp compared with the event the store now holds at that position,
+//! once; a cursor the running process issued needs no check, since a data
+//! folder cannot be restored under a running natter.
 
 use std::collections::BTreeMap;
 
@@ -17,10 +25,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::model::{RoomId, Seq, UserId};
+use crate::model::{Event, RoomId, Seq, UserId};
 
-/// Version 1 had no tag and no user: such cursors get a resync.
-const VERSION: u8 = 2;
+/// Version 1 had no tag and no user, version 2 no stamps: such cursors get
+/// a resync.
+const VERSION: u8 = 3;
 /// Bytes of the HMAC-SHA256 tag kept.
 const TAG_LEN: usize = 16;
 /// No honest cursor comes near this; it bounds decoding work.
@@ -29,13 +38,56 @@ const MAX_ENCODED_LEN: usize = 64 * 1024;
 /// A decoded cursor.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cursor {
-    /// Last delivered sequence per room.
-    pub rooms: BTreeMap<RoomId, Seq>,
+    /// The hub process that issued it (see the module docs).
+    pub issued_by: u64,
+    /// Last delivered event per room.
+    pub rooms: BTreeMap<RoomId, Position>,
     /// Which ephemeral stream `ephemeral_seen` counts in (changes when the
     /// server restarts or forgets the user's stream).
     pub ephemeral_stream: u64,
     /// Last ephemeral item delivered.
     pub ephemeral_seen: u64,
+}
+
+/// Where a cursor stands in one room: the last event delivered, and that
+/// event's [`stamp`] (0 before the first event).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Position {
+    pub seq: Seq,
+    pub stamp: u32,
+}
+
+impl Position {
+    /// Just after `event`.
+    pub fn after(event: &Event) -> Position {
+        Position {
+            seq: event.seq,
+            stamp: stamp(event),
+        }
+    }
+}
+
+/// A 32-bit fingerprint of an event from what no later change to it
+/// (an edit, a deletion) touches: its room, sequence, time and sender. An
+/// event that took the same place in a diverged history was written at
+/// another millisecond, so its stamp differs but for a 1 in 2^32 chance.
+///
+/// Stamps outlive the process in cursors, so the mix is spelled out here
+/// (SplitMix64's finaliser) rather than taken from std's hasher, which
+/// may change between releases.
+pub fn stamp(event: &Event) -> u32 {
+    let mut h = event.room.0 as u64;
+    for v in [event.seq as u64, event.at as u64, event.sender.0 as u64] {
+        h = mix(h ^ v);
+    }
+    (h >> 32) as u32
+}
+
+fn mix(z: u64) -> u64 {
+    let z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Why a cursor string was refused.
@@ -70,14 +122,16 @@ impl Cursor {
         out.push(VERSION);
         out.extend_from_slice(&to.deployment.to_le_bytes());
         put_varint(&mut out, to.user.0 as u64);
+        out.extend_from_slice(&self.issued_by.to_le_bytes());
         out.extend_from_slice(&self.ephemeral_stream.to_le_bytes());
         put_varint(&mut out, self.ephemeral_seen);
         put_varint(&mut out, self.rooms.len() as u64);
         let mut previous = 0i64;
-        for (room, seq) in &self.rooms {
+        for (room, at) in &self.rooms {
             // Rooms are sorted, so deltas keep ids short.
             put_varint(&mut out, (room.0 - previous) as u64);
-            put_varint(&mut out, *seq as u64);
+            put_varint(&mut out, at.seq as u64);
+            out.extend_from_slice(&at.stamp.to_le_bytes());
             previous = room.0;
         }
         let tag = tag(to.key, &out).finalize().into_bytes();
@@ -112,6 +166,7 @@ impl Cursor {
         if r.varint()? != to.user.0 as u64 {
             return Err(CursorError::OtherUser);
         }
+        let issued_by = r.u64_le()?;
         let ephemeral_stream = r.u64_le()?;
         let ephemeral_seen = r.varint()?;
         let count = r.varint()?;
@@ -123,17 +178,19 @@ impl Cursor {
         for _ in 0..count {
             let delta = i64::try_from(r.varint()?).map_err(|_| CursorError::Garbled)?;
             let seq = i64::try_from(r.varint()?).map_err(|_| CursorError::Garbled)?;
+            let stamp = r.u32_le()?;
             let room = previous.checked_add(delta).ok_or(CursorError::Garbled)?;
             if (delta == 0 && !rooms.is_empty()) || room <= 0 {
                 return Err(CursorError::Garbled);
             }
-            rooms.insert(RoomId(room), seq);
+            rooms.insert(RoomId(room), Position { seq, stamp });
             previous = room;
         }
         if !r.bytes.is_empty() {
             return Err(CursorError::Garbled);
         }
         Ok(Cursor {
+            issued_by,
             rooms,
             ephemeral_stream,
             ephemeral_seen,
@@ -160,13 +217,21 @@ impl Reader<'_> {
         Ok(b)
     }
 
-    fn u64_le(&mut self) -> Result<u64, CursorError> {
-        if self.bytes.len() < 8 {
-            return Err(CursorError::Garbled);
-        }
-        let (head, rest) = self.bytes.split_at(8);
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], CursorError> {
+        let (head, rest) = self
+            .bytes
+            .split_first_chunk::<N>()
+            .ok_or(CursorError::Garbled)?;
         self.bytes = rest;
-        Ok(u64::from_le_bytes(head.try_into().expect("8 bytes")))
+        Ok(*head)
+    }
+
+    fn u64_le(&mut self) -> Result<u64, CursorError> {
+        self.take().map(u64::from_le_bytes)
+    }
+
+    fn u32_le(&mut self) -> Result<u32, CursorError> {
+        self.take().map(u32::from_le_bytes)
     }
 
     fn varint(&mut self) -> Result<u64, CursorError> {
@@ -187,6 +252,7 @@ mod tests {
     use super::*;
 
     const KEY: [u8; 32] = [7; 32];
+    const PINNED: u32 = 1_496_346_127;
 
     fn to(user: i64) -> CursorKey<'static> {
         CursorKey {
@@ -198,13 +264,15 @@ mod tests {
 
     fn sample() -> Cursor {
         let mut c = Cursor {
+            issued_by: 0xfeed,
             ephemeral_stream: 77,
             ephemeral_seen: 300,
             ..Cursor::default()
         };
-        c.rooms.insert(RoomId(3), 0);
-        c.rooms.insert(RoomId(1000), 123_456);
-        c.rooms.insert(RoomId(1001), 1);
+        let at = |seq, stamp| Position { seq, stamp };
+        c.rooms.insert(RoomId(3), at(0, 0));
+        c.rooms.insert(RoomId(1000), at(123_456, u32::MAX));
+        c.rooms.insert(RoomId(1001), at(1, 0x0102_0304));
         c
     }
 
@@ -230,6 +298,43 @@ mod tests {
         assert_eq!(Cursor::decode(&text, wrong_key), Err(CursorError::Altered));
     }
 
+    fn event(at: i64, sender: i64) -> Event {
+        Event {
+            room: RoomId(7),
+            seq: 42,
+            at,
+            sender: UserId(sender),
+            sender_name: "alice".into(),
+            body: crate::model::EventBody::MemberLeft { user: UserId(1) },
+            encoded: Default::default(),
+        }
+    }
+
+    /// Stamps live in clients' cursors across upgrades: the function must
+    /// not change, and must tell apart events that took the same place.
+    #[test]
+    fn stamps_are_fixed_and_tell_diverged_events_apart() {
+        let original = event(1_795_667_876_614, 1);
+        assert_eq!(stamp(&original), PINNED);
+        let mut renamed = original.clone();
+        renamed.sender_name = "someone else".into();
+        assert_eq!(stamp(&renamed), stamp(&original));
+        for other in [
+            event(1_795_667_876_615, 1),
+            event(1_795_667_876_614, 2),
+            Event {
+                seq: 43,
+                ..original.clone()
+            },
+            Event {
+                room: RoomId(8),
+                ..original.clone()
+            },
+        ] {
+            assert_ne!(stamp(&other), stamp(&original), "{other:?}");
+        }
+    }
+
     #[test]
     fn every_single_bit_flip_is_refused() {
         let text = sample().encode(to(5));
@@ -252,6 +357,10 @@ mod tests {
         old.extend_from_slice(&42u64.to_le_bytes());
         old.extend_from_slice(&[0; 10]);
         let old = URL_SAFE_NO_PAD.encode(old);
+        // A well-signed version 2 cursor (no stamps) is refused too.
+        let mut v2 = URL_SAFE_NO_PAD.decode(&good).unwrap();
+        v2[0] = 2;
+        let v2 = URL_SAFE_NO_PAD.encode(v2);
         for bad in [
             "",
             "!!!",
@@ -260,6 +369,7 @@ mod tests {
             &format!("{good}AA"),
             &"A".repeat(MAX_ENCODED_LEN + 4),
             &old,
+            &v2,
         ] {
             assert!(Cursor::decode(bad, to(5)).is_err(), "{bad:?}");
         }

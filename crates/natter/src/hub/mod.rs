@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use self::cursor::{Cursor, CursorError, CursorKey};
+pub use self::cursor::{Cursor, CursorError, CursorKey, Position};
 pub use self::poll::PollAnswer;
 pub use self::room_feed::RoomFeed;
 pub use self::user_feed::UserFeed;
@@ -81,6 +81,8 @@ pub struct Hub {
     shutdown: watch::Sender<bool>,
     presence_wakes: Mutex<presence::PresenceWakes>,
     metrics: Arc<Metrics>,
+    /// Names this process in the cursors it issues (see `cursor`).
+    instance: u64,
     me: Weak<Hub>,
 }
 
@@ -95,6 +97,7 @@ impl Hub {
             users: RwLock::new(HashMap::new()),
             shutdown: watch::Sender::new(false),
             presence_wakes: Mutex::default(),
+            instance: rand::random(),
             me: me.clone(),
         })
     }
@@ -112,6 +115,7 @@ impl Hub {
                     .ok_or(ChatError::RoomNotFound)?;
                 feed.lock().load(
                     snapshot.room.head,
+                    snapshot.head_event,
                     snapshot.members,
                     self.config.room_cache_events,
                 );

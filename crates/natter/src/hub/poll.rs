@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Cursor, CursorError, CursorKey, Hub, UserFeed};
+use super::{Cursor, CursorError, CursorKey, Hub, Position, UserFeed, cursor};
 use crate::error::{ChatError, ChatResult};
 use crate::model::{Ephemeral, Event, RoomId, Seq, SessionId, UserId, now_ms};
+use crate::store::MembershipRecord;
 
 /// What a poll returns.
 #[derive(Debug)]
@@ -64,9 +65,17 @@ impl Hub {
         let user = self.user(user_id).await?;
         let mut wake = user.subscribe();
         let poll = self.open_poll(&user, session)?;
-        let Some(cursor) = cursor else {
+        let Some(mut cursor) = cursor else {
             return self.fresh_cursor(&user, to).await;
         };
+        // Issued before this process started: its history may since have
+        // been restored from an older copy. Checked once; every answer
+        // from here on is this process's cursor.
+        let reissued = cursor.issued_by != self.instance;
+        if reissued {
+            self.check_positions(&cursor).await?;
+            cursor.issued_by = self.instance;
+        }
         let deadline = tokio::time::Instant::now() + timeout;
         let mut shutdown = self.shutdown.subscribe();
         loop {
@@ -92,9 +101,46 @@ impl Hub {
         Ok(PollAnswer {
             events: Vec::new(),
             ephemeral: Vec::new(),
-            cursor: cursor_text.unwrap_or_default().to_owned(),
+            cursor: if reissued {
+                cursor.encode(to)
+            } else {
+                cursor_text.unwrap_or_default().to_owned()
+            },
             ephemeral_gap: false,
         })
+    }
+
+    /// Checks that every position of `cursor` names the event the store
+    /// holds there now, by its stamp; see the cursor module.
+    async fn check_positions(&self, cursor: &Cursor) -> ChatResult<()> {
+        const RESTORED: ChatError = ChatError::ResyncRequired(
+            "the cursor names events this server does not hold (was the data restored from an older copy?)",
+        );
+        for (&room, at) in &cursor.rooms {
+            if at.seq == 0 {
+                continue;
+            }
+            let feed = match self.room(room).await {
+                Ok(feed) => feed,
+                Err(ChatError::RoomNotFound) => return Err(RESTORED),
+                Err(e) => return Err(e),
+            };
+            let held = match feed.cached_stamp(at.seq) {
+                Some(stamp) => Some(stamp),
+                None => self
+                    .store
+                    .events_after(room, at.seq - 1, 1)
+                    .await?
+                    .first()
+                    .filter(|e| e.seq == at.seq)
+                    .map(cursor::stamp),
+            };
+            if held != Some(at.stamp) {
+                tracing::info!(room.id = %room, seq = at.seq, "a cursor does not match the stored history; asking for a resync");
+                return Err(RESTORED);
+            }
+        }
+        Ok(())
     }
 
     /// Counts the events a poll is about to answer with, and how long
@@ -129,9 +175,10 @@ impl Hub {
         };
         let mut heads = BTreeMap::new();
         for room in rooms {
-            heads.insert(room, self.room(room).await?.head());
+            heads.insert(room, self.room(room).await?.head_position());
         }
         let cursor = Cursor {
+            issued_by: self.instance,
             rooms: heads,
             ephemeral_stream: user.stream,
             ephemeral_seen: seen,
@@ -156,9 +203,11 @@ impl Hub {
         let rooms = self.rooms.read().expect("rooms poisoned");
         state.rooms.values().any(|m| {
             let given = cursor.rooms.get(&m.room).copied();
-            let after = given.map_or(m.since_seq - 1, |c| c.max(m.since_seq - 1));
-            if !m.active {
-                return given.is_some_and(|_| after < m.changed_seq);
+            let Some((after, upto)) = undelivered(m, given) else {
+                return false;
+            };
+            if upto.is_some() {
+                return true;
             }
             match (given, rooms.get(&m.room)) {
                 // A room joined since the cursor, or one not loaded yet.
@@ -188,6 +237,7 @@ impl Hub {
         };
         memberships.sort_by_key(|m| m.room);
         let mut next = Cursor {
+            issued_by: self.instance,
             rooms: BTreeMap::new(),
             ephemeral_stream: user.stream,
             ephemeral_seen: ephemeral.last,
@@ -195,19 +245,8 @@ impl Hub {
         let mut events: Vec<Arc<Event>> = Vec::new();
         for m in memberships {
             let given = cursor.rooms.get(&m.room).copied();
-            // Nothing from before the user joined.
-            let floor = m.since_seq - 1;
-            let after = given.map_or(floor, |c| c.max(floor));
-            let upto = if m.active {
-                None
-            } else {
-                // A room the user left: deliver up to their leave, then
-                // drop it from the cursor. Rooms left before this cursor
-                // existed are not in it and stay out.
-                if given.is_none() || after >= m.changed_seq {
-                    continue;
-                }
-                Some(m.changed_seq)
+            let Some((after, upto)) = undelivered(&m, given) else {
+                continue;
             };
             let budget = if bytes >= self.config.max_batch_bytes {
                 0
@@ -231,8 +270,11 @@ impl Hub {
                 kept += 1;
             }
             got.truncate(kept);
-            next.rooms
-                .insert(m.room, got.last().map_or(after, |e| e.seq));
+            // A room not in the cursor that got nothing yet stays out of
+            // it: absent means "from the join", which is still true.
+            if let Some(at) = got.last().map(|e| Position::after(e)).or(given) {
+                next.rooms.insert(m.room, at);
+            }
             events.extend(got);
         }
         Ok(PollAnswer {
@@ -278,5 +320,21 @@ impl Hub {
                 }
             }
         }
+    }
+}
+
+/// What of a room a cursor has yet to deliver, as `(after, upto)`, under
+/// the stream's rule (docs/protocol.md): a room the cursor holds continues
+/// from its position, so a leave and a rejoin since leave no hole; a room
+/// it does not hold starts at the user's join. A room the user left is
+/// delivered up to their leave, and only when the cursor holds it.
+fn undelivered(m: &MembershipRecord, given: Option<Position>) -> Option<(Seq, Option<Seq>)> {
+    let after = given.map_or(m.since_seq - 1, |at| at.seq);
+    if m.active {
+        Some((after, None))
+    } else if given.is_some() && after < m.changed_seq {
+        Some((after, Some(m.changed_seq)))
+    } else {
+        None
     }
 }

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::OnceCell;
 
+use super::cursor::{Position, stamp};
 use crate::model::{Event, MembershipChange, Role, RoomId, Seq, UserId};
 
 /// The live state of one room.
@@ -25,6 +26,8 @@ pub struct RoomFeed {
 pub(super) struct RoomState {
     pub loaded: bool,
     pub head: Seq,
+    /// The stamp of the event at `head` (0 before the first).
+    head_stamp: u32,
     recent: VecDeque<Arc<Event>>,
     pending: BTreeMap<Seq, Arc<Event>>,
     pub members: HashMap<UserId, Role>,
@@ -69,6 +72,30 @@ impl RoomFeed {
         self.lock().head
     }
 
+    /// A cursor position at the head.
+    pub fn head_position(&self) -> Position {
+        let state = self.lock();
+        Position {
+            seq: state.head,
+            stamp: state.head_stamp,
+        }
+    }
+
+    /// The stamp of the event at `seq`, when it is in memory.
+    pub fn cached_stamp(&self, seq: Seq) -> Option<u32> {
+        let state = self.lock();
+        if seq == state.head {
+            return Some(state.head_stamp);
+        }
+        let first = state.recent.front()?.seq;
+        let index = usize::try_from(seq.checked_sub(first)?).ok()?;
+        state
+            .recent
+            .get(index)
+            .filter(|e| e.seq == seq)
+            .map(|e| stamp(e))
+    }
+
     /// Events in `(after, upto]` (upto defaults to the head), at most `limit`.
     pub fn read_after(&self, after: Seq, upto: Option<Seq>, limit: usize) -> Read {
         let state = self.lock();
@@ -110,10 +137,21 @@ impl RoomFeed {
 }
 
 impl RoomState {
-    /// Sets the state read from the store and applies whatever arrived
-    /// while it was being read.
-    pub fn load(&mut self, head: Seq, members: Vec<(UserId, Role)>, cache_cap: usize) {
+    /// Sets the state read from the store (the head, the event there and
+    /// the members) and applies whatever arrived while it was being read.
+    pub fn load(
+        &mut self,
+        head: Seq,
+        head_event: Option<Event>,
+        members: Vec<(UserId, Role)>,
+        cache_cap: usize,
+    ) {
         self.head = head;
+        self.head_stamp = 0;
+        if let Some(event) = head_event.filter(|e| e.seq == head) {
+            self.head_stamp = stamp(&event);
+            self.recent.push_back(Arc::new(event));
+        }
         self.members = members.into_iter().collect();
         self.loaded = true;
         self.drain(cache_cap);
@@ -161,6 +199,7 @@ impl RoomState {
                 }
             }
             self.head = seq;
+            self.head_stamp = stamp(&event);
             self.recent.push_back(event.clone());
             while self.recent.len() > cache_cap {
                 self.recent.pop_front();

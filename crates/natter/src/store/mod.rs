@@ -119,10 +119,13 @@ pub struct NewRoom {
     pub at: Millis,
 }
 
-/// A room and its active members, read in one snapshot so the head and the
-/// member set agree.
+/// A room, its newest event and its active members, read in one snapshot
+/// so the head and the member set agree.
 pub struct RoomSnapshot {
     pub room: Room,
+    /// The event at the head (`None` only for a room with no events), so
+    /// a fresh cursor can carry its stamp.
+    pub head_event: Option<Event>,
     pub members: Vec<(UserId, Role)>,
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::common::{Client, Process, TestServer, message_texts};
+use crate::common::{Client, Process, TestServer, assert_error, message_texts};
 
 #[tokio::test]
 async fn graceful_restart_keeps_everything_and_cursors_resume() {
@@ -36,6 +36,103 @@ async fn graceful_restart_keeps_everything_and_cursors_resume() {
     alice.say(room, "d", "after the restart").await;
     let (_, body) = alice.poll(next, 5).await;
     assert_eq!(message_texts(&body), ["after the restart"]);
+}
+
+/// Copies a stopped server's data folder, as an operator's backup would.
+fn copy_folder(from: &tempfile::TempDir) -> tempfile::TempDir {
+    let to = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from.path().join("data"))
+        .arg(to.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    to
+}
+
+/// Sends `n` numbered messages to `room`.
+async fn say_many(client: &Client, room: i64, tag: &str, n: usize) {
+    for i in 0..n {
+        client
+            .say(room, &format!("{tag}-{i}"), &format!("{tag} {i}"))
+            .await;
+    }
+}
+
+/// The finding of the issue: a cursor at seq 70 of a room, the folder
+/// restored to a copy at seq 40, then 60 new messages: the old cursor
+/// must not be served 71–100 as if 41–70 had been delivered.
+#[tokio::test]
+async fn a_restored_backup_asks_newer_cursors_for_a_resync_and_keeps_older_ones() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let room = alice.create_room("r", "public").await;
+    say_many(&alice, room, "kept", 39).await;
+    let at_backup = alice.cursor().await;
+    let token = alice.token.clone();
+    let data = server.stop().await;
+    let backup = copy_folder(&data);
+
+    let server = TestServer::start_in(data, |_| {}).await;
+    let mut alice = server.client();
+    alice.token = token.clone();
+    say_many(&alice, room, "lost", 30).await;
+    let (status, body) = alice.poll(&at_backup, 5).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["events"].as_array().unwrap().len(), 30);
+    let after_backup = body["cursor"].as_str().unwrap().to_owned();
+    drop(server.stop().await);
+
+    let server = TestServer::start_in(backup, |_| {}).await;
+    let mut alice = server.client();
+    alice.token = token;
+    say_many(&alice, room, "new", 60).await;
+    // The cursor past the backup names events this history lacks.
+    let reply = alice.poll(&after_backup, 0).await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "resync_required");
+    // A cursor from the backup's own time still holds, and resumes exactly.
+    let (status, body) = alice.poll(&at_backup, 5).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let texts = message_texts(&body);
+    assert_eq!(texts.len(), 60, "{texts:?}");
+    assert_eq!(texts[0], "new 0");
+    let seqs: Vec<i64> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (41..=100).collect::<Vec<_>>());
+    // The answer's cursor is this process's: an idle poll hands it back.
+    let next = body["cursor"].as_str().unwrap();
+    let (_, idle) = alice.poll(next, 0).await;
+    assert_eq!(idle["cursor"], next);
+}
+
+/// An idle cursor from before a restart is checked once and handed back
+/// renewed, so the poll after it needs no check.
+#[tokio::test]
+async fn an_idle_cursor_from_before_a_restart_is_renewed() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let room = alice.create_room("r", "public").await;
+    alice.say(room, "a", "one").await;
+    let cursor = alice.cursor().await;
+    let token = alice.token.clone();
+    let data = server.stop().await;
+
+    let server = TestServer::start_in(data, |_| {}).await;
+    let mut alice = server.client();
+    alice.token = token;
+    let (status, body) = alice.poll(&cursor, 0).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["events"], json!([]));
+    let renewed = body["cursor"].as_str().unwrap();
+    assert_ne!(renewed, cursor);
+    alice.say(room, "b", "two").await;
+    let (_, body) = alice.poll(renewed, 5).await;
+    assert_eq!(message_texts(&body), ["two"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -95,6 +95,54 @@ async fn every_kind_of_room_event_arrives() {
     assert!(!cursor2.is_empty());
 }
 
+/// A cursor from before a leave and a rejoin resumes where it was: the
+/// user's own `member_left` and `member_joined` come in their place, and
+/// the sequence has no hole (what happened while they were away is
+/// history they may read again as a member).
+#[tokio::test]
+async fn a_cursor_from_before_a_leave_and_rejoin_leaves_no_hole() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let room = alice.create_room("r", "public").await;
+    bob.join(room).await;
+    let mut cursor = bob.cursor().await;
+    alice.say(room, "1", "while bob is in").await;
+    bob.post(&format!("/api/v1/rooms/{room}/leave"), json!({}))
+        .await;
+    alice.say(room, "2", "while bob is away").await;
+    bob.join(room).await;
+    alice.say(room, "3", "after bob is back").await;
+
+    let events = collect(&bob, &mut cursor, 5).await;
+    let seen: Vec<(i64, &str)> = events
+        .iter()
+        .map(|e| (e["seq"].as_i64().unwrap(), e["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (3, "message"),
+            (4, "member_left"),
+            (5, "message"),
+            (6, "member_joined"),
+            (7, "message"),
+        ]
+    );
+    assert_eq!(events[1]["user_id"], bob.user_id);
+    assert_eq!(events[3]["user_id"], bob.user_id);
+
+    // Left for good: the cursor is served up to the leave, no further.
+    bob.post(&format!("/api/v1/rooms/{room}/leave"), json!({}))
+        .await;
+    alice.say(room, "4", "bob has gone").await;
+    let events = collect(&bob, &mut cursor, 1).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["type"], "member_left");
+    let (_, body) = bob.poll(&cursor, 0).await;
+    assert_eq!(body["events"], json!([]));
+}
+
 #[tokio::test]
 async fn a_waiting_poll_wakes_within_100ms_of_a_send() {
     let server = TestServer::start().await;

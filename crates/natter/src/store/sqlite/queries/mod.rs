@@ -214,8 +214,15 @@ pub fn room_snapshot(conn: &Connection, id: RoomId) -> R<Option<RoomSnapshot>> {
         })
         .and_then(|it| it.collect::<Result<Vec<_>, _>>()))?;
     drop(stmt);
+    let head_event = events_after(&tx, id, room.head - 1, 1)?
+        .pop()
+        .filter(|e| e.seq == room.head);
     q(tx.finish())?;
-    Ok(Some(RoomSnapshot { room, members }))
+    Ok(Some(RoomSnapshot {
+        room,
+        head_event,
+        members,
+    }))
 }
 
 pub fn public_rooms(conn: &Connection, limit: usize, community: Option<&str>) -> R<Vec<Room>> {
