@@ -31,6 +31,9 @@ pub struct Settings {
     /// Longest message in characters [default: 4000]
     #[arg(long, env = "NATTER_MAX_MESSAGE_CHARS")]
     pub max_message_chars: Option<usize>,
+    /// How long after sending a message its sender may still edit it, in seconds; 0 means no limit [default: 0]
+    #[arg(long, env = "NATTER_EDIT_WINDOW_SECS")]
+    pub edit_window_secs: Option<u64>,
     /// Poll timeout when a client names none, in seconds [default: 30]
     #[arg(long, env = "NATTER_POLL_TIMEOUT_SECS")]
     pub poll_timeout_secs: Option<u64>,
@@ -208,6 +211,7 @@ impl Settings {
             data_dir: over.data_dir.or(self.data_dir),
             single_session: over.single_session.or(self.single_session),
             max_message_chars: over.max_message_chars.or(self.max_message_chars),
+            edit_window_secs: over.edit_window_secs.or(self.edit_window_secs),
             poll_timeout_secs: over.poll_timeout_secs.or(self.poll_timeout_secs),
             max_poll_timeout_secs: over.max_poll_timeout_secs.or(self.max_poll_timeout_secs),
             presence_grace_secs: over.presence_grace_secs.or(self.presence_grace_secs),
@@ -311,6 +315,11 @@ impl Config {
                 max_message_chars: s
                     .max_message_chars
                     .unwrap_or(chat_defaults.max_message_chars),
+                edit_window: match s.edit_window_secs {
+                    None => chat_defaults.edit_window,
+                    Some(0) => None,
+                    Some(n) => Some(secs(n)),
+                },
                 session_ttl: s
                     .session_ttl_hours
                     .map_or(chat_defaults.session_ttl, |h| secs(h * 3600)),

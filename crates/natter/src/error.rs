@@ -36,6 +36,14 @@ pub enum ChatError {
     RoomNotFound,
     #[error("you are not a member of this room")]
     NotAMember,
+    #[error("no such message in this room")]
+    MessageNotFound,
+    #[error("the message was deleted")]
+    MessageDeleted,
+    #[error("the time for editing this message is over")]
+    EditWindowClosed,
+    #[error("too many {0}")]
+    TooManyReactions(&'static str),
     #[error("{0}")]
     NotAllowed(&'static str),
     #[error("this client_msg_id was already used for a different message")]
@@ -74,6 +82,11 @@ impl From<StoreError> for ChatError {
             StoreError::Conflict("password_changed") => ChatError::InvalidCredentials,
             StoreError::NotFound("invite") => ChatError::InviteInvalid,
             StoreError::NotFound("user") => ChatError::UserNotFound,
+            StoreError::NotFound("message") => ChatError::MessageNotFound,
+            StoreError::NotAllowed(why) => ChatError::NotAllowed(why),
+            StoreError::MessageDeleted => ChatError::MessageDeleted,
+            StoreError::EditWindowClosed => ChatError::EditWindowClosed,
+            StoreError::TooMany(what) => ChatError::TooManyReactions(what),
             StoreError::NotFound(_) => ChatError::RoomNotFound,
             StoreError::NotAMember => ChatError::NotAMember,
             StoreError::IdempotencyConflict => ChatError::IdempotencyConflict,

@@ -8,6 +8,7 @@
 pub mod bus;
 pub mod chat;
 pub mod config;
+pub mod emoji;
 pub mod error;
 pub mod http;
 pub mod hub;

@@ -145,12 +145,24 @@ impl PartialEq for EncodedOnce {
 
 impl Eq for EncodedOnce {}
 
-/// What happened in a room.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// What happened in a room. Every change to a message is an event of its
+/// own that names the message by `target` seq, so a client that resumes
+/// from any cursor receives every change it missed, in order.
+///
+/// How events are kept on disk is the store's business (`store::sqlite`
+/// encodes each kind in its columns), and how they look on the wire is
+/// `http::wire`'s: this type is only what happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EventBody {
     /// A chat message; `client_msg_id` makes sending idempotent.
-    Message { client_msg_id: String, text: String },
+    Message {
+        client_msg_id: String,
+        text: String,
+        /// The message this one answers.
+        reply_to: Option<Seq>,
+        /// The message was deleted since: `text` is gone from the log too.
+        redacted: bool,
+    },
     /// Always seq 1; `members` are the room's first members.
     RoomCreated {
         title: String,
@@ -172,6 +184,16 @@ pub enum EventBody {
         title: String,
         visibility: Visibility,
     },
+    /// The sender gave their message a new text (empty once the message
+    /// was deleted: earlier texts leave the log with it).
+    MessageEdited { target: Seq, text: String },
+    /// The message's text, edits and reactions are gone; the sender or a
+    /// room manager (the event's sender) deleted it.
+    MessageDeleted { target: Seq },
+    /// The event's sender reacted to the message.
+    ReactionAdded { target: Seq, reaction: String },
+    /// The event's sender took their reaction back.
+    ReactionRemoved { target: Seq, reaction: String },
 }
 
 impl Event {
@@ -182,10 +204,42 @@ impl Event {
             EventBody::Message {
                 client_msg_id,
                 text,
+                ..
             } => client_msg_id.len() + text.len(),
+            EventBody::MessageEdited { text, .. } => text.len(),
             _ => 256,
         };
         160 + self.sender_name.len() + body
+    }
+}
+
+impl Event {
+    /// This event as the deletion of message `target` leaves it: the
+    /// message itself and its edits lose their text; `None` for any other
+    /// event, which the deletion does not touch.
+    pub fn redacted_for(&self, target: Seq) -> Option<Event> {
+        let body = match &self.body {
+            EventBody::Message { client_msg_id, .. } if self.seq == target => EventBody::Message {
+                client_msg_id: client_msg_id.clone(),
+                text: String::new(),
+                reply_to: None,
+                redacted: true,
+            },
+            EventBody::MessageEdited { target: t, .. } if *t == target => {
+                EventBody::MessageEdited {
+                    target,
+                    text: String::new(),
+                }
+            }
+            _ => return None,
+        };
+        Some(Event {
+            body,
+            // A new slot: the old encoding carries the text.
+            encoded: Default::default(),
+            sender_name: self.sender_name.clone(),
+            ..*self
+        })
     }
 }
 
@@ -198,6 +252,21 @@ impl EventBody {
             EventBody::MemberJoined { .. } => "member_joined",
             EventBody::MemberLeft { .. } => "member_left",
             EventBody::RoomUpdated { .. } => "room_updated",
+            EventBody::MessageEdited { .. } => "message_edited",
+            EventBody::MessageDeleted { .. } => "message_deleted",
+            EventBody::ReactionAdded { .. } => "reaction_added",
+            EventBody::ReactionRemoved { .. } => "reaction_removed",
+        }
+    }
+
+    /// The message a change event applies to.
+    pub fn target(&self) -> Option<Seq> {
+        match self {
+            EventBody::MessageEdited { target, .. }
+            | EventBody::MessageDeleted { target }
+            | EventBody::ReactionAdded { target, .. }
+            | EventBody::ReactionRemoved { target, .. } => Some(*target),
+            _ => None,
         }
     }
 
@@ -221,6 +290,57 @@ impl EventBody {
             }
             EventBody::MemberLeft { user } => vec![(*user, MembershipChange::Left)],
             _ => Vec::new(),
+        }
+    }
+}
+
+/// Most distinct reactions one message carries.
+pub const MAX_REACTIONS_PER_MESSAGE: usize = 20;
+/// Most reactions one user puts on one message.
+pub const MAX_REACTIONS_PER_USER: usize = 20;
+
+/// One reaction on a message and who gave it, in the order they did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reaction {
+    pub reaction: String,
+    pub users: Vec<UserId>,
+}
+
+/// What a reply shows of the message it answers, as that message is now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplyPreview {
+    pub seq: Seq,
+    pub sender: UserId,
+    pub sender_name: String,
+    /// The first line, shortened; empty when deleted.
+    pub text: String,
+    pub deleted: bool,
+}
+
+/// An event of a room's history as it stands now: for a message, its
+/// current text, whether it was edited or deleted, its reactions and what
+/// it replies to; for other events, the event itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Current {
+    /// For a message, `text` is the current text (empty once deleted).
+    pub event: Event,
+    pub edited_at: Option<Millis>,
+    pub deleted: bool,
+    /// In the order of their earliest remaining reactor.
+    pub reactions: Vec<Reaction>,
+    pub reply_preview: Option<ReplyPreview>,
+}
+
+impl Current {
+    /// A history entry that is not a message, or a message never changed.
+    pub fn unchanged(event: Event) -> Current {
+        let deleted = matches!(event.body, EventBody::Message { redacted: true, .. });
+        Current {
+            event,
+            edited_at: None,
+            deleted,
+            reactions: Vec::new(),
+            reply_preview: None,
         }
     }
 }

@@ -330,6 +330,28 @@ impl MessageText {
     }
 }
 
+/// A reaction: exactly one emoji, or one emoticon code the web client
+/// knows ([`crate::emoji`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReactionText(String);
+
+impl ReactionText {
+    pub fn parse(value: &str) -> Result<Self, Invalid> {
+        if crate::emoji::is_single_emoji(value) || crate::emoji::is_known_code(value) {
+            Ok(ReactionText(value.to_owned()))
+        } else {
+            Err(Invalid::new(
+                "invalid_reaction",
+                "a reaction is one emoji or one emoticon code such as :smile: or [强]",
+            ))
+        }
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 /// The sender's own id for a message, which makes retries safe:
 /// 1–64 characters of `A-Z a-z 0-9 _ -` (a UUID fits).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -89,9 +89,15 @@ async fn a_lossy_bus_still_delivers_every_message_once_in_order() {
         let chat = chat.clone();
         tokio::spawn(async move {
             for n in 0..MESSAGES {
-                chat.send(&writer, room.id, &format!("m{n}"), &format!("message {n}"))
-                    .await
-                    .unwrap();
+                chat.send(
+                    &writer,
+                    room.id,
+                    &format!("m{n}"),
+                    &format!("message {n}"),
+                    None,
+                )
+                .await
+                .unwrap();
             }
         })
     };

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::{Chat, room_event};
 use crate::error::{ChatError, ChatResult};
 use crate::model::{EndReason, Event, Role, Room, RoomId, User, UserId, Visibility, now_ms};
-use crate::store::{EndSessions, NewMessage, NewRoom};
+use crate::store::{Action, EndSessions, NewRoom};
 use crate::text::{AvatarUrl, ClientMsgId, DisplayName, MessageText, RoomTitle};
 
 /// Names a user in an admin call: by natter id, or by a site's own id.
@@ -304,26 +304,14 @@ impl Chat {
         if feed.role_of(system.id).is_none() {
             self.add_member(room, system.id, system.id).await?;
         }
-        let store = self.store.clone();
-        let message = NewMessage {
-            room,
-            sender: system.id,
-            sender_name: system.display_name,
+        let action = Action::Send {
             client_msg_id,
             text: text.into_string(),
-            at: now_ms(),
+            reply_to: None,
         };
-        self.commit(async move {
-            let appended = store.append_message(message).await?;
-            let event = appended.event.clone();
-            let announce = if appended.duplicate {
-                Vec::new()
-            } else {
-                vec![room_event(appended.event)]
-            };
-            Ok(((event, appended.duplicate), announce))
-        })
-        .await
+        let (event, new) = self.append(room, system.id, action).await?;
+        let event = event.ok_or_else(|| ChatError::Internal("a send stored nothing".into()))?;
+        Ok(((*event).clone(), !new))
     }
 
     /// Ends every session of a user; their open polls return `session_ended`.

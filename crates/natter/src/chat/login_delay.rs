@@ -221,10 +221,13 @@ mod tests {
         for i in 0..(MAX_ENTRIES + 10) {
             delays.begin(&format!("junk{i}")).unwrap().failed();
         }
+        // The target's run survives the spray (its 1 s delay itself may
+        // have run out while a slow machine sent 200,000 names).
+        let runs = delays.runs.lock().unwrap();
         assert!(
-            delays.begin("target").is_err(),
-            "the target's delay survives the spray"
+            runs.by_account.get("target").is_some_and(|r| r.count == 2),
+            "the target's failures survive the spray"
         );
-        assert!(delays.runs.lock().unwrap().by_account.len() <= MAX_ENTRIES);
+        assert!(runs.by_account.len() <= MAX_ENTRIES);
     }
 }

@@ -1,16 +1,20 @@
-//! Messages: send (idempotent), page back through history, mark read, and
+//! Messages: send (idempotent, optionally as a reply), edit, delete,
+//! react, read one or a page of history as it stands now, mark read, and
 //! the long poll that delivers everything new.
+//!
+//! Each change is checked here (who may, whether the message is still
+//! there) and again by the store as it writes, then goes through the
+//! store's one write path ([`Chat::append`]) as a room event of its own.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Caller, Chat, Limit};
-use crate::bus::BusMessage;
 use crate::error::{ChatError, ChatResult};
 use crate::hub::PollAnswer;
-use crate::model::{Ephemeral, Event, RoomId, Seq, now_ms};
-use crate::store::NewMessage;
-use crate::text::{ClientMsgId, Invalid, MessageText};
+use crate::model::{Current, Ephemeral, Event, Role, RoomId, Seq, now_ms};
+use crate::store::Action;
+use crate::text::{ClientMsgId, Invalid, MessageText, ReactionText};
 
 /// A sent message, shared with the hub that delivers it.
 pub struct Sent {
@@ -19,69 +23,201 @@ pub struct Sent {
     pub duplicate: bool,
 }
 
+/// A message after an edit, a deletion or a reaction.
+pub struct Changed {
+    /// As it stands now.
+    pub message: Current,
+    /// False when the call changed nothing (the same text again, a
+    /// reaction already there): no event was appended.
+    pub changed: bool,
+}
+
 /// The largest history page.
 pub const MAX_PAGE: usize = 100;
 
 impl Chat {
-    /// Sends a message. It is acknowledged (this returns `Ok`) only after
-    /// it is committed; a retry with the same client message id returns
-    /// the stored message and stores nothing.
+    /// Sends a message, optionally as a reply to the message at
+    /// `reply_to`. It is acknowledged (this returns `Ok`) only after it is
+    /// committed; a retry with the same client message id returns the
+    /// stored message and stores nothing.
     pub async fn send(
         &self,
         caller: &Caller,
         room: RoomId,
         client_msg_id: &str,
         text: &str,
+        reply_to: Option<Seq>,
     ) -> ChatResult<Sent> {
         let started = std::time::Instant::now();
         let text = MessageText::parse(text, self.config.max_message_chars)?;
         let client_msg_id = ClientMsgId::parse(client_msg_id)?;
+        if reply_to.is_some_and(|seq| seq < 1) {
+            return Err(ChatError::MessageNotFound);
+        }
         self.limits.by_user(Limit::Send, caller.user)?;
         // Also loads the room's feed before the write, so the event lands in it.
         self.membership(caller, room).await?;
-        let message = NewMessage {
-            room,
-            sender: caller.user,
-            sender_name: self.display_name(caller.user).await?,
+        let action = Action::Send {
             client_msg_id: client_msg_id.into_string(),
             text: text.into_string(),
-            at: now_ms(),
+            reply_to,
         };
-        let store = self.store.clone();
-        let sent = self
-            .commit(async move {
-                let appended = store.append_message(message).await?;
-                let event = Arc::new(appended.event);
-                let announce = if appended.duplicate {
-                    Vec::new()
-                } else {
-                    vec![BusMessage::RoomEvent(event.clone())]
-                };
-                let sent = Sent {
-                    event,
-                    duplicate: appended.duplicate,
-                };
-                Ok((sent, announce))
-            })
-            .await?;
-        if !sent.duplicate {
+        let (event, new) = self.append(room, caller.user, action).await?;
+        let event = event.ok_or_else(|| ChatError::Internal("a send stored nothing".into()))?;
+        if new {
             self.metrics.sends.inc();
         }
         self.metrics
             .send_ack_latency
             .observe(started.elapsed().as_secs_f64());
-        Ok(sent)
+        Ok(Sent {
+            event,
+            duplicate: !new,
+        })
     }
 
-    /// A page of a room's events before `before` (or the newest), oldest
-    /// first.
+    /// Gives the caller's own message a new text. The same text again
+    /// changes nothing.
+    pub async fn edit(
+        &self,
+        caller: &Caller,
+        room: RoomId,
+        seq: Seq,
+        text: &str,
+    ) -> ChatResult<Changed> {
+        let text = MessageText::parse(text, self.config.max_message_chars)?;
+        let (message, _) = self.live_message(caller, room, seq).await?;
+        if message.event.sender != caller.user {
+            return Err(ChatError::NotAllowed("only its sender can edit a message"));
+        }
+        let sent_after = self
+            .config
+            .edit_window
+            .map(|w| now_ms() - w.as_millis() as i64);
+        if sent_after.is_some_and(|after| message.event.at < after) {
+            return Err(ChatError::EditWindowClosed);
+        }
+        let action = Action::Edit {
+            target: seq,
+            text: text.into_string(),
+            sent_after,
+        };
+        self.change(caller, room, seq, action).await
+    }
+
+    /// Deletes a message: the caller's own, or any in a room they own or
+    /// administer. Its text leaves the store; deleting it again changes
+    /// nothing.
+    pub async fn delete_message(
+        &self,
+        caller: &Caller,
+        room: RoomId,
+        seq: Seq,
+    ) -> ChatResult<Changed> {
+        let (message, role) = self.message_of_room(caller, room, seq).await?;
+        if message.deleted {
+            return Ok(Changed {
+                message,
+                changed: false,
+            });
+        }
+        if message.event.sender != caller.user && !role.can_manage() {
+            return Err(ChatError::NotAllowed(
+                "only its sender or the room's owner and admins can delete a message",
+            ));
+        }
+        self.change(caller, room, seq, Action::Delete { target: seq })
+            .await
+    }
+
+    /// Adds (`add`) or takes back the caller's reaction to a message;
+    /// asking for what is already so changes nothing.
+    pub async fn react(
+        &self,
+        caller: &Caller,
+        room: RoomId,
+        seq: Seq,
+        reaction: &str,
+        add: bool,
+    ) -> ChatResult<Changed> {
+        let reaction = ReactionText::parse(reaction)?.into_string();
+        self.live_message(caller, room, seq).await?;
+        let action = if add {
+            Action::React {
+                target: seq,
+                reaction,
+            }
+        } else {
+            Action::Unreact {
+                target: seq,
+                reaction,
+            }
+        };
+        self.change(caller, room, seq, action).await
+    }
+
+    /// One message of a room the caller is in, as it stands now.
+    pub async fn message(&self, caller: &Caller, room: RoomId, seq: Seq) -> ChatResult<Current> {
+        Ok(self.message_of_room(caller, room, seq).await?.0)
+    }
+
+    /// The message and the caller's role, for a member of its room.
+    async fn message_of_room(
+        &self,
+        caller: &Caller,
+        room: RoomId,
+        seq: Seq,
+    ) -> ChatResult<(Current, Role)> {
+        let (_, role) = self.membership(caller, room).await?;
+        let message = self
+            .store
+            .message(room, seq)
+            .await?
+            .ok_or(ChatError::MessageNotFound)?;
+        Ok((message, role))
+    }
+
+    /// Like `message_of_room`, for changes: a deleted message takes none.
+    async fn live_message(
+        &self,
+        caller: &Caller,
+        room: RoomId,
+        seq: Seq,
+    ) -> ChatResult<(Current, Role)> {
+        let found = self.message_of_room(caller, room, seq).await?;
+        if found.0.deleted {
+            return Err(ChatError::MessageDeleted);
+        }
+        Ok(found)
+    }
+
+    /// Appends a change to the message at `seq` and reads it back.
+    async fn change(
+        &self,
+        caller: &Caller,
+        room: RoomId,
+        seq: Seq,
+        action: Action,
+    ) -> ChatResult<Changed> {
+        self.limits.by_user(Limit::Send, caller.user)?;
+        let (_, changed) = self.append(room, caller.user, action).await?;
+        let message = self
+            .store
+            .message(room, seq)
+            .await?
+            .ok_or(ChatError::MessageNotFound)?;
+        Ok(Changed { message, changed })
+    }
+
+    /// A page of a room's history before `before` (or the newest), oldest
+    /// first, messages as they stand now.
     pub async fn history(
         &self,
         caller: &Caller,
         room: RoomId,
         before: Option<Seq>,
         limit: Option<usize>,
-    ) -> ChatResult<Vec<Event>> {
+    ) -> ChatResult<Vec<Current>> {
         let limit = limit.unwrap_or(50);
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(invalid(
@@ -97,7 +233,7 @@ impl Chat {
         }
         self.limits.by_user(Limit::History, caller.user)?;
         self.membership(caller, room).await?;
-        Ok(self.store.events_before(room, before, limit).await?)
+        Ok(self.store.history(room, before, limit).await?)
     }
 
     /// Moves the caller's read marker forward; echoed to their other sessions.

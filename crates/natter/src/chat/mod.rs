@@ -26,7 +26,7 @@ pub use self::admin::{MemberRef, RosterChange};
 pub use self::communities::Community;
 pub use self::lifecycle::{Invite, SessionListing};
 pub use self::limits::{Limit, RateLimits, RateSpec};
-pub use self::messages::Sent;
+pub use self::messages::{Changed, Sent};
 pub use self::rooms::{MemberList, RoomListing};
 pub use self::sso::Site;
 use crate::bus::{Bus, BusMessage, BusSink};
@@ -34,7 +34,7 @@ use crate::error::{ChatError, ChatResult};
 use crate::hub::{Hub, HubConfig, RoomFeed};
 use crate::metrics::Metrics;
 use crate::model::{EndReason, Event, Role, RoomId, SessionId, User, UserId, Visibility};
-use crate::store::{Store, StoreError};
+use crate::store::{Action, NewEvent, Outcome, Store, StoreError};
 
 /// The bus message announcing a committed room event.
 fn room_event(event: Event) -> BusMessage {
@@ -48,6 +48,8 @@ pub struct ChatConfig {
     pub single_session: bool,
     /// Longest message, in characters.
     pub max_message_chars: usize,
+    /// How long after sending a sender may edit; `None`: always.
+    pub edit_window: Option<Duration>,
     /// How long a session token stays valid.
     pub session_ttl: Duration,
     /// Poll timeout when the client names none.
@@ -158,6 +160,7 @@ impl Default for ChatConfig {
         ChatConfig {
             single_session: false,
             max_message_chars: 4000,
+            edit_window: None,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             default_poll_timeout: Duration::from_secs(30),
             max_poll_timeout: Duration::from_secs(60),
@@ -288,6 +291,37 @@ impl Chat {
     /// A user's public profile.
     pub async fn user(&self, id: UserId) -> ChatResult<User> {
         self.store.user(id).await?.ok_or(ChatError::UserNotFound)
+    }
+
+    /// A change to a room through the store's one write path, made by
+    /// `actor` now, and announced when it appended an event. Returns the
+    /// event (for a send retried, the one stored the first time) and
+    /// whether it is new.
+    async fn append(
+        &self,
+        room: RoomId,
+        actor: UserId,
+        action: Action,
+    ) -> ChatResult<(Option<Arc<Event>>, bool)> {
+        let change = NewEvent {
+            room,
+            actor,
+            actor_name: self.display_name(actor).await?,
+            at: crate::model::now_ms(),
+            action,
+        };
+        let store = self.store.clone();
+        self.commit(async move {
+            Ok(match store.append(change).await? {
+                Outcome::Appended(event) => {
+                    let event = Arc::new(event);
+                    let announce = vec![BusMessage::RoomEvent(event.clone())];
+                    ((Some(event), true), announce)
+                }
+                Outcome::Unchanged(event) => ((event.map(Arc::new), false), Vec::new()),
+            })
+        })
+        .await
     }
 
     /// Runs a store write, then publishes what it produced, on a task of

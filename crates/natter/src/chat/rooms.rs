@@ -4,7 +4,7 @@
 use super::{Caller, Chat, Community, Limit, room_event};
 use crate::error::{ChatError, ChatResult};
 use crate::model::{Role, Room, RoomId, RoomKind, UserId, Visibility, now_ms};
-use crate::store::{MemberProfile, NewRoom, RoomSummary};
+use crate::store::{Action, MemberProfile, NewRoom, RoomSummary};
 use crate::text::{Invalid, RoomTitle};
 
 /// A row of the caller's room list.
@@ -32,14 +32,11 @@ impl Chat {
         user: UserId,
         by: UserId,
     ) -> ChatResult<()> {
-        let store = self.store.clone();
-        self.commit(async move {
-            let joined = store
-                .add_member(room, user, Role::Member, by, now_ms())
-                .await?;
-            Ok(((), joined.into_iter().map(room_event).collect()))
-        })
-        .await
+        let join = Action::Join {
+            user,
+            role: Role::Member,
+        };
+        self.append(room, by, join).await.map(drop)
     }
 
     fn online_count(&self, members: impl IntoIterator<Item = UserId>) -> usize {
@@ -90,7 +87,7 @@ impl Chat {
                 l.summary
                     .last_message
                     .as_ref()
-                    .map_or(l.summary.room.created_at, |m| m.at),
+                    .map_or(l.summary.room.created_at, |m| m.event.at),
             )
         });
         Ok(listings)
@@ -145,18 +142,9 @@ impl Chat {
             return Ok(current);
         }
         self.limits.by_user(Limit::RoomChange, caller.user)?;
-        let (store, by, by_name) = (
-            self.store.clone(),
-            caller.user,
-            self.display_name(caller.user).await?,
-        );
-        self.commit(async move {
-            let (room, event) = store
-                .update_room(id, by, by_name, title, visibility, now_ms())
-                .await?;
-            Ok((room, vec![room_event(event)]))
-        })
-        .await
+        let update = Action::UpdateRoom { title, visibility };
+        self.append(id, caller.user, update).await?;
+        self.store.room(id).await?.ok_or(ChatError::RoomNotFound)
     }
 
     /// Joins a public group room; joining one already joined changes nothing.
@@ -221,12 +209,10 @@ impl Chat {
     /// Takes `user` out of a room and announces it; nothing happens when
     /// they are not a member.
     pub(super) async fn remove_member(&self, room: RoomId, user: UserId) -> ChatResult<()> {
-        let store = self.store.clone();
-        self.commit(async move {
-            let left = store.remove_member(room, user, now_ms()).await?;
-            Ok(((), left.into_iter().map(room_event).collect()))
-        })
-        .await
+        // Recorded as the leaver's own event, whoever removed them.
+        self.append(room, user, Action::Leave { user })
+            .await
+            .map(drop)
     }
 
     /// The members of a room the caller is in, with who is online.

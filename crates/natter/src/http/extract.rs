@@ -189,6 +189,11 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathTex
     }
 }
 
+/// A path segment that must be an id, or the API's error for one that is not.
+pub fn path_id(text: &str) -> Result<i64, ApiError> {
+    parse_id(text).ok_or_else(bad_id)
+}
+
 /// `^[1-9][0-9]{0,17}$`: every such number fits an `i64`.
 fn parse_id(text: &str) -> Option<i64> {
     let canonical = (1..=18).contains(&text.len())

@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use crate::chat::{MemberList, RoomListing};
 use crate::hub::PollAnswer;
 use crate::model::{
-    Ephemeral, Event, EventBody, Millis, Role, Room, RoomId, RoomKind, Seq, User, UserId,
+    Current, Ephemeral, Event, EventBody, Millis, Role, Room, RoomId, RoomKind, Seq, User, UserId,
     Visibility,
 };
 
@@ -103,7 +103,7 @@ pub struct RoomListingOut {
     pub role: Role,
     pub read_seq: Seq,
     pub unread_count: i64,
-    pub last_message: Option<EventOut>,
+    pub last_message: Option<CurrentOut>,
     pub online_count: usize,
     /// For direct conversations: the other person.
     pub peer: Option<UserOut>,
@@ -117,7 +117,7 @@ impl From<&RoomListing> for RoomListingOut {
             role: s.role,
             read_seq: s.read_seq,
             unread_count: s.unread,
-            last_message: s.last_message.as_ref().map(EventOut::from),
+            last_message: s.last_message.as_ref().map(CurrentOut::from),
             online_count: l.online_count,
             peer: s.peer.as_ref().map(UserOut::from),
         }
@@ -176,6 +176,9 @@ pub enum BodyOut {
     Message {
         client_msg_id: String,
         text: String,
+        reply_to: Option<Seq>,
+        /// Deleted since: `text` is empty.
+        deleted: bool,
     },
     RoomCreated {
         title: String,
@@ -196,6 +199,21 @@ pub enum BodyOut {
         title: String,
         visibility: Visibility,
     },
+    MessageEdited {
+        target_seq: Seq,
+        text: String,
+    },
+    MessageDeleted {
+        target_seq: Seq,
+    },
+    ReactionAdded {
+        target_seq: Seq,
+        reaction: String,
+    },
+    ReactionRemoved {
+        target_seq: Seq,
+        reaction: String,
+    },
 }
 
 impl From<&Event> for EventOut {
@@ -204,9 +222,13 @@ impl From<&Event> for EventOut {
             EventBody::Message {
                 client_msg_id,
                 text,
+                reply_to,
+                redacted,
             } => BodyOut::Message {
                 client_msg_id: client_msg_id.clone(),
                 text: text.clone(),
+                reply_to: *reply_to,
+                deleted: *redacted,
             },
             EventBody::RoomCreated {
                 title,
@@ -235,6 +257,21 @@ impl From<&Event> for EventOut {
                 title: title.clone(),
                 visibility: *visibility,
             },
+            EventBody::MessageEdited { target, text } => BodyOut::MessageEdited {
+                target_seq: *target,
+                text: text.clone(),
+            },
+            EventBody::MessageDeleted { target } => BodyOut::MessageDeleted {
+                target_seq: *target,
+            },
+            EventBody::ReactionAdded { target, reaction } => BodyOut::ReactionAdded {
+                target_seq: *target,
+                reaction: reaction.clone(),
+            },
+            EventBody::ReactionRemoved { target, reaction } => BodyOut::ReactionRemoved {
+                target_seq: *target,
+                reaction: reaction.clone(),
+            },
         };
         EventOut {
             room_id: e.room,
@@ -243,6 +280,71 @@ impl From<&Event> for EventOut {
             sender_id: e.sender,
             sender_name: e.sender_name.clone(),
             body,
+        }
+    }
+}
+
+/// A history entry as it stands now: the event, and for a message what
+/// happened to it since (docs/protocol.md says how a client that applies
+/// the events gets the same).
+#[derive(Serialize)]
+pub struct CurrentOut {
+    #[serde(flatten)]
+    pub event: EventOut,
+    #[serde(flatten)]
+    pub message: Option<MessageStateOut>,
+}
+
+/// What a message's later events made of it.
+#[derive(Serialize)]
+pub struct MessageStateOut {
+    pub edited_at: Option<Millis>,
+    pub reactions: Vec<ReactionOut>,
+    pub reply_preview: Option<ReplyPreviewOut>,
+}
+
+/// One reaction chip.
+#[derive(Serialize)]
+pub struct ReactionOut {
+    pub reaction: String,
+    pub count: usize,
+    pub user_ids: Vec<UserId>,
+}
+
+/// What a reply quotes of the message it answers.
+#[derive(Serialize)]
+pub struct ReplyPreviewOut {
+    pub seq: Seq,
+    pub sender_id: UserId,
+    pub sender_name: String,
+    pub text: String,
+    pub deleted: bool,
+}
+
+impl From<&Current> for CurrentOut {
+    fn from(c: &Current) -> Self {
+        let message = matches!(c.event.body, EventBody::Message { .. }).then(|| MessageStateOut {
+            edited_at: c.edited_at,
+            reactions: c
+                .reactions
+                .iter()
+                .map(|r| ReactionOut {
+                    reaction: r.reaction.clone(),
+                    count: r.users.len(),
+                    user_ids: r.users.clone(),
+                })
+                .collect(),
+            reply_preview: c.reply_preview.as_ref().map(|p| ReplyPreviewOut {
+                seq: p.seq,
+                sender_id: p.sender,
+                sender_name: p.sender_name.clone(),
+                text: p.text.clone(),
+                deleted: p.deleted,
+            }),
+        });
+        CurrentOut {
+            event: EventOut::from(&c.event),
+            message,
         }
     }
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::OnceCell;
 
 use super::cursor::{Position, stamp};
-use crate::model::{Event, MembershipChange, Role, RoomId, Seq, UserId};
+use crate::model::{Event, EventBody, MembershipChange, Role, RoomId, Seq, UserId};
 
 /// The live state of one room.
 pub struct RoomFeed {
@@ -176,6 +176,18 @@ impl RoomState {
         (first > self.head + 1).then_some((self.head, first))
     }
 
+    /// Replaces the cached message `target` and its edits by their
+    /// redacted forms: a deleted text must leave memory as it left the
+    /// store, before any poll reads the cache again.
+    fn redact(&mut self, target: Seq) {
+        let from = self.recent.partition_point(|e| e.seq < target);
+        for slot in self.recent.range_mut(from..) {
+            if let Some(redacted) = slot.redacted_for(target) {
+                *slot = Arc::new(redacted);
+            }
+        }
+    }
+
     fn drain(&mut self, cache_cap: usize) -> Vec<Arc<Event>> {
         let mut applied = Vec::new();
         while let Some(entry) = self.pending.first_entry() {
@@ -197,6 +209,9 @@ impl RoomState {
                         self.members.remove(&user);
                     }
                 }
+            }
+            if let EventBody::MessageDeleted { target } = event.body {
+                self.redact(target);
             }
             self.head = seq;
             self.head_stamp = stamp(&event);

@@ -10,7 +10,7 @@ pub mod sqlite;
 use async_trait::async_trait;
 
 use crate::model::{
-    EndReason, Event, Millis, Role, Room, RoomId, Seq, SessionId, User, UserId, Visibility,
+    Current, EndReason, Event, Millis, Role, Room, RoomId, Seq, SessionId, User, UserId, Visibility,
 };
 
 /// What can go wrong in a store, in terms the domain can act on.
@@ -25,6 +25,18 @@ pub enum StoreError {
     /// The user is not an active member of the room written to.
     #[error("not a member")]
     NotAMember,
+    /// The user may not make this change (another's message, say).
+    #[error("not allowed: {0}")]
+    NotAllowed(&'static str),
+    /// The message was deleted: nothing more happens to it.
+    #[error("the message was deleted")]
+    MessageDeleted,
+    /// The message is older than the edit window.
+    #[error("the edit window has closed")]
+    EditWindowClosed,
+    /// A bound was reached (reactions on one message).
+    #[error("too many: {0}")]
+    TooMany(&'static str),
     /// A client message id was reused for a different text.
     #[error("client message id reused with different content")]
     IdempotencyConflict,
@@ -151,27 +163,80 @@ pub struct RoomSummary {
     pub room: Room,
     pub role: Role,
     pub read_seq: Seq,
+    /// Messages of others after the read marker, deleted ones not counted.
     pub unread: i64,
-    pub last_message: Option<Event>,
+    /// The newest message as it stands now (edited, or deleted).
+    pub last_message: Option<Current>,
     /// For direct conversations: the other person.
     pub peer: Option<User>,
 }
 
-/// The result of an idempotent append.
-pub struct Appended {
-    pub event: Event,
-    /// True when the client message id was seen before and nothing was stored.
-    pub duplicate: bool,
+/// A change to a room, made by `actor`: if it changes anything, the store
+/// appends it as the room's next event and applies it to the room's
+/// current state in the same transaction.
+pub struct NewEvent {
+    pub room: RoomId,
+    pub actor: UserId,
+    /// The actor's display name, kept with the event.
+    pub actor_name: String,
+    pub at: Millis,
+    pub action: Action,
 }
 
-/// A message to append; the store assigns its sequence number.
-pub struct NewMessage {
-    pub room: RoomId,
-    pub sender: UserId,
-    pub sender_name: String,
-    pub client_msg_id: String,
-    pub text: String,
-    pub at: Millis,
+/// What a [`NewEvent`] does. The store checks again what the domain
+/// checked (membership, whose message, a deleted target), so no caller can
+/// write what the rules forbid.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// A message, unless the actor already sent one with this client id.
+    Send {
+        client_msg_id: String,
+        text: String,
+        reply_to: Option<Seq>,
+    },
+    /// The sender's new text; with `sent_after`, only for a message sent
+    /// at or after that time (the edit window).
+    Edit {
+        target: Seq,
+        text: String,
+        sent_after: Option<Millis>,
+    },
+    /// By the sender, or an owner or admin of the room.
+    Delete {
+        target: Seq,
+    },
+    React {
+        target: Seq,
+        reaction: String,
+    },
+    Unreact {
+        target: Seq,
+        reaction: String,
+    },
+    /// `user` joins with `role` (the actor invited them, or is them).
+    Join {
+        user: UserId,
+        role: Role,
+    },
+    /// `user` leaves, or is removed.
+    Leave {
+        user: UserId,
+    },
+    UpdateRoom {
+        title: String,
+        visibility: Visibility,
+    },
+}
+
+/// What an append did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Appended as the room's next event.
+    Appended(Event),
+    /// Nothing changed (the same edit again, a reaction already there, a
+    /// member already in); for a send retried with its client id, the
+    /// message it stored the first time.
+    Unchanged(Option<Event>),
 }
 
 /// Durable storage. One implementation per database, each passing the same
@@ -274,49 +339,32 @@ pub trait Store: Send + Sync + 'static {
     /// `community` is `None`, else that community's and everyone's.
     async fn public_rooms(&self, limit: usize, community: Option<String>)
     -> StoreResult<Vec<Room>>;
-    async fn update_room(
-        &self,
-        id: RoomId,
-        by: UserId,
-        by_name: String,
-        title: String,
-        visibility: Visibility,
-        at: Millis,
-    ) -> StoreResult<(Room, Event)>;
 
     async fn members(&self, room: RoomId) -> StoreResult<Vec<MemberProfile>>;
     async fn memberships_of(&self, user: UserId) -> StoreResult<Vec<MembershipRecord>>;
     async fn room_summaries(&self, user: UserId) -> StoreResult<Vec<RoomSummary>>;
-    /// Adds a member; `None` when they already were one.
-    async fn add_member(
-        &self,
-        room: RoomId,
-        user: UserId,
-        role: Role,
-        by: UserId,
-        at: Millis,
-    ) -> StoreResult<Option<Event>>;
-    /// Removes a member; `None` when they were not one.
-    async fn remove_member(
-        &self,
-        room: RoomId,
-        user: UserId,
-        at: Millis,
-    ) -> StoreResult<Option<Event>>;
-
-    /// Appends a message as the room's next event, unless the sender already
-    /// sent one with this client message id (then returns that one).
-    async fn append_message(&self, message: NewMessage) -> StoreResult<Appended>;
-    /// Events with `seq > after`, oldest first, at most `limit`.
+    /// The one write path of room events after the room's creation: see
+    /// [`NewEvent`]. A message, an edit, a reaction, a join: each is
+    /// checked, appended with the next sequence number and applied to
+    /// the current state in one transaction, or refused and nothing
+    /// changes.
+    async fn append(&self, change: NewEvent) -> StoreResult<Outcome>;
+    /// Log events with `seq > after`, oldest first, at most `limit`: what
+    /// the event stream delivers (deleted messages' texts already gone).
     async fn events_after(&self, room: RoomId, after: Seq, limit: usize)
     -> StoreResult<Vec<Event>>;
-    /// Events with `seq < before` (or the newest), returned oldest first.
-    async fn events_before(
+    /// A page of history: the messages and room events with `seq <
+    /// before` (or the newest), oldest first, messages as they stand now.
+    /// Changes to messages are folded in, never listed.
+    async fn history(
         &self,
         room: RoomId,
         before: Option<Seq>,
         limit: usize,
-    ) -> StoreResult<Vec<Event>>;
+    ) -> StoreResult<Vec<Current>>;
+    /// The message at `seq` as it stands now; `None` when there is no
+    /// message there.
+    async fn message(&self, room: RoomId, seq: Seq) -> StoreResult<Option<Current>>;
     /// Moves the user's read marker forward (never back); returns the marker.
     async fn set_read(&self, room: RoomId, user: UserId, seq: Seq) -> StoreResult<Seq>;
 }

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{Client, TestServer, assert_error, assert_wakes_within, message_texts};
+use crate::common::{
+    Client, TestServer, WAKE_BOUND, assert_error, assert_wakes_within, message_texts,
+};
 
 /// Polls until `want` events arrived (or 10 s passed); returns them and the cursor.
 async fn collect(client: &Client, cursor: &mut String, want: usize) -> Vec<Value> {
@@ -144,13 +146,13 @@ async fn a_cursor_from_before_a_leave_and_rejoin_leaves_no_hole() {
 }
 
 #[tokio::test]
-async fn a_waiting_poll_wakes_within_100ms_of_a_send() {
+async fn a_waiting_poll_wakes_at_once_on_a_send() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let room = alice.create_room("r", "public").await;
     bob.join(room).await;
-    assert_wakes_within(&alice, &bob, room, 5, Duration::from_millis(100)).await;
+    assert_wakes_within(&alice, &bob, room, 5, WAKE_BOUND).await;
 }
 
 #[tokio::test]

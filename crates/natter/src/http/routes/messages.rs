@@ -1,23 +1,33 @@
-//! Messages: send, page history, mark read.
+//! Messages: send (or reply), page history, read one, edit, delete,
+//! react, mark read.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use crate::chat::Changed;
 use crate::http::error::ApiResult;
-use crate::http::extract::{Auth, JsonBody, PathId, QueryParams};
-use crate::http::wire::{EventOut, encoded_event};
+use crate::http::extract::{Auth, JsonBody, PathId, PathIds, PathText, QueryParams, path_id};
+use crate::http::wire::{CurrentOut, encoded_event};
 use crate::http::{AppState, json_response};
 use crate::model::{RoomId, Seq};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/rooms/{id}/messages", get(history).post(send))
+        .route(
+            "/api/v1/rooms/{id}/messages/{seq}",
+            get(one).patch(edit).delete(delete),
+        )
+        .route(
+            "/api/v1/rooms/{id}/messages/{seq}/reactions/{reaction}",
+            put(add_reaction).delete(remove_reaction),
+        )
         .route("/api/v1/rooms/{id}/read", post(mark_read))
 }
 
@@ -25,6 +35,8 @@ pub fn router() -> Router<AppState> {
 struct SendIn {
     client_msg_id: String,
     text: String,
+    /// The message this one answers.
+    reply_to: Option<Seq>,
 }
 
 /// `POST /api/v1/rooms/{id}/messages`: send; 201 when stored, 200 when the
@@ -37,7 +49,13 @@ async fn send(
 ) -> ApiResult<Response> {
     let sent = s
         .chat
-        .send(&caller, RoomId(id), &input.client_msg_id, &input.text)
+        .send(
+            &caller,
+            RoomId(id),
+            &input.client_msg_id,
+            &input.text,
+            input.reply_to,
+        )
         .await?;
     let status = if sent.duplicate {
         StatusCode::OK
@@ -76,9 +94,80 @@ async fn history(
         .chat
         .history(&caller, RoomId(id), q.before, q.limit)
         .await?;
-    let has_more = events.first().is_some_and(|e| e.seq > 1);
-    let events: Vec<_> = events.iter().map(EventOut::from).collect();
+    let has_more = events.first().is_some_and(|e| e.event.seq > 1);
+    let events: Vec<_> = events.iter().map(CurrentOut::from).collect();
     Ok(Json(json!({ "messages": events, "has_more": has_more })))
+}
+
+/// `GET /api/v1/rooms/{id}/messages/{seq}`: one message as it stands now
+/// (for a quote whose original is not loaded).
+async fn one(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    PathIds(id, seq): PathIds,
+) -> ApiResult<Json<Value>> {
+    let message = s.chat.message(&caller, RoomId(id), seq).await?;
+    Ok(Json(json!({ "message": CurrentOut::from(&message) })))
+}
+
+#[derive(Deserialize)]
+struct EditIn {
+    text: String,
+}
+
+fn changed(c: Changed) -> Json<Value> {
+    Json(json!({ "message": CurrentOut::from(&c.message), "changed": c.changed }))
+}
+
+/// `PATCH /api/v1/rooms/{id}/messages/{seq}`: the sender's new text.
+async fn edit(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    PathIds(id, seq): PathIds,
+    JsonBody(input): JsonBody<EditIn>,
+) -> ApiResult<Json<Value>> {
+    let edited = s.chat.edit(&caller, RoomId(id), seq, &input.text).await?;
+    Ok(changed(edited))
+}
+
+/// `DELETE /api/v1/rooms/{id}/messages/{seq}`: by the sender or a room
+/// manager; the text leaves the store.
+async fn delete(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    PathIds(id, seq): PathIds,
+) -> ApiResult<Json<Value>> {
+    let deleted = s.chat.delete_message(&caller, RoomId(id), seq).await?;
+    Ok(changed(deleted))
+}
+
+/// The room, message and reaction of a reactions path.
+fn reaction_path(
+    (room, seq, reaction): (String, String, String),
+) -> ApiResult<(RoomId, Seq, String)> {
+    Ok((RoomId(path_id(&room)?), path_id(&seq)?, reaction))
+}
+
+/// `PUT /api/v1/rooms/{id}/messages/{seq}/reactions/{reaction}`.
+async fn add_reaction(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    PathText(path): PathText<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (room, seq, reaction) = reaction_path(path)?;
+    let reacted = s.chat.react(&caller, room, seq, &reaction, true).await?;
+    Ok(changed(reacted))
+}
+
+/// `DELETE /api/v1/rooms/{id}/messages/{seq}/reactions/{reaction}`.
+async fn remove_reaction(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    PathText(path): PathText<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (room, seq, reaction) = reaction_path(path)?;
+    let unreacted = s.chat.react(&caller, room, seq, &reaction, false).await?;
+    Ok(changed(unreacted))
 }
 
 #[derive(Deserialize)]

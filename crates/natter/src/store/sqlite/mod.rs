@@ -8,6 +8,7 @@
 
 mod backup;
 mod checkpointer;
+mod encoding;
 mod folder;
 mod queries;
 mod rows;
@@ -23,13 +24,11 @@ use rusqlite::{Connection, OpenFlags};
 pub use self::backup::{BackupSummary, backup};
 use self::checkpointer::CheckpointPolicy;
 use self::writer::Writer;
-use crate::model::{
-    EndReason, Event, Millis, Role, Room, RoomId, Seq, SessionId, User, UserId, Visibility,
-};
+use crate::model::{Current, EndReason, Event, Millis, Room, RoomId, Seq, SessionId, User, UserId};
 use crate::store::{
-    Appended, Credentials, EndSessions, MemberProfile, MembershipRecord, NewMessage, NewRoom,
-    NewSession, NewUser, ProfilePatch, RoomSnapshot, RoomSummary, SessionInfo, SessionRecord,
-    Store, StoreError, StoreResult,
+    Credentials, EndSessions, MemberProfile, MembershipRecord, NewEvent, NewRoom, NewSession,
+    NewUser, Outcome, ProfilePatch, RoomSnapshot, RoomSummary, SessionInfo, SessionRecord, Store,
+    StoreError, StoreResult,
 };
 
 /// Read connections kept open between reads, and reads run at once.
@@ -94,7 +93,11 @@ impl SqliteStore {
             "PRAGMA page_size = 1024;
              PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
-             PRAGMA foreign_keys = ON;",
+             PRAGMA foreign_keys = ON;
+             -- A deleted message's text is overwritten on its page, not
+             -- left in free space (the WAL keeps it until the next
+             -- checkpoint overwrites or truncates it).
+             PRAGMA secure_delete = ON;",
         )
         .map_err(internal)?;
         let identity = schema::migrate(&mut conn)?;
@@ -327,20 +330,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn update_room(
-        &self,
-        id: RoomId,
-        by: UserId,
-        by_name: String,
-        title: String,
-        visibility: Visibility,
-        at: Millis,
-    ) -> StoreResult<(Room, Event)> {
-        self.writer
-            .write(move |c| queries::update_room(c, id, by, &by_name, &title, visibility, at))
-            .await
-    }
-
     async fn members(&self, room: RoomId) -> StoreResult<Vec<MemberProfile>> {
         self.read(move |c| queries::members(c, room)).await
     }
@@ -353,36 +342,6 @@ impl Store for SqliteStore {
         self.read(move |c| queries::room_summaries(c, user)).await
     }
 
-    async fn add_member(
-        &self,
-        room: RoomId,
-        user: UserId,
-        role: Role,
-        by: UserId,
-        at: Millis,
-    ) -> StoreResult<Option<Event>> {
-        self.writer
-            .write(move |c| queries::add_member(c, room, user, role, by, at))
-            .await
-    }
-
-    async fn remove_member(
-        &self,
-        room: RoomId,
-        user: UserId,
-        at: Millis,
-    ) -> StoreResult<Option<Event>> {
-        self.writer
-            .write(move |c| queries::remove_member(c, room, user, at))
-            .await
-    }
-
-    async fn append_message(&self, message: NewMessage) -> StoreResult<Appended> {
-        self.writer
-            .write(move |c| queries::append_message(c, &message))
-            .await
-    }
-
     async fn events_after(
         &self,
         room: RoomId,
@@ -393,14 +352,24 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn events_before(
+    async fn append(&self, change: NewEvent) -> StoreResult<Outcome> {
+        self.writer
+            .write(move |c| queries::append(c, &change))
+            .await
+    }
+
+    async fn history(
         &self,
         room: RoomId,
         before: Option<Seq>,
         limit: usize,
-    ) -> StoreResult<Vec<Event>> {
-        self.read(move |c| queries::events_before(c, room, before, limit))
+    ) -> StoreResult<Vec<Current>> {
+        self.read(move |c| queries::history(c, room, before, limit))
             .await
+    }
+
+    async fn message(&self, room: RoomId, seq: Seq) -> StoreResult<Option<Current>> {
+        self.read(move |c| queries::message(c, room, seq)).await
     }
 
     async fn set_read(&self, room: RoomId, user: UserId, seq: Seq) -> StoreResult<Seq> {

@@ -1,13 +1,10 @@
 //! Conversions between SQLite rows and domain types.
 
-use rusqlite::{Row, types::Type};
+use rusqlite::Row;
 
-use crate::model::{Event, EventBody, Role, Room, RoomId, RoomKind, User, UserId, Visibility};
+use crate::model::{Role, Room, RoomId, RoomKind, User, UserId, Visibility};
 use crate::store::StoreError;
 
-/// Columns [`event`] expects, in order.
-pub const EVENT_COLUMNS: &str =
-    "room_id, seq, kind, sender_id, sender_name, at_ms, client_msg_id, text, data";
 /// Columns [`room`] expects, in order.
 pub const ROOM_COLUMNS: &str =
     "id, kind, title, visibility, created_by, created_at, head, community";
@@ -21,33 +18,6 @@ pub fn prefixed(columns: &str, alias: &str) -> String {
         .map(|c| format!("{alias}.{c}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn bad(col: usize, what: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(col, Type::Text, what.to_owned().into())
-}
-
-/// Reads an event row selected with [`EVENT_COLUMNS`].
-pub fn event(row: &Row<'_>) -> rusqlite::Result<Event> {
-    let kind: String = row.get(2)?;
-    let body = if kind == "message" {
-        EventBody::Message {
-            client_msg_id: row.get::<_, Option<String>>(6)?.unwrap_or_default(),
-            text: row.get::<_, Option<String>>(7)?.unwrap_or_default(),
-        }
-    } else {
-        let data: String = row.get(8)?;
-        serde_json::from_str(&data).map_err(|_| bad(8, "event data"))?
-    };
-    Ok(Event {
-        room: RoomId(row.get(0)?),
-        seq: row.get(1)?,
-        sender: UserId(row.get(3)?),
-        sender_name: row.get(4)?,
-        at: row.get(5)?,
-        body,
-        encoded: Default::default(),
-    })
 }
 
 /// Reads a room row selected with [`ROOM_COLUMNS`] (optionally prefixed).

@@ -143,6 +143,35 @@ CREATE TABLE invites (
 );
 "#,
     },
+    // Messages people can change (see store/sqlite/encoding.rs and
+    // queries/messages.rs): changes and replies name their message in
+    // `target_seq`; the current state of changed messages and every
+    // reaction live beside the log. Only messages that changed get a
+    // state row, so sending writes what it wrote before.
+    Migration {
+        then: None,
+        sql: r#"
+ALTER TABLE events ADD COLUMN target_seq INTEGER;
+CREATE INDEX events_by_target ON events(room_id, target_seq) WHERE target_seq IS NOT NULL;
+CREATE TABLE message_state (
+    room_id    INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    text       TEXT,
+    edited_at  INTEGER,
+    deleted_at INTEGER,
+    deleted_by INTEGER,
+    PRIMARY KEY (room_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE reactions (
+    room_id   INTEGER NOT NULL,
+    seq       INTEGER NOT NULL,
+    reaction  TEXT NOT NULL,
+    user_id   INTEGER NOT NULL,
+    added_seq INTEGER NOT NULL,
+    PRIMARY KEY (room_id, seq, reaction, user_id)
+) WITHOUT ROWID;
+"#,
+    },
 ];
 
 /// The idempotency key of a message as the events index stores it: the
@@ -345,8 +374,33 @@ mod tests {
 
     use super::{MIGRATIONS, migrate};
     use crate::model::{EventBody, RoomId, UserId};
-    use crate::store::NewMessage;
     use crate::store::sqlite::queries;
+    use crate::store::{Action, NewEvent, Outcome};
+
+    /// A send through the store's write path, as `(seq, duplicate)`.
+    fn send(
+        conn: &Connection,
+        room: i64,
+        sender: i64,
+        client_msg_id: &str,
+        text: &str,
+    ) -> Result<(i64, bool), crate::store::StoreError> {
+        let change = NewEvent {
+            room: RoomId(room),
+            actor: UserId(sender),
+            actor_name: "Ann".into(),
+            at: 20,
+            action: Action::Send {
+                client_msg_id: client_msg_id.into(),
+                text: text.into(),
+                reply_to: None,
+            },
+        };
+        Ok(match queries::append(conn, &change)? {
+            Outcome::Appended(e) => (e.seq, false),
+            Outcome::Unchanged(e) => (e.expect("a retried send has its message").seq, true),
+        })
+    }
 
     type EventShape = (i64, i64, String, Option<String>, Option<String>);
 
@@ -452,10 +506,10 @@ mod tests {
         )
         .unwrap();
         let before = |conn: &Connection, room| {
-            queries::events_before(conn, RoomId(room), None, 10)
+            queries::history(conn, RoomId(room), None, 10)
                 .unwrap()
                 .into_iter()
-                .map(|e| (e.seq, e.sender.0, e.at, e.body))
+                .map(|c| (c.event.seq, c.event.sender.0, c.event.at, c.event.body))
                 .collect::<Vec<_>>()
         };
         let old_shape = events_in_order(&conn, "room_id, seq");
@@ -474,45 +528,24 @@ mod tests {
         let room_one = before(&conn, 1);
         assert_eq!(room_one.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 2, 3]);
         assert!(
-            matches!(&room_one[2].3, EventBody::Message { text, client_msg_id } if text == "second" && client_msg_id == "a-2")
+            matches!(&room_one[2].3, EventBody::Message { text, client_msg_id, .. } if text == "second" && client_msg_id == "a-2")
         );
 
         // A retry of a message sent before the migration is recognised...
-        let retry = |client_msg_id: &str, text: &str| NewMessage {
-            room: RoomId(1),
-            sender: UserId(1),
-            sender_name: "Ann".into(),
-            client_msg_id: client_msg_id.into(),
-            text: text.into(),
-            at: 20,
-        };
-        let again = queries::append_message(&conn, &retry("a-1", "first")).unwrap();
-        assert!(again.duplicate);
-        assert_eq!(again.event.seq, 2);
+        assert_eq!(send(&conn, 1, 1, "a-1", "first").unwrap(), (2, true));
         assert!(matches!(
-            queries::append_message(&conn, &retry("a-1", "changed")),
+            send(&conn, 1, 1, "a-1", "changed"),
             Err(crate::store::StoreError::IdempotencyConflict)
         ));
         // ...the same id in another room or from another sender is not one,
         // and new messages continue the room's sequence.
-        let fresh = queries::append_message(&conn, &retry("b-1", "new")).unwrap();
-        assert!(!fresh.duplicate);
-        assert_eq!(fresh.event.seq, 4);
-        let twice = queries::append_message(&conn, &retry("b-1", "new")).unwrap();
-        assert!(twice.duplicate);
-        assert_eq!(twice.event.seq, 4);
+        assert_eq!(send(&conn, 1, 1, "b-1", "new").unwrap(), (4, false));
+        assert_eq!(send(&conn, 1, 1, "b-1", "new").unwrap(), (4, true));
         // A message from deep in the last hashing chunk is found as well.
-        let bulk = NewMessage {
-            room: RoomId(2),
-            sender: UserId(2),
-            sender_name: "Bob".into(),
-            client_msg_id: "b-24999".into(),
-            text: "bulk 24999".into(),
-            at: 20,
-        };
-        let found = queries::append_message(&conn, &bulk).unwrap();
-        assert!(found.duplicate);
-        assert_eq!(found.event.seq, 24999);
+        assert_eq!(
+            send(&conn, 2, 2, "b-24999", "bulk 24999").unwrap(),
+            (24999, true)
+        );
         let unhashed: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM events WHERE client_msg_id IS NOT NULL AND client_msg_hash IS NULL",

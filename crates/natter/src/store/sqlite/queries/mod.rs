@@ -1,20 +1,23 @@
 //! The SQL behind each store operation, as plain functions on a connection
 //! so the same statements serve the writer thread and the readers: rooms,
-//! membership and events here, users and sessions in `accounts.rs`.
+//! membership and the event log here, messages and their current state in
+//! `messages.rs`, users and sessions in `accounts.rs`.
 
 mod accounts;
+mod messages;
 
 pub use self::accounts::*;
+pub use self::messages::{history, message};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::rows::{self, EVENT_COLUMNS, ROOM_COLUMNS, USER_COLUMNS, store_error};
-use super::schema::client_msg_hash;
+use super::encoding::{self, EVENT_COLUMNS};
+use super::rows::{self, ROOM_COLUMNS, USER_COLUMNS, store_error};
 use crate::model::{
     Event, EventBody, Millis, Role, Room, RoomId, RoomKind, Seq, UserId, Visibility,
 };
 use crate::store::{
-    Appended, MemberProfile, MembershipRecord, NewMessage, NewRoom, RoomSnapshot, RoomSummary,
+    Action, MemberProfile, MembershipRecord, NewEvent, NewRoom, Outcome, RoomSnapshot, RoomSummary,
     StoreError, StoreResult,
 };
 
@@ -57,23 +60,15 @@ fn append_event(
     )
     .optional())?
     .ok_or(StoreError::NotFound("room"))?;
-    let (client_msg_id, text, data) = match &body {
-        EventBody::Message {
-            client_msg_id,
-            text,
-        } => (Some(client_msg_id.as_str()), Some(text.as_str()), None),
-        other => (
-            None,
-            None,
-            Some(serde_json::to_string(other).map_err(|e| StoreError::Internal(e.to_string()))?),
-        ),
-    };
-    let hash = client_msg_id.map(|id| client_msg_hash(room.0, sender.0, id));
+    let columns = encoding::columns(&body);
+    let hash = columns
+        .client_msg_id
+        .map(|id| super::schema::client_msg_hash(room.0, sender.0, id));
     q(exec(
         conn,
         &format!(
             "INSERT INTO events ({EVENT_COLUMNS}, client_msg_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
         ),
         params![
             room.0,
@@ -82,9 +77,10 @@ fn append_event(
             sender.0,
             sender_name,
             at,
-            client_msg_id,
-            text,
-            data,
+            columns.client_msg_id,
+            columns.text,
+            columns.data,
+            columns.target_seq,
             hash
         ],
     ))?;
@@ -238,7 +234,39 @@ pub fn public_rooms(conn: &Connection, limit: usize, community: Option<&str>) ->
         .and_then(|it| it.collect()))
 }
 
-pub fn update_room(
+/// Appends `n` if it changes anything: the store's one write path of room
+/// events (see `Store::append`).
+pub fn append(conn: &Connection, n: &NewEvent) -> R<Outcome> {
+    let (room, actor, name, at) = (n.room, n.actor, n.actor_name.as_str(), n.at);
+    let appended = |event: Option<Event>| match event {
+        Some(event) => Outcome::Appended(event),
+        None => Outcome::Unchanged(None),
+    };
+    match &n.action {
+        Action::Send {
+            client_msg_id,
+            text,
+            reply_to,
+        } => messages::send(conn, n, client_msg_id, text, *reply_to),
+        Action::Edit {
+            target,
+            text,
+            sent_after,
+        } => messages::edit(conn, n, *target, text, *sent_after),
+        Action::Delete { target } => messages::delete(conn, n, *target),
+        Action::React { target, reaction } => messages::react(conn, n, *target, reaction),
+        Action::Unreact { target, reaction } => messages::unreact(conn, n, *target, reaction),
+        Action::Join { user, role } => {
+            add_member(conn, room, *user, *role, actor, name, at).map(appended)
+        }
+        Action::Leave { user } => remove_member(conn, room, *user, at).map(appended),
+        Action::UpdateRoom { title, visibility } => {
+            update_room(conn, room, actor, name, title, *visibility, at).map(appended)
+        }
+    }
+}
+
+fn update_room(
     conn: &Connection,
     id: RoomId,
     by: UserId,
@@ -246,7 +274,21 @@ pub fn update_room(
     title: &str,
     visibility: Visibility,
     at: Millis,
-) -> R<(Room, Event)> {
+) -> R<Option<Event>> {
+    let current = room(conn, id)?.ok_or(StoreError::NotFound("room"))?;
+    if current.kind == RoomKind::Direct {
+        return Err(StoreError::NotAllowed(
+            "a direct conversation cannot be changed",
+        ));
+    }
+    if !member_role(conn, id, by)?.is_some_and(Role::can_manage) {
+        return Err(StoreError::NotAllowed(
+            "only the room's owner and admins can change it",
+        ));
+    }
+    if current.title == title && current.visibility == visibility {
+        return Ok(None);
+    }
     let changed = q(exec(
         conn,
         "UPDATE rooms SET title = ?1, visibility = ?2 WHERE id = ?3 AND kind = 'group'",
@@ -255,7 +297,7 @@ pub fn update_room(
     if changed == 0 {
         return Err(StoreError::NotFound("room"));
     }
-    let event = append_event(
+    append_event(
         conn,
         id,
         by,
@@ -265,9 +307,8 @@ pub fn update_room(
             title: title.to_owned(),
             visibility,
         },
-    )?;
-    let room = room(conn, id)?.ok_or(StoreError::NotFound("room"))?;
-    Ok((room, event))
+    )
+    .map(Some)
 }
 
 pub fn members(conn: &Connection, room: RoomId) -> R<Vec<MemberProfile>> {
@@ -319,12 +360,14 @@ pub fn room_summaries(conn: &Connection, user: UserId) -> R<Vec<RoomSummary>> {
         })
         .and_then(|it| it.collect()))?;
     drop(stmt);
+    // A deleted message's text is gone from the log: it is not unread.
     let mut unread_stmt = q(tx.prepare_cached(
-        "SELECT COUNT(*) FROM events WHERE room_id = ?1 AND seq > ?2 AND kind = 'message' AND sender_id != ?3",
+        "SELECT COUNT(*) FROM events WHERE room_id = ?1 AND seq > ?2 AND kind = 'message'
+         AND sender_id != ?3 AND text IS NOT NULL",
     ))?;
-    let mut last_stmt = q(tx.prepare_cached(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE room_id = ?1 AND kind = 'message' ORDER BY seq DESC LIMIT 1"
-    )))?;
+    let mut last_stmt = q(tx.prepare_cached(
+        "SELECT seq FROM events WHERE room_id = ?1 AND kind = 'message' ORDER BY seq DESC LIMIT 1",
+    ))?;
     let mut peer_stmt = q(tx.prepare_cached(&format!(
         "SELECT {} FROM members m JOIN users u ON u.id = m.user_id WHERE m.room_id = ?1 AND m.user_id != ?2 LIMIT 1",
         rows::prefixed(USER_COLUMNS, "u")
@@ -333,7 +376,11 @@ pub fn room_summaries(conn: &Connection, user: UserId) -> R<Vec<RoomSummary>> {
     for (room, role, read_seq) in base {
         let unread: i64 =
             q(unread_stmt.query_row(params![room.id.0, read_seq, user.0], |r| r.get(0)))?;
-        let last_message = q(last_stmt.query_row([room.id.0], rows::event).optional())?;
+        let last: Option<Seq> = q(last_stmt.query_row([room.id.0], |r| r.get(0)).optional())?;
+        let last_message = match last {
+            Some(seq) => message(&tx, room.id, seq)?,
+            None => None,
+        };
         let peer = if room.kind == RoomKind::Direct {
             q(peer_stmt
                 .query_row(params![room.id.0, user.0], rows::user)
@@ -355,41 +402,45 @@ pub fn room_summaries(conn: &Connection, user: UserId) -> R<Vec<RoomSummary>> {
     Ok(out)
 }
 
-fn is_active_member(conn: &Connection, room: RoomId, user: UserId) -> R<bool> {
-    let active: Option<i64> = q(row(
+/// The user's role in the room while they are an active member.
+fn member_role(conn: &Connection, room: RoomId, user: UserId) -> R<Option<Role>> {
+    let role: Option<String> = q(row(
         conn,
-        "SELECT active FROM members WHERE room_id = ?1 AND user_id = ?2",
+        "SELECT role FROM members WHERE room_id = ?1 AND user_id = ?2 AND active = 1",
         params![room.0, user.0],
         |r| r.get(0),
     )
     .optional())?;
-    Ok(active == Some(1))
+    Ok(role.as_deref().map(rows::role))
 }
 
-pub fn add_member(
+/// The actor's role, or why they cannot write to the room.
+fn require_member(conn: &Connection, room_id: RoomId, user: UserId) -> R<Role> {
+    match member_role(conn, room_id, user)? {
+        Some(role) => Ok(role),
+        None if room(conn, room_id)?.is_none() => Err(StoreError::NotFound("room")),
+        None => Err(StoreError::NotAMember),
+    }
+}
+
+fn add_member(
     conn: &Connection,
     room_id: RoomId,
     user_id: UserId,
     role: Role,
     by: UserId,
+    by_name: &str,
     at: Millis,
 ) -> R<Option<Event>> {
-    if is_active_member(conn, room_id, user_id)? {
+    if member_role(conn, room_id, user_id)?.is_some() {
         return Ok(None);
     }
     let joiner = user(conn, user_id)?.ok_or(StoreError::NotFound("user"))?;
-    let by_name = if by == user_id {
-        joiner.display_name.clone()
-    } else {
-        user(conn, by)?
-            .ok_or(StoreError::NotFound("user"))?
-            .display_name
-    };
     let event = append_event(
         conn,
         room_id,
         by,
-        &by_name,
+        by_name,
         at,
         EventBody::MemberJoined {
             user: user_id,
@@ -412,13 +463,13 @@ pub fn add_member(
     Ok(Some(event))
 }
 
-pub fn remove_member(
+fn remove_member(
     conn: &Connection,
     room_id: RoomId,
     user_id: UserId,
     at: Millis,
 ) -> R<Option<Event>> {
-    if !is_active_member(conn, room_id, user_id)? {
+    if member_role(conn, room_id, user_id)?.is_none() {
         return Ok(None);
     }
     let leaver = user(conn, user_id)?.ok_or(StoreError::NotFound("user"))?;
@@ -438,80 +489,13 @@ pub fn remove_member(
     Ok(Some(event))
 }
 
-pub fn append_message(conn: &Connection, m: &NewMessage) -> R<Appended> {
-    if !is_active_member(conn, m.room, m.sender)? {
-        return Err(if room(conn, m.room)?.is_none() {
-            StoreError::NotFound("room")
-        } else {
-            StoreError::NotAMember
-        });
-    }
-    let hash = client_msg_hash(m.room.0, m.sender.0, &m.client_msg_id);
-    let previous: Option<Event> = q(row(
-        conn,
-        &format!(
-            "SELECT {EVENT_COLUMNS} FROM events INDEXED BY events_idempotency
-             WHERE client_msg_hash = ?1 AND client_msg_hash IS NOT NULL
-               AND room_id = ?2 AND sender_id = ?3 AND client_msg_id = ?4"
-        ),
-        params![hash, m.room.0, m.sender.0, m.client_msg_id],
-        rows::event,
-    )
-    .optional())?;
-    if let Some(event) = previous {
-        let same = matches!(&event.body, EventBody::Message { text, .. } if *text == m.text);
-        return if same {
-            Ok(Appended {
-                event,
-                duplicate: true,
-            })
-        } else {
-            Err(StoreError::IdempotencyConflict)
-        };
-    }
-    let event = append_event(
-        conn,
-        m.room,
-        m.sender,
-        &m.sender_name,
-        m.at,
-        EventBody::Message {
-            client_msg_id: m.client_msg_id.clone(),
-            text: m.text.clone(),
-        },
-    )?;
-    Ok(Appended {
-        event,
-        duplicate: false,
-    })
-}
-
 pub fn events_after(conn: &Connection, room: RoomId, after: Seq, limit: usize) -> R<Vec<Event>> {
     let mut stmt = q(conn.prepare_cached(&format!(
         "SELECT {EVENT_COLUMNS} FROM events WHERE room_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
     )))?;
     q(stmt
-        .query_map(params![room.0, after, limit as i64], rows::event)
+        .query_map(params![room.0, after, limit as i64], encoding::read)
         .and_then(|it| it.collect()))
-}
-
-pub fn events_before(
-    conn: &Connection,
-    room: RoomId,
-    before: Option<Seq>,
-    limit: usize,
-) -> R<Vec<Event>> {
-    let mut stmt = q(conn.prepare_cached(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE room_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
-    )))?;
-    let mut events: Vec<Event> = q(stmt
-        .query_map(
-            params![room.0, before.unwrap_or(i64::MAX), limit as i64],
-            rows::event,
-        )
-        .and_then(|it| it.collect()))?;
-    events.reverse();
-    Ok(events)
 }
 
 pub fn set_read(conn: &Connection, room: RoomId, user: UserId, seq: Seq) -> R<Seq> {
