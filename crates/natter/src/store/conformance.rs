@@ -1,0 +1,504 @@
+//! What every [`Store`] must do, as tests that know only the trait: any
+//! implementation (SQLite now, PostgreSQL for scale-out) runs all of them
+//! with [`run_all`] on fresh, empty stores (`tests/store_conformance.rs`).
+//!
+//! They pin the guarantees the rest of natter builds on: one gapless
+//! sequence per room under concurrent appends, idempotent sends, membership
+//! windows, read markers, and every change to a message (who may, what is
+//! refused, what the current state and the log say afterwards).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use super::{Action, NewEvent, NewRoom, NewUser, Outcome, Store, StoreError};
+use crate::model::{
+    Current, EventBody, MAX_REACTIONS_PER_MESSAGE, Role, RoomId, Seq, UserId, Visibility,
+};
+
+/// Runs every conformance test, each on a store `fresh()` makes.
+pub async fn run_all<F, Fut>(fresh: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
+    gapless_sequences_under_concurrent_appends(fresh().await).await;
+    sends_are_idempotent(fresh().await).await;
+    membership_windows(fresh().await).await;
+    read_markers_move_forward_within_the_room(fresh().await).await;
+    edits(fresh().await).await;
+    deletions(fresh().await).await;
+    reactions(fresh().await).await;
+    replies(fresh().await).await;
+}
+
+async fn user(store: &dyn Store, name: &str) -> UserId {
+    store
+        .create_user(NewUser {
+            username: name.into(),
+            display_name: name.into(),
+            password_hash: "not a real hash".into(),
+            at: 1,
+            invite: None,
+        })
+        .await
+        .expect("create user")
+        .id
+}
+
+async fn room(store: &dyn Store, owner: UserId) -> RoomId {
+    store
+        .create_room(NewRoom {
+            creator: owner,
+            creator_name: "owner".into(),
+            community: None,
+            title: "room".into(),
+            visibility: Visibility::Public,
+            at: 1,
+        })
+        .await
+        .expect("create room")
+        .0
+        .id
+}
+
+async fn act(
+    store: &dyn Store,
+    room: RoomId,
+    actor: UserId,
+    action: Action,
+) -> Result<Outcome, StoreError> {
+    store
+        .append(NewEvent {
+            room,
+            actor,
+            actor_name: format!("user {actor}"),
+            at: 1_000,
+            action,
+        })
+        .await
+}
+
+fn appended(outcome: Result<Outcome, StoreError>) -> Seq {
+    match outcome {
+        Ok(Outcome::Appended(event)) => event.seq,
+        other => panic!("expected an appended event, got {other:?}"),
+    }
+}
+
+fn unchanged(outcome: Result<Outcome, StoreError>) {
+    assert!(
+        matches!(outcome, Ok(Outcome::Unchanged(None))),
+        "{outcome:?}"
+    );
+}
+
+fn send(id: &str, text: &str) -> Action {
+    Action::Send {
+        client_msg_id: id.into(),
+        text: text.into(),
+        reply_to: None,
+    }
+}
+
+async fn join(store: &dyn Store, room: RoomId, user: UserId) {
+    appended(
+        act(
+            store,
+            room,
+            user,
+            Action::Join {
+                user,
+                role: Role::Member,
+            },
+        )
+        .await,
+    );
+}
+
+async fn current(store: &dyn Store, room: RoomId, seq: Seq) -> Current {
+    store
+        .message(room, seq)
+        .await
+        .unwrap()
+        .expect("the message")
+}
+
+async fn gapless_sequences_under_concurrent_appends(store: Arc<dyn Store>) {
+    let owner = user(&*store, "owner").await;
+    let room = room(&*store, owner).await;
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let member = user(&*store, &format!("writer{w}")).await;
+        join(&*store, room, member).await;
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..25 {
+                appended(act(&*store, room, member, send(&format!("w{w}-{i}"), "hi")).await);
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let head = store.room(room).await.unwrap().unwrap().head;
+    let events = store.events_after(room, 0, 10_000).await.unwrap();
+    let seqs: Vec<Seq> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=head).collect::<Vec<_>>(), "one gapless sequence");
+    let messages = events
+        .iter()
+        .filter(|e| matches!(e.body, EventBody::Message { .. }))
+        .count();
+    assert_eq!(messages, 8 * 25);
+}
+
+async fn sends_are_idempotent(store: Arc<dyn Store>) {
+    let owner = user(&*store, "owner").await;
+    let (one, two) = (room(&*store, owner).await, room(&*store, owner).await);
+    let first = appended(act(&*store, one, owner, send("c-1", "hello")).await);
+    match act(&*store, one, owner, send("c-1", "hello")).await {
+        Ok(Outcome::Unchanged(Some(e))) => assert_eq!(e.seq, first),
+        other => panic!("a retry returns the stored message: {other:?}"),
+    }
+    assert!(matches!(
+        act(&*store, one, owner, send("c-1", "other text")).await,
+        Err(StoreError::IdempotencyConflict)
+    ));
+    // The same client id in another room is another message.
+    appended(act(&*store, two, owner, send("c-1", "hello")).await);
+    assert_eq!(store.room(one).await.unwrap().unwrap().head, first);
+}
+
+async fn membership_windows(store: Arc<dyn Store>) {
+    let owner = user(&*store, "owner").await;
+    let guest = user(&*store, "guest").await;
+    let room = room(&*store, owner).await;
+    assert!(matches!(
+        act(&*store, room, guest, send("g", "not yet")).await,
+        Err(StoreError::NotAMember)
+    ));
+    join(&*store, room, guest).await;
+    unchanged(
+        act(
+            &*store,
+            room,
+            guest,
+            Action::Join {
+                user: guest,
+                role: Role::Member,
+            },
+        )
+        .await,
+    );
+    let left = appended(act(&*store, room, guest, Action::Leave { user: guest }).await);
+    unchanged(act(&*store, room, guest, Action::Leave { user: guest }).await);
+    assert!(matches!(
+        act(&*store, room, guest, send("g2", "gone")).await,
+        Err(StoreError::NotAMember)
+    ));
+    appended(act(&*store, room, owner, send("o", "while away")).await);
+    join(&*store, room, guest).await;
+    let record = store
+        .memberships_of(guest)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.room == room)
+        .unwrap();
+    assert!(record.active);
+    assert_eq!(
+        record.since_seq,
+        left + 2,
+        "the rejoin is the window's start"
+    );
+    assert_eq!(record.changed_seq, record.since_seq);
+    let snapshot = store.room_snapshot(room).await.unwrap().unwrap();
+    assert_eq!(snapshot.members.len(), 2);
+    assert_eq!(snapshot.head_event.map(|e| e.seq), Some(snapshot.room.head));
+}
+
+async fn read_markers_move_forward_within_the_room(store: Arc<dyn Store>) {
+    let owner = user(&*store, "owner").await;
+    let other = user(&*store, "other").await;
+    let room = room(&*store, owner).await;
+    appended(act(&*store, room, owner, send("a", "one")).await);
+    assert_eq!(store.set_read(room, owner, 2).await.unwrap(), 2);
+    assert_eq!(
+        store.set_read(room, owner, 1).await.unwrap(),
+        2,
+        "never back"
+    );
+    assert_eq!(
+        store.set_read(room, owner, 99).await.unwrap(),
+        2,
+        "never past the head"
+    );
+    assert!(matches!(
+        store.set_read(room, other, 1).await,
+        Err(StoreError::NotAMember)
+    ));
+}
+
+async fn edits(store: Arc<dyn Store>) {
+    let owner = user(&*store, "owner").await;
+    let other = user(&*store, "other").await;
+    let room = room(&*store, owner).await;
+    join(&*store, room, other).await;
+    let seq = appended(act(&*store, room, other, send("m", "first")).await);
+    let edit = |text: &str, sent_after| Action::Edit {
+        target: seq,
+        text: text.into(),
+        sent_after,
+    };
+    assert!(matches!(
+        act(&*store, room, owner, edit("owner's", None)).await,
+        Err(StoreError::NotAllowed(_))
+    ));
+    assert!(matches!(
+        act(
+            &*store,
+            room,
+            other,
+            Action::Edit {
+                target: 1,
+                text: "x".into(),
+                sent_after: None
+            }
+        )
+        .await,
+        Err(StoreError::NotFound("message"))
+    ));
+    assert!(matches!(
+        act(
+            &*store,
+            room,
+            other,
+            Action::Edit {
+                target: 999,
+                text: "x".into(),
+                sent_after: None
+            }
+        )
+        .await,
+        Err(StoreError::NotFound("message"))
+    ));
+    assert!(matches!(
+        act(&*store, room, other, edit("late", Some(i64::MAX))).await,
+        Err(StoreError::EditWindowClosed)
+    ));
+    let edited = appended(act(&*store, room, other, edit("second", Some(0))).await);
+    unchanged(act(&*store, room, other, edit("second", None)).await);
+    let now = current(&*store, room, seq).await;
+    assert_eq!(message_text(&now), "second");
+    assert_eq!(now.edited_at, Some(1_000));
+    // The log keeps both: the message as sent, then the edit.
+    let log = store.events_after(room, seq - 1, 10).await.unwrap();
+    assert_eq!(message_text_of(&log[0].body), "first");
+    assert!(
+        matches!(&log[1].body, EventBody::MessageEdited { target, text } if *target == seq && text == "second")
+    );
+    assert_eq!(log[1].seq, edited);
+    // History shows the current state and never the edit itself.
+    let page = store.history(room, None, 50).await.unwrap();
+    assert!(
+        page.iter()
+            .all(|c| !matches!(c.event.body, EventBody::MessageEdited { .. }))
+    );
+    assert_eq!(
+        message_text(page.iter().find(|c| c.event.seq == seq).unwrap()),
+        "second"
+    );
+}
+
+fn message_text_of(body: &EventBody) -> &str {
+    match body {
+        EventBody::Message { text, .. } => text,
+        other => panic!("not a message: {other:?}"),
+    }
+}
+
+fn message_text(c: &Current) -> &str {
+    message_text_of(&c.event.body)
+}
+
+async fn deletions(store: Arc<dyn Store>) {
+    let owner = user(&*store, "owner").await;
+    let (a, b) = (user(&*store, "a").await, user(&*store, "b").await);
+    let room = room(&*store, owner).await;
+    join(&*store, room, a).await;
+    join(&*store, room, b).await;
+    let seq = appended(act(&*store, room, a, send("m", "secret")).await);
+    appended(
+        act(
+            &*store,
+            room,
+            a,
+            Action::Edit {
+                target: seq,
+                text: "still secret".into(),
+                sent_after: None,
+            },
+        )
+        .await,
+    );
+    appended(
+        act(
+            &*store,
+            room,
+            b,
+            Action::React {
+                target: seq,
+                reaction: "👍".into(),
+            },
+        )
+        .await,
+    );
+    assert!(matches!(
+        act(&*store, room, b, Action::Delete { target: seq }).await,
+        Err(StoreError::NotAllowed(_))
+    ));
+    // The room's owner may delete anyone's message; again changes nothing.
+    appended(act(&*store, room, owner, Action::Delete { target: seq }).await);
+    unchanged(act(&*store, room, a, Action::Delete { target: seq }).await);
+    let now = current(&*store, room, seq).await;
+    assert!(now.deleted);
+    assert_eq!(message_text(&now), "");
+    assert!(now.reactions.is_empty() && now.edited_at.is_none());
+    // Gone from the log too.
+    for e in store.events_after(room, 0, 100).await.unwrap() {
+        match &e.body {
+            EventBody::Message { text, redacted, .. } if e.seq == seq => {
+                assert!(*redacted && text.is_empty())
+            }
+            EventBody::MessageEdited { text, .. } => assert!(text.is_empty()),
+            _ => {}
+        }
+    }
+    for action in [
+        Action::Edit {
+            target: seq,
+            text: "back".into(),
+            sent_after: None,
+        },
+        Action::React {
+            target: seq,
+            reaction: "👍".into(),
+        },
+        Action::Unreact {
+            target: seq,
+            reaction: "👍".into(),
+        },
+        Action::Send {
+            client_msg_id: "r".into(),
+            text: "re".into(),
+            reply_to: Some(seq),
+        },
+    ] {
+        assert!(matches!(
+            act(&*store, room, a, action).await,
+            Err(StoreError::MessageDeleted)
+        ));
+    }
+    // The room list neither previews it as text nor counts it unread.
+    let summary = store
+        .room_summaries(b)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.room.id == room)
+        .unwrap();
+    assert!(summary.last_message.is_some_and(|m| m.deleted));
+    assert_eq!(summary.unread, 0);
+}
+
+async fn reactions(store: Arc<dyn Store>) {
+    let owner = user(&*store, "owner").await;
+    let other = user(&*store, "other").await;
+    let outsider = user(&*store, "outsider").await;
+    let room = room(&*store, owner).await;
+    join(&*store, room, other).await;
+    let seq = appended(act(&*store, room, owner, send("m", "react")).await);
+    let react = |r: &str| Action::React {
+        target: seq,
+        reaction: r.into(),
+    };
+    let unreact = |r: &str| Action::Unreact {
+        target: seq,
+        reaction: r.into(),
+    };
+    appended(act(&*store, room, owner, react("👍")).await);
+    appended(act(&*store, room, other, react("🎉")).await);
+    let second = appended(act(&*store, room, other, react("👍")).await);
+    unchanged(act(&*store, room, other, react("👍")).await);
+    unchanged(act(&*store, room, owner, unreact("🎉")).await);
+    assert!(matches!(
+        act(&*store, room, outsider, react("👍")).await,
+        Err(StoreError::NotAMember)
+    ));
+    // The first 👍 is taken back: 👍 now starts at `second`, after 🎉.
+    appended(act(&*store, room, owner, unreact("👍")).await);
+    let chips: Vec<(String, Vec<UserId>)> = current(&*store, room, seq)
+        .await
+        .reactions
+        .into_iter()
+        .map(|r| (r.reaction, r.users))
+        .collect();
+    assert_eq!(
+        chips,
+        [
+            ("🎉".to_owned(), vec![other]),
+            ("👍".to_owned(), vec![other])
+        ]
+    );
+    assert!(second > seq);
+    // Bounded: at most MAX_REACTIONS_PER_MESSAGE distinct reactions.
+    for i in 2..MAX_REACTIONS_PER_MESSAGE {
+        let r = char::from_u32(0x1F600 + i as u32).unwrap().to_string();
+        appended(act(&*store, room, owner, react(&r)).await);
+    }
+    assert!(matches!(
+        act(&*store, room, owner, react("🚀")).await,
+        Err(StoreError::TooMany(_))
+    ));
+    // An existing reaction may still be given by someone else.
+    appended(act(&*store, room, owner, react("🎉")).await);
+}
+
+async fn replies(store: Arc<dyn Store>) {
+    let owner = user(&*store, "owner").await;
+    let room = room(&*store, owner).await;
+    let original = appended(
+        act(
+            &*store,
+            room,
+            owner,
+            send("o", "the question\nin two lines"),
+        )
+        .await,
+    );
+    let reply = |id: &str, to: Seq| Action::Send {
+        client_msg_id: id.into(),
+        text: "answer".into(),
+        reply_to: Some(to),
+    };
+    assert!(matches!(
+        act(&*store, room, owner, reply("r0", 1)).await,
+        Err(StoreError::NotFound("message"))
+    ));
+    assert!(matches!(
+        act(&*store, room, owner, reply("r1", 999)).await,
+        Err(StoreError::NotFound("message"))
+    ));
+    let answer = appended(act(&*store, room, owner, reply("r2", original)).await);
+    let now = current(&*store, room, answer).await;
+    assert!(
+        matches!(now.event.body, EventBody::Message { reply_to: Some(o), .. } if o == original)
+    );
+    let preview = now.reply_preview.expect("a quote");
+    assert_eq!(
+        (preview.seq, preview.text.as_str(), preview.deleted),
+        (original, "the question", false)
+    );
+    appended(act(&*store, room, owner, Action::Delete { target: original }).await);
+    let preview = current(&*store, room, answer).await.reply_preview.unwrap();
+    assert!(preview.deleted && preview.text.is_empty());
+}
