@@ -294,10 +294,9 @@ impl EventBody {
     }
 }
 
-/// Most distinct reactions one message carries.
+/// Most distinct reactions one message carries. A user's reactions to a
+/// message are distinct, so no user gives one message more than this.
 pub const MAX_REACTIONS_PER_MESSAGE: usize = 20;
-/// Most reactions one user puts on one message.
-pub const MAX_REACTIONS_PER_USER: usize = 20;
 
 /// One reaction on a message and who gave it, in the order they did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -318,15 +317,15 @@ pub struct ReplyPreview {
 }
 
 /// An event of a room's history as it stands now: for a message, its
-/// current text, whether it was edited or deleted, its reactions and what
-/// it replies to; for other events, the event itself.
+/// current text, whether it was edited or deleted, its reactions (in the
+/// order they first appeared, each with its users in reacting order) and
+/// what it replies to; for other events, the event itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Current {
     /// For a message, `text` is the current text (empty once deleted).
     pub event: Event,
     pub edited_at: Option<Millis>,
     pub deleted: bool,
-    /// In the order of their earliest remaining reactor.
     pub reactions: Vec<Reaction>,
     pub reply_preview: Option<ReplyPreview>,
 }

@@ -309,9 +309,11 @@ impl Chat {
             text: text.into_string(),
             reply_to: None,
         };
-        let (event, new) = self.append(room, system.id, action).await?;
-        let event = event.ok_or_else(|| ChatError::Internal("a send stored nothing".into()))?;
-        Ok(((*event).clone(), !new))
+        let written = self.append(room, system.id, action).await?;
+        let event = written
+            .event
+            .ok_or_else(|| ChatError::Internal("a send stored nothing".into()))?;
+        Ok(((*event).clone(), !written.new))
     }
 
     /// Ends every session of a user; their open polls return `session_ended`.

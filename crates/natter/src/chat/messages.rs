@@ -12,8 +12,10 @@ use std::time::Duration;
 use super::{Caller, Chat, Limit};
 use crate::error::{ChatError, ChatResult};
 use crate::hub::PollAnswer;
-use crate::model::{Current, Ephemeral, Event, Role, RoomId, Seq, now_ms};
-use crate::store::Action;
+use crate::model::{
+    Current, Ephemeral, Event, EventBody, Millis, Role, RoomId, Seq, UserId, now_ms,
+};
+use crate::store::{Action, HistoryPage};
 use crate::text::{ClientMsgId, Invalid, MessageText, ReactionText};
 
 /// A sent message, shared with the hub that delivers it.
@@ -30,6 +32,13 @@ pub struct Changed {
     /// False when the call changed nothing (the same text again, a
     /// reaction already there): no event was appended.
     pub changed: bool,
+}
+
+/// What the checks of a change need to know of its message.
+struct Target {
+    sender: UserId,
+    at: Millis,
+    deleted: bool,
 }
 
 /// The largest history page.
@@ -51,9 +60,6 @@ impl Chat {
         let started = std::time::Instant::now();
         let text = MessageText::parse(text, self.config.max_message_chars)?;
         let client_msg_id = ClientMsgId::parse(client_msg_id)?;
-        if reply_to.is_some_and(|seq| seq < 1) {
-            return Err(ChatError::MessageNotFound);
-        }
         self.limits.by_user(Limit::Send, caller.user)?;
         // Also loads the room's feed before the write, so the event lands in it.
         self.membership(caller, room).await?;
@@ -62,9 +68,11 @@ impl Chat {
             text: text.into_string(),
             reply_to,
         };
-        let (event, new) = self.append(room, caller.user, action).await?;
-        let event = event.ok_or_else(|| ChatError::Internal("a send stored nothing".into()))?;
-        if new {
+        let written = self.append(room, caller.user, action).await?;
+        let event = written
+            .event
+            .ok_or_else(|| ChatError::Internal("a send stored nothing".into()))?;
+        if written.new {
             self.metrics.sends.inc();
         }
         self.metrics
@@ -72,7 +80,7 @@ impl Chat {
             .observe(started.elapsed().as_secs_f64());
         Ok(Sent {
             event,
-            duplicate: !new,
+            duplicate: !written.new,
         })
     }
 
@@ -86,15 +94,19 @@ impl Chat {
         text: &str,
     ) -> ChatResult<Changed> {
         let text = MessageText::parse(text, self.config.max_message_chars)?;
-        let (message, _) = self.live_message(caller, room, seq).await?;
-        if message.event.sender != caller.user {
+        self.limits.by_user(Limit::Send, caller.user)?;
+        let (target, _) = self.target(caller, room, seq).await?;
+        if target.deleted {
+            return Err(ChatError::MessageDeleted);
+        }
+        if target.sender != caller.user {
             return Err(ChatError::NotAllowed("only its sender can edit a message"));
         }
         let sent_after = self
             .config
             .edit_window
             .map(|w| now_ms() - w.as_millis() as i64);
-        if sent_after.is_some_and(|after| message.event.at < after) {
+        if sent_after.is_some_and(|after| target.at < after) {
             return Err(ChatError::EditWindowClosed);
         }
         let action = Action::Edit {
@@ -102,7 +114,7 @@ impl Chat {
             text: text.into_string(),
             sent_after,
         };
-        self.change(caller, room, seq, action).await
+        self.change(caller, room, action).await
     }
 
     /// Deletes a message: the caller's own, or any in a room they own or
@@ -114,19 +126,15 @@ impl Chat {
         room: RoomId,
         seq: Seq,
     ) -> ChatResult<Changed> {
-        let (message, role) = self.message_of_room(caller, room, seq).await?;
-        if message.deleted {
-            return Ok(Changed {
-                message,
-                changed: false,
-            });
-        }
-        if message.event.sender != caller.user && !role.can_manage() {
+        self.limits.by_user(Limit::Send, caller.user)?;
+        let (target, role) = self.target(caller, room, seq).await?;
+        if target.sender != caller.user && !role.can_manage() {
             return Err(ChatError::NotAllowed(
                 "only its sender or the room's owner and admins can delete a message",
             ));
         }
-        self.change(caller, room, seq, Action::Delete { target: seq })
+        // Deleted already: the store answers with the message, unchanged.
+        self.change(caller, room, Action::Delete { target: seq })
             .await
     }
 
@@ -141,7 +149,10 @@ impl Chat {
         add: bool,
     ) -> ChatResult<Changed> {
         let reaction = ReactionText::parse(reaction)?.into_string();
-        self.live_message(caller, room, seq).await?;
+        self.limits.by_user(Limit::Send, caller.user)?;
+        if self.target(caller, room, seq).await?.0.deleted {
+            return Err(ChatError::MessageDeleted);
+        }
         let action = if add {
             Action::React {
                 target: seq,
@@ -153,60 +164,56 @@ impl Chat {
                 reaction,
             }
         };
-        self.change(caller, room, seq, action).await
+        self.change(caller, room, action).await
     }
 
     /// One message of a room the caller is in, as it stands now.
     pub async fn message(&self, caller: &Caller, room: RoomId, seq: Seq) -> ChatResult<Current> {
-        Ok(self.message_of_room(caller, room, seq).await?.0)
-    }
-
-    /// The message and the caller's role, for a member of its room.
-    async fn message_of_room(
-        &self,
-        caller: &Caller,
-        room: RoomId,
-        seq: Seq,
-    ) -> ChatResult<(Current, Role)> {
-        let (_, role) = self.membership(caller, room).await?;
-        let message = self
-            .store
+        self.membership(caller, room).await?;
+        self.store
             .message(room, seq)
             .await?
-            .ok_or(ChatError::MessageNotFound)?;
-        Ok((message, role))
+            .ok_or(ChatError::MessageNotFound)
     }
 
-    /// Like `message_of_room`, for changes: a deleted message takes none.
-    async fn live_message(
-        &self,
-        caller: &Caller,
-        room: RoomId,
-        seq: Seq,
-    ) -> ChatResult<(Current, Role)> {
-        let found = self.message_of_room(caller, room, seq).await?;
-        if found.0.deleted {
-            return Err(ChatError::MessageDeleted);
+    /// What the checks of a change need of the message at `seq`, and the
+    /// caller's role in its room. The room's cache in memory has recent
+    /// messages (a deleted one there is already redacted); older ones are
+    /// read from the store. The store checks all of it again as it writes.
+    async fn target(&self, caller: &Caller, room: RoomId, seq: Seq) -> ChatResult<(Target, Role)> {
+        let (feed, role) = self.membership(caller, room).await?;
+        let cached = feed.cached_event(seq);
+        let event = match cached {
+            Some(event) => (*event).clone(),
+            None => {
+                self.store
+                    .message(room, seq)
+                    .await?
+                    .ok_or(ChatError::MessageNotFound)?
+                    .event
+            }
+        };
+        match event.body {
+            EventBody::Message { redacted, .. } => Ok((
+                Target {
+                    sender: event.sender,
+                    at: event.at,
+                    deleted: redacted,
+                },
+                role,
+            )),
+            _ => Err(ChatError::MessageNotFound),
         }
-        Ok(found)
     }
 
-    /// Appends a change to the message at `seq` and reads it back.
-    async fn change(
-        &self,
-        caller: &Caller,
-        room: RoomId,
-        seq: Seq,
-        action: Action,
-    ) -> ChatResult<Changed> {
-        self.limits.by_user(Limit::Send, caller.user)?;
-        let (_, changed) = self.append(room, caller.user, action).await?;
-        let message = self
-            .store
-            .message(room, seq)
-            .await?
-            .ok_or(ChatError::MessageNotFound)?;
-        Ok(Changed { message, changed })
+    /// Appends a change to a message; answers with the message after it.
+    async fn change(&self, caller: &Caller, room: RoomId, action: Action) -> ChatResult<Changed> {
+        let written = self.append(room, caller.user, action).await?;
+        let message = written.message.ok_or(ChatError::MessageNotFound)?;
+        Ok(Changed {
+            message,
+            changed: written.new,
+        })
     }
 
     /// A page of a room's history before `before` (or the newest), oldest
@@ -217,7 +224,7 @@ impl Chat {
         room: RoomId,
         before: Option<Seq>,
         limit: Option<usize>,
-    ) -> ChatResult<Vec<Current>> {
+    ) -> ChatResult<HistoryPage> {
         let limit = limit.unwrap_or(50);
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(invalid(

@@ -33,8 +33,18 @@ use crate::bus::{Bus, BusMessage, BusSink};
 use crate::error::{ChatError, ChatResult};
 use crate::hub::{Hub, HubConfig, RoomFeed};
 use crate::metrics::Metrics;
-use crate::model::{EndReason, Event, Role, RoomId, SessionId, User, UserId, Visibility};
+use crate::model::{Current, EndReason, Event, Role, RoomId, SessionId, User, UserId, Visibility};
 use crate::store::{Action, NewEvent, Outcome, Store, StoreError};
+
+/// What [`Chat::append`] wrote.
+struct Written {
+    /// The event appended; for a send retried, the one stored the first time.
+    event: Option<Arc<Event>>,
+    /// Whether an event was appended.
+    new: bool,
+    /// For a change to a message, the message as it stands after it.
+    message: Option<Current>,
+}
 
 /// The bus message announcing a committed room event.
 fn room_event(event: Event) -> BusMessage {
@@ -294,15 +304,8 @@ impl Chat {
     }
 
     /// A change to a room through the store's one write path, made by
-    /// `actor` now, and announced when it appended an event. Returns the
-    /// event (for a send retried, the one stored the first time) and
-    /// whether it is new.
-    async fn append(
-        &self,
-        room: RoomId,
-        actor: UserId,
-        action: Action,
-    ) -> ChatResult<(Option<Arc<Event>>, bool)> {
+    /// `actor` now, and announced when it appended an event.
+    async fn append(&self, room: RoomId, actor: UserId, action: Action) -> ChatResult<Written> {
         let change = NewEvent {
             room,
             actor,
@@ -312,13 +315,27 @@ impl Chat {
         };
         let store = self.store.clone();
         self.commit(async move {
-            Ok(match store.append(change).await? {
+            let appended = store.append(change).await?;
+            let message = appended.message;
+            Ok(match appended.outcome {
                 Outcome::Appended(event) => {
                     let event = Arc::new(event);
                     let announce = vec![BusMessage::RoomEvent(event.clone())];
-                    ((Some(event), true), announce)
+                    let written = Written {
+                        event: Some(event),
+                        new: true,
+                        message,
+                    };
+                    (written, announce)
                 }
-                Outcome::Unchanged(event) => ((event.map(Arc::new), false), Vec::new()),
+                Outcome::Unchanged(event) => {
+                    let written = Written {
+                        event: event.map(Arc::new),
+                        new: false,
+                        message,
+                    };
+                    (written, Vec::new())
+                }
             })
         })
         .await

@@ -81,19 +81,18 @@ impl RoomFeed {
         }
     }
 
+    /// The event at `seq`, when it is in memory.
+    pub fn cached_event(&self, seq: Seq) -> Option<Arc<Event>> {
+        self.lock().cached(seq).cloned()
+    }
+
     /// The stamp of the event at `seq`, when it is in memory.
     pub fn cached_stamp(&self, seq: Seq) -> Option<u32> {
         let state = self.lock();
         if seq == state.head {
             return Some(state.head_stamp);
         }
-        let first = state.recent.front()?.seq;
-        let index = usize::try_from(seq.checked_sub(first)?).ok()?;
-        state
-            .recent
-            .get(index)
-            .filter(|e| e.seq == seq)
-            .map(|e| stamp(e))
+        state.cached(seq).map(|e| stamp(e))
     }
 
     /// Events in `(after, upto]` (upto defaults to the head), at most `limit`.
@@ -137,6 +136,13 @@ impl RoomFeed {
 }
 
 impl RoomState {
+    /// The event at `seq` in the cache of recent events.
+    fn cached(&self, seq: Seq) -> Option<&Arc<Event>> {
+        let first = self.recent.front()?.seq;
+        let index = usize::try_from(seq.checked_sub(first)?).ok()?;
+        self.recent.get(index).filter(|e| e.seq == seq)
+    }
+
     /// Sets the state read from the store (the head, the event there and
     /// the members) and applies whatever arrived while it was being read.
     pub fn load(

@@ -76,6 +76,7 @@ async fn act(
             action,
         })
         .await
+        .map(|a| a.outcome)
 }
 
 fn appended(outcome: Result<Outcome, StoreError>) -> Seq {
@@ -253,34 +254,18 @@ async fn edits(store: Arc<dyn Store>) {
         act(&*store, room, owner, edit("owner's", None)).await,
         Err(StoreError::NotAllowed(_))
     ));
-    assert!(matches!(
-        act(
-            &*store,
-            room,
-            other,
-            Action::Edit {
-                target: 1,
-                text: "x".into(),
-                sent_after: None
-            }
-        )
-        .await,
-        Err(StoreError::NotFound("message"))
-    ));
-    assert!(matches!(
-        act(
-            &*store,
-            room,
-            other,
-            Action::Edit {
-                target: 999,
-                text: "x".into(),
-                sent_after: None
-            }
-        )
-        .await,
-        Err(StoreError::NotFound("message"))
-    ));
+    // Not a message (seq 1 is the room's creation), or no event at all.
+    for target in [1, 999] {
+        let elsewhere = Action::Edit {
+            target,
+            text: "x".into(),
+            sent_after: None,
+        };
+        assert!(matches!(
+            act(&*store, room, other, elsewhere).await,
+            Err(StoreError::NotFound("message"))
+        ));
+    }
     assert!(matches!(
         act(&*store, room, other, edit("late", Some(i64::MAX))).await,
         Err(StoreError::EditWindowClosed)
@@ -299,6 +284,8 @@ async fn edits(store: Arc<dyn Store>) {
     assert_eq!(log[1].seq, edited);
     // History shows the current state and never the edit itself.
     let page = store.history(room, None, 50).await.unwrap();
+    assert_eq!(page.head, edited, "the page shows the room up to its head");
+    let page = page.entries;
     assert!(
         page.iter()
             .all(|c| !matches!(c.event.body, EventBody::MessageEdited { .. }))
@@ -434,22 +421,33 @@ async fn reactions(store: Arc<dyn Store>) {
         act(&*store, room, outsider, react("👍")).await,
         Err(StoreError::NotAMember)
     ));
-    // The first 👍 is taken back: 👍 now starts at `second`, after 🎉.
+    // The first 👍 is taken back: the chip keeps its place before 🎉.
     appended(act(&*store, room, owner, unreact("👍")).await);
-    let chips: Vec<(String, Vec<UserId>)> = current(&*store, room, seq)
-        .await
-        .reactions
-        .into_iter()
-        .map(|r| (r.reaction, r.users))
-        .collect();
+    let chips = |c: Current| -> Vec<(String, Vec<UserId>)> {
+        c.reactions
+            .into_iter()
+            .map(|r| (r.reaction, r.users))
+            .collect()
+    };
     assert_eq!(
-        chips,
+        chips(current(&*store, room, seq).await),
         [
-            ("🎉".to_owned(), vec![other]),
-            ("👍".to_owned(), vec![other])
+            ("👍".to_owned(), vec![other]),
+            ("🎉".to_owned(), vec![other])
         ]
     );
     assert!(second > seq);
+    // Emptied and given again, a reaction comes last.
+    appended(act(&*store, room, other, unreact("👍")).await);
+    appended(act(&*store, room, owner, react("👍")).await);
+    assert_eq!(
+        chips(current(&*store, room, seq).await),
+        [
+            ("🎉".to_owned(), vec![other]),
+            ("👍".to_owned(), vec![owner])
+        ]
+    );
+    // The 👍 chip is back, so 18 more make the 20 distinct.
     // Bounded: at most MAX_REACTIONS_PER_MESSAGE distinct reactions.
     for i in 2..MAX_REACTIONS_PER_MESSAGE {
         let r = char::from_u32(0x1F600 + i as u32).unwrap().to_string();

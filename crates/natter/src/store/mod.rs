@@ -229,7 +229,28 @@ pub enum Action {
     },
 }
 
-/// What an append did.
+/// A page of history and the moment it shows.
+#[derive(Debug)]
+pub struct HistoryPage {
+    /// Oldest first; messages as they stand now.
+    pub entries: Vec<Current>,
+    /// The room's head when the page was read: every change up to it is
+    /// in the page, none after it, so a client that heard changes while
+    /// it read knows which to apply again.
+    pub head: Seq,
+}
+
+/// What an append did and, for a change to a message, the message after it.
+#[derive(Debug)]
+pub struct Appended {
+    pub outcome: Outcome,
+    /// For an edit, a deletion or a reaction: the message as it stands
+    /// after it, read in the same transaction, so the caller needs no
+    /// second trip to the store.
+    pub message: Option<Current>,
+}
+
+/// Whether an append appended.
 #[derive(Debug)]
 pub enum Outcome {
     /// Appended as the room's next event.
@@ -349,7 +370,7 @@ pub trait Store: Send + Sync + 'static {
     /// checked, appended with the next sequence number and applied to
     /// the current state in one transaction, or refused and nothing
     /// changes.
-    async fn append(&self, change: NewEvent) -> StoreResult<Outcome>;
+    async fn append(&self, change: NewEvent) -> StoreResult<Appended>;
     /// Log events with `seq > after`, oldest first, at most `limit`: what
     /// the event stream delivers (deleted messages' texts already gone).
     async fn events_after(&self, room: RoomId, after: Seq, limit: usize)
@@ -362,7 +383,7 @@ pub trait Store: Send + Sync + 'static {
         room: RoomId,
         before: Option<Seq>,
         limit: usize,
-    ) -> StoreResult<Vec<Current>>;
+    ) -> StoreResult<HistoryPage>;
     /// The message at `seq` as it stands now; `None` when there is no
     /// message there.
     async fn message(&self, room: RoomId, seq: Seq) -> StoreResult<Option<Current>>;

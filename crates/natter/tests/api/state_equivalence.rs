@@ -94,7 +94,6 @@ fn apply(state: &mut Snapshot, e: &Value) {
                 if t.reactions[i].1.is_empty() {
                     t.reactions.remove(i);
                 }
-                t.reactions.sort_by_key(|(_, users)| users[0].1);
             }
         }
         _ => {}

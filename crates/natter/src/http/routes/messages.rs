@@ -94,9 +94,11 @@ async fn history(
         .chat
         .history(&caller, RoomId(id), q.before, q.limit)
         .await?;
-    let has_more = events.first().is_some_and(|e| e.event.seq > 1);
-    let events: Vec<_> = events.iter().map(CurrentOut::from).collect();
-    Ok(Json(json!({ "messages": events, "has_more": has_more })))
+    let has_more = events.entries.first().is_some_and(|e| e.event.seq > 1);
+    let messages: Vec<_> = events.entries.iter().map(CurrentOut::from).collect();
+    Ok(Json(
+        json!({ "messages": messages, "has_more": has_more, "head_seq": events.head }),
+    ))
 }
 
 /// `GET /api/v1/rooms/{id}/messages/{seq}`: one message as it stands now

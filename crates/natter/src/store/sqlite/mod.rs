@@ -26,9 +26,9 @@ use self::checkpointer::CheckpointPolicy;
 use self::writer::Writer;
 use crate::model::{Current, EndReason, Event, Millis, Room, RoomId, Seq, SessionId, User, UserId};
 use crate::store::{
-    Credentials, EndSessions, MemberProfile, MembershipRecord, NewEvent, NewRoom, NewSession,
-    NewUser, Outcome, ProfilePatch, RoomSnapshot, RoomSummary, SessionInfo, SessionRecord, Store,
-    StoreError, StoreResult,
+    Appended, Credentials, EndSessions, HistoryPage, MemberProfile, MembershipRecord, NewEvent,
+    NewRoom, NewSession, NewUser, ProfilePatch, RoomSnapshot, RoomSummary, SessionInfo,
+    SessionRecord, Store, StoreError, StoreResult,
 };
 
 /// Read connections kept open between reads, and reads run at once.
@@ -352,7 +352,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn append(&self, change: NewEvent) -> StoreResult<Outcome> {
+    async fn append(&self, change: NewEvent) -> StoreResult<Appended> {
         self.writer
             .write(move |c| queries::append(c, &change))
             .await
@@ -363,7 +363,7 @@ impl Store for SqliteStore {
         room: RoomId,
         before: Option<Seq>,
         limit: usize,
-    ) -> StoreResult<Vec<Current>> {
+    ) -> StoreResult<HistoryPage> {
         self.read(move |c| queries::history(c, room, before, limit))
             .await
     }

@@ -168,6 +168,7 @@ CREATE TABLE reactions (
     reaction  TEXT NOT NULL,
     user_id   INTEGER NOT NULL,
     added_seq INTEGER NOT NULL,
+    chip_seq  INTEGER NOT NULL,
     PRIMARY KEY (room_id, seq, reaction, user_id)
 ) WITHOUT ROWID;
 "#,
@@ -396,7 +397,7 @@ mod tests {
                 reply_to: None,
             },
         };
-        Ok(match queries::append(conn, &change)? {
+        Ok(match queries::append(conn, &change)?.outcome {
             Outcome::Appended(e) => (e.seq, false),
             Outcome::Unchanged(e) => (e.expect("a retried send has its message").seq, true),
         })
@@ -508,6 +509,7 @@ mod tests {
         let before = |conn: &Connection, room| {
             queries::history(conn, RoomId(room), None, 10)
                 .unwrap()
+                .entries
                 .into_iter()
                 .map(|c| (c.event.seq, c.event.sender.0, c.event.at, c.event.body))
                 .collect::<Vec<_>>()

@@ -15,11 +15,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{R, append_event, exec, q, require_member, row};
 use crate::model::{
-    Current, Event, EventBody, MAX_REACTIONS_PER_MESSAGE, MAX_REACTIONS_PER_USER, Millis, Reaction,
-    ReplyPreview, RoomId, Seq, UserId,
+    Current, Event, EventBody, MAX_REACTIONS_PER_MESSAGE, Millis, Reaction, ReplyPreview, RoomId,
+    Seq, UserId,
 };
 use crate::store::sqlite::encoding::{self, EVENT_COLUMNS};
-use crate::store::{NewEvent, Outcome, StoreError};
+use crate::store::{HistoryPage, NewEvent, Outcome, StoreError};
 
 /// Longest text a reply preview carries, in characters.
 const PREVIEW_CHARS: usize = 200;
@@ -56,6 +56,11 @@ fn target(conn: &Connection, room: RoomId, seq: Seq) -> R<Target> {
     )
     .optional())?
     .ok_or(StoreError::NotFound("message"))
+}
+
+/// Appends `body` as the room's next event, by the change's actor.
+fn append_by(conn: &Connection, n: &NewEvent, body: EventBody) -> R<Event> {
+    append_event(conn, n.room, n.actor, &n.actor_name, n.at, body)
 }
 
 /// A live message to change: not deleted.
@@ -100,12 +105,9 @@ pub(super) fn send(
     if let Some(original) = reply_to {
         live_target(conn, n.room, original)?;
     }
-    append_event(
+    append_by(
         conn,
-        n.room,
-        n.actor,
-        &n.actor_name,
-        n.at,
+        n,
         EventBody::Message {
             client_msg_id: client_msg_id.to_owned(),
             text: text.to_owned(),
@@ -134,12 +136,9 @@ pub(super) fn edit(
     if t.text == text {
         return Ok(Outcome::Unchanged(None));
     }
-    let event = append_event(
+    let event = append_by(
         conn,
-        n.room,
-        n.actor,
-        &n.actor_name,
-        n.at,
+        n,
         EventBody::MessageEdited {
             target: seq,
             text: text.to_owned(),
@@ -157,22 +156,15 @@ pub(super) fn edit(
 pub(super) fn delete(conn: &Connection, n: &NewEvent, seq: Seq) -> R<Outcome> {
     let role = require_member(conn, n.room, n.actor)?;
     let t = target(conn, n.room, seq)?;
-    if t.deleted {
-        return Ok(Outcome::Unchanged(None));
-    }
     if t.sender != n.actor && !role.can_manage() {
         return Err(StoreError::NotAllowed(
             "only its sender or the room's owner and admins can delete a message",
         ));
     }
-    let event = append_event(
-        conn,
-        n.room,
-        n.actor,
-        &n.actor_name,
-        n.at,
-        EventBody::MessageDeleted { target: seq },
-    )?;
+    if t.deleted {
+        return Ok(Outcome::Unchanged(None));
+    }
+    let event = append_by(conn, n, EventBody::MessageDeleted { target: seq })?;
     q(exec(
         conn,
         "INSERT INTO message_state (room_id, seq, text, edited_at, deleted_at, deleted_by)
@@ -216,35 +208,40 @@ pub(super) fn react(conn: &Connection, n: &NewEvent, seq: Seq, reaction: &str) -
     if has_reaction(conn, n, seq, reaction)? {
         return Ok(Outcome::Unchanged(None));
     }
-    let (distinct, known, mine): (i64, bool, i64) = q(row(
+    // A user's reactions to one message are distinct, so this bounds
+    // each user's too.
+    let (distinct, chip): (i64, Option<Seq>) = q(row(
         conn,
-        "SELECT COUNT(DISTINCT reaction), COALESCE(MAX(reaction = ?3), 0), COALESCE(SUM(user_id = ?4), 0)
+        "SELECT COUNT(DISTINCT reaction), MIN(CASE WHEN reaction = ?3 THEN chip_seq END)
          FROM reactions WHERE room_id = ?1 AND seq = ?2",
-        params![n.room.0, seq, reaction, n.actor.0],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        params![n.room.0, seq, reaction],
+        |r| Ok((r.get(0)?, r.get(1)?)),
     ))?;
-    if !known && distinct as usize >= MAX_REACTIONS_PER_MESSAGE {
+    if chip.is_none() && distinct as usize >= MAX_REACTIONS_PER_MESSAGE {
         return Err(StoreError::TooMany("distinct reactions on one message"));
     }
-    if mine as usize >= MAX_REACTIONS_PER_USER {
-        return Err(StoreError::TooMany("reactions of one user on one message"));
-    }
-    let event = append_event(
+    let event = append_by(
         conn,
-        n.room,
-        n.actor,
-        &n.actor_name,
-        n.at,
+        n,
         EventBody::ReactionAdded {
             target: seq,
             reaction: reaction.to_owned(),
         },
     )?;
+    // A new chip takes its place from this event and keeps it while
+    // anyone is left on it.
     q(exec(
         conn,
-        "INSERT INTO reactions (room_id, seq, reaction, user_id, added_seq)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![n.room.0, seq, reaction, n.actor.0, event.seq],
+        "INSERT INTO reactions (room_id, seq, reaction, user_id, added_seq, chip_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            n.room.0,
+            seq,
+            reaction,
+            n.actor.0,
+            event.seq,
+            chip.unwrap_or(event.seq)
+        ],
     ))?;
     Ok(Outcome::Appended(event))
 }
@@ -255,12 +252,9 @@ pub(super) fn unreact(conn: &Connection, n: &NewEvent, seq: Seq, reaction: &str)
     if !has_reaction(conn, n, seq, reaction)? {
         return Ok(Outcome::Unchanged(None));
     }
-    let event = append_event(
+    let event = append_by(
         conn,
-        n.room,
-        n.actor,
-        &n.actor_name,
-        n.at,
+        n,
         EventBody::ReactionRemoved {
             target: seq,
             reaction: reaction.to_owned(),
@@ -306,7 +300,7 @@ pub fn history(
     room: RoomId,
     before: Option<Seq>,
     limit: usize,
-) -> R<Vec<Current>> {
+) -> R<HistoryPage> {
     // One read transaction: the page, its reactions and its quotes agree.
     let tx = q(conn.unchecked_transaction())?;
     let mut stmt = q(tx.prepare_cached(&format!(
@@ -339,8 +333,18 @@ pub fn history(
     for entry in &mut page {
         entry.reply_preview = reply_preview(&tx, &entry.event)?;
     }
+    let head = q(
+        row(&tx, "SELECT head FROM rooms WHERE id = ?1", [room.0], |r| {
+            r.get(0)
+        })
+        .optional(),
+    )?
+    .unwrap_or_default();
     q(tx.finish())?;
-    Ok(page)
+    Ok(HistoryPage {
+        entries: page,
+        head,
+    })
 }
 
 /// The message at `seq` as it stands now, with its reactions and quote.
@@ -368,8 +372,9 @@ pub fn message(conn: &Connection, room: RoomId, seq: Seq) -> R<Option<Current>> 
 }
 
 /// Reactions of the messages `from..=to`, by message: each reaction's users
-/// in the order they reacted, reactions in the order of their earliest
-/// remaining reactor, which is what a client applying the events gets.
+/// in the order they reacted; reactions in the order they first appeared
+/// (a reaction taken back by everyone and given again comes last), which
+/// is what a client applying the events gets.
 fn reactions_between(
     conn: &Connection,
     room: RoomId,
@@ -378,7 +383,7 @@ fn reactions_between(
 ) -> R<BTreeMap<Seq, Vec<Reaction>>> {
     let mut stmt = q(conn.prepare_cached(
         "SELECT seq, reaction, user_id FROM reactions
-         WHERE room_id = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq, added_seq",
+         WHERE room_id = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq, chip_seq, added_seq",
     ))?;
     let rows = q(stmt
         .query_map(params![room.0, from, to], |r| {
@@ -437,8 +442,12 @@ fn reply_preview(conn: &Connection, event: &Event) -> R<Option<ReplyPreview>> {
     )
 }
 
+/// The first line that shows something, shortened.
 fn first_line(text: &str) -> String {
-    let line = text.lines().next().unwrap_or_default();
+    let line = text
+        .split(['\n', '\r'])
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
     let mut out: String = line.chars().take(PREVIEW_CHARS).collect();
     if line.chars().nth(PREVIEW_CHARS).is_some() {
         out.push('…');

@@ -17,8 +17,8 @@ use crate::model::{
     Event, EventBody, Millis, Role, Room, RoomId, RoomKind, Seq, UserId, Visibility,
 };
 use crate::store::{
-    Action, MemberProfile, MembershipRecord, NewEvent, NewRoom, Outcome, RoomSnapshot, RoomSummary,
-    StoreError, StoreResult,
+    Action, Appended, MemberProfile, MembershipRecord, NewEvent, NewRoom, Outcome, RoomSnapshot,
+    RoomSummary, StoreError, StoreResult,
 };
 
 type R<T> = StoreResult<T>;
@@ -236,7 +236,24 @@ pub fn public_rooms(conn: &Connection, limit: usize, community: Option<&str>) ->
 
 /// Appends `n` if it changes anything: the store's one write path of room
 /// events (see `Store::append`).
-pub fn append(conn: &Connection, n: &NewEvent) -> R<Outcome> {
+pub fn append(conn: &Connection, n: &NewEvent) -> R<Appended> {
+    let outcome = apply(conn, n)?;
+    let target = match &n.action {
+        Action::Edit { target, .. }
+        | Action::Delete { target }
+        | Action::React { target, .. }
+        | Action::Unreact { target, .. } => Some(*target),
+        _ => None,
+    };
+    let message = match target {
+        Some(seq) => message(conn, n.room, seq)?,
+        None => None,
+    };
+    Ok(Appended { outcome, message })
+}
+
+/// Checks and applies one action; see `append`.
+fn apply(conn: &Connection, n: &NewEvent) -> R<Outcome> {
     let (room, actor, name, at) = (n.room, n.actor, n.actor_name.as_str(), n.at);
     let appended = |event: Option<Event>| match event {
         Some(event) => Outcome::Appended(event),
