@@ -42,6 +42,11 @@ function sleep(ms, signal) {
   });
 }
 
+/** The path of one reaction to one message. */
+function reactionPath(roomId, seq, reaction) {
+  return `/api/v1/rooms/${roomId}/messages/${seq}/reactions/${encodeURIComponent(reaction)}`;
+}
+
 /** Exponential backoff with full jitter: 0.5 s doubling up to 30 s. */
 export function backoffDelay(attempt, { base = 500, max = 30000, random = Math.random } = {}) {
   return Math.floor(random() * Math.min(max, base * 2 ** attempt));
@@ -181,9 +186,12 @@ export class Natter {
 
   // --- conversations --------------------------------------------------
 
-  /** The caller's rooms with unread counts, last message and online count. */
-  async rooms() {
-    return (await this.request('GET', '/api/v1/rooms')).rooms;
+  /**
+   * The caller's rooms with their role, unread count, last message (as it
+   * stands now: edited, or `deleted`) and online count.
+   */
+  async rooms({ signal } = {}) {
+    return (await this.request('GET', '/api/v1/rooms', undefined, { signal })).rooms;
   }
 
   async publicRooms() {
@@ -215,8 +223,8 @@ export class Natter {
   }
 
   /** `{members, online_count}`; each member has an `online` flag. */
-  async members(roomId) {
-    return this.request('GET', `/api/v1/rooms/${roomId}/members`);
+  async members(roomId, { signal } = {}) {
+    return this.request('GET', `/api/v1/rooms/${roomId}/members`, undefined, { signal });
   }
 
   /** The one direct conversation with `userId`, created if needed. */
@@ -226,28 +234,37 @@ export class Natter {
 
   // --- messages -------------------------------------------------------
 
-  /** A page of events before `before` (or the newest), oldest first. */
-  async history(roomId, { before, limit = 50 } = {}) {
+  /**
+   * A page of history before `before` (or the newest), oldest first:
+   * `{messages, has_more}`. Messages come as they stand now (edited text,
+   * `deleted`, `reactions`, `reply_preview`); edits, deletions and
+   * reactions themselves are events of the stream only.
+   */
+  async history(roomId, { before, limit = 50, signal } = {}) {
     const params = new URLSearchParams({ limit: String(limit) });
     if (before !== undefined) params.set('before', String(before));
-    return this.request('GET', `/api/v1/rooms/${roomId}/messages?${params}`);
+    return this.request('GET', `/api/v1/rooms/${roomId}/messages?${params}`, undefined, { signal });
+  }
+
+  /** One message as it stands now, with its `reply_preview` (for a quote
+   *  whose original is not loaded, or to jump to it). */
+  async message(roomId, seq, { signal } = {}) {
+    return (await this.request('GET', `/api/v1/rooms/${roomId}/messages/${seq}`, undefined, { signal })).message;
   }
 
   /**
    * Sends a message and resolves with the stored message once the server
    * has committed it. Network errors and server errors are retried with
    * the same client message id, so a retry never stores a second copy;
-   * refusals (4xx) are not retried.
+   * refusals (4xx) are not retried. `replyTo` is the seq of the message
+   * this one answers.
    */
-  async send(roomId, text, { clientMsgId = newClientMsgId(), retries = 5, signal } = {}) {
+  async send(roomId, text, { clientMsgId = newClientMsgId(), retries = 5, signal, replyTo } = {}) {
+    const body = { client_msg_id: clientMsgId, text };
+    if (replyTo !== undefined && replyTo !== null) body.reply_to = replyTo;
     for (let attempt = 0; ; attempt++) {
       try {
-        const answer = await this.request(
-          'POST',
-          `/api/v1/rooms/${roomId}/messages`,
-          { client_msg_id: clientMsgId, text },
-          { signal },
-        );
+        const answer = await this.request('POST', `/api/v1/rooms/${roomId}/messages`, body, { signal });
         return answer.message;
       } catch (e) {
         const retryable = e instanceof NatterError && (e.status === 0 || e.status >= 500) && e.code !== 'aborted';
@@ -255,6 +272,31 @@ export class Natter {
         await sleep(backoffDelay(attempt), signal);
       }
     }
+  }
+
+  /**
+   * Gives one's own message a new text; resolves with `{message, changed}`
+   * (`changed` false when the text was the same: nothing happened).
+   */
+  async editMessage(roomId, seq, text, { signal } = {}) {
+    return this.request('PATCH', `/api/v1/rooms/${roomId}/messages/${seq}`, { text }, { signal });
+  }
+
+  /** Deletes a message (one's own, or any as the room's owner or admin);
+   *  resolves with `{message, changed}`. */
+  async deleteMessage(roomId, seq, { signal } = {}) {
+    return this.request('DELETE', `/api/v1/rooms/${roomId}/messages/${seq}`, undefined, { signal });
+  }
+
+  /** Adds one's reaction (one emoji, or an emoticon code such as
+   *  `:smile:`) to a message; resolves with `{message, changed}`. */
+  async react(roomId, seq, reaction, { signal } = {}) {
+    return this.request('PUT', reactionPath(roomId, seq, reaction), undefined, { signal });
+  }
+
+  /** Takes one's reaction back; resolves with `{message, changed}`. */
+  async unreact(roomId, seq, reaction, { signal } = {}) {
+    return this.request('DELETE', reactionPath(roomId, seq, reaction), undefined, { signal });
   }
 
   async markRead(roomId, seq) {

@@ -155,3 +155,131 @@ test('an unreachable server means reconnecting, with jittered backoff', async ()
   }
   assert.equal(backoffDelay(3, { random: () => 0.5 }), 2000);
 });
+
+// --- editable messages: edit, delete, reactions, replies -------------------
+
+/** A room of `owner`'s that `member` has joined. */
+async function sharedRoom(title) {
+  const owner = await newUser('own');
+  const member = await newUser('mem');
+  const room = await owner.createRoom(title, { visibility: 'public' });
+  await member.joinRoom(room.id);
+  return { owner, member, room };
+}
+
+test('editMessage changes the text once; only the sender may, and history shows it', async () => {
+  const { owner, member, room } = await sharedRoom('edits');
+  const sent = await member.send(room.id, 'teh first line');
+  const edited = await member.editMessage(room.id, sent.seq, 'the first line');
+  assert.equal(edited.changed, true);
+  assert.equal(edited.message.text, 'the first line');
+  assert.equal(typeof edited.message.edited_at, 'number');
+  const again = await member.editMessage(room.id, sent.seq, 'the first line');
+  assert.equal(again.changed, false, 'the same text again changes nothing');
+  await assert.rejects(owner.editMessage(room.id, sent.seq, 'not mine'), (e) => e.status === 403 && e.code === 'forbidden');
+  await assert.rejects(member.editMessage(room.id, 999999, 'x'), (e) => e.status === 404 && e.code === 'message_not_found');
+  await assert.rejects(member.editMessage(room.id, sent.seq, '   '), (e) => e.status === 400);
+  const page = await owner.history(room.id);
+  const shown = page.messages.find((m) => m.seq === sent.seq);
+  assert.equal(shown.text, 'the first line');
+  assert.equal(shown.edited_at, edited.message.edited_at);
+  assert.ok(!page.messages.some((m) => m.type === 'message_edited'), 'edits are not history entries');
+});
+
+test('deleteMessage: the sender or the room owner; a deleted message takes no more changes', async () => {
+  const { owner, member, room } = await sharedRoom('deletions');
+  const mine = await owner.send(room.id, 'the owner speaks');
+  const theirs = await member.send(room.id, 'a member speaks');
+  await assert.rejects(member.deleteMessage(room.id, mine.seq), (e) => e.status === 403 && e.code === 'forbidden');
+  const gone = await owner.deleteMessage(room.id, theirs.seq);
+  assert.equal(gone.changed, true);
+  assert.equal(gone.message.deleted, true);
+  assert.equal(gone.message.text, '');
+  assert.equal((await owner.deleteMessage(room.id, theirs.seq)).changed, false);
+  await assert.rejects(member.editMessage(room.id, theirs.seq, 'back'), (e) => e.status === 409 && e.code === 'message_deleted');
+  await assert.rejects(owner.react(room.id, theirs.seq, '👍'), (e) => e.status === 409 && e.code === 'message_deleted');
+  const shown = (await member.history(room.id)).messages.find((m) => m.seq === theirs.seq);
+  assert.equal(shown.deleted, true);
+  assert.equal(shown.text, '');
+  const listed = (await member.rooms()).find((r) => r.id === room.id);
+  assert.equal(listed.last_message.seq, theirs.seq);
+  assert.equal(listed.last_message.deleted, true);
+});
+
+test('react and unreact: chips in the order they first appeared, codes and emoji alike', async () => {
+  const { owner, member, room } = await sharedRoom('reactions');
+  const sent = await owner.send(room.id, 'vote');
+  assert.equal((await owner.react(room.id, sent.seq, '👍')).changed, true);
+  await member.react(room.id, sent.seq, '[微笑]');
+  const both = await member.react(room.id, sent.seq, '👍');
+  assert.deepEqual(both.message.reactions, [
+    { reaction: '👍', count: 2, user_ids: [owner.userId, member.userId] },
+    { reaction: '[微笑]', count: 1, user_ids: [member.userId] },
+  ]);
+  assert.equal((await member.react(room.id, sent.seq, '👍')).changed, false, 'once per user');
+  // The owner takes back the first 👍: the chip keeps its place, the member still on it.
+  const after = await owner.unreact(room.id, sent.seq, '👍');
+  assert.equal(after.changed, true);
+  assert.deepEqual(after.message.reactions.map((r) => [r.reaction, r.user_ids]), [
+    ['👍', [member.userId]],
+    ['[微笑]', [member.userId]],
+  ]);
+  assert.equal((await owner.unreact(room.id, sent.seq, '👍')).changed, false);
+  await assert.rejects(owner.react(room.id, sent.seq, 'not one emoji'), (e) => e.status === 400 && e.code === 'invalid_reaction');
+  assert.deepEqual((await owner.message(room.id, sent.seq)).reactions, after.message.reactions);
+});
+
+test('send with replyTo, and message() shows what the reply quotes as it is now', async () => {
+  const { owner, member, room } = await sharedRoom('replies');
+  const question = await owner.send(room.id, 'lunch?\nsecond line');
+  const answer = await member.send(room.id, 'yes', { replyTo: question.seq });
+  assert.equal(answer.reply_to, question.seq);
+  const read = await owner.message(room.id, answer.seq);
+  assert.equal(read.seq, answer.seq);
+  assert.deepEqual(
+    { seq: read.reply_preview.seq, sender_id: read.reply_preview.sender_id, text: read.reply_preview.text, deleted: read.reply_preview.deleted },
+    { seq: question.seq, sender_id: owner.userId, text: 'lunch?', deleted: false },
+  );
+  await owner.deleteMessage(room.id, question.seq);
+  assert.equal((await member.message(room.id, answer.seq)).reply_preview.deleted, true);
+  await assert.rejects(member.send(room.id, 'to nothing', { replyTo: question.seq }), (e) => e.status === 409 && e.code === 'message_deleted');
+  await assert.rejects(owner.message(room.id, 999999), (e) => e.status === 404 && e.code === 'message_not_found');
+});
+
+test('edits, reactions and deletions reach subscribers as events, in order', async () => {
+  const { owner, member, room } = await sharedRoom('change events');
+  const sent = await owner.send(room.id, 'watch this');
+  let onEvents = () => {};
+  let onReady = () => {};
+  const ready = waitFor((f) => { onReady = f; }, () => true);
+  const seen = [];
+  const stop = member.subscribe({
+    onReady: (c) => onReady(c),
+    onEvents: (batch) => {
+      seen.push(...batch.events.filter((e) => e.room_id === room.id));
+      onEvents(batch);
+    },
+  });
+  try {
+    await ready;
+    const done = waitFor((f) => { onEvents = f; }, () => seen.some((e) => e.type === 'message_deleted'), 5000);
+    await owner.editMessage(room.id, sent.seq, 'watch this!');
+    await member.react(room.id, sent.seq, ':smile:');
+    await member.unreact(room.id, sent.seq, ':smile:');
+    await owner.deleteMessage(room.id, sent.seq);
+    await done;
+    assert.deepEqual(seen.map((e) => [e.type, e.target_seq]), [
+      ['message_edited', sent.seq],
+      ['reaction_added', sent.seq],
+      ['reaction_removed', sent.seq],
+      ['message_deleted', sent.seq],
+    ]);
+    assert.equal(seen[0].text, 'watch this!');
+    assert.equal(seen[1].reaction, ':smile:');
+    assert.equal(seen[1].sender_id, member.userId);
+    assert.equal(seen[3].sender_id, owner.userId);
+    for (let i = 1; i < seen.length; i++) assert.equal(seen[i].seq, seen[i - 1].seq + 1, 'consecutive seqs');
+  } finally {
+    stop();
+  }
+});

@@ -111,3 +111,34 @@ async fn the_app_page_is_locked_down_and_api_answers_are_never_cached() {
         .unwrap();
     assert_eq!(error.headers()["cache-control"], "no-store");
 }
+
+/// The web client's state module (web/app/state.js: how events change
+/// what the app shows) passes its own tests under Node, among them the
+/// randomized comparison with a reference fold of the log.
+#[test]
+fn the_web_clients_state_module_passes_its_tests_under_node() {
+    if Command::new("node").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "node is required under CI=true"
+        );
+        println!(
+            "SKIPPED the_web_clients_state_module_passes_its_tests_under_node: node is not installed"
+        );
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let output = Command::new("node")
+        .args(["--test", "web/tests/state.test.mjs"])
+        .current_dir(root)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "node --test failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("# fail 0"), "{stdout}");
+    assert!(!stdout.contains("# pass 0"), "no state test ran:\n{stdout}");
+}

@@ -1,0 +1,210 @@
+// Reading what the screen shows from the server: the room list, a room's
+// history and member list, single messages (for quotes). Every load the
+// event stream asks for is retried with backoff while still wanted, never
+// after a 4xx.
+
+import {
+  beginRead, cancelRead, dropTimeline, finishRead, openTimeline, quoteMissing, timelineOf,
+} from './state.js';
+import {
+  childController, client, embed, errorText, isAbort, redraw, roomSignal, sessionSignal, showNotice, state, untilDone,
+} from './session.js';
+
+/** Room-list loads started and the newest one applied: an older answer
+ *  that arrives after a newer one would drop what the newer one added. */
+const roomLoads = { started: 0, applied: 0 };
+/** The pending reload of the room list: its timer, when it fires, and the
+ *  controller of the last one fired (a newer one stops its retries). */
+const roomsReload = { timer: null, at: 0, controller: null };
+/** The newest full reload; a newer one stops its retries. */
+let fullReload = null;
+/** Whether the top bar shows a failed full reload, for the next success to clear. */
+let reloadFailureShown = false;
+
+export async function loadRooms(signal = sessionSignal()) {
+  const load = ++roomLoads.started;
+  const rooms = await client.rooms({ signal });
+  if (load < roomLoads.applied || signal.aborted) return;
+  roomLoads.applied = load;
+  for (const room of rooms) {
+    // Events that arrived while the list was computed are newer than it.
+    const known = state.rooms.get(room.id);
+    if (known && known.head_seq > room.head_seq) {
+      for (const key of ['head_seq', 'unread_count', 'last_message', 'listed_head', 'counted']) room[key] = known[key];
+    }
+    // A read marker sent just before this list was computed may not be in it yet.
+    const sent = state.readSent.get(room.id) ?? 0;
+    if (sent > room.read_seq && (!room.last_message || room.last_message.seq <= sent)) {
+      room.read_seq = sent;
+      room.unread_count = 0;
+    }
+  }
+  state.rooms = new Map(rooms.map((room) => [room.id, room]));
+  redraw.sidebar();
+  redraw.title();
+}
+
+/**
+ * Reloads the room list within `delay` ms, once for however many events
+ * ask meanwhile. A later ask never postpones a reload already due (a busy
+ * stream of member and presence news must not starve the list), and a
+ * failed reload is tried again with backoff rather than leaving the list
+ * stale until the next event happens to come.
+ */
+export function reloadRoomsSoon(delay = 300) {
+  const at = Date.now() + delay;
+  if (roomsReload.timer !== null) {
+    if (roomsReload.at <= at) return;
+    clearTimeout(roomsReload.timer);
+  }
+  roomsReload.at = at;
+  // The session, not just the user: an embedded page keeps its user after a stop.
+  const session = sessionSignal();
+  roomsReload.timer = setTimeout(() => {
+    roomsReload.timer = null;
+    if (session.aborted) return;
+    // Only the retries stop: an answer in flight is still the newest news.
+    roomsReload.controller?.abort();
+    const controller = childController(session);
+    roomsReload.controller = controller;
+    untilDone(() => loadRooms(session), controller.signal);
+  }, delay);
+}
+
+/** Stops a pending reload of the room list: the session is over. */
+export function stopReloads() {
+  clearTimeout(roomsReload.timer);
+  roomsReload.timer = null;
+  reloadFailureShown = false;
+}
+
+/**
+ * Reloads everything (after connecting, reconnecting or losing ephemeral
+ * news) and, while that fails, tries again with backoff: a network blip at
+ * the wrong moment must not leave the page empty until some event comes.
+ * The failure shows in the top bar until a reload succeeds.
+ */
+export function reloadAllUntilDone() {
+  fullReload?.abort();
+  const controller = childController(sessionSignal());
+  fullReload = controller;
+  const failed = (e) => {
+    reloadFailureShown = true;
+    showNotice(errorText(e));
+  };
+  untilDone(() => reloadAll(sessionSignal()), controller.signal, failed).then((done) => {
+    if (done && !controller.signal.aborted && reloadFailureShown) {
+      reloadFailureShown = false;
+      showNotice('');
+    }
+  });
+}
+
+async function reloadAll(signal) {
+  dropTimeline(state);
+  await loadRooms(signal);
+  if (embed?.mode === 'room' && state.rooms.has(embed.roomId)) state.activeRoomId = embed.roomId;
+  const roomId = state.activeRoomId;
+  if (roomId && state.rooms.has(roomId)) {
+    const open = roomSignal();
+    try {
+      await Promise.all([loadLatest(roomId, open), loadMembers(roomId, open)]);
+    } catch (e) {
+      // Another room opened meanwhile: it loads itself.
+      if (!open.aborted) throw e;
+    }
+  } else {
+    state.activeRoomId = null;
+  }
+  if (!signal.aborted) redraw.main();
+}
+
+/** The newest page of a room's history. Its buffer exists before the
+ *  request, so events that arrive while it is in flight are kept. */
+export async function loadLatest(roomId, signal) {
+  const timeline = openTimeline(state, roomId);
+  const read = beginRead(state, roomId);
+  let page;
+  try {
+    page = await client.history(roomId, { limit: 50, signal });
+  } catch (e) {
+    cancelRead(state, read);
+    // Never loaded: the next open of the room tries again.
+    if (timeline.hasMore === null && timelineOf(state, roomId) === timeline) dropTimeline(state, roomId);
+    throw e;
+  }
+  finishRead(state, read, {
+    messages: page.messages,
+    hasMore: timeline.hasMore === null ? page.has_more : undefined,
+    asOf: page.head_seq,
+  });
+}
+
+const olderLoads = new WeakMap(); // timeline → the page of older history being read
+
+/** The page before the oldest loaded, once at a time; resolves when it is in. */
+export function loadOlder(roomId, signal = roomSignal()) {
+  const timeline = timelineOf(state, roomId);
+  if (!timeline) return Promise.resolve();
+  if (olderLoads.has(timeline)) return olderLoads.get(timeline);
+  if (!timeline.hasMore || timeline.items.length === 0) return Promise.resolve();
+  const load = (async () => {
+    timeline.loadingOlder = true;
+    redraw.messages({ keepPosition: true });
+    const read = beginRead(state, roomId);
+    try {
+      const page = await client.history(roomId, { before: timeline.items[0].seq, limit: 50, signal });
+      // Ignored if the history was dropped meanwhile: this page would leave a hole.
+      finishRead(state, read, { messages: page.messages, hasMore: page.has_more, asOf: page.head_seq });
+    } catch (e) {
+      cancelRead(state, read);
+      throw e;
+    } finally {
+      timeline.loadingOlder = false;
+      olderLoads.delete(timeline);
+      if (roomId === state.activeRoomId && timelineOf(state, roomId) === timeline) redraw.messages({ keepPosition: true });
+    }
+  })();
+  olderLoads.set(timeline, load);
+  return load;
+}
+
+export async function loadMembers(roomId, signal) {
+  const list = await client.members(roomId, { signal });
+  state.members.set(roomId, list.members);
+  for (const m of list.members) state.presence.set(m.id, m.online);
+}
+
+/** Who joined or left: a failed load is tried again while the room stays
+ *  open, or the list would be wrong until the next change. */
+export function reloadMembersUntilDone(roomId) {
+  const signal = roomSignal();
+  untilDone(() => loadMembers(roomId, signal), signal).then((done) => {
+    if (done && !signal.aborted) redraw.members();
+  });
+}
+
+const quotesAsked = new WeakMap(); // timeline → seqs asked for
+
+/** Reads a message that replies quote but that is not loaded. */
+export async function loadQuote(roomId, seq) {
+  const timeline = timelineOf(state, roomId);
+  if (!timeline) return;
+  if (!quotesAsked.has(timeline)) quotesAsked.set(timeline, new Set());
+  const asked = quotesAsked.get(timeline);
+  if (asked.has(seq)) return;
+  asked.add(seq);
+  const read = beginRead(state, roomId);
+  try {
+    const message = await client.message(roomId, seq, { signal: roomSignal() });
+    redraw.changes(finishRead(state, read, { quotes: [message] }));
+  } catch (e) {
+    cancelRead(state, read);
+    if (isAbort(e)) {
+      asked.delete(seq);
+    } else if (e.status === 404 || e.status === 403) {
+      quoteMissing(state, roomId, seq);
+      redraw.messages();
+    }
+  }
+}

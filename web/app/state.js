@@ -1,0 +1,213 @@
+// The client's state, as plain data, and how room events change it. No
+// DOM here: the views draw from this state and redraw what `applyEvents`
+// says changed; web/tests/state.test.mjs runs it under Node.
+//
+// The rules are docs/protocol.md's "How a client applies them": a message
+// is stored once by (room, seq), the first copy kept; edits, deletions
+// and reactions change their target if it is loaded, and otherwise
+// nothing, since a later read of that history shows the target as it is.
+// Here the room list's part of each event (unread counts, the preview of
+// the last message); timeline.js keeps each room's loaded history.
+
+import { applyChange, dropTimeline, insert, mark, newChanges, recordOf } from './timeline.js';
+
+export {
+  addSent, beginRead, cancelRead, currentItems, dropTimeline, finishRead, firstLine, itemAt, lastOwnMessage,
+  openTimeline, quoteFor, quoteMissing, reacted, reactionsOf, timelineOf,
+} from './timeline.js';
+
+/** How soon the room list is reloaded for a room it does not have yet. */
+export const UNKNOWN_ROOM_DELAY_MS = 50;
+/** How soon it is reloaded for news it cannot work out itself. */
+export const ROOM_LIST_DELAY_MS = 300;
+
+/** A fresh state: nobody signed in. */
+export function createState() {
+  return {
+    me: null,
+    connection: 'connecting',
+    rooms: new Map(), // room id → room listing from GET /rooms
+    activeRoomId: null,
+    timelines: new Map(), // room id → its loaded history (timeline.js)
+    members: new Map(), // room id → member list
+    presence: new Map(), // user id → online
+    names: new Map(), // user id → the name their latest event carried
+    pending: new Map(), // client msg id → { roomId, text, replyTo, status, error }
+    drafts: new Map(), // room id → text typed but not sent
+    compose: new Map(), // room id → { kind: 'reply', seq, name, text } | { kind: 'edit', seq, text }
+    readSent: new Map(), // room id → the last read marker sent
+    newBelow: false,
+    authMode: 'login',
+    authError: '',
+  };
+}
+
+/** Forgets everything of the user who was signed in. */
+export function clearSession(state) {
+  state.me = null;
+  for (const map of [state.rooms, state.timelines, state.members, state.presence, state.names,
+    state.pending, state.drafts, state.compose, state.readSent]) {
+    map.clear();
+  }
+  state.activeRoomId = null;
+  state.newBelow = false;
+}
+
+function soon(changes, ms) {
+  changes.reloadRooms = changes.reloadRooms === null ? ms : Math.min(changes.reloadRooms, ms);
+}
+
+/** A room list's last message, from a stream message event. */
+function listingOf(event) {
+  const deleted = Boolean(event.deleted);
+  return { ...event, text: deleted ? '' : event.text, deleted, edited_at: null, reactions: [] };
+}
+
+/** The timeline part of the four change events; kept for reads in flight. */
+function change(ctx, event) {
+  if (!ctx.timeline) return;
+  applyChange(ctx.timeline, event, ctx.changes);
+  if (ctx.timeline.reads > 0) ctx.timeline.heard.push(event);
+}
+
+/** room_created, member_joined, member_left, room_updated. */
+function roomEvent(ctx, event) {
+  const { changes, timeline, room } = ctx;
+  if (timeline && insert(timeline, recordOf(event))) mark(changes.added, event.room_id, event.seq);
+  changes.members.add(event.room_id);
+  soon(changes, room ? ROOM_LIST_DELAY_MS : UNKNOWN_ROOM_DELAY_MS);
+}
+
+/** One handler per event type. `ctx.room` is the room's listing (if the
+ *  list has it), `ctx.isNew` whether the listing had not counted the event,
+ *  `ctx.timeline` its loaded history (null if none, or for a repeat). */
+const HANDLERS = {
+  message(ctx, event) {
+    const { state, changes, room, isNew, timeline, me } = ctx;
+    const mine = event.sender_id === me;
+    if (room) {
+      if (isNew) {
+        room.last_message = listingOf(event);
+        // Only what the room list has not counted yet, and never a deleted one.
+        if (!mine && !event.deleted && !ctx.seen(room.id)) {
+          room.unread_count += 1;
+          (room.counted ??= new Set()).add(event.seq);
+        }
+      }
+      changes.rooms.add(room.id);
+    }
+    if (mine && state.pending.delete(event.client_msg_id)) changes.sent.set(event.client_msg_id, event.room_id);
+    if (timeline && insert(timeline, recordOf(event))) mark(changes.added, event.room_id, event.seq);
+    if (!mine && !event.deleted && (isNew || !room)) changes.notify.push(event);
+  },
+
+  message_edited(ctx, event) {
+    const last = ctx.room?.last_message;
+    if (ctx.isNew && last?.seq === event.target_seq && !last.deleted && event.text) {
+      last.text = event.text;
+      last.edited_at = event.ts;
+      ctx.changes.rooms.add(ctx.room.id);
+    }
+    change(ctx, event);
+  },
+
+  message_deleted(ctx, event) {
+    const { state, room, changes } = ctx;
+    if (room && ctx.isNew) {
+      const target = event.target_seq;
+      const last = room.last_message?.seq === target ? room.last_message : null;
+      const loaded = state.timelines.get(room.id)?.bySeq.get(target);
+      // A deleted message is no longer unread. The list counted it if it
+      // was someone else's after the read marker when the list was read,
+      // or if it was counted as it arrived since; only the server knows
+      // whose it was when it is not here.
+      if (target > (room.read_seq ?? 0) && room.unread_count > 0) {
+        const sender = loaded ? loaded.sender_id : last?.sender_id;
+        if (target > room.listed_head ? room.counted?.has(target) : sender !== undefined && sender !== ctx.me) {
+          room.unread_count -= 1;
+          room.counted?.delete(target);
+          changes.rooms.add(room.id);
+        } else if (target <= room.listed_head && sender === undefined) {
+          soon(changes, ROOM_LIST_DELAY_MS);
+        }
+      }
+      if (last && !last.deleted) {
+        Object.assign(last, { deleted: true, text: '', edited_at: null, reply_to: null, reactions: [] });
+        changes.rooms.add(room.id);
+      }
+    }
+    change(ctx, event);
+  },
+
+  reaction_added: change,
+  reaction_removed: change,
+  room_created: roomEvent,
+  room_updated: roomEvent,
+
+  member_joined(ctx, event) {
+    ctx.state.names.set(event.user_id, event.display_name);
+    roomEvent(ctx, event);
+  },
+
+  member_left(ctx, event) {
+    const { state, changes } = ctx;
+    roomEvent(ctx, event);
+    if (event.user_id !== ctx.me) return;
+    dropTimeline(state, event.room_id);
+    changes.left.add(event.room_id);
+    if (state.activeRoomId === event.room_id) {
+      state.activeRoomId = null;
+      changes.leftActive = true;
+    }
+  },
+};
+
+/** Presence and read markers, which are not room events. */
+const EPHEMERAL = {
+  presence({ state, changes }, item) {
+    state.presence.set(item.user_id, item.online);
+    changes.presence = true;
+    // Online counts in the room list.
+    soon(changes, ROOM_LIST_DELAY_MS);
+  },
+  read({ state, changes }, item) {
+    const room = state.rooms.get(item.room_id);
+    if (!room) return;
+    room.read_seq = Math.max(room.read_seq ?? 0, item.seq);
+    // Read up to the last message (later events may be reactions).
+    if (item.seq >= (room.last_message?.seq ?? 0)) {
+      room.unread_count = 0;
+      changes.rooms.add(room.id);
+    }
+  },
+};
+
+/**
+ * Applies one batch of the event stream, `{events, ephemeral}`, and says
+ * what changed (see newChanges in timeline.js). `seen(roomId)` tells
+ * whether a new message in that room is on the user's screen as it
+ * arrives (then it is not counted unread).
+ */
+export function applyEvents(state, { events = [], ephemeral = [] } = {}, { seen = () => false } = {}) {
+  const changes = newChanges();
+  const me = state.me?.id;
+  for (const event of events) {
+    const room = state.rooms.get(event.room_id);
+    // What the list counted when it was read, for deletions of what it counted.
+    if (room) room.listed_head ??= room.head_seq;
+    const isNew = room !== undefined && event.seq > room.head_seq;
+    if (isNew) room.head_seq = event.seq;
+    // A conversation this page has not heard of yet (a new direct chat):
+    // the list is reloaded within moments.
+    if (!room) soon(changes, UNKNOWN_ROOM_DELAY_MS);
+    if (event.sender_name !== undefined) state.names.set(event.sender_id, event.sender_name);
+    let timeline = state.timelines.get(event.room_id) ?? null;
+    if (timeline) {
+      if (event.seq <= timeline.lastEventSeq) timeline = null;
+      else timeline.lastEventSeq = event.seq;
+    }
+    HANDLERS[event.type]?.({ state, changes, seen, me, room, isNew, timeline }, event);
+  }
+  for (const item of ephemeral) EPHEMERAL[item.type]?.({ state, changes }, item);
+  return changes;
+}
