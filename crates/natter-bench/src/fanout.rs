@@ -74,8 +74,37 @@ pub enum Plan {
     Count { messages: u64 },
 }
 
+/// What each step of the senders' plan does to a room: send a message,
+/// or change one message the sender sent first (its "anchor"), so edits
+/// and reactions can be measured in the same shape as messages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Change {
+    #[default]
+    Message,
+    /// Edit the anchor; the new text carries the send time.
+    Edit,
+    /// Toggle the sender's reaction on the anchor. Reactions carry no
+    /// text, so their delivery is timed from the event's `ts` (when the
+    /// server stored it, in ms): a slightly smaller figure than
+    /// send-to-delivery.
+    Reaction,
+}
+
+impl Change {
+    /// Whether readers count an event of this type as a delivery.
+    fn counts(self, kind: &str) -> bool {
+        match self {
+            Change::Message => kind == "message",
+            Change::Edit => kind == "message_edited",
+            Change::Reaction => kind == "reaction_added" || kind == "reaction_removed",
+        }
+    }
+}
+
 /// One measured run over a population.
 pub struct Run<'a> {
+    /// What senders do at each step.
+    pub change: Change,
     pub server: SocketAddr,
     pub server_pid: Option<u32>,
     pub population: &'a Population,
@@ -105,6 +134,7 @@ pub(crate) struct EventIn {
     #[serde(rename = "type")]
     kind: String,
     seq: i64,
+    ts: Option<i64>,
     text: Option<String>,
 }
 
@@ -147,6 +177,9 @@ struct Shared {
     /// Makes client message ids unique across the runs over one population.
     run_tag: u64,
     epoch: Instant,
+    /// The wall clock at `epoch`, in ms, for timing events by their `ts`.
+    epoch_wall_ms: i64,
+    change: Change,
     /// Per room: acknowledged messages, final once `sending_done`.
     acked: Vec<AtomicU64>,
     sending_done: std::sync::atomic::AtomicBool,
@@ -178,6 +211,10 @@ impl Run<'_> {
         let shared = Arc::new(Shared {
             run_tag: RUNS.fetch_add(1, Ordering::Relaxed),
             epoch: Instant::now(),
+            epoch_wall_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            change: self.change,
             acked: pop.rooms.iter().map(|_| AtomicU64::new(0)).collect(),
             sending_done: false.into(),
             ready: AtomicUsize::new(0),
@@ -393,12 +430,18 @@ async fn read_loop(
                 }
             }
             last_seq = Some(e.seq);
-            if e.kind != "message" {
+            if !shared.change.counts(&e.kind) {
                 continue;
             }
             result.received += 1;
             result.last_delivery = Some(now);
-            if let Some(sent_us) = e.sent_us() {
+            let sent_us = match shared.change {
+                Change::Reaction => {
+                    e.ts.map(|ts| (ts - shared.epoch_wall_ms).max(0) as u64 * 1000)
+                }
+                _ => e.sent_us(),
+            };
+            if let Some(sent_us) = sent_us {
                 let now_us = now.duration_since(shared.epoch).as_micros() as u64;
                 result
                     .latencies_us
@@ -429,6 +472,26 @@ async fn send_loop(
     // With fewer senders than rooms every sender covers all rooms; with
     // more, sender i keeps to room i % rooms (it joined only that one).
     let own_room = (sender_count > rooms.len()).then(|| sender % rooms.len());
+    // Edits and reactions change one message per room, sent first.
+    let mut anchors = vec![0i64; rooms.len()];
+    let mut reacted = vec![false; rooms.len()];
+    if shared.change != Change::Message {
+        for (slot, room) in rooms.iter().enumerate() {
+            if own_room.is_some_and(|own| own != slot) {
+                continue;
+            }
+            let body = json!({"client_msg_id": format!("{prefix}-{}-anchor-{sender}", shared.run_tag), "text": "anchor"});
+            let sent = conn
+                .json(
+                    Method::POST,
+                    &format!("/api/v1/rooms/{room}/messages"),
+                    Some(&token),
+                    Some(body),
+                )
+                .await?;
+            anchors[slot] = sent["message"]["seq"].as_i64().unwrap_or_default();
+        }
+    }
     loop {
         let k = next.fetch_add(1, Ordering::Relaxed);
         match plan {
@@ -456,25 +519,50 @@ async fn send_loop(
         let slot = own_room.unwrap_or(k as usize % rooms.len());
         let send_at = Instant::now();
         let text = send_at.duration_since(shared.epoch).as_micros().to_string();
-        let body =
-            json!({"client_msg_id": format!("{prefix}-{}-{k}", shared.run_tag), "text": text});
-        let path = format!("/api/v1/rooms/{}/messages", rooms[slot]);
+        let room = rooms[slot];
+        let (method, path, body, done) = match shared.change {
+            Change::Message => (
+                Method::POST,
+                format!("/api/v1/rooms/{room}/messages"),
+                Some(
+                    json!({"client_msg_id": format!("{prefix}-{}-{k}", shared.run_tag), "text": text}),
+                ),
+                StatusCode::CREATED,
+            ),
+            Change::Edit => (
+                Method::PATCH,
+                format!("/api/v1/rooms/{room}/messages/{}", anchors[slot]),
+                Some(json!({"text": text})),
+                StatusCode::OK,
+            ),
+            Change::Reaction => {
+                reacted[slot] = !reacted[slot];
+                let method = if reacted[slot] {
+                    Method::PUT
+                } else {
+                    Method::DELETE
+                };
+                let path = format!(
+                    "/api/v1/rooms/{room}/messages/{}/reactions/%F0%9F%91%8D",
+                    anchors[slot]
+                );
+                (method, path, None, StatusCode::OK)
+            }
+        };
         sent += 1;
-        let body = serde_json::to_vec(&body)?;
+        let body = body.map(|b| serde_json::to_vec(&b)).transpose()?;
         let mut answer = conn
-            .call(Method::POST, &path, Some(&token), Some(body.clone()))
+            .call(method.clone(), &path, Some(&token), body.clone())
             .await;
         if answer.is_err() {
             // The server closes keep-alive connections that sat idle past
             // its header timeout. Reconnect and retry: the same client
             // message id makes the retry safe, as it is for any client.
             conn = Conn::open(server, source).await?;
-            answer = conn
-                .call(Method::POST, &path, Some(&token), Some(body))
-                .await;
+            answer = conn.call(method, &path, Some(&token), body).await;
         }
         match answer {
-            Ok((StatusCode::CREATED, _)) => {
+            Ok((status, _)) if status == done => {
                 shared.acked[slot].fetch_add(1, Ordering::Relaxed);
                 latencies.push(send_at.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
             }

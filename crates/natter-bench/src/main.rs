@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::fanout::{Plan, Population, Run};
+use crate::fanout::{Change, Plan, Population, Run};
 use crate::stats::Report;
 
 /// Load generator for natter. Start natter first (scripts/bench.sh does it
@@ -72,6 +72,10 @@ enum Scenario {
         /// Skip the reference run (when several generator processes drive one server)
         #[arg(long)]
         no_ceiling: bool,
+        /// What each send does: a new message, or an edit of / a reaction
+        /// toggled on one earlier message (the fan-out of changes)
+        #[arg(long, value_enum, default_value_t = Change::Message)]
+        change: Change,
     },
     /// S2: clients wait in one room; senders send as fast as acks come. Runs `ceiling` first.
     S2 {
@@ -111,6 +115,12 @@ enum Scenario {
         messages: u64,
         #[arg(long, default_value_t = 2000)]
         pages: usize,
+        /// Percent of the messages edited before the pages are read
+        #[arg(long, default_value_t = 0)]
+        edited_percent: u64,
+        /// Percent of the messages reacted to before the pages are read
+        #[arg(long, default_value_t = 0)]
+        reacted_percent: u64,
     },
     /// Connections that send nothing: the HTTP stack's memory per connection, the floor under S3's per-poll figure.
     Idle {
@@ -174,6 +184,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let (server, pid) = (cli.server, cli.server_pid);
     let run = |population, clients, plan, drain_s, name: &str| Run {
+        change: Change::Message,
         server,
         server_pid: pid,
         population,
@@ -208,6 +219,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             rate,
             seconds,
             no_ceiling,
+            change,
         } => {
             let seconds = Duration::from_secs(seconds);
             if no_ceiling {
@@ -223,7 +235,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 per_second: rate,
                 duration: seconds,
             };
-            reports.push(run(&pop, clients, plan, 10, "s1").execute().await?);
+            let name = match change {
+                Change::Message => "s1",
+                Change::Edit => "s1-edits",
+                Change::Reaction => "s1-reactions",
+            };
+            let measured = Run {
+                change,
+                ..run(&pop, clients, plan, 10, name)
+            };
+            reports.push(measured.execute().await?);
         }
         Scenario::S2 {
             clients,
@@ -283,8 +304,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             reports.push(run(&pop, 0, plan, 0, "s4").execute().await?);
         }
-        Scenario::S5 { messages, pages } => {
-            reports.push(history::run(server, pid, messages, pages).await?);
+        Scenario::S5 {
+            messages,
+            pages,
+            edited_percent,
+            reacted_percent,
+        } => {
+            let changes = history::Changes {
+                edited_percent,
+                reacted_percent,
+            };
+            reports.push(history::run(server, pid, messages, pages, changes).await?);
         }
         Scenario::Idle { clients } => {
             reports.push(idle::run(server, pid, clients).await?);

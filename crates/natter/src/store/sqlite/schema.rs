@@ -153,6 +153,10 @@ CREATE TABLE invites (
         sql: r#"
 ALTER TABLE events ADD COLUMN target_seq INTEGER;
 CREATE INDEX events_by_target ON events(room_id, target_seq) WHERE target_seq IS NOT NULL;
+-- History lists what a room shows and folds the changes in: a page of 50
+-- reads 50 entries of this index however many reactions lie between.
+CREATE INDEX events_shown ON events(room_id, seq)
+    WHERE kind IN ('message', 'room_created', 'member_joined', 'member_left', 'room_updated');
 CREATE TABLE message_state (
     room_id    INTEGER NOT NULL,
     seq        INTEGER NOT NULL,

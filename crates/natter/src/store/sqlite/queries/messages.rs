@@ -25,6 +25,8 @@ use crate::store::{HistoryPage, NewEvent, Outcome, StoreError};
 const PREVIEW_CHARS: usize = 200;
 
 /// Kinds a history page lists; changes to messages are folded into them.
+/// The same list, spelled the same, defines the partial index
+/// `events_shown` (schema.rs), which history pages read.
 const SHOWN_KINDS: &str =
     "('message', 'room_created', 'member_joined', 'member_left', 'room_updated')";
 
@@ -305,7 +307,8 @@ pub fn history(
     let tx = q(conn.unchecked_transaction())?;
     let mut stmt = q(tx.prepare_cached(&format!(
         "SELECT {SHOWN_COLUMNS}
-         FROM events e LEFT JOIN message_state s ON s.room_id = e.room_id AND s.seq = e.seq
+         FROM events e INDEXED BY events_shown
+         LEFT JOIN message_state s ON s.room_id = e.room_id AND s.seq = e.seq
          WHERE e.room_id = ?1 AND e.seq < ?2 AND e.kind IN {SHOWN_KINDS}
          ORDER BY e.seq DESC LIMIT ?3"
     )))?;
