@@ -122,8 +122,15 @@ function startEvents() {
       state.connection = s;
       renderConnection();
     },
-    // The stream restarts after a resync; onReady then reloads.
-    onResync: () => dropTimeline(state),
+    // The stream restarts after a resync; onReady then reloads. What the
+    // client knew may be ahead of the server's history (a restored
+    // backup), so none of it may outrank the reload: the room list and the
+    // read markers sent go with the loaded histories.
+    onResync: () => {
+      dropTimeline(state);
+      state.rooms = new Map();
+      state.readSent.clear();
+    },
     onStop: (code) => showAuth(has(code) ? t(code) : t('unauthenticated')),
   });
 }

@@ -83,9 +83,11 @@ export function mark(map, roomId, seq) {
 
 /** The first line of a message, as a quote shows it. */
 export function firstLine(text) {
-  const line = String(text ?? '').split('\n')[0];
+  // The server's rule for reply_preview: the first line that shows
+  // something, cut with an ellipsis.
+  const line = String(text ?? '').split(/[\n\r]/).find((l) => l.trim() !== '') ?? '';
   const chars = [...line];
-  return chars.length > QUOTE_CHARS ? chars.slice(0, QUOTE_CHARS).join('') : line;
+  return chars.length > QUOTE_CHARS ? `${chars.slice(0, QUOTE_CHARS).join('')}…` : line;
 }
 
 /** How a message or room event is kept: a message as it stands now. */

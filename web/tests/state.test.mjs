@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  addSent, applyEvents, beginRead, cancelRead, createState, currentItems, dropTimeline, finishRead,
+  addSent, applyEvents, beginRead, cancelRead, createState, currentItems, dropTimeline, finishRead, firstLine,
   itemAt, lastOwnMessage, openTimeline, quoteFor, reacted, reactionsOf, timelineOf,
 } from '../app/state.js';
 
@@ -290,6 +290,13 @@ test('chips read from a page keep their order as events change them', () => {
   assert.deepEqual(chips(state, 1), [['B', [4, 5]], ['C', [2]], ['A', [3]]]);
 });
 
+test('a quote is the first line that shows something, cut like the server cuts it', () => {
+  assert.equal(firstLine('\n\n  \nhi\nthere'), 'hi');
+  assert.equal(firstLine('one\rtwo'), 'one');
+  assert.equal(firstLine('x'.repeat(201)), `${'x'.repeat(200)}…`);
+  assert.equal(firstLine('x'.repeat(200)), 'x'.repeat(200));
+});
+
 test('quotes of messages not loaded come from reply_preview and follow edits', () => {
   const state = setup();
   finishRead(state, beginRead(state, ROOM), {
@@ -395,7 +402,12 @@ function generateLog(random, length) {
   return { log, deletedAt };
 }
 
-const firstLineOf = (text) => [...text.split('\n')[0]].slice(0, 200).join('');
+// The server's reply_preview rule: the first line that shows something,
+// at most 200 characters, then an ellipsis.
+const firstLineOf = (text) => {
+  const chars = [...(text.split(/[\n\r]/).find((l) => l.trim() !== '') ?? '')];
+  return chars.length > 200 ? `${chars.slice(0, 200).join('')}…` : chars.join('');
+};
 
 /**
  * The reference: the log folded the plain way, as a fresh read of the

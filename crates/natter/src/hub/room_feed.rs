@@ -168,6 +168,11 @@ impl RoomState {
         if self.loaded && event.seq <= self.head {
             return Vec::new();
         }
+        // A deletion takes the text out of memory at once, even while it
+        // waits behind a gap: its sender has been told it is gone.
+        if let EventBody::MessageDeleted { target } = event.body {
+            self.redact(target);
+        }
         self.pending.insert(event.seq, event);
         if self.loaded {
             self.drain(cache_cap)
@@ -182,12 +187,13 @@ impl RoomState {
         (first > self.head + 1).then_some((self.head, first))
     }
 
-    /// Replaces the cached message `target` and its edits by their
-    /// redacted forms: a deleted text must leave memory as it left the
-    /// store, before any poll reads the cache again.
+    /// Replaces the message `target` and its edits, cached or waiting
+    /// for a gap, by their redacted forms: a deleted text must leave
+    /// memory as it left the store, before any poll reads it again.
     fn redact(&mut self, target: Seq) {
         let from = self.recent.partition_point(|e| e.seq < target);
-        for slot in self.recent.range_mut(from..) {
+        let cached = self.recent.range_mut(from..);
+        for slot in cached.chain(self.pending.range_mut(target..).map(|(_, e)| e)) {
             if let Some(redacted) = slot.redacted_for(target) {
                 *slot = Arc::new(redacted);
             }
@@ -216,9 +222,6 @@ impl RoomState {
                     }
                 }
             }
-            if let EventBody::MessageDeleted { target } = event.body {
-                self.redact(target);
-            }
             self.head = seq;
             self.head_stamp = stamp(&event);
             self.recent.push_back(event.clone());
@@ -228,5 +231,68 @@ impl RoomState {
             applied.push(event);
         }
         applied
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::RoomState;
+    use crate::model::{Event, EventBody, RoomId, UserId};
+
+    fn event(seq: i64, body: EventBody) -> Arc<Event> {
+        Arc::new(Event {
+            room: RoomId(1),
+            seq,
+            at: seq,
+            sender: UserId(1),
+            sender_name: "ann".into(),
+            body,
+            encoded: Default::default(),
+        })
+    }
+
+    fn message(seq: i64, text: &str) -> Arc<Event> {
+        event(
+            seq,
+            EventBody::Message {
+                client_msg_id: format!("c{seq}"),
+                text: text.into(),
+                reply_to: None,
+                redacted: false,
+            },
+        )
+    }
+
+    /// A deletion that arrives ahead of a gap takes the text out of the
+    /// cache and out of the events waiting for the gap at once.
+    #[test]
+    fn a_deletion_redacts_at_once_even_behind_a_gap() {
+        let mut state = RoomState::default();
+        state.load(1, None, Vec::new(), 16);
+        state.offer(message(2, "cached secret"), 16);
+        state.offer(message(4, "pending secret"), 16);
+        for target in [2, 4] {
+            state.offer(event(4 + target, EventBody::MessageDeleted { target }), 16);
+        }
+        let texts = |state: &RoomState| -> Vec<String> {
+            state
+                .recent
+                .iter()
+                .chain(state.pending.values())
+                .filter_map(|e| match &e.body {
+                    EventBody::Message { text, .. } => Some(text.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(texts(&state), ["", ""], "nothing left to read");
+        // The gap closes: the events drain in order, still redacted.
+        state.offer(message(3, "kept"), 16);
+        state.offer(message(5, "kept too"), 16);
+        state.offer(message(7, "kept three"), 16);
+        assert_eq!(state.head, 8);
+        assert_eq!(texts(&state), ["", "kept", "", "kept too", "kept three"]);
     }
 }

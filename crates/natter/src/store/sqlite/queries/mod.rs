@@ -377,10 +377,15 @@ pub fn room_summaries(conn: &Connection, user: UserId) -> R<Vec<RoomSummary>> {
         })
         .and_then(|it| it.collect()))?;
     drop(stmt);
-    // A deleted message's text is gone from the log: it is not unread.
+    // Others' messages after the marker, counted in the index alone,
+    // less those deleted since (few, found through their state rows).
     let mut unread_stmt = q(tx.prepare_cached(
-        "SELECT COUNT(*) FROM events WHERE room_id = ?1 AND seq > ?2 AND kind = 'message'
-         AND sender_id != ?3 AND text IS NOT NULL",
+        "SELECT (SELECT COUNT(*) FROM events
+                 WHERE room_id = ?1 AND seq > ?2 AND kind = 'message' AND sender_id != ?3)
+              - (SELECT COUNT(*) FROM message_state s
+                 JOIN events e ON e.room_id = s.room_id AND e.seq = s.seq
+                 WHERE s.room_id = ?1 AND s.seq > ?2 AND s.deleted_at IS NOT NULL
+                   AND e.kind = 'message' AND e.sender_id != ?3)",
     ))?;
     let mut last_stmt = q(tx.prepare_cached(
         "SELECT seq FROM events WHERE room_id = ?1 AND kind = 'message' ORDER BY seq DESC LIMIT 1",
