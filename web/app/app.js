@@ -146,6 +146,9 @@ function onEvents(batch) {
   const seen = (roomId) => roomId === active && isOnScreen() && !document.hidden && nearBottom();
   const changes = applyEvents(state, batch, { seen });
   for (const event of changes.notify) notify(event);
+  for (const event of batch.events || []) {
+    if (event.type === 'message_deleted') forgetNotification(event.room_id, event.target_seq);
+  }
   if (changes.reloadRooms !== null) reloadRoomsSoon(changes.reloadRooms);
   if (active !== null && changes.members.has(active) && !changes.leftActive) reloadMembersUntilDone(active);
   if (batch.ephemeralGap) reloadAllUntilDone();
@@ -170,10 +173,22 @@ function onEvents(batch) {
   renderMembers();
 }
 
+/** The notification each room shows (one per room: its tag), by seq. */
+const shownNotifications = new Map();
+
 function notify(event) {
   if (!document.hidden || typeof Notification !== 'function' || Notification.permission !== 'granted') return;
   // Text only: the notification API shows strings, never markup.
-  new Notification(t('newMessageFrom', { name: event.sender_name }), { body: event.text, tag: `room-${event.room_id}` });
+  const shown = new Notification(t('newMessageFrom', { name: event.sender_name }), { body: event.text, tag: `room-${event.room_id}` });
+  shownNotifications.set(event.room_id, { seq: event.seq, shown });
+}
+
+/** A deleted message's text does not stay on screen in a notification. */
+function forgetNotification(roomId, seq) {
+  const entry = shownNotifications.get(roomId);
+  if (entry?.seq !== seq) return;
+  entry.shown.close();
+  shownNotifications.delete(roomId);
 }
 
 // --- main screen ----------------------------------------------------------
