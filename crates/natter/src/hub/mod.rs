@@ -32,7 +32,8 @@ use crate::store::Store;
 /// Tunables of the hub, taken from the server configuration.
 #[derive(Clone, Debug)]
 pub struct HubConfig {
-    /// Recent events kept in memory per room.
+    /// Recent events kept in memory per room; at least 1, since fresh
+    /// cursors take the stamp of the head event from the cache.
     pub room_cache_events: usize,
     /// Ephemeral items kept per user before older ones are dropped.
     pub ephemeral_cap: usize,

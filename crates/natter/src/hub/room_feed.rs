@@ -26,8 +26,6 @@ pub struct RoomFeed {
 pub(super) struct RoomState {
     pub loaded: bool,
     pub head: Seq,
-    /// The stamp of the event at `head` (0 before the first).
-    head_stamp: u32,
     recent: VecDeque<Arc<Event>>,
     pending: BTreeMap<Seq, Arc<Event>>,
     pub members: HashMap<UserId, Role>,
@@ -72,12 +70,14 @@ impl RoomFeed {
         self.lock().head
     }
 
-    /// A cursor position at the head.
+    /// A cursor position at the head. The cache always holds the head
+    /// event (the snapshot reads it; each applied event joins the cache),
+    /// so its stamp is at hand; 0 before the first event.
     pub fn head_position(&self) -> Position {
         let state = self.lock();
         Position {
             seq: state.head,
-            stamp: state.head_stamp,
+            stamp: state.cached(state.head).map_or(0, |e| stamp(e)),
         }
     }
 
@@ -88,11 +88,7 @@ impl RoomFeed {
 
     /// The stamp of the event at `seq`, when it is in memory.
     pub fn cached_stamp(&self, seq: Seq) -> Option<u32> {
-        let state = self.lock();
-        if seq == state.head {
-            return Some(state.head_stamp);
-        }
-        state.cached(seq).map(|e| stamp(e))
+        self.lock().cached(seq).map(|e| stamp(e))
     }
 
     /// Events in `(after, upto]` (upto defaults to the head), at most `limit`.
@@ -153,9 +149,7 @@ impl RoomState {
         cache_cap: usize,
     ) {
         self.head = head;
-        self.head_stamp = 0;
         if let Some(event) = head_event.filter(|e| e.seq == head) {
-            self.head_stamp = stamp(&event);
             self.recent.push_back(Arc::new(event));
         }
         self.members = members.into_iter().collect();
@@ -223,7 +217,6 @@ impl RoomState {
                 }
             }
             self.head = seq;
-            self.head_stamp = stamp(&event);
             self.recent.push_back(event.clone());
             while self.recent.len() > cache_cap {
                 self.recent.pop_front();

@@ -43,6 +43,16 @@ async fn history(client: &Client, room: i64) -> Vec<Value> {
     body["messages"].as_array().unwrap().clone()
 }
 
+/// The `type` of each event of a poll answer, in order.
+fn event_types(polled: &Value) -> Vec<&str> {
+    polled["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect()
+}
+
 fn find(history: &[Value], seq: i64) -> &Value {
     history
         .iter()
@@ -245,12 +255,7 @@ async fn deleting_removes_the_text_everywhere_and_managers_may_delete_any() {
         !answer.contains(unique) && !answer.contains(edited),
         "{answer}"
     );
-    let kinds: Vec<&str> = polled["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
+    let kinds = event_types(&polled);
     assert_eq!(
         kinds,
         [
@@ -344,12 +349,7 @@ async fn reactions_toggle_per_user_and_are_bounded() {
         body["message"]["reactions"]
     );
     let (_, polled) = bob.poll(&cursor, 5).await;
-    let kinds: Vec<&str> = polled["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
+    let kinds = event_types(&polled);
     assert_eq!(
         kinds,
         [

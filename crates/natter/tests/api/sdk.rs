@@ -36,36 +36,53 @@ async fn the_sdk_is_served_with_revalidation_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sdk_tests_pass_against_a_real_server() {
-    let node_found = Command::new("node").arg("--version").output().is_ok();
-    if !node_found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "node is required under CI=true"
-        );
-        println!("SKIPPED the_sdk_tests_pass_against_a_real_server: node is not installed");
+    if !node_found("the_sdk_tests_pass_against_a_real_server") {
         return;
     }
     let server = TestServer::start().await;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let base = server.base.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .args(["--test", "web/tests/sdk.test.mjs"])
-            .current_dir(root)
-            .env("NATTER_URL", base)
-            .output()
-            .expect("run node")
+    tokio::task::spawn_blocking(move || {
+        node_test("web/tests/sdk.test.mjs", &[("NATTER_URL", &base)]);
     })
     .await
     .unwrap();
+}
+
+/// Whether `node` runs here; without it a test says it skipped, which
+/// under `CI=true` is a failure.
+fn node_found(test: &str) -> bool {
+    if Command::new("node").arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "node is required under CI=true"
+    );
+    println!("SKIPPED {test}: node is not installed");
+    false
+}
+
+/// Runs one file of Node tests from the repository's root; every test in
+/// it must pass, and at least one must run.
+fn node_test(file: &str, env: &[(&str, &str)]) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let output = Command::new("node")
+        .args(["--test", file])
+        .current_dir(root)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run node");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "node --test failed:\n{stdout}\n{}",
+        "node --test {file} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("# fail 0"), "{stdout}");
-    assert!(!stdout.contains("# pass 0"), "no SDK test ran:\n{stdout}");
+    assert!(
+        !stdout.contains("# pass 0"),
+        "no test of {file} ran:\n{stdout}"
+    );
 }
 
 #[tokio::test]
@@ -117,28 +134,7 @@ async fn the_app_page_is_locked_down_and_api_answers_are_never_cached() {
 /// randomized comparison with a reference fold of the log.
 #[test]
 fn the_web_clients_state_module_passes_its_tests_under_node() {
-    if Command::new("node").arg("--version").output().is_err() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "node is required under CI=true"
-        );
-        println!(
-            "SKIPPED the_web_clients_state_module_passes_its_tests_under_node: node is not installed"
-        );
-        return;
+    if node_found("the_web_clients_state_module_passes_its_tests_under_node") {
+        node_test("web/tests/state.test.mjs", &[]);
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let output = Command::new("node")
-        .args(["--test", "web/tests/state.test.mjs"])
-        .current_dir(root)
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "node --test failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.contains("# fail 0"), "{stdout}");
-    assert!(!stdout.contains("# pass 0"), "no state test ran:\n{stdout}");
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use crate::chat::Changed;
+use crate::chat::{Caller, Changed};
 use crate::http::error::ApiResult;
 use crate::http::extract::{Auth, JsonBody, PathId, PathIds, PathText, QueryParams, path_id};
 use crate::http::wire::{CurrentOut, encoded_event};
@@ -143,22 +143,13 @@ async fn delete(
     Ok(changed(deleted))
 }
 
-/// The room, message and reaction of a reactions path.
-fn reaction_path(
-    (room, seq, reaction): (String, String, String),
-) -> ApiResult<(RoomId, Seq, String)> {
-    Ok((RoomId(path_id(&room)?), path_id(&seq)?, reaction))
-}
-
 /// `PUT /api/v1/rooms/{id}/messages/{seq}/reactions/{reaction}`.
 async fn add_reaction(
     State(s): State<AppState>,
     Auth(caller): Auth,
     PathText(path): PathText<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let (room, seq, reaction) = reaction_path(path)?;
-    let reacted = s.chat.react(&caller, room, seq, &reaction, true).await?;
-    Ok(changed(reacted))
+    react(&s, &caller, path, true).await
 }
 
 /// `DELETE /api/v1/rooms/{id}/messages/{seq}/reactions/{reaction}`.
@@ -167,9 +158,20 @@ async fn remove_reaction(
     Auth(caller): Auth,
     PathText(path): PathText<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let (room, seq, reaction) = reaction_path(path)?;
-    let unreacted = s.chat.react(&caller, room, seq, &reaction, false).await?;
-    Ok(changed(unreacted))
+    react(&s, &caller, path, false).await
+}
+
+/// Gives (`add`) or takes back a reaction named by a reactions path.
+async fn react(
+    s: &AppState,
+    caller: &Caller,
+    (room, seq, reaction): (String, String, String),
+    add: bool,
+) -> ApiResult<Json<Value>> {
+    let (room, seq) = (RoomId(path_id(&room)?), path_id(&seq)?);
+    Ok(changed(
+        s.chat.react(caller, room, seq, &reaction, add).await?,
+    ))
 }
 
 #[derive(Deserialize)]
