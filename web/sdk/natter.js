@@ -180,8 +180,24 @@ export class Natter {
     return (await this.request('PATCH', '/api/v1/me', body)).user;
   }
 
+  /** Changes the password; other sessions end unless told otherwise. */
+  async changePassword(currentPassword, newPassword, { endOtherSessions = true } = {}) {
+    return this.request('POST', '/api/v1/me/password', {
+      current_password: currentPassword,
+      new_password: newPassword,
+      end_other_sessions: endOtherSessions,
+    });
+  }
+
   async user(id) {
     return (await this.request('GET', `/api/v1/users/${id}`)).user;
+  }
+
+  /** People of the caller's community whose name holds `q`, to open a direct conversation with. */
+  async searchPeople(q, { limit, signal } = {}) {
+    const params = new URLSearchParams({ q });
+    if (limit !== undefined) params.set('limit', String(limit));
+    return (await this.request('GET', `/api/v1/users?${params}`, undefined, { signal })).users;
   }
 
   // --- conversations --------------------------------------------------
@@ -303,6 +319,24 @@ export class Natter {
     return (await this.request('POST', `/api/v1/rooms/${roomId}/read`, { seq })).read_seq;
   }
 
+  /**
+   * Tells the room the user is typing (or, with `false`, stopped without
+   * sending). Call it at most once per 3 s per room while keys are
+   * pressed: a notice stands for 6 s. Resolves with whether the room was
+   * told (the server holds back notices that come too often).
+   */
+  async typing(roomId, typing = true) {
+    return (await this.request('POST', `/api/v1/rooms/${roomId}/typing`, { typing })).announced;
+  }
+
+  /**
+   * Which messages of a room notify the user on every device: 'all',
+   * 'mentions', 'none', or 'default'. Resolves with the level in force.
+   */
+  async setNotifications(roomId, level) {
+    return (await this.request('PUT', `/api/v1/rooms/${roomId}/notifications`, { level })).level;
+  }
+
   // --- events ---------------------------------------------------------
 
   /**
@@ -316,7 +350,8 @@ export class Natter {
    * - onResync(): the cursor could not be served; reload what the page shows
    * - onStop(code): the session ended ('session_ended', 'session_replaced', …)
    *
-   * Returns a function that stops the loop.
+   * Returns a function that stops the loop; its `retryNow()` ends a
+   * reconnect wait at once (a "Retry now" button).
    */
   subscribe(handlers = {}, { cursor = null } = {}) {
     const controller = new AbortController();
@@ -329,6 +364,8 @@ export class Natter {
         queueMicrotask(() => { throw e; });
       }
     };
+    // Aborted to cut one backoff wait short.
+    let wait = new AbortController();
     let state = null;
     const setState = (next) => {
       if (next !== state) {
@@ -376,12 +413,15 @@ export class Natter {
             continue;
           }
           setState('reconnecting');
-          await sleep(backoffDelay(attempt++), signal);
+          wait = new AbortController();
+          await sleep(backoffDelay(attempt++), AbortSignal.any([signal, wait.signal]));
         }
       }
       setState('stopped');
     };
     run();
-    return () => controller.abort();
+    const stop = () => controller.abort();
+    stop.retryNow = () => wait.abort();
+    return stop;
   }
 }

@@ -85,6 +85,12 @@ pub struct Settings {
     /// One community: users of every host site and local users may find and reach each other (by default each site's users, and local users, are kept apart) [default: false]
     #[arg(long, env = "NATTER_SHARED_COMMUNITY", num_args = 0..=1, default_missing_value = "true")]
     pub shared_community: Option<bool>,
+    /// In a direct conversation, each person sees how far the other has read ("Seen") [default: true]
+    #[arg(long, env = "NATTER_READ_RECEIPTS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub read_receipts: Option<bool>,
+    /// Users may find people of their community by name to start a direct conversation [default: true]
+    #[arg(long, env = "NATTER_PEOPLE_SEARCH", value_parser = clap::builder::BoolishValueParser::new())]
+    pub people_search: Option<bool>,
     /// Address to serve Prometheus metrics on (`/metrics`, no token); keep it private [default: not served]
     #[arg(long, env = "NATTER_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -127,6 +133,12 @@ pub struct Settings {
     /// Read-marker moves per user [default: 10/s burst 60]
     #[arg(long, env = "NATTER_LIMIT_READ_MARKERS_PER_USER")]
     pub limit_read_markers_per_user: Option<LimitSetting>,
+    /// Typing notices per user [default: 2/s burst 20]
+    #[arg(long, env = "NATTER_LIMIT_TYPING_PER_USER")]
+    pub limit_typing_per_user: Option<LimitSetting>,
+    /// People searches per user [default: 5/s burst 30]
+    #[arg(long, env = "NATTER_LIMIT_PEOPLE_SEARCHES_PER_USER")]
+    pub limit_people_searches_per_user: Option<LimitSetting>,
     /// Wrong passwords in a row an account takes before each further attempt must wait (1 s, doubling) [default: 5]
     #[arg(long, env = "NATTER_LOGIN_FREE_FAILURES")]
     pub login_free_failures: Option<u32>,
@@ -235,6 +247,8 @@ impl Settings {
             registration: over.registration.or(self.registration),
             metrics_listen: over.metrics_listen.or(self.metrics_listen),
             shared_community: over.shared_community.or(self.shared_community),
+            read_receipts: over.read_receipts.or(self.read_receipts),
+            people_search: over.people_search.or(self.people_search),
             metrics_token: over.metrics_token.or(self.metrics_token),
             limit_login_per_source: over.limit_login_per_source.or(self.limit_login_per_source),
             limit_register_per_source: over
@@ -257,6 +271,10 @@ impl Settings {
             limit_read_markers_per_user: over
                 .limit_read_markers_per_user
                 .or(self.limit_read_markers_per_user),
+            limit_typing_per_user: over.limit_typing_per_user.or(self.limit_typing_per_user),
+            limit_people_searches_per_user: over
+                .limit_people_searches_per_user
+                .or(self.limit_people_searches_per_user),
             login_free_failures: over.login_free_failures.or(self.login_free_failures),
             login_max_delay_secs: over.login_max_delay_secs.or(self.login_max_delay_secs),
             sites: over.sites.or(self.sites),
@@ -345,6 +363,8 @@ impl Config {
                 limits,
                 registration: s.registration.unwrap_or_default(),
                 shared_community: s.shared_community.unwrap_or(false),
+                read_receipts: s.read_receipts.unwrap_or(true),
+                people_search: s.people_search.unwrap_or(true),
             },
             hub: HubConfig {
                 presence_grace: s
@@ -448,6 +468,11 @@ fn rate_limits(s: &Settings) -> RateLimits {
         ),
         room_changes_per_user: pick(s.limit_room_changes_per_user, d.room_changes_per_user),
         read_markers_per_user: pick(s.limit_read_markers_per_user, d.read_markers_per_user),
+        typing_per_user: pick(s.limit_typing_per_user, d.typing_per_user),
+        people_searches_per_user: pick(
+            s.limit_people_searches_per_user,
+            d.people_searches_per_user,
+        ),
         login_free_failures: s.login_free_failures.unwrap_or(d.login_free_failures),
         login_max_delay: s
             .login_max_delay_secs

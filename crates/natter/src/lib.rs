@@ -12,6 +12,7 @@ pub mod emoji;
 pub mod error;
 pub mod http;
 pub mod hub;
+pub mod mentions;
 pub mod metrics;
 pub mod model;
 pub mod server;

@@ -359,6 +359,59 @@ pub enum Ephemeral {
     Presence { user: UserId, online: bool },
     /// The receiving user marked a room read (echoed to their other sessions).
     Read { room: RoomId, seq: Seq },
+    /// Someone in the room started (until `expires_at`) or stopped typing.
+    Typing {
+        room: RoomId,
+        user: UserId,
+        typing: bool,
+        expires_at: Millis,
+    },
+    /// The other person in a direct conversation read up to `seq`.
+    ReadReceipt {
+        room: RoomId,
+        user: UserId,
+        seq: Seq,
+    },
+    /// The receiving user changed a room's notifications (echoed to their
+    /// sessions, so every device obeys the new choice at once).
+    Notifications { room: RoomId, level: NotifyLevel },
+}
+
+/// Which messages of a room a member wants to be notified of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyLevel {
+    All,
+    /// Messages that mention the member.
+    Mentions,
+    None,
+}
+
+impl NotifyLevel {
+    /// What a member gets until they choose: every message of a direct
+    /// conversation (it is written to them), only mentions in a group.
+    pub fn default_for(kind: RoomKind) -> NotifyLevel {
+        match kind {
+            RoomKind::Direct => NotifyLevel::All,
+            RoomKind::Group => NotifyLevel::Mentions,
+        }
+    }
+
+    /// The stable name used in storage and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyLevel::All => "all",
+            NotifyLevel::Mentions => "mentions",
+            NotifyLevel::None => "none",
+        }
+    }
+
+    /// The level a stored or sent name names.
+    pub fn parse(name: &str) -> Option<NotifyLevel> {
+        [NotifyLevel::All, NotifyLevel::Mentions, NotifyLevel::None]
+            .into_iter()
+            .find(|l| l.as_str() == name)
+    }
 }
 
 /// Why a session stopped being valid.

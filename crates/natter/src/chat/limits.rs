@@ -134,6 +134,10 @@ pub enum Limit {
     RoomChange,
     /// Read-marker moves, per user.
     ReadMarker,
+    /// Typing notices, per user.
+    Typing,
+    /// People searches, per user.
+    PeopleSearch,
     /// Wrong passwords for one account (the growing delay).
     LoginFailures,
 }
@@ -153,6 +157,8 @@ impl Limit {
             Limit::PasswordCheck => "password_check",
             Limit::RoomChange => "room_change",
             Limit::ReadMarker => "read_marker",
+            Limit::Typing => "typing",
+            Limit::PeopleSearch => "people_search",
             Limit::LoginFailures => "login_failures",
         }
     }
@@ -172,6 +178,8 @@ pub struct RateLimits {
     pub password_checks_per_user: Option<RateSpec>,
     pub room_changes_per_user: Option<RateSpec>,
     pub read_markers_per_user: Option<RateSpec>,
+    pub typing_per_user: Option<RateSpec>,
+    pub people_searches_per_user: Option<RateSpec>,
     /// Wrong passwords in a row an account takes before the delay starts.
     pub login_free_failures: u32,
     /// The longest delay between login attempts on one account.
@@ -194,6 +202,10 @@ impl Default for RateLimits {
             password_checks_per_user: Some(RateSpec::new(10, 3600, 5)),
             room_changes_per_user: Some(RateSpec::new(60, 60, 30)),
             read_markers_per_user: Some(RateSpec::new(10, 1, 60)),
+            // A client sends one per room every 3 s while its user types.
+            typing_per_user: Some(RateSpec::new(2, 1, 20)),
+            // A search per keystroke of a name.
+            people_searches_per_user: Some(RateSpec::new(5, 1, 30)),
             login_free_failures: 5,
             login_max_delay: Duration::from_secs(15 * 60),
         }
@@ -215,6 +227,8 @@ impl RateLimits {
             password_checks_per_user: None,
             room_changes_per_user: None,
             read_markers_per_user: None,
+            typing_per_user: None,
+            people_searches_per_user: None,
             login_free_failures: u32::MAX,
             login_max_delay: Duration::ZERO,
         }
@@ -265,6 +279,8 @@ pub(super) struct Limiters {
     password_checks: Option<Counter<UserId>>,
     room_changes: Option<Counter<UserId>>,
     read_markers: Option<Counter<UserId>>,
+    typing: Option<Counter<UserId>>,
+    people_searches: Option<Counter<UserId>>,
     login_delays: LoginDelays,
     metrics: Arc<Metrics>,
 }
@@ -283,6 +299,8 @@ impl Limiters {
             password_checks: config.password_checks_per_user.map(Counter::new),
             room_changes: config.room_changes_per_user.map(Counter::new),
             read_markers: config.read_markers_per_user.map(Counter::new),
+            typing: config.typing_per_user.map(Counter::new),
+            people_searches: config.people_searches_per_user.map(Counter::new),
             login_delays: LoginDelays::new(config.login_free_failures, config.login_max_delay),
             metrics,
         }
@@ -321,6 +339,8 @@ impl Limiters {
             Limit::PasswordCheck => &self.password_checks,
             Limit::RoomChange => &self.room_changes,
             Limit::ReadMarker => &self.read_markers,
+            Limit::Typing => &self.typing,
+            Limit::PeopleSearch => &self.people_searches,
             _ => unreachable!("{limit:?} is not counted per user"),
         };
         match counter {

@@ -9,14 +9,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Caller, Chat, Limit};
+use super::{Caller, Chat, Limit, invalid};
 use crate::error::{ChatError, ChatResult};
 use crate::hub::PollAnswer;
 use crate::model::{
     Current, Ephemeral, Event, EventBody, Millis, Role, RoomId, Seq, UserId, now_ms,
 };
 use crate::store::{Action, HistoryPage};
-use crate::text::{ClientMsgId, Invalid, MessageText, ReactionText};
+use crate::text::{ClientMsgId, MessageText, ReactionText};
 
 /// A sent message, shared with the hub that delivers it.
 pub struct Sent {
@@ -249,10 +249,11 @@ impl Chat {
             return Err(invalid("invalid_seq", "seq must not be negative".into()));
         }
         self.limits.by_user(Limit::ReadMarker, caller.user)?;
-        self.membership(caller, room).await?;
+        let (feed, _) = self.membership(caller, room).await?;
         let read = self.store.set_read(room, caller.user, seq).await?;
         self.hub
             .push_ephemeral(caller.user, Ephemeral::Read { room, seq: read });
+        self.send_read_receipt(&feed, caller.user, read);
         Ok(read)
     }
 
@@ -290,8 +291,4 @@ impl Chat {
             .poll(caller.user, caller.session, cursor, timeout, max_events)
             .await
     }
-}
-
-fn invalid(code: &'static str, message: String) -> ChatError {
-    Invalid { code, message }.into()
 }

@@ -7,12 +7,14 @@
 
 mod accounts;
 mod admin;
+mod attention;
 mod communities;
 mod lifecycle;
 mod limits;
 mod login_delay;
 mod messages;
 mod passwords;
+mod people;
 mod rooms;
 mod sso;
 
@@ -27,6 +29,7 @@ pub use self::communities::Community;
 pub use self::lifecycle::{Invite, SessionListing};
 pub use self::limits::{Limit, RateLimits, RateSpec};
 pub use self::messages::{Changed, Sent};
+pub use self::people::MAX_PEOPLE;
 pub use self::rooms::{MemberList, RoomListing};
 pub use self::sso::Site;
 use crate::bus::{Bus, BusMessage, BusSink};
@@ -77,6 +80,10 @@ pub struct ChatConfig {
     /// Every site's users and local users form one community
     /// (`communities.rs`); by default each is kept apart.
     pub shared_community: bool,
+    /// Direct conversations show how far the other person has read.
+    pub read_receipts: bool,
+    /// People may be found by name (`people.rs`).
+    pub people_search: bool,
 }
 
 /// Who may create an account.
@@ -179,6 +186,8 @@ impl Default for ChatConfig {
             limits: RateLimits::default(),
             registration: RegistrationMode::Open,
             shared_community: false,
+            read_receipts: true,
+            people_search: true,
         }
     }
 }
@@ -395,4 +404,9 @@ impl BusSink for Chat {
             }
         }
     }
+}
+
+/// A 400 for input the rules refuse, with its stable code.
+fn invalid(code: &'static str, message: String) -> ChatError {
+    crate::text::Invalid { code, message }.into()
 }

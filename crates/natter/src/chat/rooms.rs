@@ -75,7 +75,10 @@ impl Chat {
     pub async fn rooms(&self, caller: &Caller) -> ChatResult<Vec<RoomListing>> {
         let summaries = self.store.room_summaries(caller.user).await?;
         let mut listings = Vec::with_capacity(summaries.len());
-        for summary in summaries {
+        for mut summary in summaries {
+            if !self.config.read_receipts {
+                summary.peer_read_seq = None;
+            }
             let feed = self.hub.room(summary.room.id).await?;
             listings.push(RoomListing {
                 online_count: self.online_count(feed.member_ids()),

@@ -72,6 +72,7 @@ pub fn app(
         .merge(routes::accounts::router())
         .merge(routes::admin::router())
         .merge(routes::rooms::router())
+        .merge(routes::attention::router())
         .merge(routes::messages::router())
         .merge(routes::events::router())
         .fallback(not_found)

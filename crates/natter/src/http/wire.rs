@@ -7,9 +7,10 @@ use serde_json::value::RawValue;
 
 use crate::chat::{MemberList, RoomListing};
 use crate::hub::PollAnswer;
+use crate::mentions::mentioned;
 use crate::model::{
-    Current, Ephemeral, Event, EventBody, Millis, Role, Room, RoomId, RoomKind, Seq, User, UserId,
-    Visibility,
+    Current, Ephemeral, Event, EventBody, Millis, NotifyLevel, Role, Room, RoomId, RoomKind, Seq,
+    User, UserId, Visibility,
 };
 
 /// A user's public profile.
@@ -103,10 +104,17 @@ pub struct RoomListingOut {
     pub role: Role,
     pub read_seq: Seq,
     pub unread_count: i64,
+    /// Of the unread messages, those that mention the caller.
+    pub mention_count: i64,
+    /// What the caller is notified of: their choice, else the default.
+    pub notifications: NotifyLevel,
     pub last_message: Option<CurrentOut>,
     pub online_count: usize,
     /// For direct conversations: the other person.
     pub peer: Option<UserOut>,
+    /// For direct conversations: how far the other person has read
+    /// (`null` when the server keeps read receipts private).
+    pub peer_read_seq: Option<Seq>,
 }
 
 impl From<&RoomListing> for RoomListingOut {
@@ -117,9 +125,12 @@ impl From<&RoomListing> for RoomListingOut {
             role: s.role,
             read_seq: s.read_seq,
             unread_count: s.unread,
+            mention_count: s.mentions,
+            notifications: s.notify.unwrap_or(NotifyLevel::default_for(s.room.kind)),
             last_message: s.last_message.as_ref().map(CurrentOut::from),
             online_count: l.online_count,
             peer: s.peer.as_ref().map(UserOut::from),
+            peer_read_seq: s.peer_read_seq,
         }
     }
 }
@@ -179,6 +190,8 @@ pub enum BodyOut {
         reply_to: Option<Seq>,
         /// Deleted since: `text` is empty.
         deleted: bool,
+        /// Whom the text mentions (`<@id>` tokens), see `mentions`.
+        mentions: Vec<UserId>,
     },
     RoomCreated {
         title: String,
@@ -202,6 +215,7 @@ pub enum BodyOut {
     MessageEdited {
         target_seq: Seq,
         text: String,
+        mentions: Vec<UserId>,
     },
     MessageDeleted {
         target_seq: Seq,
@@ -229,6 +243,7 @@ impl From<&Event> for EventOut {
                 text: text.clone(),
                 reply_to: *reply_to,
                 deleted: *redacted,
+                mentions: mentioned(text),
             },
             EventBody::RoomCreated {
                 title,
@@ -260,6 +275,7 @@ impl From<&Event> for EventOut {
             EventBody::MessageEdited { target, text } => BodyOut::MessageEdited {
                 target_seq: *target,
                 text: text.clone(),
+                mentions: mentioned(text),
             },
             EventBody::MessageDeleted { target } => BodyOut::MessageDeleted {
                 target_seq: *target,
@@ -349,12 +365,37 @@ impl From<&Current> for CurrentOut {
     }
 }
 
-/// Pushed, not stored: presence and the caller's own read markers.
+/// Pushed, not stored: presence, typing, the other person's read marker
+/// in a direct conversation, and the caller's own read markers and
+/// notification choices.
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EphemeralOut {
-    Presence { user_id: UserId, online: bool },
-    Read { room_id: RoomId, seq: Seq },
+    Presence {
+        user_id: UserId,
+        online: bool,
+    },
+    Read {
+        room_id: RoomId,
+        seq: Seq,
+    },
+    Typing {
+        room_id: RoomId,
+        user_id: UserId,
+        typing: bool,
+        /// How much longer the notice stands unless renewed (counted by
+        /// the server's clock, so a client's clock does not matter).
+        expires_in_ms: Millis,
+    },
+    ReadReceipt {
+        room_id: RoomId,
+        user_id: UserId,
+        seq: Seq,
+    },
+    Notifications {
+        room_id: RoomId,
+        level: NotifyLevel,
+    },
 }
 
 impl From<&Ephemeral> for EphemeralOut {
@@ -367,6 +408,26 @@ impl From<&Ephemeral> for EphemeralOut {
             Ephemeral::Read { room, seq } => EphemeralOut::Read {
                 room_id: *room,
                 seq: *seq,
+            },
+            Ephemeral::Typing {
+                room,
+                user,
+                typing,
+                expires_at,
+            } => EphemeralOut::Typing {
+                room_id: *room,
+                user_id: *user,
+                typing: *typing,
+                expires_in_ms: (*expires_at - crate::model::now_ms()).max(0),
+            },
+            Ephemeral::ReadReceipt { room, user, seq } => EphemeralOut::ReadReceipt {
+                room_id: *room,
+                user_id: *user,
+                seq: *seq,
+            },
+            Ephemeral::Notifications { room, level } => EphemeralOut::Notifications {
+                room_id: *room,
+                level: *level,
             },
         }
     }

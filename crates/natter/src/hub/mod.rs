@@ -12,6 +12,7 @@ mod cursor;
 mod poll;
 mod presence;
 mod room_feed;
+mod typing;
 mod user_feed;
 
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ use tokio::sync::watch;
 pub use self::cursor::{Cursor, CursorError, CursorKey, Position};
 pub use self::poll::PollAnswer;
 pub use self::room_feed::RoomFeed;
+pub use self::typing::{MAX_TYPERS, RENEW_AFTER, TYPING_TTL};
 pub use self::user_feed::UserFeed;
 use crate::error::{ChatError, ChatResult};
 use crate::metrics::Metrics;
@@ -116,6 +118,7 @@ impl Hub {
                     .ok_or(ChatError::RoomNotFound)?;
                 feed.lock().load(
                     snapshot.room.head,
+                    snapshot.room.kind == crate::model::RoomKind::Direct,
                     snapshot.head_event,
                     snapshot.members,
                     self.config.room_cache_events,
@@ -189,6 +192,11 @@ impl Hub {
         let (audience, fill_gap) = {
             let mut state = room.lock();
             let applied = state.offer(event.clone(), self.config.room_cache_events);
+            for e in &applied {
+                if matches!(e.body, crate::model::EventBody::Message { .. }) {
+                    state.typers.forget(e.sender);
+                }
+            }
             let audience: Vec<UserId> = if applied.is_empty() {
                 Vec::new()
             } else {

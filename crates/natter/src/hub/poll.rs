@@ -76,6 +76,7 @@ impl Hub {
             self.check_positions(&cursor).await?;
             cursor.issued_by = self.instance;
         }
+        let mut moved = reissued;
         let deadline = tokio::time::Instant::now() + timeout;
         let mut shutdown = self.shutdown.subscribe();
         loop {
@@ -83,10 +84,17 @@ impl Hub {
                 return Err(ChatError::SessionEnded(reason));
             }
             if self.may_have_news(&user, &cursor) {
-                let answer = self.collect(&user, &cursor, to, max_events).await?;
+                let (answer, seen) = self.collect(&user, &cursor, to, max_events).await?;
                 if !answer.is_empty() {
                     self.count_deliveries(&answer.events);
                     return Ok(answer);
+                }
+                // Only stale items were new (typing notices past their
+                // time): the cursor moves past them, so they are not
+                // looked at again.
+                if seen != cursor.ephemeral_seen {
+                    cursor.ephemeral_seen = seen;
+                    moved = true;
                 }
             }
             if *shutdown.borrow_and_update() {
@@ -101,7 +109,7 @@ impl Hub {
         Ok(PollAnswer {
             events: Vec::new(),
             ephemeral: Vec::new(),
-            cursor: if reissued {
+            cursor: if moved {
                 cursor.encode(to)
             } else {
                 cursor_text.unwrap_or_default().to_owned()
@@ -218,14 +226,15 @@ impl Hub {
     }
 
     /// Everything newer than `cursor` for this user, from memory where the
-    /// room caches reach, else from the store.
+    /// room caches reach, else from the store; and the ephemeral position
+    /// the answer's cursor holds.
     async fn collect(
         &self,
         user: &UserFeed,
         cursor: &Cursor,
         to: CursorKey<'_>,
         max_events: usize,
-    ) -> ChatResult<PollAnswer> {
+    ) -> ChatResult<(PollAnswer, u64)> {
         let max_events = max_events.clamp(1, self.config.max_batch_events);
         let mut bytes = 0;
         let (mut memberships, ephemeral) = {
@@ -277,12 +286,16 @@ impl Hub {
             }
             events.extend(got);
         }
-        Ok(PollAnswer {
+        let now = now_ms();
+        let mut items = ephemeral.items;
+        items.retain(|item| !item.is_stale(now));
+        let answer = PollAnswer {
             events,
-            ephemeral: ephemeral.items,
+            ephemeral: items,
             cursor: next.encode(to),
             ephemeral_gap: ephemeral.gap,
-        })
+        };
+        Ok((answer, ephemeral.last))
     }
 
     /// Events of a room in `(after, upto]`, at most `limit`.

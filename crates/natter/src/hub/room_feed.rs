@@ -30,6 +30,9 @@ pub(super) struct RoomState {
     pending: BTreeMap<Seq, Arc<Event>>,
     pub members: HashMap<UserId, Role>,
     pub gap_fill_scheduled: bool,
+    pub typers: super::typing::Typers,
+    /// A direct conversation (the kind never changes).
+    pub direct: bool,
 }
 
 /// What a reader gets for "events after `after`".
@@ -58,6 +61,11 @@ impl RoomFeed {
     /// The role of `user`, if an active member.
     pub fn role_of(&self, user: UserId) -> Option<Role> {
         self.lock().members.get(&user).copied()
+    }
+
+    /// Whether this is a direct conversation.
+    pub fn is_direct(&self) -> bool {
+        self.lock().direct
     }
 
     /// The active members, in no particular order.
@@ -144,11 +152,13 @@ impl RoomState {
     pub fn load(
         &mut self,
         head: Seq,
+        direct: bool,
         head_event: Option<Event>,
         members: Vec<(UserId, Role)>,
         cache_cap: usize,
     ) {
         self.head = head;
+        self.direct = direct;
         if let Some(event) = head_event.filter(|e| e.seq == head) {
             self.recent.push_back(Arc::new(event));
         }
@@ -263,7 +273,7 @@ mod tests {
     #[test]
     fn a_deletion_redacts_at_once_even_behind_a_gap() {
         let mut state = RoomState::default();
-        state.load(1, None, Vec::new(), 16);
+        state.load(1, false, None, Vec::new(), 16);
         state.offer(message(2, "cached secret"), 16);
         state.offer(message(4, "pending secret"), 16);
         for target in [2, 4] {

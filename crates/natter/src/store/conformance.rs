@@ -4,15 +4,17 @@
 //!
 //! They pin the guarantees the rest of natter builds on: one gapless
 //! sequence per room under concurrent appends, idempotent sends, membership
-//! windows, read markers, and every change to a message (who may, what is
-//! refused, what the current state and the log say afterwards).
+//! windows, read markers, every change to a message (who may, what is
+//! refused, what the current state and the log say afterwards), mention
+//! counts, notification choices and people searches.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use super::{Action, NewEvent, NewRoom, NewUser, Outcome, Store, StoreError};
+use super::{Action, NewEvent, NewRoom, NewUser, Outcome, PeopleQuery, Store, StoreError};
 use crate::model::{
-    Current, EventBody, MAX_REACTIONS_PER_MESSAGE, Role, RoomId, Seq, UserId, Visibility,
+    Current, EventBody, MAX_REACTIONS_PER_MESSAGE, NotifyLevel, Role, RoomId, RoomKind, Seq,
+    UserId, Visibility,
 };
 
 /// Runs every conformance test, each on a store `fresh()` makes.
@@ -29,6 +31,9 @@ where
     deletions(fresh().await).await;
     reactions(fresh().await).await;
     replies(fresh().await).await;
+    mentions_are_counted_from_the_current_text(fresh().await).await;
+    notification_choices_and_the_peers_read_marker(fresh().await).await;
+    people_searches(fresh().await).await;
 }
 
 async fn user(store: &dyn Store, name: &str) -> UserId {
@@ -499,4 +504,159 @@ async fn replies(store: Arc<dyn Store>) {
     appended(act(&*store, room, owner, Action::Delete { target: original }).await);
     let preview = current(&*store, room, answer).await.reply_preview.unwrap();
     assert!(preview.deleted && preview.text.is_empty());
+}
+
+/// The room list row of `room` for `user`.
+async fn summary(store: &dyn Store, user: UserId, room: RoomId) -> super::RoomSummary {
+    store
+        .room_summaries(user)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.room.id == room)
+        .expect("the room in the list")
+}
+
+async fn mentions_are_counted_from_the_current_text(store: Arc<dyn Store>) {
+    let owner = user(&*store, "owner").await;
+    let other = user(&*store, "other").await;
+    let late = user(&*store, "late").await;
+    let room = room(&*store, owner).await;
+    join(&*store, room, other).await;
+    let text = format!("<@{}> <@{}> <@{}>", other.0, owner.0, late.0);
+    let seq = appended(act(&*store, room, owner, send("a", &text)).await);
+    appended(act(&*store, room, owner, send("b", "no mention")).await);
+    let counted = |s: super::RoomSummary| (s.unread, s.mentions);
+    assert_eq!(counted(summary(&*store, other, room).await), (2, 1));
+    assert_eq!(
+        counted(summary(&*store, owner, room).await),
+        (0, 0),
+        "the sender's own"
+    );
+    // Joined after the mention: nothing old counts.
+    join(&*store, room, late).await;
+    assert_eq!(counted(summary(&*store, late, room).await), (0, 0));
+
+    let edit = |text: &str| Action::Edit {
+        target: seq,
+        text: text.into(),
+        sent_after: None,
+    };
+    appended(act(&*store, room, owner, edit("nobody")).await);
+    assert_eq!(counted(summary(&*store, other, room).await), (2, 0));
+    appended(act(&*store, room, owner, edit(&text)).await);
+    assert_eq!(counted(summary(&*store, other, room).await), (2, 1));
+    store.set_read(room, other, seq).await.unwrap();
+    assert_eq!(counted(summary(&*store, other, room).await), (1, 0));
+
+    let again = appended(act(&*store, room, owner, send("c", &text)).await);
+    assert_eq!(counted(summary(&*store, other, room).await), (2, 1));
+    appended(act(&*store, room, owner, Action::Delete { target: again }).await);
+    assert_eq!(
+        counted(summary(&*store, other, room).await),
+        (1, 0),
+        "a deleted message mentions nobody"
+    );
+}
+
+async fn notification_choices_and_the_peers_read_marker(store: Arc<dyn Store>) {
+    let ann = user(&*store, "ann").await;
+    let bob = user(&*store, "bob").await;
+    let group = room(&*store, ann).await;
+    join(&*store, group, bob).await;
+    assert_eq!(summary(&*store, ann, group).await.notify, None);
+    store
+        .set_notify(group, ann, Some(NotifyLevel::All))
+        .await
+        .unwrap();
+    assert_eq!(
+        summary(&*store, ann, group).await.notify,
+        Some(NotifyLevel::All)
+    );
+    assert_eq!(
+        summary(&*store, bob, group).await.notify,
+        None,
+        "one member's choice"
+    );
+    store.set_notify(group, ann, None).await.unwrap();
+    assert_eq!(summary(&*store, ann, group).await.notify, None);
+    let carl = user(&*store, "carl").await;
+    assert!(matches!(
+        store.set_notify(group, carl, Some(NotifyLevel::None)).await,
+        Err(StoreError::NotAMember)
+    ));
+
+    let (direct, _) = store.open_direct(ann, "ann".into(), bob, 1).await.unwrap();
+    assert_eq!(direct.kind, RoomKind::Direct);
+    let seq = appended(act(&*store, direct.id, ann, send("d", "hi")).await);
+    assert_eq!(
+        summary(&*store, ann, direct.id).await.peer_read_seq,
+        Some(0)
+    );
+    store.set_read(direct.id, bob, seq).await.unwrap();
+    let row = summary(&*store, ann, direct.id).await;
+    assert_eq!(row.peer_read_seq, Some(seq));
+    assert_eq!(row.peer.map(|p| p.id), Some(bob));
+    assert_eq!(summary(&*store, ann, group).await.peer_read_seq, None);
+}
+
+async fn people_searches(store: Arc<dyn Store>) {
+    let named = |username: &'static str, display: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .create_user(NewUser {
+                    username: username.into(),
+                    display_name: display.into(),
+                    password_hash: "not a real hash".into(),
+                    at: 1,
+                    invite: None,
+                })
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    named("lilei", "李雷").await;
+    named("jim", "Jim Green").await;
+    named("odd", "50%_off").await;
+    named("school:s1", "Li Lei").await;
+    let gone = named("gone", "Jim Gone").await;
+    store.set_deactivated(gone, true, 2).await.unwrap();
+    let find = |text: &'static str, prefix: Option<&'static str>, local_only: bool| {
+        let store = store.clone();
+        async move {
+            store
+                .search_people(PeopleQuery {
+                    text: text.into(),
+                    username_prefix: prefix.map(str::to_owned),
+                    local_only,
+                    limit: 10,
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|u| u.display_name)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(find("雷", None, true).await, ["李雷"]);
+    assert_eq!(find("GREEN", None, true).await, ["Jim Green"]);
+    assert_eq!(
+        find("jim", None, true).await,
+        ["Jim Green"],
+        "not the deactivated"
+    );
+    assert_eq!(find("lil", None, true).await, ["李雷"], "by username");
+    assert_eq!(find("li", Some("school:"), false).await, ["Li Lei"]);
+    assert_eq!(
+        find("s1", Some("school:"), false).await,
+        ["Li Lei"],
+        "by site id"
+    );
+    assert_eq!(find("%_", None, true).await, ["50%_off"], "no wildcards");
+    assert_eq!(find("_", None, false).await, ["50%_off"]);
+    // Names that start with the text come first.
+    named("ljim", "Ann Jim").await;
+    assert_eq!(find("jim", None, true).await, ["Jim Green", "Ann Jim"]);
 }

@@ -11,7 +11,8 @@ pub mod sqlite;
 use async_trait::async_trait;
 
 use crate::model::{
-    Current, EndReason, Event, Millis, Role, Room, RoomId, Seq, SessionId, User, UserId, Visibility,
+    Current, EndReason, Event, Millis, NotifyLevel, Role, Room, RoomId, Seq, SessionId, User,
+    UserId, Visibility,
 };
 
 /// What can go wrong in a store, in terms the domain can act on.
@@ -166,10 +167,30 @@ pub struct RoomSummary {
     pub read_seq: Seq,
     /// Messages of others after the read marker, deleted ones not counted.
     pub unread: i64,
+    /// Of those, the ones that mention the user.
+    pub mentions: i64,
+    /// The user's own choice of notifications; `None` until they choose.
+    pub notify: Option<NotifyLevel>,
     /// The newest message as it stands now (edited, or deleted).
     pub last_message: Option<Current>,
     /// For direct conversations: the other person.
     pub peer: Option<User>,
+    /// For direct conversations: the other person's read marker.
+    pub peer_read_seq: Option<Seq>,
+}
+
+/// What a people search looks for, and among whom.
+pub struct PeopleQuery {
+    /// Found anywhere in a display name (ignoring ASCII case, and names
+    /// in Chinese have no word breaks to start from), or at the start of
+    /// a username after its community's prefix.
+    pub text: String,
+    /// Only usernames that start with this (a community's prefix, e.g.
+    /// `site:`); `None` for everyone.
+    pub username_prefix: Option<String>,
+    /// Usernames with a `:` are left out (local accounts only).
+    pub local_only: bool,
+    pub limit: usize,
 }
 
 /// A change to a room, made by `actor`: if it changes anything, the store
@@ -389,4 +410,14 @@ pub trait Store: Send + Sync + 'static {
     async fn message(&self, room: RoomId, seq: Seq) -> StoreResult<Option<Current>>;
     /// Moves the user's read marker forward (never back); returns the marker.
     async fn set_read(&self, room: RoomId, user: UserId, seq: Seq) -> StoreResult<Seq>;
+    /// Records an active member's choice of notifications for a room
+    /// (`None`: back to the default); `NotAMember` otherwise.
+    async fn set_notify(
+        &self,
+        room: RoomId,
+        user: UserId,
+        level: Option<NotifyLevel>,
+    ) -> StoreResult<()>;
+    /// Active accounts matching a people search, by display name.
+    async fn search_people(&self, query: PeopleQuery) -> StoreResult<Vec<User>>;
 }

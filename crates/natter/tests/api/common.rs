@@ -194,6 +194,11 @@ impl Client {
             .await
     }
 
+    pub async fn put_json(&self, path: &str, body: Value) -> Reply {
+        self.send_raw(self.http.put(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+
     pub async fn patch(&self, path: &str, body: Value) -> Reply {
         self.send_raw(self.http.patch(format!("{}{path}", self.base)).json(&body))
             .await

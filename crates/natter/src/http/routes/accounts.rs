@@ -10,13 +10,13 @@ use serde_json::{Value, json};
 use crate::chat::Login;
 use crate::http::AppState;
 use crate::http::error::ApiResult;
-use crate::http::extract::{Auth, ClientSource, JsonBody, PathId};
+use crate::http::extract::{Auth, ClientSource, JsonBody, PathId, QueryParams};
 use crate::http::wire::{SessionOut, UserOut};
 use crate::model::{SessionId, UserId};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/users", post(register))
+        .route("/api/v1/users", get(search).post(register))
         .route("/api/v1/users/{id}", get(user))
         .route("/api/v1/sessions", post(login))
         .route("/api/v1/sessions/sso", post(sso_login))
@@ -29,6 +29,23 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/me/sessions/{id}", delete(end_my_session))
         .route("/api/v1/me/deactivate", post(deactivate_me))
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: String,
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/users?q=`: people of the caller's community by name.
+async fn search(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    QueryParams(query): QueryParams<SearchQuery>,
+) -> ApiResult<Json<Value>> {
+    let found = s.chat.search_people(&caller, &query.q, query.limit).await?;
+    let users: Vec<UserOut> = found.iter().map(UserOut::from).collect();
+    Ok(Json(json!({ "users": users })))
 }
 
 #[derive(Deserialize)]

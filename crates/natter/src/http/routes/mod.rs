@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod assets;
+pub mod attention;
 pub mod embed;
 pub mod events;
 pub mod messages;

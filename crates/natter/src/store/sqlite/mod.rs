@@ -24,11 +24,13 @@ use rusqlite::{Connection, OpenFlags};
 pub use self::backup::{BackupSummary, backup};
 use self::checkpointer::CheckpointPolicy;
 use self::writer::Writer;
-use crate::model::{Current, EndReason, Event, Millis, Room, RoomId, Seq, SessionId, User, UserId};
+use crate::model::{
+    Current, EndReason, Event, Millis, NotifyLevel, Room, RoomId, Seq, SessionId, User, UserId,
+};
 use crate::store::{
     Appended, Credentials, EndSessions, HistoryPage, MemberProfile, MembershipRecord, NewEvent,
-    NewRoom, NewSession, NewUser, ProfilePatch, RoomSnapshot, RoomSummary, SessionInfo,
-    SessionRecord, Store, StoreError, StoreResult,
+    NewRoom, NewSession, NewUser, PeopleQuery, ProfilePatch, RoomSnapshot, RoomSummary,
+    SessionInfo, SessionRecord, Store, StoreError, StoreResult,
 };
 
 /// Read connections kept open between reads, and reads run at once.
@@ -376,5 +378,20 @@ impl Store for SqliteStore {
         self.writer
             .write(move |c| queries::set_read(c, room, user, seq))
             .await
+    }
+
+    async fn set_notify(
+        &self,
+        room: RoomId,
+        user: UserId,
+        level: Option<NotifyLevel>,
+    ) -> StoreResult<()> {
+        self.writer
+            .write(move |c| queries::set_notify(c, room, user, level))
+            .await
+    }
+
+    async fn search_people(&self, query: PeopleQuery) -> StoreResult<Vec<User>> {
+        self.read(move |c| queries::search_people(c, &query)).await
     }
 }

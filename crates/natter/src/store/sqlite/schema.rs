@@ -177,7 +177,53 @@ CREATE TABLE reactions (
 ) WITHOUT ROWID;
 "#,
     },
+    // The conversation view: who each message mentions (kept from its
+    // current text, for mention counts), and each member's notification
+    // choice for the room (NULL: the default for the room's kind).
+    Migration {
+        then: Some(fill_mentions_v6),
+        sql: r#"
+CREATE TABLE mentions (
+    user_id INTEGER NOT NULL,
+    room_id INTEGER NOT NULL,
+    seq     INTEGER NOT NULL,
+    PRIMARY KEY (user_id, room_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX mentions_by_message ON mentions(room_id, seq);
+ALTER TABLE members ADD COLUMN notify TEXT;
+"#,
+    },
 ];
+
+/// Migration 6's fill: the mentions of every message already stored, read
+/// from its current text as sending would have.
+fn fill_mentions_v6(conn: &Connection) -> rusqlite::Result<()> {
+    let mut select = conn.prepare(
+        "SELECT e.room_id, e.seq, e.sender_id, COALESCE(s.text, e.text)
+         FROM events e LEFT JOIN message_state s ON s.room_id = e.room_id AND s.seq = e.seq
+         WHERE e.kind = 'message' AND s.deleted_at IS NULL
+           AND COALESCE(s.text, e.text) LIKE '%<@%'",
+    )?;
+    let mut insert =
+        conn.prepare("INSERT OR IGNORE INTO mentions (user_id, room_id, seq) VALUES (?1, ?2, ?3)")?;
+    let rows = select.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (room, seq, sender, text) = row?;
+        for user in crate::mentions::mentioned(&text) {
+            if user.0 != sender {
+                insert.execute(rusqlite::params![user.0, room, seq])?;
+            }
+        }
+    }
+    Ok(())
+}
 
 /// The idempotency key of a message as the events index stores it: the
 /// first 8 bytes of SHA-256 over room, sender and client message id. Stable
@@ -479,6 +525,42 @@ mod tests {
             )
             .unwrap();
         assert_eq!(deactivated, 0);
+    }
+
+    /// Messages stored before mentions were counted get their mentions
+    /// from their current text: an edit's, none for a deleted one, never
+    /// the sender's own.
+    #[test]
+    fn migration_6_finds_the_mentions_already_stored() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for migration in &MIGRATIONS[..5] {
+            conn.execute_batch(migration.sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 5;
+             INSERT INTO users (id, username, display_name, password_hash, created_at) VALUES
+                 (1, 'ann', 'Ann', 'x', 0);
+             INSERT INTO rooms (id, kind, title, visibility, created_by, created_at, head) VALUES
+                 (1, 'group', 'class', 'public', 1, 0, 4);
+             INSERT INTO events (room_id, seq, kind, sender_id, sender_name, at_ms, client_msg_id, text) VALUES
+                 (1, 1, 'message', 1, 'Ann', 0, 'a', '<@2> hi <@1>'),
+                 (1, 2, 'message', 1, 'Ann', 0, 'b', NULL),
+                 (1, 3, 'message', 1, 'Ann', 0, 'c', 'plain'),
+                 (1, 4, 'message', 1, 'Ann', 0, 'd', 'nobody, <@x>');
+             INSERT INTO message_state (room_id, seq, text, edited_at, deleted_at, deleted_by) VALUES
+                 (1, 2, NULL, NULL, 5, 1),
+                 (1, 3, 'now <@3>', 6, NULL, NULL);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let mentions: Vec<(i64, i64)> = conn
+            .prepare("SELECT user_id, seq FROM mentions ORDER BY seq, user_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(mentions, [(2, 1), (3, 3)]);
     }
 
     /// A database written by schema version 2 keeps its history, its order

@@ -107,7 +107,7 @@ pub(super) fn send(
     if let Some(original) = reply_to {
         live_target(conn, n.room, original)?;
     }
-    append_by(
+    let event = append_by(
         conn,
         n,
         EventBody::Message {
@@ -116,8 +116,33 @@ pub(super) fn send(
             reply_to,
             redacted: false,
         },
-    )
-    .map(Outcome::Appended)
+    )?;
+    add_mentions(conn, n.room, event.seq, n.actor, text)?;
+    Ok(Outcome::Appended(event))
+}
+
+/// Records whom the message at `seq` mentions now (its sender never counts).
+fn add_mentions(conn: &Connection, room: RoomId, seq: Seq, sender: UserId, text: &str) -> R<()> {
+    for user in crate::mentions::mentioned(text) {
+        if user != sender {
+            q(exec(
+                conn,
+                "INSERT OR IGNORE INTO mentions (user_id, room_id, seq) VALUES (?1, ?2, ?3)",
+                params![user.0, room.0, seq],
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// Forgets whom the message at `seq` mentioned (edited or deleted).
+fn clear_mentions(conn: &Connection, room: RoomId, seq: Seq) -> R<()> {
+    q(exec(
+        conn,
+        "DELETE FROM mentions WHERE room_id = ?1 AND seq = ?2",
+        params![room.0, seq],
+    ))?;
+    Ok(())
 }
 
 pub(super) fn edit(
@@ -152,6 +177,8 @@ pub(super) fn edit(
          ON CONFLICT (room_id, seq) DO UPDATE SET text = excluded.text, edited_at = excluded.edited_at",
         params![n.room.0, seq, text, n.at],
     ))?;
+    clear_mentions(conn, n.room, seq)?;
+    add_mentions(conn, n.room, seq, n.actor, text)?;
     Ok(Outcome::Appended(event))
 }
 
@@ -191,6 +218,7 @@ pub(super) fn delete(conn: &Connection, n: &NewEvent, seq: Seq) -> R<Outcome> {
         "DELETE FROM reactions WHERE room_id = ?1 AND seq = ?2",
         params![n.room.0, seq],
     ))?;
+    clear_mentions(conn, n.room, seq)?;
     Ok(Outcome::Appended(event))
 }
 

@@ -14,11 +14,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::encoding::{self, EVENT_COLUMNS};
 use super::rows::{self, ROOM_COLUMNS, USER_COLUMNS, store_error};
 use crate::model::{
-    Event, EventBody, Millis, Role, Room, RoomId, RoomKind, Seq, UserId, Visibility,
+    Event, EventBody, Millis, NotifyLevel, Role, Room, RoomId, RoomKind, Seq, User, UserId,
+    Visibility,
 };
 use crate::store::{
-    Action, Appended, MemberProfile, MembershipRecord, NewEvent, NewRoom, Outcome, RoomSnapshot,
-    RoomSummary, StoreError, StoreResult,
+    Action, Appended, MemberProfile, MembershipRecord, NewEvent, NewRoom, Outcome, PeopleQuery,
+    RoomSnapshot, RoomSummary, StoreError, StoreResult,
 };
 
 type R<T> = StoreResult<T>;
@@ -363,16 +364,20 @@ pub fn memberships_of(conn: &Connection, user: UserId) -> R<Vec<MembershipRecord
 pub fn room_summaries(conn: &Connection, user: UserId) -> R<Vec<RoomSummary>> {
     let tx = q(conn.unchecked_transaction())?;
     let mut stmt = q(tx.prepare_cached(&format!(
-        "SELECT {}, m.role, m.read_seq FROM members m JOIN rooms r ON r.id = m.room_id
+        "SELECT {}, m.role, m.read_seq, m.notify FROM members m JOIN rooms r ON r.id = m.room_id
          WHERE m.user_id = ?1 AND m.active = 1",
         rows::prefixed(ROOM_COLUMNS, "r")
     )))?;
-    let base: Vec<(Room, Role, Seq)> = q(stmt
+    type Base = (Room, Role, Seq, Option<NotifyLevel>);
+    let base: Vec<Base> = q(stmt
         .query_map([user.0], |r| {
             Ok((
                 rows::room(r)?,
                 rows::role(&r.get::<_, String>(8)?),
                 r.get(9)?,
+                r.get::<_, Option<String>>(10)?
+                    .as_deref()
+                    .and_then(NotifyLevel::parse),
             ))
         })
         .and_then(|it| it.collect()))?;
@@ -390,36 +395,48 @@ pub fn room_summaries(conn: &Connection, user: UserId) -> R<Vec<RoomSummary>> {
     let mut last_stmt = q(tx.prepare_cached(
         "SELECT seq FROM events WHERE room_id = ?1 AND kind = 'message' ORDER BY seq DESC LIMIT 1",
     ))?;
+    let mut mentions_stmt = q(tx.prepare_cached(
+        "SELECT COUNT(*) FROM mentions WHERE user_id = ?1 AND room_id = ?2 AND seq > ?3",
+    ))?;
     let mut peer_stmt = q(tx.prepare_cached(&format!(
-        "SELECT {} FROM members m JOIN users u ON u.id = m.user_id WHERE m.room_id = ?1 AND m.user_id != ?2 LIMIT 1",
+        "SELECT {}, m.read_seq FROM members m JOIN users u ON u.id = m.user_id
+         WHERE m.room_id = ?1 AND m.user_id != ?2 LIMIT 1",
         rows::prefixed(USER_COLUMNS, "u")
     )))?;
     let mut out = Vec::with_capacity(base.len());
-    for (room, role, read_seq) in base {
+    for (room, role, read_seq, notify) in base {
         let unread: i64 =
             q(unread_stmt.query_row(params![room.id.0, read_seq, user.0], |r| r.get(0)))?;
+        let mentions: i64 =
+            q(mentions_stmt.query_row(params![user.0, room.id.0, read_seq], |r| r.get(0)))?;
         let last: Option<Seq> = q(last_stmt.query_row([room.id.0], |r| r.get(0)).optional())?;
         let last_message = match last {
             Some(seq) => message(&tx, room.id, seq)?,
             None => None,
         };
-        let peer = if room.kind == RoomKind::Direct {
+        let (peer, peer_read_seq) = if room.kind == RoomKind::Direct {
             q(peer_stmt
-                .query_row(params![room.id.0, user.0], rows::user)
+                .query_row(params![room.id.0, user.0], |r| {
+                    Ok((rows::user(r)?, r.get::<_, Seq>(5)?))
+                })
                 .optional())?
+            .unzip()
         } else {
-            None
+            (None, None)
         };
         out.push(RoomSummary {
             room,
             role,
             read_seq,
             unread,
+            mentions,
+            notify,
             last_message,
             peer,
+            peer_read_seq,
         });
     }
-    drop((unread_stmt, last_stmt, peer_stmt));
+    drop((unread_stmt, mentions_stmt, last_stmt, peer_stmt));
     q(tx.finish())?;
     Ok(out)
 }
@@ -517,6 +534,53 @@ pub fn events_after(conn: &Connection, room: RoomId, after: Seq, limit: usize) -
     )))?;
     q(stmt
         .query_map(params![room.0, after, limit as i64], encoding::read)
+        .and_then(|it| it.collect()))
+}
+
+pub fn set_notify(
+    conn: &Connection,
+    room: RoomId,
+    user: UserId,
+    level: Option<NotifyLevel>,
+) -> R<()> {
+    let changed = q(exec(
+        conn,
+        "UPDATE members SET notify = ?3 WHERE room_id = ?1 AND user_id = ?2 AND active = 1",
+        params![room.0, user.0, level.map(NotifyLevel::as_str)],
+    ))?;
+    if changed == 0 {
+        return Err(StoreError::NotAMember);
+    }
+    Ok(())
+}
+
+/// Active accounts for a people search: display names containing the
+/// text first where they start with it, then by name.
+pub fn search_people(conn: &Connection, query: &PeopleQuery) -> R<Vec<User>> {
+    let escaped: String = query
+        .text
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    let prefix = query.username_prefix.as_deref().unwrap_or("");
+    let mut stmt = q(conn.prepare_cached(&format!(
+        "SELECT {USER_COLUMNS} FROM users
+         WHERE deactivated_at IS NULL
+           AND (?2 = '' OR substr(username, 1, length(?2)) = ?2)
+           AND (?3 = 0 OR instr(username, ':') = 0)
+           AND (display_name LIKE '%' || ?1 || '%' ESCAPE '\\'
+                OR substr(username, length(?2) + 1) LIKE ?1 || '%' ESCAPE '\\')
+         ORDER BY display_name LIKE ?1 || '%' ESCAPE '\\' DESC, display_name, id
+         LIMIT ?4"
+    )))?;
+    q(stmt
+        .query_map(
+            params![escaped, prefix, query.local_only, query.limit as i64],
+            rows::user,
+        )
         .and_then(|it| it.collect()))
 }
 
