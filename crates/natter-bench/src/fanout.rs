@@ -121,6 +121,9 @@ pub struct Run<'a> {
     /// Added to each client's index when choosing its source address, so
     /// consecutive runs do not reuse ports still in TIME_WAIT.
     pub source_offset: usize,
+    /// Readers (the first N) that also send typing notices while the
+    /// senders send (the typing scenario).
+    pub typers: usize,
 }
 
 #[derive(Deserialize)]
@@ -256,8 +259,20 @@ impl Run<'_> {
             }
         }
 
-        // Senders.
+        // Senders, and typers beside them.
         let meter = CpuMeter::start(self.server_pid);
+        let typing_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (typed, typers) = crate::typing::start(
+            self.server,
+            pop.readers
+                .iter()
+                .take(self.typers)
+                .map(|a| a.token.clone())
+                .collect(),
+            pop.rooms[0],
+            self.source_offset + self.clients,
+            typing_stop.clone(),
+        );
         let send_started = Instant::now();
         let next = Arc::new(AtomicU64::new(0));
         let mut senders = Vec::new();
@@ -292,6 +307,22 @@ impl Run<'_> {
             acks_us.extend(latencies);
         }
         let send_time = send_started.elapsed();
+        typing_stop.store(true, Ordering::Relaxed);
+        for t in typers {
+            let _ = t.await;
+        }
+        if self.typers > 0 {
+            let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+            report.notes.push(format!(
+                "{} typers sent {} typing notices ({} announced, {} errors) in {:.1} s",
+                self.typers,
+                load(&typed.sent),
+                load(&typed.announced),
+                load(&typed.errors),
+                send_time.as_secs_f64()
+            ));
+            report.errors += load(&typed.errors);
+        }
         shared.sending_done.store(true, Ordering::Release);
         report.messages_acked = shared.acked.iter().map(|a| a.load(Ordering::Relaxed)).sum();
 

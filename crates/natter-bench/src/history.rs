@@ -137,6 +137,7 @@ pub async fn run(
         name: "s5-fill".into(),
         baseline_rss_kib: None,
         source_offset: 0,
+        typers: 0,
     }
     .execute()
     .await?;

@@ -14,6 +14,7 @@ mod idle;
 mod merge;
 mod setup;
 mod stats;
+mod typing;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -122,6 +123,17 @@ enum Scenario {
         #[arg(long, default_value_t = 0)]
         reacted_percent: u64,
     },
+    /// Typing: S1's room at a slow message rate, run without and then with
+    /// typers (one notice per 3 s each). Measures the server CPU the notices cost.
+    Typing {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// Members of the room who type throughout (among the clients)
+        #[arg(long, default_value_t = 100)]
+        typers: usize,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
     /// Connections that send nothing: the HTTP stack's memory per connection, the floor under S3's per-poll figure.
     Idle {
         /// Connections to open (one generator process holds at most ~19,000)
@@ -194,6 +206,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         name: name.to_owned(),
         baseline_rss_kib: None,
         source_offset: 0,
+        typers: 0,
     };
     let mut reports: Vec<Report> = Vec::new();
     let mut failed = false;
@@ -245,6 +258,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ..run(&pop, clients, plan, 10, name)
             };
             reports.push(measured.execute().await?);
+        }
+        Scenario::Typing {
+            clients,
+            typers,
+            seconds,
+        } => {
+            anyhow::ensure!(typers <= clients, "typers are among the clients");
+            let pop = Population::create(server, 1, clients, 1).await?;
+            let plan = Plan::Rate {
+                per_second: 1.0,
+                duration: Duration::from_secs(seconds),
+            };
+            let quiet = run(&pop, clients, plan, 10, "typing-none")
+                .execute()
+                .await?;
+            let typing = Run {
+                typers,
+                source_offset: clients + typers,
+                ..run(&pop, clients, plan, 10, "typing")
+            }
+            .execute()
+            .await?;
+            let mut typing = typing;
+            if let (Some(with), Some(without)) =
+                (typing.server_cpu_percent, quiet.server_cpu_percent)
+            {
+                typing.notes.push(format!(
+                    "typing notices cost {:.1}% of one core ({with:.1}% with {typers} typers, {without:.1}% without)",
+                    with - without
+                ));
+            }
+            reports.push(quiet);
+            reports.push(typing);
         }
         Scenario::S2 {
             clients,
