@@ -77,6 +77,8 @@
       const count = Math.max(0, Number(data.count) || 0);
       badge.textContent = count > 99 ? '99+' : String(count);
       badge.hidden = count === 0;
+      // The name holds the count the button shows (for speech input too).
+      button.setAttribute('aria-label', count === 0 ? label : `${label}, ${badge.textContent}`);
     }
   });
   shadow.append(style, frame, button);

@@ -1,7 +1,8 @@
 // The natter web app: where it starts, the session's lifetime (sign-in,
 // the event stream, sign-out), the signed-in screen's shell, and the
-// wiring of events to state (state.js) and of state to views (sidebar,
-// conversation, members, composer). Plain DOM, no framework, no build.
+// wiring of events to state (state.js), of the address to what is open
+// (router.js) and of state to views (sidebar, conversation, members,
+// composer). Plain DOM, no framework, no build.
 
 import { NatterError } from '/sdk/natter.js';
 import { openEvents } from './events.js';
@@ -15,12 +16,25 @@ import {
   isOnScreen, listenToHost, scheduleRenewal, showEmbedProblem, signInEmbedded, stopRenewal,
 } from './embed.js';
 import { languageButton, renderAuth } from './signin.js';
-import { reloadAllUntilDone, reloadMembersUntilDone, reloadRoomsSoon, stopReloads } from './loads.js';
+import {
+  forgetRooms, reloadAllUntilDone, reloadMembersUntilDone, reloadRoomsSoon, stopReloads,
+} from './loads.js';
 import { newRoomForm, publicRoomsSection, renderSidebar, renderTitle } from './sidebar.js';
 import {
-  closeRoom, markActiveRead, nearBottom, renderConversation, renderMessages, showChanges, showNewBelow,
+  closeRoom, markActiveRead, nearBottom, openRoom, renderConversation, renderMessages, retryRoom, showChanges,
+  showNewBelow,
 } from './conversation.js';
+import { refreshOnlineCount, showMembersPane } from './room-header.js';
+import { retryFailed } from './composer.js';
+import { forgetDrafts } from './drafts.js';
+import { goUp, navigate, onRouteChange, parseRoute, showRoute } from './router.js';
 import { renderMembers } from './members.js';
+import { forgetNotification, notificationButton, notify } from './notifications.js';
+import { showTyping } from './typing.js';
+import { showSeen } from './seen.js';
+import { refreshNotifyChoice } from './room-notify.js';
+import { accountButton } from './settings.js';
+import { newDirectPanel } from './new-direct.js';
 
 Object.assign(redraw, {
   main: renderMain,
@@ -29,10 +43,11 @@ Object.assign(redraw, {
   messages: renderMessages,
   changes: showChanges,
   members: renderMembers,
+  room: (roomId) => openRoom(roomId, { route: null, focus: false }),
 });
 
-/** Stops the event stream, if one runs. */
-let stopEvents = null;
+/** The event stream, if one runs: `{ stop, retryNow }` (events.js). */
+let events = null;
 
 // --- start ---------------------------------------------------------------
 
@@ -40,9 +55,8 @@ document.documentElement.lang = language();
 listenToHost({
   events: {
     stop: () => {
-      const streaming = Boolean(stopEvents);
-      stopEvents?.();
-      stopEvents = null;
+      const streaming = Boolean(events);
+      stopEvents();
       return streaming;
     },
     start: () => startEvents(),
@@ -51,6 +65,10 @@ listenToHost({
 });
 document.addEventListener('visibilitychange', () => {
   if (!document.hidden) markActiveRead();
+});
+// Back, forward, a link: the address says what to show.
+onRouteChange((route) => {
+  if (state.me) showRoute(route);
 });
 
 if (embed) {
@@ -85,8 +103,7 @@ function resumeSession() {
 function showAuth(notice) {
   endSession();
   stopReloads();
-  stopEvents?.();
-  stopEvents = null;
+  stopEvents();
   storage.removeItem(TOKEN_KEY);
   if (embed) {
     stopRenewal();
@@ -103,7 +120,12 @@ async function startSession() {
   beginSession();
   state.me = me;
   state.connection = 'connecting';
+  // A reload or a shared link opens the room its address names, once the
+  // room list says whether the user is in it.
+  const route = embed ? { roomId: embed.mode === 'room' ? embed.roomId : null, members: false } : parseRoute();
+  state.activeRoomId = route.roomId;
   renderMain();
+  showMembersPane(route.members);
   startEvents();
   if (embed) {
     // When this session ends decides when to ask for the next one.
@@ -113,14 +135,25 @@ async function startSession() {
   }
 }
 
+function stopEvents() {
+  events?.stop();
+  events = null;
+}
+
 /** Opens the event stream for the current session. */
 function startEvents() {
-  stopEvents = openEvents(client, {
+  events = openEvents(client, {
     onReady: () => reloadAllUntilDone(),
     onEvents: (batch) => onEvents(batch),
     onState: (s) => {
       state.connection = s;
       renderConnection();
+      // Back after an outage: what failed for want of the server is tried
+      // again (a send keeps its client message id, so it is stored once).
+      if (s === 'connected') {
+        retryFailed();
+        retryRoom();
+      }
     },
     // The stream restarts after a resync; onReady then reloads. What the
     // client knew may be ahead of the server's history (a restored
@@ -128,10 +161,14 @@ function startEvents() {
     // read markers sent go with the loaded histories.
     onResync: () => {
       dropTimeline(state);
-      state.rooms = new Map();
+      forgetRooms();
       state.readSent.clear();
     },
-    onStop: (code) => showAuth(has(code) ? t(code) : t('unauthenticated')),
+    onStop: (code) => {
+      // Logged out elsewhere: the drafts go, as on this page's Log out.
+      if (code === 'session_ended' && state.me) forgetDrafts(state.me.id);
+      showAuth(has(code) ? t(code) : t('unauthenticated'));
+    },
   });
 }
 
@@ -154,6 +191,8 @@ function onEvents(batch) {
   if (batch.ephemeralGap) reloadAllUntilDone();
   if (changes.leftActive) {
     closeRoom();
+    // Back must not lead into a room the user is no longer in.
+    navigate({ roomId: null }, { replace: true });
     renderMain();
     return;
   }
@@ -171,24 +210,11 @@ function onEvents(batch) {
     showChanges(changes);
   }
   renderMembers();
-}
-
-/** The notification each room shows (one per room: its tag), by seq. */
-const shownNotifications = new Map();
-
-function notify(event) {
-  if (!document.hidden || typeof Notification !== 'function' || Notification.permission !== 'granted') return;
-  // Text only: the notification API shows strings, never markup.
-  const shown = new Notification(t('newMessageFrom', { name: event.sender_name }), { body: event.text, tag: `room-${event.room_id}` });
-  shownNotifications.set(event.room_id, { seq: event.seq, shown });
-}
-
-/** A deleted message's text does not stay on screen in a notification. */
-function forgetNotification(roomId, seq) {
-  const entry = shownNotifications.get(roomId);
-  if (entry?.seq !== seq) return;
-  entry.shown.close();
-  shownNotifications.delete(roomId);
+  // The header's count follows presence, as the member list does.
+  refreshOnlineCount();
+  if (changes.typing.size) showTyping();
+  if (changes.receipts.has(active)) showSeen();
+  refreshNotifyChoice(changes);
 }
 
 // --- main screen ----------------------------------------------------------
@@ -201,13 +227,16 @@ function forgetNotification(roomId, seq) {
 function renderMain() {
   if (!state.me) return;
   root.setAttribute('aria-busy', 'false');
-  const key = [language(), state.me.id, state.me.display_name,
+  const key = [language(), state.me.id, state.me.display_name, state.me.avatar_url,
     typeof Notification === 'function' ? Notification.permission : ''].join('\n');
   if (root.dataset.shell !== key || !document.getElementById('layout')) {
     root.dataset.shell = key;
     renderShell();
   }
   document.getElementById('layout').classList.toggle('has-room', Boolean(state.activeRoomId));
+  // Nothing to go back to from the list itself.
+  const back = document.querySelector('.topbar .back');
+  if (back) back.hidden = state.activeRoomId === null;
   renderConnection();
   renderSidebar();
   renderConversation();
@@ -220,21 +249,30 @@ function renderShell() {
     el('header', { className: 'topbar' },
       el('button', {
         type: 'button', className: 'back', 'aria-label': t('back'), textContent: '‹',
+        // Up one level: the member list to its room, a room to the list.
         onclick: () => {
-          closeRoom();
-          renderMain();
+          const route = goUp();
+          if (route) showRoute(route);
         },
       }),
       el('h1', { className: 'brand' }, t('appName')),
       el('span', { id: 'connection', className: 'connection', role: 'status' }),
+      el('button', {
+        id: 'retry-now', type: 'button', className: 'retry-now icon-button', hidden: true,
+        onclick: () => events?.retryNow(),
+      },
+        el('span', { className: 'icon', 'aria-hidden': 'true' }, '↻'),
+        el('span', { className: 'label' }, t('retryNow')),
+      ),
       el('span', { id: 'notice', className: 'notice', role: 'alert' }),
       el('span', { className: 'spacer' }),
-      notificationButton(),
+      notificationButton(() => renderMain()),
       languageButton(() => renderMain()),
-      el('span', { className: 'me' }, state.me.display_name),
+      accountButton(),
       embed ? null : el('button', {
         type: 'button', className: 'logout', textContent: t('logout'),
         onclick: async () => {
+          forgetDrafts(state.me.id);
           try { await client.logout(); } catch { /* the session may already be gone */ }
           showAuth('');
         },
@@ -244,11 +282,14 @@ function renderShell() {
       el('nav', { className: 'sidebar', 'aria-label': t('conversations') },
         el('h2', {}, t('conversations')),
         el('div', { id: 'sidebar' }),
+        newDirectPanel(),
         newRoomForm(),
         publicRoomsSection(),
       ),
-      el('main', { id: 'conversation', className: 'conversation' }),
-      el('aside', { id: 'members', className: 'members', 'aria-label': t('members') }),
+      // Focusable by script: the keyboard goes here when a room opens
+      // without a composer, and to the member list when it opens.
+      el('main', { id: 'conversation', className: 'conversation', tabIndex: -1 }),
+      el('aside', { id: 'members', className: 'members', 'aria-label': t('members'), tabIndex: -1 }),
     ),
   );
 }
@@ -258,18 +299,6 @@ function renderConnection() {
   if (!node) return;
   node.dataset.state = state.connection;
   node.textContent = t(state.connection);
-}
-
-function notificationButton() {
-  if (typeof Notification !== 'function') return null;
-  const on = Notification.permission === 'granted';
-  return el('button', {
-    type: 'button', className: 'notify', 'aria-pressed': String(on),
-    textContent: on ? t('notificationsOn') : t('notifications'),
-    // Asked only after the user clicks, never on load.
-    onclick: async () => {
-      await Notification.requestPermission();
-      renderMain();
-    },
-  });
+  const retry = document.getElementById('retry-now');
+  if (retry) retry.hidden = state.connection !== 'reconnecting';
 }

@@ -1,19 +1,24 @@
 // The composer: writing and sending a message (kept as a draft per room
-// while unsent, retried with the same id), answering one (reply mode) and
+// while unsent, drafts.js; retried with the same id, by hand or once the
+// connection is back), answering one (reply mode) and
 // changing one's own (edit mode: Enter saves, Escape cancels; ArrowUp in
 // an empty composer edits the last own message).
 
 import { newClientMsgId } from '/sdk/natter.js';
-import { CATEGORIES, replaceCodes } from './emoticons.js';
+import { replaceCodes } from './emoticons.js';
+import { closeEmojiPicker, emojiPicker } from './emoji-picker.js';
+import { draftOf, setDraft } from './drafts.js';
 import { el } from './render.js';
 import { t } from './i18n.js';
 import { addSent, firstLine, itemAt, lastOwnMessage } from './state.js';
+import { fromTokens, toTokens } from './attention.js';
+import { forgetMentions, insertedMentions, mentionName, mentionPicker, plainMentions } from './mentions.js';
+import { typingInput, typingSent } from './typing.js';
 import {
   client, errorText, isAbort, isRefusal, redraw, sessionSignal, showNotice, state,
 } from './session.js';
 
 const MAX_CHARS = 4000;
-const RECENT_KEY = 'natter.recentEmoji';
 
 /** The composer on screen: its room and the parts a mode changes. */
 let current = null;
@@ -26,22 +31,18 @@ export function composer(room) {
   const counter = el('span', { className: 'counter', 'aria-live': 'polite' });
   const banner = el('div', { className: 'compose-mode', hidden: true });
   const submit = el('button', { type: 'submit', className: 'primary' }, t('send'));
-  const picker = emojiPicker((emoji) => insertAtCursor(input, emoji));
+  const picker = emojiPicker({ choose: (emoji) => insertAtCursor(input, emoji), focusComposer: () => input.focus() });
+  const mentions = mentionPicker(room.id, input);
   const form = el('form', { className: 'composer' },
     banner,
+    mentions.node,
     input,
     el('div', { className: 'composer-tools' },
-      el('button', {
-        type: 'button', className: 'emoji-toggle', 'aria-label': t('emoji'), 'aria-expanded': 'false', textContent: '😊',
-        onclick: (event) => {
-          picker.hidden = !picker.hidden;
-          event.currentTarget.setAttribute('aria-expanded', String(!picker.hidden));
-        },
-      }),
+      picker.toggle,
       counter,
       submit,
     ),
-    picker,
+    picker.node,
   );
   const updateCounter = () => {
     const left = MAX_CHARS - [...input.value].length;
@@ -49,18 +50,24 @@ export function composer(room) {
   };
   current = { roomId: room.id, input, banner, submit, updateCounter };
   const mode = state.compose.get(room.id);
-  input.value = mode?.kind === 'edit' ? mode.text : state.drafts.get(room.id) || '';
+  input.value = mode?.kind === 'edit' ? mode.text : draftOf(room.id);
   input.oninput = () => {
-    // The draft (or the edit) survives redraws and switching rooms.
+    // The draft (or the edit) survives redraws, switching rooms and
+    // (the draft) reloads.
     const editing = state.compose.get(room.id);
     if (editing?.kind === 'edit') editing.text = input.value;
-    else if (input.value) state.drafts.set(room.id, input.value);
-    else state.drafts.delete(room.id);
+    else {
+      setDraft(room.id, input.value);
+      typingInput(room.id, input.value);
+    }
+    mentions.update();
     updateCounter();
   };
   updateCounter();
   input.onkeydown = (event) => {
     if (event.isComposing) return;
+    // An open mention list takes the arrows, Enter, Tab and Escape.
+    if (mentions.keydown(event)) return;
     if (event.key === 'Enter' && !event.shiftKey) {
       event.preventDefault();
       form.requestSubmit();
@@ -82,10 +89,15 @@ export function composer(room) {
       saveEdit(room.id, editing);
       return;
     }
-    const text = input.value;
-    if (!text.trim()) return;
+    if (!input.value.trim()) return;
+    // The names picked from the list go as `<@id>` tokens.
+    const text = toTokens(input.value, insertedMentions(room.id));
+    forgetMentions(room.id);
+    typingSent(room.id);
+    mentions.close();
+    closeEmojiPicker();
     input.value = '';
-    state.drafts.delete(room.id);
+    setDraft(room.id, '');
     updateCounter();
     const replyTo = editing?.kind === 'reply' ? editing.seq : null;
     if (replyTo !== null) state.compose.delete(room.id);
@@ -111,7 +123,7 @@ export function refreshComposer() {
     return;
   }
   // A reply's banner follows edits of what it answers.
-  if (mode?.kind === 'reply' && target?.type === 'message') mode.text = firstLine(target.text);
+  if (mode?.kind === 'reply' && target?.type === 'message') mode.text = firstLine(plainMentions(roomId, target.text));
   submit.textContent = mode?.kind === 'edit' ? t('save') : t('send');
   submit.disabled = Boolean(mode?.saving);
   if (!mode) {
@@ -141,7 +153,7 @@ function endMode(roomId) {
   const mode = state.compose.get(roomId);
   state.compose.delete(roomId);
   if (current?.roomId === roomId && mode?.kind === 'edit') {
-    current.input.value = state.drafts.get(roomId) || '';
+    current.input.value = draftOf(roomId);
     current.updateCounter();
   }
   refreshComposer();
@@ -159,7 +171,7 @@ export function startReply(roomId, seq) {
   const target = itemAt(state, roomId, seq);
   if (target?.type !== 'message' || target.deleted) return;
   if (state.compose.get(roomId)?.kind === 'edit') endMode(roomId);
-  state.compose.set(roomId, { kind: 'reply', seq, name: target.sender_name, text: firstLine(target.text) });
+  state.compose.set(roomId, { kind: 'reply', seq, name: target.sender_name, text: firstLine(plainMentions(roomId, target.text)) });
   refreshComposer();
   focusComposer(roomId);
 }
@@ -168,9 +180,11 @@ export function startReply(roomId, seq) {
 export function startEdit(roomId, seq) {
   const target = itemAt(state, roomId, seq);
   if (target?.type !== 'message' || target.deleted || target.sender_id !== state.me.id) return;
-  state.compose.set(roomId, { kind: 'edit', seq, text: target.text });
+  // Tokens show as `@Name` while edited, and turn back into tokens on save.
+  const shown = fromTokens(target.text, (id) => mentionName(roomId, id));
+  state.compose.set(roomId, { kind: 'edit', seq, text: shown.text, mentions: shown.inserted });
   if (current?.roomId === roomId) {
-    current.input.value = target.text;
+    current.input.value = shown.text;
     current.updateCounter();
   }
   refreshComposer();
@@ -185,14 +199,15 @@ async function saveEdit(roomId, mode) {
     showNotice(t('empty_message'));
     return;
   }
-  if (!target || target.deleted || mode.text === target.text) {
+  const text = toTokens(mode.text, mode.mentions ?? new Map());
+  if (!target || target.deleted || text === target.text) {
     endMode(roomId);
     return;
   }
   mode.saving = true;
   refreshComposer();
   try {
-    await client.editMessage(roomId, mode.seq, mode.text, { signal: sessionSignal() });
+    await client.editMessage(roomId, mode.seq, text, { signal: sessionSignal() });
     if (state.compose.get(roomId) === mode) endMode(roomId);
   } catch (e) {
     if (!isAbort(e)) showNotice(errorText(e));
@@ -224,6 +239,14 @@ export async function sendPending(clientMsgId) {
   if (pending.roomId === state.activeRoomId) redraw.messages({ stickToBottom: true });
 }
 
+/** The connection is back: every message that failed for want of it is
+ *  sent again, with its own client message id, so none is stored twice. */
+export function retryFailed() {
+  for (const [clientMsgId, pending] of state.pending) {
+    if (pending.status === 'failed') sendPending(clientMsgId);
+  }
+}
+
 function insertAtCursor(input, text) {
   const start = input.selectionStart ?? input.value.length;
   const end = input.selectionEnd ?? start;
@@ -231,31 +254,4 @@ function insertAtCursor(input, text) {
   input.selectionStart = input.selectionEnd = start + text.length;
   input.focus();
   input.dispatchEvent(new Event('input'));
-}
-
-function emojiPicker(choose) {
-  const recent = () => JSON.parse(localStorage.getItem(RECENT_KEY) || '[]');
-  const grid = el('div', { className: 'emoji-grid', role: 'listbox', 'aria-label': t('emoji') });
-  const tabs = el('div', { className: 'emoji-tabs', role: 'tablist' });
-  const show = (name, list) => {
-    for (const tab of tabs.children) tab.setAttribute('aria-selected', String(tab.dataset.name === name));
-    grid.replaceChildren(...list.map((emoji) => el('button', {
-      type: 'button', className: 'emoji', role: 'option', textContent: emoji,
-      onclick: () => {
-        const next = [emoji, ...recent().filter((e) => e !== emoji)].slice(0, 24);
-        localStorage.setItem(RECENT_KEY, JSON.stringify(next));
-        choose(emoji);
-      },
-    })));
-  };
-  const categories = [[t('recent'), null], ...CATEGORIES];
-  for (const [name, list] of categories) {
-    tabs.append(el('button', {
-      type: 'button', role: 'tab', 'data-name': name, textContent: list ? list[0] : '🕘', title: name,
-      onclick: () => show(name, list || recent()),
-    }));
-  }
-  const picker = el('div', { className: 'emoji-picker', hidden: true }, tabs, grid);
-  show(CATEGORIES[0][0], CATEGORIES[0][1]);
-  return picker;
 }

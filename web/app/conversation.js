@@ -1,52 +1,118 @@
-// The open conversation: its header, the message list (history paged in
-// as the user scrolls up, changes redrawn in place, the read marker sent
-// for what is on screen), jumping to a quoted message, and the composer.
+// The open conversation: its header (room-header.js), the message list
+// (history paged in as the user scrolls up, changes redrawn in place, the
+// read marker sent for what is on screen, a "New messages" line where the
+// unread ones began when the room opened, an error with Retry if its
+// history could not be read), jumping to a quoted message, and the
+// composer. Without a room of the user's, no-room.js fills the pane.
 
 import { dayKey, el } from './render.js';
-import { language, t } from './i18n.js';
-import { dropTimeline, itemAt, timelineOf } from './state.js';
+import { t } from './i18n.js';
+import { itemAt, timelineOf } from './state.js';
 import { isOnScreen } from './embed.js';
-import { loadLatest, loadMembers, loadOlder, loadRooms } from './loads.js';
-import { messageItem, pendingItem } from './message-item.js';
+import { loadLatest, loadMembers, loadOlder, reloadMembersUntilDone } from './loads.js';
+import { isHighlighted, jumpToMessage } from './jump.js';
+import {
+  forgetUnreadLine, placeUnread, unreadDivider, unreadLine, unreadLineAhead,
+} from './unread-line.js';
+import {
+  dayItem, messageItem, pendingItem, systemItem,
+} from './message-item.js';
 import { roomTitle } from './people.js';
 import { composer, refreshComposer } from './composer.js';
+import { typingIndicator } from './typing.js';
+import { showSeen } from './seen.js';
+import { refreshOnlineCount, roomHeader, showMembersPane } from './room-header.js';
+import { noRoomView } from './no-room.js';
+import { navigate } from './router.js';
 import {
-  beginRoom, client, errorText, isAbort, redraw, roomSignal, safely, showNotice, state,
+  beginRoom, client, errorText, redraw, roomSignal, state,
 } from './session.js';
 
 const GROUP_GAP_MS = 5 * 60 * 1000;
-const HIGHLIGHT_MS = 2000;
 
-/** The message shown as the target of a jump, while it is highlighted. */
-let highlighted = null;
+/** The open room's history could not be read: `{ roomId, error }`. */
+let problem = null;
 
-/** Opens a conversation; whatever the last one was loading stops. */
-export async function openRoom(roomId) {
+/**
+ * Opens a conversation; whatever the last one was loading stops. `route`:
+ * 'push' a history entry for it, 'replace' the current one, or null (the
+ * address already names it). `focus`: give it the keyboard (the composer).
+ */
+export async function openRoom(roomId, { route = 'push', focus = true } = {}) {
+  if (route) navigate({ roomId }, { replace: route === 'replace' });
   const signal = beginRoom();
+  if (roomId !== state.activeRoomId) forgetUnreadLine();
   state.activeRoomId = roomId;
   state.newBelow = false;
+  problem = null;
   // A newly opened room starts on its messages, not its member list.
-  document.getElementById('layout')?.classList.remove('show-members');
+  showMembersPane(false);
   redraw.main();
-  try {
-    await Promise.all([
-      timelineOf(state, roomId) ? null : loadLatest(roomId, signal),
-      loadMembers(roomId, signal),
-    ]);
-  } catch (e) {
-    if (signal.aborted) return;
-    throw e;
-  }
+  if (focus) focusConversation();
+  // Not (yet) in the room list: no-room.js says why; a reload opens it.
+  if (!state.rooms.has(roomId)) return;
+  await loadRoom(roomId, signal);
+}
+
+/** Reads what a room shows; a failed history read shows with a Retry. */
+async function loadRoom(roomId, signal) {
+  // The first page unless it is in (an earlier open's read of it stops).
+  const loaded = (timelineOf(state, roomId)?.hasMore ?? null) !== null;
+  const [history, members] = await Promise.allSettled([
+    loaded ? null : loadLatest(roomId, signal),
+    loadMembers(roomId, signal),
+  ]);
   if (signal.aborted) return;
-  renderConversation();
-  redraw.members();
+  if (members.status === 'rejected') reloadMembersUntilDone(roomId);
+  else redraw.members();
+  if (history.status === 'rejected') {
+    problem = { roomId, error: history.reason };
+    renderMessages();
+    return;
+  }
+  // Not the whole pane: the composer keeps the keyboard and what is typed.
+  renderMessages({ stickToBottom: true });
+  placeUnread();
+  refreshOnlineCount();
   markActiveRead();
+}
+
+/** Tries the open room's history again if it failed (Retry, or the
+ *  connection is back). */
+export function retryRoom() {
+  const roomId = state.activeRoomId;
+  if (problem?.roomId !== roomId || !state.rooms.has(roomId)) return;
+  problem = null;
+  renderMessages();
+  loadRoom(roomId, roomSignal());
 }
 
 /** Back to the conversation list (phone widths) or to no room at all. */
 export function closeRoom() {
   beginRoom();
   state.activeRoomId = null;
+  forgetUnreadLine();
+  problem = null;
+}
+
+/** Shows the list (the back arrow, a link to `#/`); the keyboard goes to
+ *  the room that was open, or the list. */
+export function showRoomList() {
+  const was = state.activeRoomId;
+  closeRoom();
+  showMembersPane(false);
+  redraw.main();
+  const button = document.querySelector(`#sidebar .room[data-room="${was}"]`) || document.querySelector('#sidebar .room');
+  button?.focus();
+}
+
+/** The keyboard goes to the composer, or (on a touch screen, where that
+ *  would open the keyboard, or with no composer) the conversation. */
+export function focusConversation() {
+  const touch = matchMedia('(pointer: coarse)').matches;
+  const target = (!touch && document.getElementById('composer'))
+    || document.getElementById('messages') || document.getElementById('conversation');
+  target?.focus({ preventScroll: true });
 }
 
 export function renderConversation() {
@@ -54,11 +120,16 @@ export function renderConversation() {
   if (!node) return;
   const room = state.rooms.get(state.activeRoomId);
   if (!room) {
-    node.replaceChildren(el('p', { className: 'empty center' }, t('selectRoom')));
+    node.replaceChildren(...noRoomView());
     return;
   }
+  // A redraw (a reconnect, a new language) keeps the keyboard where it was.
+  const active = document.activeElement;
+  const kept = node.contains(active) && active.id ? { id: active.id, start: active.selectionStart, end: active.selectionEnd } : null;
+  // A list (its items are list items; role="log" would take that away
+  // and is not allowed on <ol>) that announces what is added to it.
   const messages = el('ol', {
-    id: 'messages', className: 'messages', role: 'log', 'aria-live': 'polite', 'aria-label': roomTitle(room), tabIndex: 0,
+    id: 'messages', className: 'messages', 'aria-live': 'polite', 'aria-label': roomTitle(room), tabIndex: 0,
   });
   messages.onscroll = () => {
     if (messages.scrollTop < 40) loadOlder(room.id).catch(() => {});
@@ -76,37 +147,21 @@ export function renderConversation() {
     },
   });
   node.replaceChildren(
-    el('header', { className: 'room-header' },
-      el('h2', {}, roomTitle(room)),
-      room.kind === 'group' ? el('span', { className: 'online-count' }, t('online', { count: onlineCount(room.id, room) })) : null,
-      el('button', {
-        type: 'button', className: 'members-toggle', textContent: t('members'),
-        onclick: () => document.getElementById('layout')?.classList.toggle('show-members'),
-      }),
-      room.kind === 'group'
-        ? el('button', {
-          type: 'button', className: 'leave', textContent: t('leave'),
-          onclick: () => safely((async () => {
-            await client.leaveRoom(room.id);
-            dropTimeline(state, room.id);
-            closeRoom();
-            await loadRooms();
-            redraw.main();
-          })()),
-        })
-        : null,
-    ),
+    roomHeader(room),
     messages,
     newBelow,
+    typingIndicator(room.id),
     composer(room),
   );
   renderMessages({ stickToBottom: true });
-}
-
-function onlineCount(roomId, room) {
-  const members = state.members.get(roomId);
-  if (!members) return room.online_count;
-  return members.filter((m) => state.presence.get(m.id)).length;
+  placeUnread();
+  const again = kept && document.getElementById(kept.id);
+  if (again && node.contains(again)) {
+    again.focus({ preventScroll: true });
+    if (kept.start !== null && kept.start !== undefined && 'selectionStart' in again) {
+      again.setSelectionRange(kept.start, kept.end);
+    }
+  }
 }
 
 export function nearBottom() {
@@ -119,27 +174,6 @@ export function showNewBelow(show) {
   state.newBelow = show;
   const button = document.getElementById('new-below');
   if (button) button.hidden = !show;
-}
-
-function systemText(event) {
-  switch (event.type) {
-    case 'member_joined': return t('joinedEvent', { name: event.display_name });
-    case 'member_left': return t('leftEvent', { name: event.sender_name });
-    case 'room_created':
-      return event.kind === 'direct'
-        ? t('directCreated', { name: event.sender_name })
-        : t('createdEvent', { name: event.sender_name, title: event.title });
-    case 'room_updated': return t('renamedEvent', { name: event.sender_name, title: event.title });
-    default: return '';
-  }
-}
-
-function dayLabel(ms) {
-  const today = new Date();
-  const yesterday = new Date(today.getTime() - 86400000);
-  if (dayKey(ms) === dayKey(today.getTime())) return t('today');
-  if (dayKey(ms) === dayKey(yesterday.getTime())) return t('yesterday');
-  return new Date(ms).toLocaleDateString(language());
 }
 
 // Redraws keep the keyboard where it was: the same control of the same
@@ -171,7 +205,7 @@ const itemOptions = { jump: jumpToMessage };
 
 function itemFor(roomId, event, grouped) {
   const node = messageItem(roomId, event, grouped, itemOptions);
-  if (highlighted && highlighted.roomId === roomId && highlighted.seq === event.seq) node.classList.add('highlight');
+  if (isHighlighted(roomId, event.seq)) node.classList.add('highlight');
   return node;
 }
 
@@ -188,16 +222,25 @@ export function renderMessages({ stickToBottom = false, keepPosition = false, ke
   const items = [];
   if (timeline?.loadingOlder) items.push(el('li', { className: 'system' }, t('loadingOlder')));
   else if (timeline?.hasMore === false) items.push(el('li', { className: 'system' }, t('beginning')));
+  // Before the first page: it is being read, or could not be.
+  else if (!timeline || timeline.hasMore === null) items.push(firstPageItem(roomId));
+  const line = unreadLine();
+  let lineDrawn = !line || line.after === null;
   let previous = null;
   let day = null;
   for (const event of timeline?.items || []) {
+    if (!lineDrawn && event.seq > line.after && !(event.type === 'message' && event.sender_id === state.me.id)) {
+      lineDrawn = true;
+      items.push(unreadDivider());
+      previous = null;
+    }
     if (dayKey(event.ts) !== day) {
       day = dayKey(event.ts);
-      items.push(el('li', { className: 'day', role: 'separator' }, dayLabel(event.ts)));
+      items.push(dayItem(event.ts));
       previous = null;
     }
     if (event.type !== 'message') {
-      items.push(el('li', { className: 'system' }, systemText(event)));
+      items.push(systemItem(event));
       previous = null;
       continue;
     }
@@ -209,10 +252,23 @@ export function renderMessages({ stickToBottom = false, keepPosition = false, ke
     if (pending.roomId === roomId) items.push(pendingItem(clientMsgId, pending, itemOptions));
   }
   list.replaceChildren(...items);
+  showSeen();
   if (stick) list.scrollTop = list.scrollHeight;
   else if (keepPosition) list.scrollTop = topBefore + (list.scrollHeight - heightBefore);
   restoreFocus(list, focus);
   refreshComposer();
+}
+
+/** The first page of a room's history: loading, or why it is not there. */
+function firstPageItem(roomId) {
+  // The roles sit inside the items: a list item must stay one.
+  if (problem?.roomId !== roomId) return el('li', { className: 'system' }, el('span', { role: 'status' }, t('loadingMessages')));
+  return el('li', { className: 'load-error' },
+    el('div', { role: 'alert' },
+      el('p', {}, t('loadFailed'), ' ', errorText(problem.error)),
+      el('button', { type: 'button', className: 'retry-load', textContent: t('retry'), onclick: retryRoom }),
+    ),
+  );
 }
 
 /** Redraws in place the messages `changes` says changed (edits,
@@ -231,6 +287,7 @@ export function showChanges(changes) {
   }
   if (atBottom) list.scrollTop = list.scrollHeight;
   restoreFocus(list, focus);
+  showSeen();
   refreshComposer();
 }
 
@@ -239,10 +296,13 @@ export function markActiveRead() {
   const roomId = state.activeRoomId;
   const room = state.rooms.get(roomId);
   if (!room || !isOnScreen() || document.hidden || !nearBottom()) return;
+  // Not before the room is scrolled to its unread line.
+  if (unreadLineAhead()) return;
   const items = timelineOf(state, roomId)?.items || [];
   const last = items[items.length - 1];
   if (!last || (room.unread_count === 0 && room.read_seq >= last.seq)) return;
   room.unread_count = 0;
+  room.mention_count = 0;
   room.read_seq = last.seq;
   redraw.sidebar();
   redraw.title();
@@ -250,42 +310,4 @@ export function markActiveRead() {
     state.readSent.set(roomId, last.seq);
     client.markRead(roomId, last.seq).catch(() => state.readSent.delete(roomId));
   }
-}
-
-/**
- * Scrolls to message `seq` and highlights it a moment, reading older
- * pages of history until it is loaded.
- */
-export async function jumpToMessage(roomId, seq) {
-  const signal = roomSignal();
-  while (!signal.aborted && roomId === state.activeRoomId) {
-    const node = document.querySelector(`#messages li.message[data-seq="${seq}"]`);
-    if (node) {
-      highlight(roomId, seq, node);
-      return;
-    }
-    const timeline = timelineOf(state, roomId);
-    const oldest = timeline?.items[0]?.seq;
-    // Loaded as far back as the original, or as far as history goes.
-    if (!timeline || !timeline.hasMore || oldest === undefined || oldest <= seq) return;
-    try {
-      await loadOlder(roomId, signal);
-    } catch (e) {
-      if (!isAbort(e)) showNotice(errorText(e));
-      return;
-    }
-    if (timelineOf(state, roomId)?.items[0]?.seq === oldest) return;
-  }
-}
-
-function highlight(roomId, seq, node) {
-  highlighted = { roomId, seq };
-  node.classList.add('highlight');
-  node.scrollIntoView({ block: 'center' });
-  node.focus({ preventScroll: true });
-  setTimeout(() => {
-    if (highlighted?.roomId !== roomId || highlighted.seq !== seq) return;
-    highlighted = null;
-    document.querySelector(`#messages li.message[data-seq="${seq}"]`)?.classList.remove('highlight');
-  }, HIGHLIGHT_MS);
 }

@@ -1,21 +1,25 @@
 // The event stream for this tab. Where the browser has SharedWorker, all
 // tabs of one browser profile share a single stream (one open poll, not
 // one per tab, so ten tabs never hit the six-connections-per-host limit);
-// elsewhere each tab runs its own.
+// elsewhere each tab runs its own. Either way the stream can be told to
+// reconnect at once (stream.js).
+
+import { resumableStream } from './stream.js';
 
 /**
  * Starts receiving events for `client`'s session; `handlers` are those of
- * `Natter.subscribe`. Returns a function that stops listening.
+ * `Natter.subscribe`. Returns `{ stop, retryNow }`: stop listening, and
+ * reconnect now rather than after the backoff (the "Retry now" button).
  */
 export function openEvents(client, handlers) {
   if (typeof SharedWorker !== 'function') {
-    return client.subscribe(handlers);
+    return resumableStream(client, handlers);
   }
   let worker;
   try {
     worker = new SharedWorker('/app/worker.js', { type: 'module', name: 'natter-events' });
   } catch {
-    return client.subscribe(handlers);
+    return resumableStream(client, handlers);
   }
   const port = worker.port;
   port.onmessage = (message) => {
@@ -32,10 +36,13 @@ export function openEvents(client, handlers) {
   hello();
   addEventListener('pagehide', bye);
   addEventListener('pageshow', back);
-  return () => {
-    removeEventListener('pagehide', bye);
-    removeEventListener('pageshow', back);
-    bye();
-    port.close();
+  return {
+    stop() {
+      removeEventListener('pagehide', bye);
+      removeEventListener('pageshow', back);
+      bye();
+      port.close();
+    },
+    retryNow: () => port.postMessage({ type: 'retry' }),
   };
 }

@@ -11,8 +11,9 @@ import {
 } from './session.js';
 
 /** Room-list loads started and the newest one applied: an older answer
- *  that arrives after a newer one would drop what the newer one added. */
-const roomLoads = { started: 0, applied: 0 };
+ *  that arrives after a newer one would drop what the newer one added;
+ *  and the session whose list it is (none: not loaded yet). */
+const roomLoads = { started: 0, applied: 0, session: null };
 /** The pending reload of the room list: its timer, when it fires, and the
  *  controller of the last one fired (a newer one stops its retries). */
 const roomsReload = { timer: null, at: 0, controller: null };
@@ -30,18 +31,37 @@ export async function loadRooms(signal = sessionSignal()) {
     // Events that arrived while the list was computed are newer than it.
     const known = state.rooms.get(room.id);
     if (known && known.head_seq > room.head_seq) {
-      for (const key of ['head_seq', 'unread_count', 'last_message', 'listed_head', 'counted']) room[key] = known[key];
+      for (const key of ['head_seq', 'unread_count', 'mention_count', 'last_message', 'listed_head', 'counted']) room[key] = known[key];
     }
+    // A receipt that came while the list was computed is newer than it.
+    if (known?.peer_read_seq > (room.peer_read_seq ?? -1) && room.peer_read_seq !== null) room.peer_read_seq = known.peer_read_seq;
     // A read marker sent just before this list was computed may not be in it yet.
     const sent = state.readSent.get(room.id) ?? 0;
     if (sent > room.read_seq && (!room.last_message || room.last_message.seq <= sent)) {
       room.read_seq = sent;
       room.unread_count = 0;
+      room.mention_count = 0;
     }
   }
+  const active = state.activeRoomId;
+  const arrived = roomListLoaded() && active !== null && !state.rooms.has(active);
   state.rooms = new Map(rooms.map((room) => [room.id, room]));
+  roomLoads.session = sessionSignal();
   redraw.sidebar();
   redraw.title();
+  if (arrived && state.rooms.has(active)) redraw.room(active);
+}
+
+/** Whether this session's room list has been read: until then a room
+ *  not in it may just not be known yet. */
+export function roomListLoaded() {
+  return roomLoads.session === sessionSignal() && !roomLoads.session.aborted;
+}
+
+/** Forgets the room list (a resync): it is read again before use. */
+export function forgetRooms() {
+  state.rooms = new Map();
+  roomLoads.session = null;
 }
 
 /**
@@ -103,7 +123,9 @@ export function reloadAllUntilDone() {
 async function reloadAll(signal) {
   dropTimeline(state);
   await loadRooms(signal);
-  if (embed?.mode === 'room' && state.rooms.has(embed.roomId)) state.activeRoomId = embed.roomId;
+  if (embed?.mode === 'room') state.activeRoomId = embed.roomId;
+  // A room not in the list (a link to one the user is not in, one left
+  // meanwhile) stays named: the pane says so (no-room.js).
   const roomId = state.activeRoomId;
   if (roomId && state.rooms.has(roomId)) {
     const open = roomSignal();
@@ -113,8 +135,6 @@ async function reloadAll(signal) {
       // Another room opened meanwhile: it loads itself.
       if (!open.aborted) throw e;
     }
-  } else {
-    state.activeRoomId = null;
   }
   if (!signal.aborted) redraw.main();
 }
@@ -129,8 +149,9 @@ export async function loadLatest(roomId, signal) {
     page = await client.history(roomId, { limit: 50, signal });
   } catch (e) {
     cancelRead(state, read);
-    // Never loaded: the next open of the room tries again.
-    if (timeline.hasMore === null && timelineOf(state, roomId) === timeline) dropTimeline(state, roomId);
+    // Never loaded: the next open of the room tries again (unless another
+    // read of its first page, a newer open's, is on the way).
+    if (timeline.hasMore === null && timeline.reads === 0 && timelineOf(state, roomId) === timeline) dropTimeline(state, roomId);
     throw e;
   }
   finishRead(state, read, {

@@ -18,6 +18,8 @@ export function renderMembers() {
     return;
   }
   const online = members.filter((m) => state.presence.get(m.id)).length;
+  // Presence redraws the list often: the keyboard stays on the same button.
+  const focused = node.contains(document.activeElement) ? document.activeElement.closest('.member')?.dataset.user : undefined;
   node.replaceChildren(
     el('h2', {}, t('members'), ' ', el('span', { className: 'online-count' }, t('online', { count: online }))),
     el('ul', { className: 'member-list' },
@@ -26,7 +28,7 @@ export function renderMembers() {
         const me = member.id === state.me.id;
         return el('li', { className: 'member', 'data-user': member.id },
           avatarImage(safeImage(member.avatar_url, generatedAvatar(member.id)), member.id, 28),
-          el('span', { className: 'dot' + (isOnline ? ' online' : ''), role: 'img', 'aria-label': isOnline ? t('connected') : t('offline') }),
+          el('span', { className: 'dot' + (isOnline ? ' online' : ''), role: 'img', 'aria-label': isOnline ? t('presenceOnline') : t('presenceOffline') }),
           el('span', { className: 'name' }, member.display_name, me ? ` (${t('you')})` : ''),
           me ? null : el('button', {
             type: 'button', className: 'dm', textContent: t('message'),
@@ -40,4 +42,5 @@ export function renderMembers() {
       }),
     ),
   );
+  if (focused !== undefined) node.querySelector(`.member[data-user="${CSS.escape(focused)}"] .dm`)?.focus({ preventScroll: true });
 }

@@ -1,16 +1,19 @@
 // One message in the conversation, as it stands now: sender and time, the
 // quote of what it answers, its text (or that it was deleted), "(edited)",
-// its reaction chips and its actions. Every piece of user text goes in as
-// text (render.js, textContent, title), never as markup.
+// its reaction chips and its actions; also the list's other lines (a day
+// starts, someone joined). Every piece of user text goes in as text
+// (render.js, textContent, title), never as markup.
 
 import { CODES, replaceCodes } from './emoticons.js';
-import { clock, el, renderText } from './render.js';
+import { clock, dayKey, el } from './render.js';
 import { language, t } from './i18n.js';
 import { quoteFor, reactionsOf } from './state.js';
 import { loadQuote } from './loads.js';
 import { avatarImage, avatarOf, nameOf } from './people.js';
 import { actionsControl, longPress, toggleReaction } from './message-actions.js';
 import { sendPending } from './composer.js';
+import { messageText, plainMentions } from './mentions.js';
+import { mentionsMe } from './attention.js';
 import { redraw, state } from './session.js';
 
 /**
@@ -20,8 +23,11 @@ import { redraw, state } from './session.js';
  */
 export function messageItem(roomId, message, grouped, { jump }) {
   const mine = message.sender_id === state.me.id;
+  // A message that names the user stands out, as in Slack.
+  const forMe = !mine && !message.deleted && mentionsMe(message, state.me.id);
   const item = el('li', {
-    className: 'message' + (grouped ? ' grouped' : '') + (mine ? ' mine' : '') + (message.deleted ? ' deleted' : ''),
+    className: 'message' + (grouped ? ' grouped' : '') + (mine ? ' mine' : '') + (message.deleted ? ' deleted' : '')
+      + (forMe ? ' mentions-me' : ''),
     'data-seq': message.seq,
     // Focusable by script (a jump) and by a click, which shows its actions.
     tabIndex: -1,
@@ -35,7 +41,7 @@ export function messageItem(roomId, message, grouped, { jump }) {
       message.reply_to !== null && !message.deleted ? quote(roomId, message.reply_to, jump) : null,
       message.deleted
         ? el('div', { className: 'text deleted' }, t('messageDeleted'))
-        : el('div', { className: 'text' }, renderText(message.text)),
+        : el('div', { className: 'text' }, messageText(roomId, message.text)),
       message.edited_at && !message.deleted
         ? el('span', {
           className: 'edited',
@@ -55,7 +61,7 @@ export function pendingItem(clientMsgId, pending, { jump }) {
   return el('li', { className: 'message mine pending', 'data-client-id': clientMsgId },
     el('div', { className: 'bubble' },
       pending.replyTo !== null && pending.replyTo !== undefined ? quote(pending.roomId, pending.replyTo, jump) : null,
-      el('div', { className: 'text' }, renderText(pending.text)),
+      el('div', { className: 'text' }, messageText(pending.roomId, pending.text)),
       el('div', { className: 'status' },
         pending.status === 'sending' ? t('sending') : t('failed'),
         pending.error ? ` ${pending.error}` : '',
@@ -87,7 +93,7 @@ function quote(roomId, seq, jump) {
   let text = '…';
   if (original?.missing) text = t('quoteUnavailable');
   else if (original?.deleted) text = t('messageDeleted');
-  else if (original) text = replaceCodes(original.text);
+  else if (original) text = replaceCodes(plainMentions(roomId, original.text));
   const name = original && !original.missing ? original.sender_name ?? nameOf(roomId, original.sender_id) : '';
   return el('button', {
     type: 'button',
@@ -124,4 +130,36 @@ function reactionChips(roomId, message) {
       );
     }),
   );
+}
+
+/** A room event's line (someone joined, left, renamed the room). */
+export function systemItem(event) {
+  return el('li', { className: 'system' }, systemText(event));
+}
+
+/** The line that starts a day's messages. */
+export function dayItem(ms) {
+  // A plain item: a separator's text is hidden from screen readers.
+  return el('li', { className: 'day' }, dayLabel(ms));
+}
+
+function systemText(event) {
+  switch (event.type) {
+    case 'member_joined': return t('joinedEvent', { name: event.display_name });
+    case 'member_left': return t('leftEvent', { name: event.sender_name });
+    case 'room_created':
+      return event.kind === 'direct'
+        ? t('directCreated', { name: event.sender_name })
+        : t('createdEvent', { name: event.sender_name, title: event.title });
+    case 'room_updated': return t('renamedEvent', { name: event.sender_name, title: event.title });
+    default: return '';
+  }
+}
+
+function dayLabel(ms) {
+  const today = new Date();
+  const yesterday = new Date(today.getTime() - 86400000);
+  if (dayKey(ms) === dayKey(today.getTime())) return t('today');
+  if (dayKey(ms) === dayKey(yesterday.getTime())) return t('yesterday');
+  return new Date(ms).toLocaleDateString(language());
 }

@@ -39,6 +39,9 @@ export const redraw = {
   messages() {},
   changes() {},
   members() {},
+  /** The open room just appeared in the room list (an invite while its
+   *  link was open): read what it shows. */
+  room() {},
 };
 
 // --- cancellation -----------------------------------------------------------

@@ -2,12 +2,15 @@
 // last message as it stands now), the new-room form, the public rooms,
 // and the page title's unread count.
 
-import { el, renderText } from './render.js';
+import { replaceCodes } from './emoticons.js';
+import { el } from './render.js';
 import { t } from './i18n.js';
 import { tellParent } from './embed.js';
 import { loadRooms } from './loads.js';
 import { openRoom } from './conversation.js';
 import { roomTitle } from './people.js';
+import { plainMentions } from './mentions.js';
+import { typingPreview } from './typing.js';
 import { client, errorText, safely, state } from './session.js';
 
 export function renderTitle() {
@@ -23,7 +26,9 @@ function preview(last) {
   if (last.deleted) {
     return el('span', { className: 'preview' }, `${last.sender_name}: `, el('em', { className: 'deleted' }, t('messageDeleted')));
   }
-  return el('span', { className: 'preview' }, renderText(`${last.sender_name}: ${last.text}`));
+  // Text only, links too: a link inside the room's button would be a
+  // control inside a control.
+  return el('span', { className: 'preview' }, replaceCodes(`${last.sender_name}: ${plainMentions(last.room_id, last.text)}`));
 }
 
 export function renderSidebar() {
@@ -40,18 +45,26 @@ export function renderSidebar() {
         onclick: () => safely(openRoom(room.id)),
       },
         el('span', { className: 'room-title' }, roomTitle(room)),
+        room.mention_count > 0
+          ? el('span', { className: 'mention-badge' },
+            el('span', { 'aria-hidden': 'true' }, `@${room.mention_count}`),
+            el('span', { className: 'visually-hidden' }, t('mentionCount', { count: room.mention_count })))
+          : null,
         room.unread_count > 0
           ? el('span', { className: 'badge' },
             el('span', { 'aria-hidden': 'true' }, String(room.unread_count)),
             el('span', { className: 'visually-hidden' }, t('unread', { count: room.unread_count })))
           : null,
-        preview(room.last_message),
+        typingPreview(room.id) ?? preview(room.last_message),
         room.kind === 'group' ? el('span', { className: 'online-count' }, t('online', { count: room.online_count })) : null,
       ),
     )),
   );
+  // A redraw (any event may cause one) keeps the keyboard on the same room.
+  const focused = node.contains(document.activeElement) ? document.activeElement.dataset.room : undefined;
   // Only the list is redrawn: the forms below keep what is typed in them.
   node.replaceChildren(rooms.length ? list : el('p', { className: 'empty' }, t('noRooms')));
+  if (focused !== undefined) node.querySelector(`.room[data-room="${CSS.escape(focused)}"]`)?.focus({ preventScroll: true });
 }
 
 export function newRoomForm() {
@@ -79,13 +92,13 @@ export function newRoomForm() {
       error.textContent = errorText(e);
     }
   };
-  const details = el('details', { className: 'panel' }, el('summary', {}, t('newRoom')), form);
+  const details = el('details', { className: 'panel new-room-panel' }, el('summary', {}, t('newRoom')), form);
   return details;
 }
 
 export function publicRoomsSection() {
   const list = el('ul', { className: 'public-list' });
-  const details = el('details', { className: 'panel' }, el('summary', {}, t('publicRooms')), list);
+  const details = el('details', { className: 'panel public-rooms-panel' }, el('summary', {}, t('publicRooms')), list);
   // Refilled whenever it opens and after a join, so a room just joined
   // shows as joined.
   const refresh = async () => {

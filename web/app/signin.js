@@ -65,11 +65,15 @@ export function renderAuth(signedIn) {
   username.focus();
 }
 
+/** The other language's name, in that language (so marked: a screen
+ *  reader says it right); its visible word is its name, for speech input,
+ *  and what it does is its tooltip and description. */
 export function languageButton(redraw) {
   return el('button', {
     type: 'button',
     className: 'lang',
-    'aria-label': t('languageLabel'),
+    lang: language() === 'en' ? 'zh-CN' : 'en',
+    title: t('languageLabel'),
     textContent: t('language'),
     onclick: () => {
       toggleLanguage();

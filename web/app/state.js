@@ -10,6 +10,7 @@
 // the last message); timeline.js keeps each room's loaded history.
 
 import { applyChange, dropTimeline, insert, mark, newChanges, recordOf } from './timeline.js';
+import { applyTyping, mentionsMe, stopTyping } from './attention.js';
 
 export {
   addSent, beginRead, cancelRead, currentItems, dropTimeline, finishRead, firstLine, itemAt, lastOwnMessage,
@@ -36,6 +37,7 @@ export function createState() {
     drafts: new Map(), // room id → text typed but not sent
     compose: new Map(), // room id → { kind: 'reply', seq, name, text } | { kind: 'edit', seq, text }
     readSent: new Map(), // room id → the last read marker sent
+    typing: new Map(), // room id → Map user id → local time their typing notice ends
     newBelow: false,
     authMode: 'login',
     authError: '',
@@ -46,7 +48,7 @@ export function createState() {
 export function clearSession(state) {
   state.me = null;
   for (const map of [state.rooms, state.timelines, state.members, state.presence, state.names,
-    state.pending, state.drafts, state.compose, state.readSent]) {
+    state.pending, state.drafts, state.compose, state.readSent, state.typing]) {
     map.clear();
   }
   state.activeRoomId = null;
@@ -92,11 +94,15 @@ const HANDLERS = {
         if (!mine && !event.deleted && !ctx.seen(room.id)) {
           room.unread_count += 1;
           (room.counted ??= new Set()).add(event.seq);
+          if (mentionsMe(event, me)) room.mention_count = (room.mention_count ?? 0) + 1;
         }
       }
       changes.rooms.add(room.id);
     }
     if (mine && state.pending.delete(event.client_msg_id)) changes.sent.set(event.client_msg_id, event.room_id);
+    // Someone's message ends their typing notice at once.
+    if (stopTyping(state.typing, event.room_id, event.sender_id)) changes.typing.add(event.room_id);
+    ctx.spoke.add(`${event.room_id}:${event.sender_id}`);
     if (timeline && insert(timeline, recordOf(event))) mark(changes.added, event.room_id, event.seq);
     if (!mine && !event.deleted && (isNew || !room)) changes.notify.push(event);
   },
@@ -127,6 +133,8 @@ const HANDLERS = {
           room.unread_count -= 1;
           room.counted?.delete(target);
           changes.rooms.add(room.id);
+          // Whether it was a mention the server knows: the list says again.
+          if (room.mention_count > 0) soon(changes, ROOM_LIST_DELAY_MS);
         } else if (target <= room.listed_head && sender === undefined) {
           soon(changes, ROOM_LIST_DELAY_MS);
         }
@@ -177,8 +185,31 @@ const EPHEMERAL = {
     // Read up to the last message (later events may be reactions).
     if (item.seq >= (room.last_message?.seq ?? 0)) {
       room.unread_count = 0;
+      room.mention_count = 0;
       changes.rooms.add(room.id);
     }
+  },
+  typing({ state, changes, me, now, spoke }, item) {
+    // A notice that came with its author's message in one batch is older than it.
+    if (item.typing && spoke.has(`${item.room_id}:${item.user_id}`)) return;
+    if (applyTyping(state.typing, item, me, now)) changes.typing.add(item.room_id);
+  },
+  // The other person of a direct conversation read up to `seq` ("Seen").
+  read_receipt({ state, changes, me }, item) {
+    const room = state.rooms.get(item.room_id);
+    if (!room || item.user_id === me || room.kind !== 'direct') return;
+    if (item.seq > (room.peer_read_seq ?? 0)) {
+      room.peer_read_seq = item.seq;
+      changes.receipts.add(room.id);
+    }
+  },
+  // The user chose a room's notification level in another session.
+  notifications({ state, changes }, item) {
+    const room = state.rooms.get(item.room_id);
+    if (!room) return;
+    room.notifications = item.level;
+    changes.rooms.add(room.id);
+    changes.notifications.add(room.id);
   },
 };
 
@@ -188,9 +219,10 @@ const EPHEMERAL = {
  * whether a new message in that room is on the user's screen as it
  * arrives (then it is not counted unread).
  */
-export function applyEvents(state, { events = [], ephemeral = [] } = {}, { seen = () => false } = {}) {
+export function applyEvents(state, { events = [], ephemeral = [] } = {}, { seen = () => false, now = Date.now() } = {}) {
   const changes = newChanges();
   const me = state.me?.id;
+  const spoke = new Set(); // "room:user" of the messages in this batch
   for (const event of events) {
     const room = state.rooms.get(event.room_id);
     // What the list counted when it was read, for deletions of what it counted.
@@ -206,8 +238,8 @@ export function applyEvents(state, { events = [], ephemeral = [] } = {}, { seen 
       if (event.seq <= timeline.lastEventSeq) timeline = null;
       else timeline.lastEventSeq = event.seq;
     }
-    HANDLERS[event.type]?.({ state, changes, seen, me, room, isNew, timeline }, event);
+    HANDLERS[event.type]?.({ state, changes, seen, me, room, isNew, timeline, spoke }, event);
   }
-  for (const item of ephemeral) EPHEMERAL[item.type]?.({ state, changes }, item);
+  for (const item of ephemeral) EPHEMERAL[item.type]?.({ state, changes, me, now, spoke }, item);
   return changes;
 }

@@ -72,6 +72,9 @@ export function newChanges() {
     sent: new Map(), // client msg id → room id: own messages no longer pending
     notify: [], // new messages of others
     presence: false,
+    typing: new Set(), // rooms whose typing notices changed
+    receipts: new Set(), // direct rooms the other person read further in
+    notifications: new Set(), // rooms whose notification level changed elsewhere
   };
 }
 

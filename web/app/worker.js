@@ -1,8 +1,10 @@
 // A SharedWorker that holds one event stream per session for all tabs of
 // a browser profile and forwards what it receives to that session's tabs
 // only (two tabs logged in as different users never see each other's).
+// Any of them may ask it to reconnect at once ("Retry now").
 
 import { Natter } from '/sdk/natter.js';
+import { resumableStream } from './stream.js';
 
 /** token → { ports, stop, state, ready } */
 const streams = new Map();
@@ -24,7 +26,7 @@ function start(port, { token, baseUrl }) {
     if (existing.ready) send(port, 'onReady');
     return;
   }
-  const stream = { ports: new Set([port]), state: null, ready: false, stop: null };
+  const stream = { ports: new Set([port]), state: null, ready: false, events: null };
   streams.set(token, stream);
   const live = () => streams.get(token) === stream;
   const broadcast = (handler, ...args) => {
@@ -32,7 +34,7 @@ function start(port, { token, baseUrl }) {
     for (const p of stream.ports) send(p, handler, ...args);
   };
   const client = new Natter({ baseUrl, token });
-  stream.stop = client.subscribe({
+  stream.events = resumableStream(client, {
     onReady: (cursor) => {
       stream.ready = true;
       broadcast('onReady', cursor);
@@ -58,8 +60,13 @@ function leave(port) {
   stream.ports.delete(port);
   if (stream.ports.size === 0) {
     streams.delete(token);
-    stream.stop();
+    stream.events.stop();
   }
+}
+
+/** A tab's "Retry now": the stream its session shares reconnects at once. */
+function retry(port) {
+  streams.get(tokenOf.get(port))?.events.retryNow();
 }
 
 self.onconnect = (event) => {
@@ -68,6 +75,7 @@ self.onconnect = (event) => {
     const data = message.data || {};
     if (data.type === 'start') start(port, data);
     if (data.type === 'bye') leave(port);
+    if (data.type === 'retry') retry(port);
   };
   port.start();
 };

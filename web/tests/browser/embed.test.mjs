@@ -18,6 +18,7 @@ let browser;
 let teacher;
 let roomId;
 let panelRoomId;
+let staffRoomId;
 let sitePort;
 
 function token(sub, name, rooms = []) {
@@ -36,6 +37,7 @@ before(async () => {
   teacher = await natter.siteUser(token('t1', 'Ms. Lin', []), 'school');
   roomId = (await teacher.createRoom('Class 3 (2)', { visibility: 'public' })).id;
   panelRoomId = (await teacher.createRoom('Parents', { visibility: 'public' })).id;
+  staffRoomId = (await teacher.createRoom('Staff room')).id;
   const widgetPage = (sub, name) => () => `<!doctype html><html><head><title>School site</title>
     <style>body { font-family: serif; background: #fdf6e3; } button, iframe { display: none !important; }</style></head>
     <body><h1>School site</h1><p>Welcome, ${name}.</p>
@@ -46,6 +48,9 @@ before(async () => {
     '/panel': () => `<!doctype html><html><body><h1>Parents' corner</h1>
       <iframe id="panel" title="Chat" style="width:600px;height:500px"
         src="${natter.base}/embed/rooms/${panelRoomId}?site=school#token=${token('p1', 'Parent One', [panelRoomId])}"></iframe></body></html>`,
+    '/staff': () => `<!doctype html><html><body><h1>Staff corner</h1>
+      <iframe id="panel" title="Chat" style="width:600px;height:500px"
+        src="${natter.base}/embed/rooms/${staffRoomId}?site=school#token=${token('p2', 'Parent Two', [])}"></iframe></body></html>`,
   }, sitePort);
   evil = await hostSite({ '/': widgetPage('s2', 'Mallory') });
   browser = await launchBrowser();
@@ -128,6 +133,39 @@ test('a room panel shows just that room', async () => {
   await panel.locator('.message .text', { hasText: 'Meeting at 6pm' }).waitFor({ timeout: 3000 });
   assert.equal(await panel.locator('.sidebar').isVisible(), false);
   await screenshot(page, 'embed-room-panel');
+  await context.close();
+});
+
+test("the widget's rooms and back arrow leave the host page's history alone", async () => {
+  const context = await newContext(browser);
+  const page = await context.newPage();
+  await page.goto(site.origin + '/');
+  const entries = await page.evaluate(() => history.length);
+  await page.locator('[data-natter-widget] button.launcher').click();
+  const chat = page.frameLocator('[data-natter-widget] iframe');
+  await chat.locator('.room', { hasText: 'Class 3 (2)' }).click();
+  await chat.locator('#composer').waitFor();
+  await chat.locator('.topbar .back').click();
+  await chat.locator('.room', { hasText: 'Parents' }).click();
+  await chat.locator('.room-header h2', { hasText: 'Parents' }).waitFor();
+  await chat.locator('.topbar .back').click();
+  await chat.locator('.room', { hasText: 'Class 3 (2)' }).waitFor();
+  // No back arrow on the widget's list, and the host's Back still leaves the host page.
+  assert.equal(await chat.locator('.topbar .back').isVisible(), false);
+  assert.equal(await page.evaluate(() => history.length), entries);
+  await context.close();
+});
+
+test('a room panel of a room the user is not in says so, without pointing "left"', async () => {
+  const context = await newContext(browser);
+  const page = await context.newPage();
+  await page.goto(site.origin + '/staff');
+  const panel = page.frameLocator('#panel');
+  await panel.getByRole('heading', { name: 'You are not in this conversation' }).waitFor({ timeout: 10000 });
+  const text = await panel.locator('#conversation').innerText();
+  assert.ok(!/left/i.test(text), text);
+  assert.equal(await panel.getByRole('button', { name: 'Back to conversations' }).count(), 0, 'a panel has no list to go back to');
+  assert.equal(await panel.locator('#composer').count(), 0);
   await context.close();
 });
 

@@ -3,7 +3,7 @@
 
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -126,13 +126,14 @@ function note(label, text) {
 }
 
 /**
- * A fresh browser profile, in English unless told otherwise. Its console
+ * A fresh browser profile, in English and the light theme unless told
+ * otherwise (`colorScheme: 'dark'`). Its console
  * errors, page errors and failed or refused requests are kept, and printed
  * with the state of its pages if the test fails: a flake in CI must leave
  * enough behind to find its cause.
  */
-export async function newContext(browser, { locale = 'en-US', viewport = { width: 1280, height: 800 } } = {}) {
-  const context = await browser.newContext({ locale, viewport });
+export async function newContext(browser, { locale = 'en-US', viewport = { width: 1280, height: 800 }, colorScheme } = {}) {
+  const context = await browser.newContext({ locale, viewport, colorScheme });
   const label = `[context ${++contextCount}]`;
   context.on('console', (message) => {
     if (message.type() === 'error' || message.type() === 'warning') note(label, `console.${message.type()}: ${message.text()}`);
@@ -227,6 +228,60 @@ export async function sendInUi(page, text) {
 export async function screenshot(page, name) {
   mkdirSync(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
+}
+
+/** What the accessibility checks hold every screen to: WCAG 2.1, levels A and AA. */
+export const WCAG_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+let axeSource = null;
+
+/**
+ * Runs axe-core on a page or frame (the tests' copy, web/node_modules;
+ * evaluated through the DevTools protocol, which the page's CSP does not
+ * govern) and fails on any WCAG 2.1 A/AA violation, listing each rule,
+ * its impact and help, and the selector of every element it found with
+ * what is wrong there. `include` limits the check to one part of the
+ * page (a host site's widget, whose page is not ours).
+ */
+export async function expectAccessible(target, label, { include } = {}) {
+  try {
+    axeSource ??= readFileSync(join(ROOT, 'web', 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+  } catch (e) {
+    throw new Error(`axe-core is missing: run \`npm ci\` in web/ (${e.message})`);
+  }
+  if (!(await target.evaluate(() => typeof window.axe?.run === 'function'))) await target.evaluate(axeSource);
+  const results = await target.evaluate(async ({ tags, include }) => {
+    const found = await window.axe.run(include ? { include: [include] } : document, {
+      runOnly: { type: 'tag', values: tags },
+      resultTypes: ['violations'],
+      // Each frame is checked on its own: a cross-origin frame would have
+      // axe wait for an answer that never comes.
+      iframes: false,
+    });
+    return {
+      passes: found.passes.length,
+      violations: found.violations.map((v) => ({
+        id: v.id,
+        impact: v.impact,
+        help: v.help,
+        helpUrl: v.helpUrl,
+        nodes: v.nodes.map((n) => ({
+          target: n.target.map((t) => (Array.isArray(t) ? t.join(' >> ') : t)).join(' >>> '),
+          summary: n.failureSummary,
+        })),
+      })),
+    };
+  }, { tags: WCAG_TAGS, include });
+  if (results.passes === 0) throw new Error(`${label}: axe ran no checks, so it proved nothing`);
+  if (results.violations.length === 0) return results;
+  const lines = [`${label}: ${results.violations.length} WCAG 2.1 A/AA violation(s)`];
+  for (const v of results.violations) {
+    lines.push(`  ${v.id} [${v.impact}] ${v.help} (${v.helpUrl})`);
+    for (const node of v.nodes) {
+      lines.push(`    ${node.target}`);
+      for (const line of (node.summary || '').split('\n')) if (line.trim()) lines.push(`      ${line.trim()}`);
+    }
+  }
+  throw new Error(lines.join('\n'));
 }
 
 export { freePort };

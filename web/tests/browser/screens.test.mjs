@@ -47,3 +47,52 @@ test('screenshots of sign-in, conversation list and conversation', async () => {
     }
   }
 });
+
+test('screenshots of the New messages line, the emoji picker, the leave question and a failed load', async () => {
+  const host = await env.server.user('zhou', '周老师');
+  const guest = await env.server.user('chen', '陈同学');
+  const room = await host.createRoom('兴趣小组 Study group', { visibility: 'public' });
+  const other = await host.createRoom('家长群 Parents', { visibility: 'public' });
+  await guest.joinRoom(room.id);
+  await guest.joinRoom(other.id);
+  await host.send(other.id, '明天见 See you tomorrow');
+  for (const text of ['大家好 Hello everyone', '今天讨论第三章 Chapter 3 today [微笑]', '有问题吗？Any questions?']) {
+    await guest.send(room.id, text);
+  }
+
+  for (const [lang, locale] of Object.entries(LOCALES)) {
+    for (const [size, viewport] of Object.entries(SIZES)) {
+      // Three new messages since the guest last read the room.
+      let last;
+      for (const text of ['作业在第 12 页 Homework: page 12', '别忘了带书 :star: Bring your book', '周五交 Due Friday :thumbsup:']) {
+        last = await host.send(room.id, text);
+      }
+      const context = await newContext(env.browser, { locale, viewport });
+      const page = await context.newPage();
+      await loginInUi(page, env.server.base, 'chen');
+      await page.locator('#connection[data-state="connected"]').waitFor();
+      await openRoomInUi(page, '兴趣小组');
+      await page.locator('#unread-divider').waitFor();
+      await screenshot(page, `${size}-${lang}-new-messages`);
+
+      await page.locator('.emoji-toggle').click();
+      await page.locator('.emoji-picker:not([hidden])').waitFor();
+      await screenshot(page, `${size}-${lang}-emoji-picker`);
+      await page.keyboard.press('Escape');
+
+      await page.locator('.room-header .leave').click();
+      await page.locator('dialog.confirm-dialog[open]').waitFor();
+      await screenshot(page, `${size}-${lang}-leave-question`);
+      await page.keyboard.press('Escape');
+      await page.locator('dialog.confirm-dialog').waitFor({ state: 'detached' });
+
+      await page.route(`**/api/v1/rooms/${other.id}/messages?*`, (route) => route.abort('connectionreset'));
+      if (size === 'phone') await page.locator('.topbar .back').click();
+      await openRoomInUi(page, '家长群');
+      await page.locator('.load-error').waitFor();
+      await screenshot(page, `${size}-${lang}-load-failed`);
+      await context.close();
+      await guest.markRead(room.id, last.seq);
+    }
+  }
+});

@@ -21,7 +21,8 @@ fn the_web_client_works_in_chromium() {
             "php (the PHP example's test)",
         ),
         (
-            !root.join("web/node_modules/playwright-core").exists(),
+            !root.join("web/node_modules/playwright-core").exists()
+                || !root.join("web/node_modules/axe-core").exists(),
             "web/node_modules (run `npm ci` in web/)",
         ),
     ]

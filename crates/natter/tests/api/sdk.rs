@@ -138,3 +138,13 @@ fn the_web_clients_state_module_passes_its_tests_under_node() {
         node_test("web/tests/state.test.mjs", &[]);
     }
 }
+
+/// The web client's rules with no DOM (web/app/attention.js: mention
+/// tokens both ways, the typing throttle, which messages notify, where
+/// "Seen" goes) pass their tests under Node.
+#[test]
+fn the_web_clients_attention_rules_pass_their_tests_under_node() {
+    if node_found("the_web_clients_attention_rules_pass_their_tests_under_node") {
+        node_test("web/tests/attention.test.mjs", &[]);
+    }
+}
