@@ -6,6 +6,7 @@
 //! Every loop is bounded in count and time, and only loopback addresses
 //! are ever contacted.
 
+mod archive;
 mod ceiling;
 mod conn;
 mod fanout;
@@ -139,6 +140,21 @@ enum Scenario {
         /// Connections to open (one generator process holds at most ~19,000)
         #[arg(long, default_value_t = 5000)]
         clients: usize,
+    },
+    /// Writes a large XML chat archive of the PHP chat (no server needed), for timing `natter import-xml`.
+    XmlArchive {
+        /// A new folder to write it into
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// About how much to write
+        #[arg(long, default_value_t = 1024)]
+        megabytes: u64,
+        /// Group chats (each 2,000 messages a day)
+        #[arg(long, default_value_t = 40)]
+        groups: u64,
+        /// One-to-one chats (each 200 messages a day)
+        #[arg(long, default_value_t = 40)]
+        pairs: u64,
     },
     /// Adds up the --json reports of several generator processes that drove one server at once.
     Merge {
@@ -364,6 +380,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Scenario::Idle { clients } => {
             reports.push(idle::run(server, pid, clients).await?);
+        }
+        Scenario::XmlArchive {
+            out,
+            megabytes,
+            groups,
+            pairs,
+        } => {
+            let done = archive::write(&out, megabytes, groups, pairs)?;
+            eprintln!(
+                "wrote {} messages in {} files, {} MiB, under {}",
+                done.messages,
+                done.files,
+                done.bytes / (1024 * 1024),
+                out.display()
+            );
+            return Ok(());
         }
         Scenario::Merge { files } => {
             reports = merge::run(&files)?;

@@ -5,6 +5,7 @@
 //! `hub` (in-memory feeds, waiting polls, presence) and `store` (durable
 //! SQLite) → `bus` (fan-out of committed events). See docs/architecture.md.
 
+pub mod archive;
 pub mod bus;
 pub mod chat;
 pub mod config;

@@ -29,6 +29,30 @@ enum Command {
         /// A new folder for the copy; start natter with `--data-dir DEST` to restore
         dest: PathBuf,
     },
+    /// Import the XML chat archive of the PHP chat natter grows out of (docs/migrating.md); natter must not be running
+    ImportXml {
+        /// The archive's top folder (date folders and one-to-one folders at any depth)
+        dir: PathBuf,
+        /// The configured host site whose users the archive's user ids are; without it, local accounts `xml-<id>`
+        #[arg(long)]
+        site: Option<String>,
+        /// Group titles, lines of `mass = title` [default: `mass N`]
+        #[arg(long)]
+        titles: Option<PathBuf>,
+        /// Base URL that relative `headpic` paths are resolved against [default: relative ones are dropped]
+        #[arg(long)]
+        headpic_base: Option<String>,
+        /// Say what would be imported, write nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write every room back in the XML archive's layout into DIR (new or empty); natter must not be running
+    ExportXml {
+        dir: PathBuf,
+        /// The host site whose users get their site ids in the archive
+        #[arg(long)]
+        site: Option<String>,
+    },
 }
 
 /// A fan-out answers thousands of polls per message, each allocating its
@@ -83,6 +107,44 @@ async fn run(small_pages: std::io::Result<()>) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::ImportXml {
+            dir,
+            site,
+            titles,
+            headpic_base,
+            dry_run,
+        } => {
+            check_site(&config, site.as_deref())?;
+            let store = open_store(&config)?;
+            let options = natter::archive::import::ImportOptions {
+                dir,
+                site,
+                titles: match titles {
+                    Some(path) => natter::archive::import::read_titles(&path)?,
+                    None => Default::default(),
+                },
+                headpic_base,
+                dry_run,
+                max_message_chars: config.chat.max_message_chars,
+            };
+            let summary = natter::archive::import::import(store, options).await?;
+            print_import_summary(&summary, dry_run);
+            Ok(())
+        }
+        Command::ExportXml { dir, site } => {
+            check_site(&config, site.as_deref())?;
+            let store = open_store(&config)?;
+            let done = natter::archive::export::export(store, &dir, site.as_deref()).await?;
+            println!(
+                "exported {} rooms and {} direct conversations, {} messages, into {} files under {}",
+                done.rooms,
+                done.direct,
+                done.messages,
+                done.files,
+                dir.display()
+            );
+            Ok(())
+        }
         Command::Serve => {
             // Each waiting poll holds a socket: allow as many as the system does.
             match rlimit::increase_nofile_limit(u64::MAX) {
@@ -94,6 +156,54 @@ async fn run(small_pages: std::io::Result<()>) -> anyhow::Result<()> {
             let listener = bind(config.listen)
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
             natter::serve(listener, config, natter::server::shutdown_signal()).await
+        }
+    }
+}
+
+/// The store of the data folder, for a command that runs while natter
+/// does not (the folder's lock refuses a second natter).
+fn open_store(config: &Config) -> anyhow::Result<std::sync::Arc<dyn natter::store::Store>> {
+    Ok(std::sync::Arc::new(
+        natter::store::sqlite::SqliteStore::open(&config.data_dir)?,
+    ))
+}
+
+/// Refuses a `--site` the configuration does not name.
+fn check_site(config: &Config, site: Option<&str>) -> anyhow::Result<()> {
+    if let Some(site) = site
+        && !config.chat.sites.iter().any(|s| s.id == site)
+    {
+        anyhow::bail!(
+            "--site {site}: no host site of that id is configured ([[sites]] in natter.toml)"
+        );
+    }
+    Ok(())
+}
+
+fn print_import_summary(s: &natter::archive::import::Summary, dry_run: bool) {
+    let verb = if dry_run { "would import" } else { "imported" };
+    println!(
+        "{verb} {} chats from {} files in {:.1} s: users {} new, {} known; rooms {} new, direct conversations {} new",
+        s.chats,
+        s.files,
+        s.seconds,
+        s.users_created,
+        s.users_found,
+        s.rooms_created,
+        s.direct_created
+    );
+    if dry_run {
+        println!("messages in the archive: {}", s.messages_found);
+    } else {
+        println!(
+            "messages: {} imported, {} imported before, {} changed in the archive since (left as they were)",
+            s.messages_imported, s.messages_already, s.messages_conflicting
+        );
+    }
+    if !s.skipped.is_empty() {
+        println!("skipped ({}):", s.skipped.len());
+        for skip in &s.skipped {
+            println!("  {}: {}", skip.place, skip.reason);
         }
     }
 }

@@ -39,6 +39,10 @@ pub enum StoreError {
     /// A bound was reached (reactions on one message).
     #[error("too many: {0}")]
     TooMany(&'static str),
+    /// A write's own source of data failed midway (an import's archive):
+    /// nothing of it was written.
+    #[error("{0}")]
+    Aborted(String),
     /// A client message id was reused for a different text.
     #[error("client message id reused with different content")]
     IdempotencyConflict,
@@ -282,6 +286,53 @@ pub enum Outcome {
     Unchanged(Option<Event>),
 }
 
+/// A chat of an archive being imported (archive/import.rs): the room it
+/// becomes, found again by `key` when the archive is imported again.
+pub struct ImportChat {
+    /// Names the chat in its archive (`mass:215`, `direct:<hash>`).
+    pub key: String,
+    /// A one-to-one chat: the direct conversation of its two members.
+    pub direct: bool,
+    /// For a group: the room's title.
+    pub title: String,
+    /// Stored form of the room's community (see `Room::community`).
+    pub community: Option<String>,
+    /// Everyone in the chat with the name to announce them by; the first
+    /// creates the room (and owns a group).
+    pub members: Vec<(UserId, String)>,
+    /// When the room was created: the chat's first message.
+    pub at: Millis,
+}
+
+/// One message of an imported chat.
+pub struct ImportMessage {
+    pub sender: UserId,
+    pub sender_name: String,
+    pub at: Millis,
+    /// Derived from the message's place in the archive, so importing the
+    /// archive again stores it once.
+    pub client_msg_id: String,
+    pub text: String,
+}
+
+/// Where an import reads a chat's messages from, in order; an `Err` ends
+/// the import of the chat and writes none of it.
+pub type ImportSource = Box<dyn Iterator<Item = Result<ImportMessage, String>> + Send>;
+
+/// What importing one chat did.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportedChat {
+    pub room: RoomId,
+    /// The room was made by this import (not found from an earlier one).
+    pub created: bool,
+    pub appended: u64,
+    /// Messages stored by an earlier import.
+    pub already: u64,
+    /// Messages whose place an earlier import stored with another text
+    /// (the archive was edited since): left as they were.
+    pub conflicting: u64,
+}
+
 /// Durable storage. One implementation per database, each passing the same
 /// conformance tests; every method is atomic.
 #[async_trait]
@@ -420,4 +471,20 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Active accounts matching a people search, by display name.
     async fn search_people(&self, query: PeopleQuery) -> StoreResult<Vec<User>>;
+
+    /// Imports one chat of an archive in one transaction: the room an
+    /// earlier import made for its key (or a new one, or for a direct
+    /// chat the pair's conversation), its members, and each message not
+    /// stored before, with its own time. Nothing of the chat is written
+    /// when `messages` yields an error (`StoreError::Aborted`).
+    async fn import_chat(
+        &self,
+        chat: ImportChat,
+        messages: ImportSource,
+    ) -> StoreResult<ImportedChat>;
+    /// The rooms imports made, by archive key.
+    async fn archive_keys(&self) -> StoreResult<Vec<(String, RoomId)>>;
+    /// Rooms with ids after `after`, by id, at most `limit`: every room,
+    /// a page at a time (for exports).
+    async fn rooms_after(&self, after: RoomId, limit: usize) -> StoreResult<Vec<Room>>;
 }

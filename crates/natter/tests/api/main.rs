@@ -5,6 +5,7 @@ mod common;
 mod abuse;
 mod accounts;
 mod admin;
+mod archive;
 mod attention;
 mod authz;
 mod bad_input;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::common::{Client, TestServer, assert_error};
 
-const SECRET: &str = "school-secret-of-at-least-32-bytes!!";
+pub const SECRET: &str = "school-secret-of-at-least-32-bytes!!";
 const OTHER_SECRET: &str = "another-secret-of-at-least-32-bytes!";
 
 /// Test-only keys, made with `openssl genpkey` for these tests.

@@ -28,9 +28,10 @@ use crate::model::{
     Current, EndReason, Event, Millis, NotifyLevel, Room, RoomId, Seq, SessionId, User, UserId,
 };
 use crate::store::{
-    Appended, Credentials, EndSessions, HistoryPage, MemberProfile, MembershipRecord, NewEvent,
-    NewRoom, NewSession, NewUser, PeopleQuery, ProfilePatch, RoomSnapshot, RoomSummary,
-    SessionInfo, SessionRecord, Store, StoreError, StoreResult,
+    Appended, Credentials, EndSessions, HistoryPage, ImportChat, ImportSource, ImportedChat,
+    MemberProfile, MembershipRecord, NewEvent, NewRoom, NewSession, NewUser, PeopleQuery,
+    ProfilePatch, RoomSnapshot, RoomSummary, SessionInfo, SessionRecord, Store, StoreError,
+    StoreResult,
 };
 
 /// Read connections kept open between reads, and reads run at once.
@@ -388,6 +389,25 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         self.writer
             .write(move |c| queries::set_notify(c, room, user, level))
+            .await
+    }
+
+    async fn import_chat(
+        &self,
+        chat: ImportChat,
+        messages: ImportSource,
+    ) -> StoreResult<ImportedChat> {
+        self.writer
+            .write(move |c| queries::import_chat(c, &chat, messages))
+            .await
+    }
+
+    async fn archive_keys(&self) -> StoreResult<Vec<(String, RoomId)>> {
+        self.read(queries::archive_keys).await
+    }
+
+    async fn rooms_after(&self, after: RoomId, limit: usize) -> StoreResult<Vec<Room>> {
+        self.read(move |c| queries::rooms_after(c, after, limit))
             .await
     }
 

@@ -179,7 +179,8 @@ CREATE TABLE reactions (
     },
     // The conversation view: who each message mentions (kept from its
     // current text, for mention counts), and each member's notification
-    // choice for the room (NULL: the default for the room's kind).
+    // choice for the room (NULL: the default for the room's kind); and
+    // the rooms archive imports made.
     Migration {
         then: Some(fill_mentions_v6),
         sql: r#"
@@ -191,6 +192,12 @@ CREATE TABLE mentions (
 ) WITHOUT ROWID;
 CREATE INDEX mentions_by_message ON mentions(room_id, seq);
 ALTER TABLE members ADD COLUMN notify TEXT;
+-- The rooms imports of an archive made (archive/import.rs), so a second
+-- import finds them.
+CREATE TABLE archive_chats (
+    key     TEXT PRIMARY KEY,
+    room_id INTEGER NOT NULL UNIQUE REFERENCES rooms(id)
+) WITHOUT ROWID;
 "#,
     },
 ];

@@ -4,9 +4,11 @@
 //! `messages.rs`, users and sessions in `accounts.rs`.
 
 mod accounts;
+mod archive;
 mod messages;
 
 pub use self::accounts::*;
+pub use self::archive::{archive_keys, import_chat, rooms_after};
 pub use self::messages::{history, message};
 
 use rusqlite::{Connection, OptionalExtension, params};

@@ -1,0 +1,690 @@
+//! `natter import-xml`: an archive in, chat by chat.
+//!
+//! 1. **Survey**: every `.xml` file is read once, streaming, to learn its
+//!    chat (by `mass`, or its one-to-one folder), whether it holds
+//!    messages or members, where its messages start in time, and who is in
+//!    it. A file that breaks the XML rules marks its chat as skipped (with
+//!    file and line); a file cut off mid-record keeps its whole records.
+//! 2. **People**: each user id becomes one natter user — with `--site`,
+//!    that host site's user of that id (the same person signs in through
+//!    the site's tokens and sees their history); without it, a local
+//!    account `xml-<id>` that has no usable password.
+//! 3. **Chats**: each chat is imported in one transaction of the store
+//!    (`Store::import_chat`): its room (found again by its key on a second
+//!    run), its members, then its messages read again from disk, its files
+//!    in the order their first messages were sent. A message's client id
+//!    comes from its time, its sender and its rank among equal ones, so a
+//!    second run stores nothing twice and a run after new days were added
+//!    imports only those.
+//!
+//! Memory holds the survey (files and people), never the messages.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::reader::{Entry, FileReader, ReadError, Record};
+use super::{ChatKey, direct_folder, pubtime_ms, xml_files};
+use crate::model::{UserId, now_ms};
+use crate::store::{
+    ImportChat, ImportMessage, ImportSource, NewUser, ProfilePatch, Store, StoreError,
+};
+use crate::text::{AvatarUrl, DisplayName, MessageText, Username};
+
+/// What to import and how.
+pub struct ImportOptions {
+    pub dir: PathBuf,
+    /// The configured host site whose users the archive's user ids are.
+    pub site: Option<String>,
+    /// Group titles by `mass` (from `--titles`); others are `mass N`.
+    pub titles: HashMap<String, String>,
+    /// Resolves relative `headpic` paths into avatar URLs.
+    pub headpic_base: Option<String>,
+    /// Survey only: say what would be done, write nothing.
+    pub dry_run: bool,
+    /// The server's longest message: longer ones are skipped and reported.
+    pub max_message_chars: usize,
+}
+
+/// Something left out, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skip {
+    /// `file:line`, a file, or a chat.
+    pub place: String,
+    pub reason: String,
+}
+
+/// What an import did (or, dry, would do).
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub files: usize,
+    pub users_created: u64,
+    pub users_found: u64,
+    pub rooms_created: u64,
+    pub direct_created: u64,
+    pub chats: u64,
+    /// Messages the archive holds that can be imported.
+    pub messages_found: u64,
+    pub messages_imported: u64,
+    pub messages_already: u64,
+    /// Messages at a place an earlier import stored with another text.
+    pub messages_conflicting: u64,
+    pub skipped: Vec<Skip>,
+    pub seconds: f64,
+}
+
+/// Someone the archive names.
+#[derive(Clone, Debug, Default)]
+struct Person {
+    name: String,
+    headpic: String,
+    /// Named by a members file, whose name wins over messages'.
+    from_members: bool,
+}
+
+/// What the survey learnt of one chat.
+#[derive(Default)]
+struct ChatPlan {
+    /// Content files by the time of their first message, then name.
+    content: Vec<(i64, PathBuf)>,
+    /// User ids in the order first met: members files first, then senders.
+    people: Vec<String>,
+    messages: u64,
+    first_ms: Option<i64>,
+    /// Why the chat cannot be imported.
+    broken: Option<Skip>,
+}
+
+impl ChatPlan {
+    fn meet(&mut self, userid: &str) {
+        if !self.people.iter().any(|p| p == userid) {
+            self.people.push(userid.to_owned());
+        }
+    }
+}
+
+/// The survey of the whole archive.
+#[derive(Default)]
+struct Survey {
+    chats: BTreeMap<ChatKey, ChatPlan>,
+    people: HashMap<String, Person>,
+    skipped: Vec<Skip>,
+    files: usize,
+}
+
+/// A user id natter can keep: what the PHP chat's MySQL ids look like.
+fn valid_userid(userid: &str) -> bool {
+    (1..=64).contains(&userid.len())
+        && userid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn place(file: &Path, line: u64) -> String {
+    format!("{}:{line}", file.display())
+}
+
+/// Reads every file once; see the module docs.
+fn survey(root: &Path, progress: &Progress) -> anyhow::Result<Survey> {
+    let mut survey = Survey::default();
+    let files =
+        xml_files(root).map_err(|e| anyhow::anyhow!("cannot list {}: {e}", root.display()))?;
+    survey.files = files.len();
+    for (n, file) in files.iter().enumerate() {
+        progress.note(&format!("surveying {} of {} files", n + 1, files.len()));
+        survey.file(root, file);
+    }
+    Ok(survey)
+}
+
+impl Survey {
+    fn file(&mut self, root: &Path, file: &Path) {
+        let skip = |reason: String| Skip {
+            place: file.display().to_string(),
+            reason,
+        };
+        let reader = match FileReader::open(file) {
+            Ok(r) => r,
+            Err(e) => {
+                self.skipped.push(skip(e.to_string()));
+                return;
+            }
+        };
+        let direct = direct_folder(root, file);
+        let mut mass = None;
+        let mut members = Vec::new();
+        let mut is_members = false;
+        let mut failure = None;
+        let mut first_ms = None;
+        let mut message_count = 0u64;
+        let mut senders: Vec<String> = Vec::new();
+        for record in reader {
+            match record {
+                Ok(Record::Mass(m)) => mass = Some(m),
+                Ok(Record::MembersHeader) => is_members = true,
+                Ok(Record::Member(m)) => {
+                    is_members = true;
+                    if valid_userid(&m.userid) {
+                        self.people.insert(
+                            m.userid.clone(),
+                            Person {
+                                name: m.username,
+                                headpic: m.headpic,
+                                from_members: true,
+                            },
+                        );
+                        members.push(m.userid);
+                    } else {
+                        self.skipped.push(Skip {
+                            place: place(file, m.line),
+                            reason: format!("the member's userid {:?} is not an id", m.userid),
+                        });
+                    }
+                }
+                Ok(Record::Message(e)) => {
+                    if let Some(reason) = unusable(&e) {
+                        self.skipped.push(Skip {
+                            place: place(file, e.line),
+                            reason,
+                        });
+                        continue;
+                    }
+                    let ms = pubtime_ms(&e.pubtime).expect("checked by unusable");
+                    first_ms = Some(first_ms.map_or(ms, |f: i64| f.min(ms)));
+                    message_count += 1;
+                    let person = self.people.entry(e.userid.clone()).or_default();
+                    // A members file's name wins; else the latest a message gave.
+                    if !person.from_members {
+                        person.name = e.username.clone();
+                        if !e.headpic.is_empty() {
+                            person.headpic = e.headpic.clone();
+                        }
+                    }
+                    if !senders.contains(&e.userid) {
+                        senders.push(e.userid.clone());
+                    }
+                }
+                Err(ReadError::Truncated { line }) => {
+                    self.skipped.push(Skip {
+                        place: place(file, line),
+                        reason: "the file ends mid-record (cut off while it was written?): the record from here on is left out".into(),
+                    });
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        let key = match (direct, &mass) {
+            (Some(hash), _) => ChatKey::Direct(hash),
+            (None, Some(m)) if valid_userid(m) => ChatKey::Group(m.clone()),
+            (None, Some(m)) => {
+                self.skipped
+                    .push(skip(format!("<mass>{m}</mass> is not a chat number")));
+                return;
+            }
+            (None, None) => {
+                let reason = match failure {
+                    Some(e) => format!("{e} (before any <mass>)"),
+                    None => "no <mass>: not a chat file".into(),
+                };
+                self.skipped.push(skip(reason));
+                return;
+            }
+        };
+        let plan = self.chats.entry(key.clone()).or_default();
+        if let Some(e) = failure {
+            let (line, reason) = match &e {
+                ReadError::Malformed { line, reason } => (*line, reason.clone()),
+                other => (0, other.to_string()),
+            };
+            plan.broken.get_or_insert(Skip {
+                place: place(file, line),
+                reason: format!("{reason}: chat {} is skipped", key.stored()),
+            });
+            return;
+        }
+        for m in &members {
+            plan.meet(m);
+        }
+        for s in &senders {
+            plan.meet(s);
+        }
+        if message_count > 0 || !is_members {
+            plan.messages += message_count;
+            plan.content
+                .push((first_ms.unwrap_or(i64::MAX), file.to_path_buf()));
+            plan.first_ms = match (plan.first_ms, first_ms) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+}
+
+/// Why a message cannot be imported, if it cannot.
+fn unusable(e: &Entry) -> Option<String> {
+    if !valid_userid(&e.userid) {
+        return Some(format!("the sender's userid {:?} is not an id", e.userid));
+    }
+    if pubtime_ms(&e.pubtime).is_none() {
+        return Some(format!("pubtime {:?} is not a time", e.pubtime));
+    }
+    None
+}
+
+/// An avatar URL for a `headpic`: absolute URLs as they are, paths against
+/// `base`; the PHP chat's "no picture" placeholder is no avatar.
+fn avatar_of(headpic: &str, base: Option<&str>) -> Option<String> {
+    if headpic.is_empty() || headpic.contains("NoPictures") {
+        return None;
+    }
+    let lower = headpic.to_ascii_lowercase();
+    let url = if lower.starts_with("http://") || lower.starts_with("https://") {
+        headpic.to_owned()
+    } else {
+        let base = base?;
+        format!(
+            "{}/{}",
+            base.trim_end_matches('/'),
+            headpic.trim_start_matches('/')
+        )
+    };
+    AvatarUrl::parse(&url).ok().map(AvatarUrl::into_string)
+}
+
+/// A display name for someone the archive names.
+fn display_name(person: &Person, userid: &str) -> String {
+    DisplayName::parse(&person.name)
+        .map(DisplayName::into_string)
+        .unwrap_or_else(|_| format!("user {userid}"))
+}
+
+/// Finds or creates the natter user of each user id; returns ids and names.
+async fn people(
+    store: &dyn Store,
+    survey: &Survey,
+    opts: &ImportOptions,
+    summary: &mut Summary,
+) -> anyhow::Result<HashMap<String, (UserId, String)>> {
+    let needed: std::collections::BTreeSet<&String> = survey
+        .chats
+        .values()
+        .filter(|c| c.broken.is_none())
+        .flat_map(|c| c.people.iter())
+        .collect();
+    let mut unusable_hash = None;
+    let mut found = HashMap::new();
+    for userid in needed {
+        let person = survey.people.get(userid).cloned().unwrap_or_default();
+        let name = display_name(&person, userid);
+        let avatar = avatar_of(&person.headpic, opts.headpic_base.as_deref());
+        let user = match &opts.site {
+            Some(site) => match store.site_user(site, userid).await? {
+                Some(user) => {
+                    summary.users_found += 1;
+                    user
+                }
+                None => {
+                    summary.users_created += 1;
+                    store
+                        .upsert_site_user(site, userid, name.clone(), avatar, now_ms())
+                        .await?
+                }
+            },
+            None => {
+                let username = Username::parse(&format!("xml-{userid}"))
+                    .map_err(|e| anyhow::anyhow!("user id {userid}: {e}"))?;
+                match store.credentials(username.as_str()).await? {
+                    Some(c) => {
+                        summary.users_found += 1;
+                        c.user
+                    }
+                    None => {
+                        let hash = match &unusable_hash {
+                            Some(h) => String::clone(h),
+                            None => unusable_hash.insert(unusable_password_hash()?).clone(),
+                        };
+                        summary.users_created += 1;
+                        let user = store
+                            .create_user(NewUser {
+                                username: username.as_str().to_owned(),
+                                display_name: name.clone(),
+                                password_hash: hash,
+                                at: now_ms(),
+                                invite: None,
+                            })
+                            .await?;
+                        if avatar.is_some() {
+                            store
+                                .update_profile(
+                                    user.id,
+                                    ProfilePatch {
+                                        display_name: None,
+                                        avatar_url: Some(avatar),
+                                    },
+                                )
+                                .await?
+                        } else {
+                            user
+                        }
+                    }
+                }
+            }
+        };
+        found.insert(userid.clone(), (user.id, name));
+    }
+    Ok(found)
+}
+
+/// A real argon2 hash of a random password nobody keeps: imported local
+/// accounts exist, and no password signs them in.
+fn unusable_password_hash() -> anyhow::Result<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let secret: [u8; 32] = rand::random();
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    argon2::Argon2::default()
+        .hash_password(&secret, &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
+}
+
+/// The messages of one chat, read again from its files in order.
+struct ChatMessages {
+    files: VecDeque<PathBuf>,
+    current: Option<(PathBuf, FileReader)>,
+    users: Arc<HashMap<String, (UserId, String)>>,
+    max_chars: usize,
+    /// The last message's time and sender, and how many before it had both.
+    last: Option<(i64, String, u32)>,
+    skipped: Arc<Mutex<Vec<Skip>>>,
+    read: Arc<AtomicU64>,
+}
+
+impl Iterator for ChatMessages {
+    type Item = Result<ImportMessage, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.current.is_none() {
+                let path = self.files.pop_front()?;
+                match FileReader::open(&path) {
+                    Ok(reader) => self.current = Some((path, reader)),
+                    Err(e) => return Some(Err(format!("{}: {e}", path.display()))),
+                }
+            }
+            let (path, reader) = self.current.as_mut().expect("a file is open");
+            let entry = match reader.next_record() {
+                None | Some(Err(ReadError::Truncated { .. })) => {
+                    self.current = None;
+                    continue;
+                }
+                Some(Err(e)) => return Some(Err(format!("{}: {e}", path.display()))),
+                Some(Ok(Record::Message(entry))) => entry,
+                Some(Ok(_)) => continue,
+            };
+            if unusable(&entry).is_some() {
+                continue; // reported by the survey
+            }
+            let ms = pubtime_ms(&entry.pubtime).expect("checked");
+            let Some((sender, _)) = self.users.get(&entry.userid).cloned() else {
+                continue;
+            };
+            let text = match MessageText::parse(&entry.content, self.max_chars) {
+                Ok(text) => text.into_string(),
+                Err(e) => {
+                    self.skipped.lock().expect("skips poisoned").push(Skip {
+                        place: place(path, entry.line),
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let rank = match &self.last {
+                Some((t, u, n)) if *t == ms && *u == entry.userid => n + 1,
+                _ => 0,
+            };
+            self.last = Some((ms, entry.userid.clone(), rank));
+            self.read.fetch_add(1, Ordering::Relaxed);
+            let name = DisplayName::parse(&entry.username)
+                .map(DisplayName::into_string)
+                .unwrap_or_else(|_| format!("user {}", entry.userid));
+            return Some(Ok(ImportMessage {
+                sender,
+                sender_name: name,
+                at: ms,
+                client_msg_id: format!("xml:{ms}:{}:{rank}", entry.userid),
+                text,
+            }));
+        }
+    }
+}
+
+/// Reports progress: a bar on a terminal, a plain line every few seconds
+/// otherwise (a log file, a pipe).
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    last_line: Mutex<Instant>,
+}
+
+impl Progress {
+    pub fn new() -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Progress {
+            bar,
+            last_line: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Shows `text` now on a terminal; in a log, at most every 5 s.
+    fn note(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(text.to_owned()),
+            None => {
+                let mut last = self.last_line.lock().expect("progress poisoned");
+                if last.elapsed() >= Duration::from_secs(5) {
+                    *last = Instant::now();
+                    eprintln!("{text}");
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Imports the archive under `opts.dir` into `store`; see the module docs.
+pub async fn import(store: Arc<dyn Store>, opts: ImportOptions) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let progress = Progress::new();
+    let mut survey = {
+        let root = opts.dir.clone();
+        let p = Progress {
+            bar: progress.bar.clone(),
+            last_line: Mutex::new(Instant::now()),
+        };
+        tokio::task::spawn_blocking(move || survey(&root, &p)).await??
+    };
+    let mut summary = Summary {
+        files: survey.files,
+        skipped: std::mem::take(&mut survey.skipped),
+        ..Summary::default()
+    };
+    for (key, plan) in &survey.chats {
+        if let Some(broken) = &plan.broken {
+            summary.skipped.push(broken.clone());
+        } else if plan.people.is_empty() {
+            summary.skipped.push(Skip {
+                place: key.stored(),
+                reason: "nobody is in this chat: nothing to import".into(),
+            });
+        } else if matches!(key, ChatKey::Direct(_)) && plan.people.len() != 2 {
+            summary.skipped.push(Skip {
+                place: key.stored(),
+                reason: format!(
+                    "a one-to-one folder with {} people in it: skipped",
+                    plan.people.len()
+                ),
+            });
+        }
+    }
+    let importable = |key: &ChatKey, plan: &ChatPlan| {
+        plan.broken.is_none()
+            && !plan.people.is_empty()
+            && (matches!(key, ChatKey::Group(_)) || plan.people.len() == 2)
+    };
+    survey.chats.retain(|k, p| importable(k, p));
+    summary.messages_found = survey.chats.values().map(|c| c.messages).sum();
+    if opts.dry_run {
+        let known: HashMap<String, _> = store.archive_keys().await?.into_iter().collect();
+        for (key, plan) in &survey.chats {
+            let (counter, fresh) = match key {
+                ChatKey::Group(_) => (
+                    &mut summary.rooms_created,
+                    !known.contains_key(&key.stored()),
+                ),
+                ChatKey::Direct(_) => (
+                    &mut summary.direct_created,
+                    !known.contains_key(&key.stored()),
+                ),
+            };
+            *counter += u64::from(fresh);
+            summary.chats += 1;
+            println!(
+                "{}: {} people, {} messages in {} files{}",
+                key.stored(),
+                plan.people.len(),
+                plan.messages,
+                plan.content.len(),
+                if fresh { "" } else { " (imported before)" }
+            );
+        }
+        let people: std::collections::BTreeSet<&String> = survey
+            .chats
+            .values()
+            .flat_map(|c| c.people.iter())
+            .collect();
+        summary.users_created = people.len() as u64;
+        progress.finish();
+        summary.seconds = started.elapsed().as_secs_f64();
+        return Ok(summary);
+    }
+    let users = Arc::new(people(&*store, &survey, &opts, &mut summary).await?);
+    let community = Some(opts.site.clone().unwrap_or_default());
+    let skipped = Arc::new(Mutex::new(Vec::new()));
+    let read = Arc::new(AtomicU64::new(0));
+    let total = summary.messages_found;
+    for (key, mut plan) in std::mem::take(&mut survey.chats) {
+        plan.content.sort();
+        let members = plan
+            .people
+            .iter()
+            .filter_map(|p| users.get(p).cloned())
+            .collect();
+        let title = match &key {
+            ChatKey::Group(mass) => opts
+                .titles
+                .get(mass)
+                .cloned()
+                .unwrap_or_else(|| format!("mass {mass}")),
+            ChatKey::Direct(_) => String::new(),
+        };
+        let chat = ImportChat {
+            key: key.stored(),
+            direct: matches!(key, ChatKey::Direct(_)),
+            title,
+            community: community.clone(),
+            members,
+            at: plan.first_ms.unwrap_or_else(now_ms),
+        };
+        let messages: ImportSource = Box::new(ChatMessages {
+            files: plan.content.into_iter().map(|(_, p)| p).collect(),
+            current: None,
+            users: users.clone(),
+            max_chars: opts.max_message_chars,
+            last: None,
+            skipped: skipped.clone(),
+            read: read.clone(),
+        });
+        let ticker = {
+            let (read, bar) = (read.clone(), progress.bar.clone());
+            let since = Instant::now();
+            let label = key.stored();
+            tokio::spawn(async move {
+                let p = Progress {
+                    bar,
+                    last_line: Mutex::new(Instant::now()),
+                };
+                loop {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let done = read.load(Ordering::Relaxed);
+                    let rate = done as f64 / since.elapsed().as_secs_f64().max(0.001);
+                    p.note(&format!(
+                        "{label}: {done} of {total} messages read ({rate:.0}/s)"
+                    ));
+                }
+            })
+        };
+        let outcome = store.import_chat(chat, messages).await;
+        ticker.abort();
+        match outcome {
+            Ok(done) => {
+                summary.chats += 1;
+                match (done.created, &key) {
+                    (true, ChatKey::Group(_)) => summary.rooms_created += 1,
+                    (true, ChatKey::Direct(_)) => summary.direct_created += 1,
+                    _ => {}
+                }
+                summary.messages_imported += done.appended;
+                summary.messages_already += done.already;
+                summary.messages_conflicting += done.conflicting;
+            }
+            Err(StoreError::Aborted(reason)) => summary.skipped.push(Skip {
+                place: key.stored(),
+                reason: format!("{reason}: nothing of this chat was written"),
+            }),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    progress.finish();
+    summary
+        .skipped
+        .extend(skipped.lock().expect("skips poisoned").drain(..));
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Reads a `--titles` file: lines `215 = 三年二班`; `#` starts a comment.
+pub fn read_titles(path: &Path) -> anyhow::Result<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let mut titles = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (mass, title) = line.split_once('=').ok_or_else(|| {
+            anyhow::anyhow!("{}:{}: expected `mass = title`", path.display(), n + 1)
+        })?;
+        let title = crate::text::RoomTitle::parse(title.trim())
+            .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), n + 1))?;
+        titles.insert(mass.trim().to_owned(), title.into_string());
+    }
+    Ok(titles)
+}
