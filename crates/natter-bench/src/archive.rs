@@ -32,12 +32,13 @@ pub fn write(out: &Path, megabytes: u64, groups: u64, pairs: u64) -> anyhow::Res
         messages: 0,
         bytes: 0,
     };
-    // 2012-02-28 onwards, one chat file per chat and day.
+    // Day 15,398 (2012-02-28) onwards, one chat file per chat and day.
     let mut day: i64 = 15_398;
     let mut time: i64 = day * 86_400;
     let per_day = 2_000u64;
     while done.bytes < target {
-        let date = civil(day);
+        // The paper gives the date folders no format; any name will do.
+        let date = format!("day-{day}");
         for chat in 0..groups + pairs {
             let (folder, mass) = if chat < groups {
                 (out.join(&date), format!("{}", 100 + chat))
@@ -103,18 +104,4 @@ pub fn write(out: &Path, megabytes: u64, groups: u64, pairs: u64) -> anyhow::Res
 fn write_str(out: &mut impl Write, text: &str) -> std::io::Result<u64> {
     out.write_all(text.as_bytes())?;
     Ok(text.len() as u64)
-}
-
-/// `YYYY-MM-DD` of a day count since 1970 (Howard Hinnant's algorithm).
-fn civil(days: i64) -> String {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
 }

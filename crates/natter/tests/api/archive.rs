@@ -11,8 +11,8 @@ use std::process::Output;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{Client, TestServer, log_check, natter_command};
-use crate::sso::{SECRET, claims, exchange, hs, site};
+use crate::common::{Client, TestServer, natter_command};
+use crate::sso::{school_user, site};
 
 const CONFIG: &str = r#"
 [[sites]]
@@ -200,16 +200,6 @@ fn run(data: &Path, config: &Path, args: &[&str]) -> Output {
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-async fn school_user(server: &TestServer, sub: &str) -> Client {
-    log_check::secret(SECRET);
-    let (status, body) = exchange(&server.client(), json!({"token": hs(&claims(sub))})).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let mut client = server.client();
-    client.token = Some(body["token"].as_str().unwrap().to_owned());
-    client.user_id = body["user"]["id"].as_i64().unwrap();
-    client
 }
 
 /// The caller's rooms by title (direct ones by the peer's site id).

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::common::{Client, TestServer, assert_error};
 
-pub const SECRET: &str = "school-secret-of-at-least-32-bytes!!";
+const SECRET: &str = "school-secret-of-at-least-32-bytes!!";
 const OTHER_SECRET: &str = "another-secret-of-at-least-32-bytes!";
 
 /// Test-only keys, made with `openssl genpkey` for these tests.
@@ -123,7 +123,7 @@ pub async fn exchange(client: &Client, body: Value) -> crate::common::Reply {
 }
 
 /// A signed-in client for the school's user `sub`.
-async fn school_user(server: &TestServer, sub: &str) -> Client {
+pub async fn school_user(server: &TestServer, sub: &str) -> Client {
     let (status, body) = exchange(&server.client(), json!({"token": hs(&claims(sub))})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let mut client = server.client();
