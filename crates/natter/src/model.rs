@@ -359,11 +359,14 @@ pub enum Ephemeral {
     Presence { user: UserId, online: bool },
     /// The receiving user marked a room read (echoed to their other sessions).
     Read { room: RoomId, seq: Seq },
-    /// Someone in the room started (until `expires_at`) or stopped typing.
+    /// Someone in the room started (until `expires_at`) or stopped typing,
+    /// when the room's head was `seq`: a message of theirs after it is
+    /// newer than the notice, one at or before it older.
     Typing {
         room: RoomId,
         user: UserId,
         typing: bool,
+        seq: Seq,
         expires_at: Millis,
     },
     /// The other person in a direct conversation read up to `seq`.

@@ -383,6 +383,9 @@ pub enum EphemeralOut {
         room_id: RoomId,
         user_id: UserId,
         typing: bool,
+        /// The room's head when announced: the typer's messages up to it
+        /// came before the notice, later ones after.
+        seq: Seq,
         /// How much longer the notice stands unless renewed (counted by
         /// the server's clock, so a client's clock does not matter).
         expires_in_ms: Millis,
@@ -413,11 +416,13 @@ impl From<&Ephemeral> for EphemeralOut {
                 room,
                 user,
                 typing,
+                seq,
                 expires_at,
             } => EphemeralOut::Typing {
                 room_id: *room,
                 user_id: *user,
                 typing: *typing,
+                seq: *seq,
                 expires_in_ms: (*expires_at - crate::model::now_ms()).max(0),
             },
             Ephemeral::ReadReceipt { room, user, seq } => EphemeralOut::ReadReceipt {

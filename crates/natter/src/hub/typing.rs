@@ -7,8 +7,9 @@
 //! while typing), and at most [`MAX_TYPERS`] people are announced as
 //! typing in one room at a time, so a room of a thousand people all
 //! typing fans out no more than a room of ten. A client shows a notice
-//! until it expires, until a "stopped" notice, or until the typer's
-//! message arrives.
+//! until it expires, until a "stopped" notice, or until a message of the
+//! typer's newer than the notice arrives (each notice carries the room's
+//! head when it was announced, since a poll answer may bring both).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -75,7 +76,7 @@ impl Hub {
     /// it back; returns whether it was announced.
     pub fn typing(&self, feed: &RoomFeed, user: UserId, typing: bool) -> bool {
         let now = Instant::now();
-        let audience: Vec<UserId> = {
+        let (audience, head) = {
             let mut state = feed.lock();
             let news = if typing {
                 state.typers.start(user, now)
@@ -85,17 +86,19 @@ impl Hub {
             if !news {
                 return false;
             }
-            state
+            let audience: Vec<UserId> = state
                 .members
                 .keys()
                 .copied()
                 .filter(|m| *m != user)
-                .collect()
+                .collect();
+            (audience, state.head)
         };
         let item = Arc::new(Ephemeral::Typing {
             room: feed.id,
             user,
             typing,
+            seq: head,
             expires_at: now_ms() + TYPING_TTL.as_millis() as Millis,
         });
         for target in self.loaded_users(audience) {

@@ -85,10 +85,17 @@ async fn notices_are_throttled_stopped_and_cleared_by_the_message() {
     assert_eq!(notices.len(), 1, "{answer}");
     assert_eq!(notices[0]["typing"], false);
 
-    // A message ends the notice: typing again is news at once.
+    // A message ends the notice: typing again is news at once, and the
+    // notice says it came after the message, though one answer brings both.
     assert!(typing(&lilei, room, true).await);
-    lilei.say(room, "t-1", "hello").await;
+    let cursor = answer["cursor"].as_str().unwrap().to_owned();
+    let said = lilei.say(room, "t-1", "hello").await["seq"].as_i64().unwrap();
     assert!(typing(&lilei, room, true).await);
+    let (_, answer) = hanmei.poll(&cursor, 0).await;
+    let notices = items(&answer, "typing");
+    assert_eq!(notices.len(), 2, "{answer}");
+    assert!(notices[0]["seq"].as_i64().unwrap() < said, "{answer}");
+    assert_eq!(notices[1]["seq"], said, "{answer}");
 }
 
 #[tokio::test]
