@@ -89,7 +89,9 @@ async fn notices_are_throttled_stopped_and_cleared_by_the_message() {
     // notice says it came after the message, though one answer brings both.
     assert!(typing(&lilei, room, true).await);
     let cursor = answer["cursor"].as_str().unwrap().to_owned();
-    let said = lilei.say(room, "t-1", "hello").await["seq"].as_i64().unwrap();
+    let said = lilei.say(room, "t-1", "hello").await["seq"]
+        .as_i64()
+        .unwrap();
     assert!(typing(&lilei, room, true).await);
     let (_, answer) = hanmei.poll(&cursor, 0).await;
     let notices = items(&answer, "typing");
