@@ -24,13 +24,15 @@ import {
   closeRoom, markActiveRead, nearBottom, openRoom, renderConversation, renderMessages, retryRoom, showChanges,
   showNewBelow,
 } from './conversation.js';
-import { refreshOnlineCount, showMembersPane } from './room-header.js';
+import { closeLeftRoom, refreshOnlineCount, showMembersPane } from './room-header.js';
 import { retryFailed } from './composer.js';
+import { closeEmojiPicker } from './emoji-picker.js';
+import { closeDialogs } from './dialog.js';
 import { forgetDrafts } from './drafts.js';
-import { goUp, navigate, onRouteChange, parseRoute, showRoute } from './router.js';
+import { goUp, onRouteChange, parseRoute, showRoute } from './router.js';
 import { renderMembers } from './members.js';
-import { forgetNotification, notificationButton, notify } from './notifications.js';
-import { showTyping } from './typing.js';
+import { closeNotifications, forgetNotification, notificationButton, notify, notifyHeld } from './notifications.js';
+import { forgetTyping, showTyping } from './typing.js';
 import { showSeen } from './seen.js';
 import { refreshNotifyChoice } from './room-notify.js';
 import { accountButton } from './settings.js';
@@ -43,7 +45,10 @@ Object.assign(redraw, {
   messages: renderMessages,
   changes: showChanges,
   members: renderMembers,
-  room: (roomId) => openRoom(roomId, { route: null, focus: false }),
+  // The address says whether its member list shows (an invite while a
+  // link to /rooms/<id>/members was open).
+  room: (roomId) => openRoom(roomId, { route: null, focus: false, members: parseRoute().members }),
+  listed: notifyHeld,
 });
 
 /** The event stream, if one runs: `{ stop, retryNow }` (events.js). */
@@ -104,6 +109,7 @@ function showAuth(notice) {
   endSession();
   stopReloads();
   stopEvents();
+  forgetSessionViews();
   storage.removeItem(TOKEN_KEY);
   if (embed) {
     stopRenewal();
@@ -113,6 +119,19 @@ function showAuth(notice) {
   clearSession(state);
   state.authError = notice;
   renderAuth(startSession);
+}
+
+/** What the views keep of a session outside the state (the open room's
+ *  "New messages" line, desktop notifications, dialogs, the emoji
+ *  picker, typing notices) and the mentions picked into its drafts: none
+ *  of it may reach whoever signs in next. */
+function forgetSessionViews() {
+  closeRoom();
+  closeNotifications();
+  closeDialogs();
+  closeEmojiPicker();
+  forgetTyping();
+  state.drafts.clear();
 }
 
 async function startSession() {
@@ -190,10 +209,7 @@ function onEvents(batch) {
   if (active !== null && changes.members.has(active) && !changes.leftActive) reloadMembersUntilDone(active);
   if (batch.ephemeralGap) reloadAllUntilDone();
   if (changes.leftActive) {
-    closeRoom();
-    // Back must not lead into a room the user is no longer in.
-    navigate({ roomId: null }, { replace: true });
-    renderMain();
+    closeLeftRoom();
     return;
   }
   if (changes.rooms.size) {

@@ -7,18 +7,30 @@
 
 /** Mentions counted in one message at most (the server's MAX_MENTIONS). */
 const MAX_MENTIONS = 50;
-const TOKEN = /<@(\d{1,18})>/g;
+/** A token as the server reads it (mentions.rs): 1 to 18 digits, no leading zero. */
+const TOKEN = /<@([1-9]\d{0,17})>/g;
+/** What a word is made of, on either side of a mention. */
+const WORD = /[\p{L}\p{N}_]/u;
+/** Scripts written without spaces, where a name runs into the next word
+ *  ("@韩梅梅你好"); in others a letter after the name makes it another word. */
+const SPACELESS = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}\p{Script=Thai}]/u;
+
+/** The tokens of `text` the server counts, in order: each token until 50
+ *  different people are named; the ones after that are plain text. */
+function* tokensOf(text) {
+  const seen = new Set();
+  for (const match of String(text ?? '').matchAll(TOKEN)) {
+    const id = Number(match[1]);
+    seen.add(id);
+    yield { index: match.index, length: match[0].length, id };
+    if (seen.size === MAX_MENTIONS) return;
+  }
+}
 
 /** The users `text` mentions, each once, in the order first named: the
  *  server's rule (mentions.rs), for messages that come without `mentions`. */
 export function mentionsOf(text) {
-  const found = [];
-  for (const match of String(text ?? '').matchAll(TOKEN)) {
-    const id = Number(match[1]);
-    if (id > 0 && !found.includes(id)) found.push(id);
-    if (found.length === MAX_MENTIONS) break;
-  }
-  return found;
+  return [...new Set([...tokensOf(text)].map((token) => token.id))];
 }
 
 /** Whether a message mentions user `me` (its `mentions`, else its text). */
@@ -30,19 +42,19 @@ export function mentionsMe(message, me) {
 
 /**
  * Splits `text` into plain strings and mentions `{ id }`, in order, so a
- * renderer can build each as its own node (never as markup).
+ * renderer can build each as its own node (never as markup). Only what
+ * the server counts as a mention is one.
  */
 export function splitMentions(text) {
+  const source = String(text ?? '');
   const parts = [];
   let last = 0;
-  for (const match of String(text ?? '').matchAll(TOKEN)) {
-    const id = Number(match[1]);
-    if (id <= 0) continue;
-    if (match.index > last) parts.push(text.slice(last, match.index));
+  for (const { index, length, id } of tokensOf(source)) {
+    if (index > last) parts.push(source.slice(last, index));
     parts.push({ id });
-    last = match.index + match[0].length;
+    last = index + length;
   }
-  if (last < String(text ?? '').length) parts.push(String(text).slice(last));
+  if (last < source.length) parts.push(source.slice(last));
   return parts;
 }
 
@@ -52,40 +64,80 @@ export function namesForTokens(text, nameOf) {
   return splitMentions(text).map((p) => (typeof p === 'string' ? p : `@${nameOf(p.id)}`)).join('');
 }
 
-/**
- * What the composer sends: each `@Name` of a mention it inserted
- * (`inserted`: Map of name → user id) becomes `<@id>`. Longer names go
- * first, so "@Li Lei" is never read as "@Li" followed by " Lei".
- */
-export function toTokens(text, inserted) {
-  const names = [...inserted.keys()].filter(Boolean).sort((a, b) => b.length - a.length);
-  if (names.length === 0) return text;
-  let out = '';
-  let i = 0;
-  while (i < text.length) {
-    const name = text[i] === '@' ? names.find((n) => text.startsWith(n, i + 1)) : undefined;
-    if (name === undefined) {
-      out += text[i];
-      i += 1;
-    } else {
-      out += `<@${inserted.get(name)}>`;
-      i += 1 + name.length;
-    }
-  }
-  return out;
+/** Whether an `@` at `at` begins a word (at the start, or after a space
+ *  or punctuation): the composer's list opens there, and only there does
+ *  a name become a mention. */
+export function beginsWord(text, at) {
+  return at === 0 || !WORD.test(text[at - 1]);
 }
 
-/** The composer's text for editing a stored message: tokens back to
- *  `@Name`, and the map that turns them into tokens again on save. */
+/** Whether a name that ends at `end` ends a word there. */
+function endsWord(text, end) {
+  if (end >= text.length || !WORD.test(text[end])) return true;
+  return SPACELESS.test(text[end - 1]) || SPACELESS.test(text[end]);
+}
+
+/** Where the composer's text names someone of `mentions`: `{ at, name }`
+ *  for each `@Name` that begins a word and ends one, the longest name
+ *  that fits first (so "@Li Lei" is never "@Li" followed by " Lei"). */
+function* namedIn(text, mentions) {
+  const names = [...new Set(mentions.map((m) => m.name).filter(Boolean))].sort((a, b) => b.length - a.length);
+  if (names.length === 0) return;
+  let next = 0;
+  for (let at = text.indexOf('@'); at >= 0; at = text.indexOf('@', at + 1)) {
+    if (at < next || !beginsWord(text, at)) continue;
+    const name = names.find((n) => text.startsWith(n, at + 1) && endsWord(text, at + 1 + n.length));
+    if (name === undefined) continue;
+    yield { at, name };
+    next = at + 1 + name.length;
+  }
+}
+
+/**
+ * What the composer sends: each `@Name` of a mention it holds
+ * (`mentions`: `{ name, id }` in the order they stand in the text)
+ * becomes `<@id>`. Two people of one name keep their own ids: the k-th
+ * `@Name` is the k-th mention of that name (and any later one the last).
+ */
+export function toTokens(text, mentions) {
+  let out = '';
+  let last = 0;
+  const used = new Map(); // name → how many of its mentions the text used
+  for (const { at, name } of namedIn(text, mentions)) {
+    const same = mentions.filter((m) => m.name === name);
+    const k = used.get(name) ?? 0;
+    used.set(name, k + 1);
+    out += `${text.slice(last, at)}<@${same[Math.min(k, same.length - 1)].id}>`;
+    last = at + 1 + name.length;
+  }
+  return out + text.slice(last);
+}
+
+/** The composer's text for a stored text (an edit, a kept draft): tokens
+ *  back to `@Name`, and the mentions, in order, that toTokens turns back
+ *  into the same tokens. */
 export function fromTokens(text, nameOf) {
-  const inserted = new Map();
+  const mentions = [];
   const shown = splitMentions(text).map((p) => {
     if (typeof p === 'string') return p;
     const name = nameOf(p.id);
-    inserted.set(name, p.id);
+    mentions.push({ name, id: p.id });
     return `@${name}`;
   }).join('');
-  return { text: shown, inserted };
+  return { text: shown, mentions };
+}
+
+/** A mention picked from the list: `{ name, id }` goes into `mentions`
+ *  at its place among those of the same name, `text` being the composer's
+ *  text with the `@Name` that starts at `at` already in it. */
+export function addMention(mentions, text, at, name, id) {
+  let before = 0;
+  for (const span of namedIn(text, [...mentions, { name }])) {
+    if (span.at >= at) break;
+    if (span.name === name) before += 1;
+  }
+  const same = mentions.flatMap((m, i) => (m.name === name ? [i] : []));
+  mentions.splice(same[before] ?? mentions.length, 0, { name, id });
 }
 
 /**
@@ -100,7 +152,7 @@ export function mentionQuery(value, caret) {
   if (at < 0) return null;
   const query = before.slice(at + 1);
   if (query.length > 32 || /[\n\r]/.test(query) || query.startsWith(' ')) return null;
-  if (at > 0 && /[\p{L}\p{N}_]/u.test(before[at - 1])) return null;
+  if (!beginsWord(before, at)) return null;
   return { start: at, query };
 }
 

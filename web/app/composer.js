@@ -12,7 +12,8 @@ import { el } from './render.js';
 import { t } from './i18n.js';
 import { addSent, firstLine, itemAt, lastOwnMessage } from './state.js';
 import { fromTokens, toTokens } from './attention.js';
-import { forgetMentions, insertedMentions, mentionName, mentionPicker, plainMentions } from './mentions.js';
+import { insertedMentions, mentionPicker, plainMentions } from './mentions.js';
+import { nameOf } from './people.js';
 import { typingInput, typingSent } from './typing.js';
 import {
   client, errorText, isAbort, isRefusal, redraw, sessionSignal, showNotice, state,
@@ -50,7 +51,7 @@ export function composer(room) {
   };
   current = { roomId: room.id, input, banner, submit, updateCounter };
   const mode = state.compose.get(room.id);
-  input.value = mode?.kind === 'edit' ? mode.text : draftOf(room.id);
+  input.value = mode?.kind === 'edit' ? mode.text : draftOf(room.id).text;
   input.oninput = () => {
     // The draft (or the edit) survives redraws, switching rooms and
     // (the draft) reloads.
@@ -92,7 +93,6 @@ export function composer(room) {
     if (!input.value.trim()) return;
     // The names picked from the list go as `<@id>` tokens.
     const text = toTokens(input.value, insertedMentions(room.id));
-    forgetMentions(room.id);
     typingSent(room.id);
     mentions.close();
     closeEmojiPicker();
@@ -115,8 +115,14 @@ export function composer(room) {
  *  A mode whose message was deleted meanwhile ends. */
 export function refreshComposer() {
   if (!current || !current.input.isConnected) return;
-  const { roomId, banner, submit } = current;
+  const { roomId, input, banner, submit } = current;
   const mode = state.compose.get(roomId);
+  // A kept draft not typed in yet shows the names the page has learnt since.
+  const kept = mode?.kind === 'edit' ? null : state.drafts.get(roomId);
+  if (kept?.tokens !== undefined && draftOf(roomId).text !== input.value) {
+    input.value = kept.text;
+    current.updateCounter();
+  }
   const target = mode ? itemAt(state, roomId, mode.seq) : null;
   if (mode && target?.deleted) {
     endMode(roomId);
@@ -153,7 +159,7 @@ function endMode(roomId) {
   const mode = state.compose.get(roomId);
   state.compose.delete(roomId);
   if (current?.roomId === roomId && mode?.kind === 'edit') {
-    current.input.value = draftOf(roomId);
+    current.input.value = draftOf(roomId).text;
     current.updateCounter();
   }
   refreshComposer();
@@ -181,8 +187,9 @@ export function startEdit(roomId, seq) {
   const target = itemAt(state, roomId, seq);
   if (target?.type !== 'message' || target.deleted || target.sender_id !== state.me.id) return;
   // Tokens show as `@Name` while edited, and turn back into tokens on save.
-  const shown = fromTokens(target.text, (id) => mentionName(roomId, id));
-  state.compose.set(roomId, { kind: 'edit', seq, text: shown.text, mentions: shown.inserted });
+  const shown = fromTokens(target.text, (id) => nameOf(roomId, id));
+  // `shown`: what it began as; saved unchanged, nothing is sent.
+  state.compose.set(roomId, { kind: 'edit', seq, text: shown.text, shown: shown.text, mentions: shown.mentions });
   if (current?.roomId === roomId) {
     current.input.value = shown.text;
     current.updateCounter();
@@ -199,8 +206,8 @@ async function saveEdit(roomId, mode) {
     showNotice(t('empty_message'));
     return;
   }
-  const text = toTokens(mode.text, mode.mentions ?? new Map());
-  if (!target || target.deleted || text === target.text) {
+  const text = toTokens(mode.text, mode.mentions ?? []);
+  if (!target || target.deleted || mode.text === mode.shown || text === target.text) {
     endMode(roomId);
     return;
   }

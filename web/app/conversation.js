@@ -37,16 +37,17 @@ let problem = null;
  * Opens a conversation; whatever the last one was loading stops. `route`:
  * 'push' a history entry for it, 'replace' the current one, or null (the
  * address already names it). `focus`: give it the keyboard (the composer).
+ * `members`: show its member list (the address ends in /members).
  */
-export async function openRoom(roomId, { route = 'push', focus = true } = {}) {
+export async function openRoom(roomId, { route = 'push', focus = true, members = false } = {}) {
   if (route) navigate({ roomId }, { replace: route === 'replace' });
   const signal = beginRoom();
   if (roomId !== state.activeRoomId) forgetUnreadLine();
   state.activeRoomId = roomId;
   state.newBelow = false;
   problem = null;
-  // A newly opened room starts on its messages, not its member list.
-  showMembersPane(false);
+  // A newly opened room starts on its messages, unless told otherwise.
+  showMembersPane(members);
   redraw.main();
   if (focus) focusConversation();
   // Not (yet) in the room list: no-room.js says why; a reload opens it.
@@ -72,7 +73,7 @@ async function loadRoom(roomId, signal) {
   }
   // Not the whole pane: the composer keeps the keyboard and what is typed.
   renderMessages({ stickToBottom: true });
-  placeUnread();
+  placeUnread(markActiveRead);
   refreshOnlineCount();
   markActiveRead();
 }
@@ -154,7 +155,7 @@ export function renderConversation() {
     composer(room),
   );
   renderMessages({ stickToBottom: true });
-  placeUnread();
+  placeUnread(markActiveRead);
   const again = kept && document.getElementById(kept.id);
   if (again && node.contains(again)) {
     again.focus({ preventScroll: true });

@@ -7,8 +7,11 @@
 import { CATEGORIES } from './emoticons.js';
 import { el } from './render.js';
 import { t } from './i18n.js';
+import { state, storage } from './session.js';
 
-const RECENT_KEY = 'natter.recentEmoji';
+/** Each user's own recent picks, in the session's storage (the tab's
+ *  when embedded, as drafts are): another person on this browser has theirs. */
+const recentKey = () => `natter.recentEmoji.${state.me?.id}`;
 /** The grid's columns, as app.css lays it out (for ArrowUp and ArrowDown). */
 const COLUMNS = 8;
 
@@ -35,11 +38,22 @@ export function closeEmojiPicker() {
 
 const recent = () => {
   try {
-    return JSON.parse(localStorage.getItem(RECENT_KEY) || '[]');
+    const list = JSON.parse(storage.getItem(recentKey()) || '[]');
+    return Array.isArray(list) ? list.filter((e) => typeof e === 'string') : [];
   } catch {
     return [];
   }
 };
+
+/** Puts `emoji` first among the recent picks; storage that is full or
+ *  refused only means it is not remembered (the pick itself still goes in). */
+function remember(emoji) {
+  try {
+    storage.setItem(recentKey(), JSON.stringify([emoji, ...recent().filter((e) => e !== emoji)].slice(0, 24)));
+  } catch {
+    // Not remembered.
+  }
+}
 
 /**
  * The picker's button and panel. `choose(emoji)` puts the pick in the
@@ -78,8 +92,7 @@ export function emojiPicker({ choose, focusComposer }) {
     grid.replaceChildren(...list.map((emoji, i) => el('button', {
       type: 'button', className: 'emoji', role: 'option', textContent: emoji, tabIndex: i === 0 ? 0 : -1,
       onclick: () => {
-        const next = [emoji, ...recent().filter((e) => e !== emoji)].slice(0, 24);
-        localStorage.setItem(RECENT_KEY, JSON.stringify(next));
+        remember(emoji);
         close({ focus: false });
         choose(emoji);
       },

@@ -22,10 +22,13 @@ let fullReload = null;
 /** Whether the top bar shows a failed full reload, for the next success to clear. */
 let reloadFailureShown = false;
 
+/** Reads the room list; resolves to the open room's id if it just
+ *  arrived in it (an invite, a join), which is then opened. */
 export async function loadRooms(signal = sessionSignal()) {
   const load = ++roomLoads.started;
+  const levels = state.levelChanges;
   const rooms = await client.rooms({ signal });
-  if (load < roomLoads.applied || signal.aborted) return;
+  if (load < roomLoads.applied || signal.aborted) return null;
   roomLoads.applied = load;
   for (const room of rooms) {
     // Events that arrived while the list was computed are newer than it.
@@ -35,6 +38,8 @@ export async function loadRooms(signal = sessionSignal()) {
     }
     // A receipt that came while the list was computed is newer than it.
     if (known?.peer_read_seq > (room.peer_read_seq ?? -1) && room.peer_read_seq !== null) room.peer_read_seq = known.peer_read_seq;
+    // So is a notification level chosen after the list was asked for.
+    if (known?.levelChange > levels) Object.assign(room, { notifications: known.notifications, levelChange: known.levelChange });
     // A read marker sent just before this list was computed may not be in it yet.
     const sent = state.readSent.get(room.id) ?? 0;
     if (sent > room.read_seq && (!room.last_message || room.last_message.seq <= sent)) {
@@ -49,7 +54,10 @@ export async function loadRooms(signal = sessionSignal()) {
   roomLoads.session = sessionSignal();
   redraw.sidebar();
   redraw.title();
-  if (arrived && state.rooms.has(active)) redraw.room(active);
+  redraw.listed();
+  if (!arrived || !state.rooms.has(active)) return null;
+  redraw.room(active);
+  return active;
 }
 
 /** Whether this session's room list has been read: until then a room

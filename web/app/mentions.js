@@ -2,32 +2,15 @@
 // highlighted `@Name` (the caller's own more strongly), the same as plain
 // text for previews and quotes, and the composer's `@` autocomplete of the
 // room's members (a listbox the textarea points into with
-// aria-activedescendant). The composer shows `@Name`; the names it
-// inserted are kept per room (or per edit) and become tokens on send.
+// aria-activedescendant). The composer shows `@Name`; the mentions picked
+// are kept with the draft (drafts.js) or the edit and become tokens on send.
 
 import { el, renderText } from './render.js';
 import { t } from './i18n.js';
-import { matchMembers, mentionQuery, namesForTokens, splitMentions } from './attention.js';
+import { addMention, matchMembers, mentionQuery, namesForTokens, splitMentions } from './attention.js';
+import { draftOf } from './drafts.js';
 import { nameOf } from './people.js';
 import { state } from './session.js';
-
-/** The name a mention shows: the person's current name as the room's
- *  members (or any list this page has) know it, else "someone". */
-export function mentionName(roomId, id) {
-  if (id === state.me?.id) return state.me.display_name;
-  const find = (members) => (members || []).find((m) => m.id === id)?.display_name;
-  const known = find(state.members.get(roomId)) ?? state.names.get(id);
-  if (known !== undefined) return known;
-  for (const members of state.members.values()) {
-    const name = find(members);
-    if (name !== undefined) return name;
-  }
-  for (const room of state.rooms.values()) if (room.peer?.id === id) return room.peer.display_name;
-  return nameOf(roomId, id);
-}
-
-/** Room id → Map of name → user id: the mentions inserted into its draft. */
-const draftMentions = new Map();
 
 /** A message's text as nodes: tokens as `@Name` chips, the rest as
  *  renderText draws it (emoji, links). Built from nodes, never markup. */
@@ -41,7 +24,7 @@ export function messageText(roomId, text) {
     const me = part.id === state.me?.id;
     fragment.append(el('span', {
       className: 'mention' + (me ? ' mention-me' : ''), 'data-user': part.id,
-    }, `@${mentionName(roomId, part.id)}`));
+    }, `@${nameOf(roomId, part.id)}`));
   }
   return fragment;
 }
@@ -49,21 +32,16 @@ export function messageText(roomId, text) {
 /** Plain text with tokens as `@Name`: the room list's preview, a reply's
  *  quote, a notification's body. */
 export function plainMentions(roomId, text) {
-  return namesForTokens(String(text ?? ''), (id) => mentionName(roomId, id));
+  return namesForTokens(String(text ?? ''), (id) => nameOf(roomId, id));
 }
 
-/** The map of names inserted into the composer of `roomId`: the edit's
- *  own while one is edited (it is saved with it), else the draft's. */
+/** The mentions picked into the composer of `roomId` (`{ name, id }`, in
+ *  text order): the edit's own while one is edited (saved with it), else
+ *  the draft's (kept with it, drafts.js). */
 export function insertedMentions(roomId) {
   const mode = state.compose.get(roomId);
-  if (mode?.kind === 'edit') return (mode.mentions ??= new Map());
-  if (!draftMentions.has(roomId)) draftMentions.set(roomId, new Map());
-  return draftMentions.get(roomId);
-}
-
-/** The draft was sent: its mentions go with it. */
-export function forgetMentions(roomId) {
-  draftMentions.delete(roomId);
+  if (mode?.kind === 'edit') return (mode.mentions ??= []);
+  return draftOf(roomId).mentions;
 }
 
 /**
@@ -116,9 +94,10 @@ export function mentionPicker(roomId, input) {
     const before = input.value.slice(0, open.start);
     const after = input.value.slice(caret);
     const inserted = `@${name} `;
-    insertedMentions(roomId).set(name, member.id);
+    const text = before + inserted + after.replace(/^ /, '');
+    addMention(insertedMentions(roomId), text, before.length, name, member.id);
     close();
-    input.value = before + inserted + after.replace(/^ /, '');
+    input.value = text;
     input.selectionStart = input.selectionEnd = before.length + inserted.length;
     input.focus();
     input.dispatchEvent(new Event('input'));

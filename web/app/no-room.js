@@ -7,7 +7,7 @@
 import { el } from './render.js';
 import { t } from './i18n.js';
 import { loadRooms, roomListLoaded } from './loads.js';
-import { openRoom, showRoomList } from './conversation.js';
+import { focusConversation, openRoom, showRoomList } from './conversation.js';
 import { navigate } from './router.js';
 import { client, embed, roomSignal, safely, state } from './session.js';
 
@@ -65,12 +65,17 @@ function notMemberView(roomId) {
     view.querySelector('p').textContent = t('notMemberPublic', { title: room.title });
     join.prepend(el('button', {
       type: 'button', className: 'primary', textContent: t('join'),
-      onclick: () => safely((async () => {
-        await client.joinRoom(roomId);
-        await loadRooms();
-        await openRoom(roomId, { route: null });
-      })()),
+      onclick: () => safely(joinAndOpen(roomId)),
     }));
   }).catch(() => {});
   return [view];
+}
+
+/** Joins a public room and opens it, once (the Join of this pane and of
+ *  the public list): the room list opens it itself when it is the room
+ *  on screen (a link to it), else it opens here. */
+export async function joinAndOpen(roomId) {
+  await client.joinRoom(roomId);
+  if ((await loadRooms()) === roomId) focusConversation();
+  else await openRoom(roomId, { route: state.activeRoomId === roomId ? null : 'push' });
 }

@@ -23,10 +23,21 @@ export function avatarImage(src, userId, size) {
   return img;
 }
 
-/** A user's name: from the room's member list, else from their latest event. */
+/** A user's name as this page knows it now (mentions, typing notices,
+ *  quotes, reactions all say it alike): their own, the room's member
+ *  list, their latest event, any other member list, a direct
+ *  conversation's peer; else "someone". */
 export function nameOf(roomId, userId) {
-  const member = (state.members.get(roomId) || []).find((m) => m.id === userId);
-  return member?.display_name ?? state.names.get(userId) ?? t('someone');
+  if (userId === state.me?.id) return state.me.display_name;
+  const find = (members) => (members || []).find((m) => m.id === userId)?.display_name;
+  const known = find(state.members.get(roomId)) ?? state.names.get(userId);
+  if (known !== undefined) return known;
+  for (const members of state.members.values()) {
+    const name = find(members);
+    if (name !== undefined) return name;
+  }
+  for (const room of state.rooms.values()) if (room.peer?.id === userId) return room.peer.display_name;
+  return t('someone');
 }
 
 /** A room's title; a direct conversation is called after the other person. */

@@ -74,6 +74,15 @@ export function showMembersPane(on) {
   document.querySelector('.members-toggle')?.setAttribute('aria-expanded', String(on));
 }
 
+/** The open room was left (here, or in another session, heard on the
+ *  stream): it closes, and Back must not lead into a room the user is no
+ *  longer in. */
+export function closeLeftRoom() {
+  closeRoom();
+  navigate({ roomId: null }, { replace: true });
+  redraw.main();
+}
+
 /** Leaves the room once the user says so in a dialog. */
 async function leave(room) {
   const sure = await confirmDialog({
@@ -84,11 +93,7 @@ async function leave(room) {
   if (!sure) return;
   await client.leaveRoom(room.id);
   dropTimeline(state, room.id);
-  if (state.activeRoomId === room.id) {
-    closeRoom();
-    // Back must not lead into a room the user is no longer in.
-    navigate({ roomId: null }, { replace: true });
-  }
+  if (state.activeRoomId === room.id) closeLeftRoom();
   await loadRooms();
   redraw.main();
   document.querySelector('#sidebar .room, .sidebar summary')?.focus();

@@ -7,15 +7,18 @@
 import { el } from './render.js';
 import { t } from './i18n.js';
 import { levelOf, shouldNotify } from './attention.js';
+import { setLevel } from './state.js';
 import { client, errorText, redraw, state } from './session.js';
 
 const LEVELS = [['all', 'notifyAll'], ['mentions', 'notifyMentions'], ['none', 'notifyNone']];
 
 /** Whether a new message of the stream may show a desktop notification:
- *  the room's level says (a room not listed yet: its default). */
+ *  its room's level says; null for a room not listed yet, whose kind
+ *  and level the next room list tells (a new direct conversation's
+ *  first message notifies, a group's only if it names the user). */
 export function notificationWanted(event) {
-  const room = state.rooms.get(event.room_id) ?? { kind: 'group' };
-  return shouldNotify(room, event, state.me?.id);
+  const room = state.rooms.get(event.room_id);
+  return room ? shouldNotify(room, event, state.me?.id) : null;
 }
 
 /** The header's choice for `room`: a labelled select, saved as it
@@ -33,7 +36,7 @@ export function notifyChoice(room) {
     try {
       const saved = await client.setNotifications(room.id, level);
       const listed = state.rooms.get(room.id);
-      if (listed) listed.notifications = saved;
+      if (listed) setLevel(state, listed, saved);
       room.notifications = saved;
     } catch (e) {
       room.notifications = before;

@@ -42,6 +42,9 @@ export const redraw = {
   /** The open room just appeared in the room list (an invite while its
    *  link was open): read what it shows. */
   room() {},
+  /** The room list was read: what waited for it (a notification of a
+   *  room not listed yet) goes on. */
+  listed() {},
 };
 
 // --- cancellation -----------------------------------------------------------

@@ -6,6 +6,7 @@
 import { el, safeImage } from './render.js';
 import { language, setLanguage, t } from './i18n.js';
 import { avatarImage, generatedAvatar } from './people.js';
+import { modal } from './dialog.js';
 import { client, embed, errorText, redraw, state } from './session.js';
 
 const LANGUAGES = [['en', 'English'], ['zh-CN', '中文']];
@@ -24,19 +25,12 @@ export function accountButton() {
 }
 
 /** Opens the settings dialog; Escape or Close ends it, and the keyboard
- *  goes back to where it was. */
+ *  goes back to where it was (or to the account button). */
 export function openSettings() {
   document.getElementById('settings')?.remove();
-  const returnTo = document.activeElement;
-  const dialog = el('dialog', { id: 'settings', className: 'settings-dialog', 'aria-labelledby': 'settings-title' });
-  dialog.addEventListener('close', () => {
-    dialog.remove();
-    const back = returnTo?.isConnected ? returnTo : document.querySelector('.topbar .account');
-    back?.focus();
-  }, { once: true });
-  document.body.append(dialog);
-  fill(dialog);
-  dialog.showModal();
+  const dialog = modal({ id: 'settings', className: 'settings-dialog', 'aria-labelledby': 'settings-title' }, fill, {
+    returnFocus: () => document.querySelector('.topbar .account'),
+  });
   dialog.querySelector('#settings-name')?.focus();
 }
 

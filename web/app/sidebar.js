@@ -8,6 +8,7 @@ import { t } from './i18n.js';
 import { tellParent } from './embed.js';
 import { loadRooms } from './loads.js';
 import { openRoom } from './conversation.js';
+import { joinAndOpen } from './no-room.js';
 import { roomTitle } from './people.js';
 import { plainMentions } from './mentions.js';
 import { typingPreview } from './typing.js';
@@ -111,12 +112,7 @@ export function publicRoomsSection() {
           ? el('span', { className: 'muted' }, t('joined'))
           : el('button', {
             type: 'button', textContent: t('join'),
-            onclick: () => safely((async () => {
-              await client.joinRoom(room.id);
-              await loadRooms();
-              await refresh();
-              await openRoom(room.id);
-            })()),
+            onclick: () => safely(joinAndOpen(room.id).then(refresh)),
           }),
       )) : [el('li', { className: 'muted' }, t('noPublicRooms'))]),
     );

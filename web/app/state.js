@@ -10,7 +10,7 @@
 // the last message); timeline.js keeps each room's loaded history.
 
 import { applyChange, dropTimeline, insert, mark, newChanges, recordOf } from './timeline.js';
-import { applyTyping, mentionsMe, stopTyping } from './attention.js';
+import { applyTyping, mentionsMe, mentionsOf, stopTyping } from './attention.js';
 
 export {
   addSent, beginRead, cancelRead, currentItems, dropTimeline, finishRead, firstLine, itemAt, lastOwnMessage,
@@ -37,6 +37,7 @@ export function createState() {
     drafts: new Map(), // room id → text typed but not sent
     compose: new Map(), // room id → { kind: 'reply', seq, name, text } | { kind: 'edit', seq, text }
     readSent: new Map(), // room id → the last read marker sent
+    levelChanges: 0, // notification levels chosen so far (a room list read before one is older)
     typing: new Map(), // room id → Map user id → local time their typing notice ends
     newBelow: false,
     authMode: 'login',
@@ -53,6 +54,13 @@ export function clearSession(state) {
   }
   state.activeRoomId = null;
   state.newBelow = false;
+}
+
+/** Sets a room's notification level (chosen here, or in another session,
+ *  heard on the stream), so a room list read before the choice keeps it. */
+export function setLevel(state, room, level) {
+  room.notifications = level;
+  room.levelChange = ++state.levelChanges;
 }
 
 function soon(changes, ms) {
@@ -100,19 +108,33 @@ const HANDLERS = {
       changes.rooms.add(room.id);
     }
     if (mine && state.pending.delete(event.client_msg_id)) changes.sent.set(event.client_msg_id, event.room_id);
-    // Someone's message ends their typing notice at once.
-    if (stopTyping(state.typing, event.room_id, event.sender_id)) changes.typing.add(event.room_id);
-    ctx.spoke.add(`${event.room_id}:${event.sender_id}`);
+    // Someone's new message ends their typing notice at once; one seen
+    // before (history overlapping the stream, an older cursor) is older
+    // than the notice.
+    if (isNew || !room) {
+      if (stopTyping(state.typing, event.room_id, event.sender_id)) changes.typing.add(event.room_id);
+      const key = `${event.room_id}:${event.sender_id}`;
+      ctx.spoke.set(key, Math.max(ctx.spoke.get(key) ?? 0, event.seq));
+    }
     if (timeline && insert(timeline, recordOf(event))) mark(changes.added, event.room_id, event.seq);
     if (!mine && !event.deleted && (isNew || !room)) changes.notify.push(event);
   },
 
   message_edited(ctx, event) {
-    const last = ctx.room?.last_message;
+    const { state, room, me, changes } = ctx;
+    const last = room?.last_message;
+    // An edit that names me, or no longer does, in an unread message
+    // changes the mention count, which only the server knows: the list says.
+    if (ctx.isNew && event.text && event.sender_id !== me && event.target_seq > (room.read_seq ?? 0)) {
+      const before = state.timelines.get(room.id)?.bySeq.get(event.target_seq) ?? (last?.seq === event.target_seq ? last : null);
+      const had = before ? mentionsMe(before, me) : room.mention_count > 0;
+      if (had !== mentionsMe(event, me)) soon(changes, ROOM_LIST_DELAY_MS);
+    }
     if (ctx.isNew && last?.seq === event.target_seq && !last.deleted && event.text) {
       last.text = event.text;
+      last.mentions = event.mentions ?? mentionsOf(event.text);
       last.edited_at = event.ts;
-      ctx.changes.rooms.add(ctx.room.id);
+      changes.rooms.add(room.id);
     }
     change(ctx, event);
   },
@@ -181,17 +203,23 @@ const EPHEMERAL = {
   read({ state, changes }, item) {
     const room = state.rooms.get(item.room_id);
     if (!room) return;
-    room.read_seq = Math.max(room.read_seq ?? 0, item.seq);
+    const before = room.read_seq ?? 0;
+    room.read_seq = Math.max(before, item.seq);
     // Read up to the last message (later events may be reactions).
     if (item.seq >= (room.last_message?.seq ?? 0)) {
       room.unread_count = 0;
       room.mention_count = 0;
       changes.rooms.add(room.id);
+    } else if (item.seq > before) {
+      // Read in part: what is left unread, and whether it names me, the list says.
+      soon(changes, ROOM_LIST_DELAY_MS);
     }
   },
   typing({ state, changes, me, now, spoke }, item) {
-    // A notice that came with its author's message in one batch is older than it.
-    if (item.typing && spoke.has(`${item.room_id}:${item.user_id}`)) return;
+    // A notice that came with its author's message in one batch is older
+    // than it unless the room's head it carries has reached the message.
+    const said = spoke.get(`${item.room_id}:${item.user_id}`);
+    if (item.typing && said !== undefined && !(item.seq >= said)) return;
     if (applyTyping(state.typing, item, me, now)) changes.typing.add(item.room_id);
   },
   // The other person of a direct conversation read up to `seq` ("Seen").
@@ -207,7 +235,7 @@ const EPHEMERAL = {
   notifications({ state, changes }, item) {
     const room = state.rooms.get(item.room_id);
     if (!room) return;
-    room.notifications = item.level;
+    setLevel(state, room, item.level);
     changes.rooms.add(room.id);
     changes.notifications.add(room.id);
   },
@@ -222,7 +250,7 @@ const EPHEMERAL = {
 export function applyEvents(state, { events = [], ephemeral = [] } = {}, { seen = () => false, now = Date.now() } = {}) {
   const changes = newChanges();
   const me = state.me?.id;
-  const spoke = new Set(); // "room:user" of the messages in this batch
+  const spoke = new Map(); // "room:user" → the newest seq they said something at in this batch
   for (const event of events) {
     const room = state.rooms.get(event.room_id);
     // What the list counted when it was read, for deletions of what it counted.

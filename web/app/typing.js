@@ -11,7 +11,7 @@ import { TypingThrottle, nextExpiry, pruneTyping, typersOf, typingWords } from '
 import { nameOf } from './people.js';
 import { client, redraw, state } from './session.js';
 
-const throttle = new TypingThrottle();
+let throttle = new TypingThrottle();
 let expiryTimer = null;
 
 /** The composer of `roomId` changed: say so to the room if it is time
@@ -25,6 +25,14 @@ export function typingInput(roomId, text) {
  *  keystroke announces again at once. */
 export function typingSent(roomId) {
   throttle.sent(roomId);
+}
+
+/** The session ended: its throttle and timer go (the next user's first
+ *  keystroke announces at once). */
+export function forgetTyping() {
+  throttle = new TypingThrottle();
+  clearTimeout(expiryTimer);
+  expiryTimer = null;
 }
 
 /** Who types in `roomId` now, in words ("Li Lei is typing…"), or ''. */

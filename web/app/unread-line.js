@@ -45,8 +45,11 @@ export function unreadLine() {
 /**
  * Scrolls the open room to its "New messages" line, once: at the top of
  * the list, with older pages read first if the line is further back.
+ * `reached()` runs once it is there: reading the room waited for it. An
+ * older page that cannot be read counts as there, the list left where it
+ * is (the line is reached no other way: the room would never be read).
  */
-export function placeUnread() {
+export function placeUnread(reached = () => {}) {
   const line = unreadLine();
   if (!line || line.after === null || line.scrolled) return;
   const roomId = line.roomId;
@@ -57,14 +60,19 @@ export function placeUnread() {
   if (timeline.hasMore && (timeline.items[0]?.seq ?? 0) > line.after && (line.pages ?? 0) < 10) {
     line.pages = (line.pages ?? 0) + 1;
     const signal = roomSignal();
-    loadOlder(roomId, signal).then(() => {
-      if (!signal.aborted && unread === line) placeUnread();
-    }, () => {});
+    const again = () => {
+      if (!signal.aborted && unread === line) placeUnread(reached);
+    };
+    loadOlder(roomId, signal).then(again, () => {
+      if (signal.aborted || unread !== line) return;
+      line.scrolled = true;
+      reached();
+    });
     return;
   }
   line.scrolled = true;
   const list = document.getElementById('messages');
   const divider = document.getElementById('unread-divider');
-  if (!list || !divider) return;
-  list.scrollTop += divider.getBoundingClientRect().top - list.getBoundingClientRect().top - 8;
+  if (list && divider) list.scrollTop += divider.getBoundingClientRect().top - list.getBoundingClientRect().top - 8;
+  reached();
 }

@@ -8,10 +8,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  TypingThrottle, applyTyping, fromTokens, levelOf, matchMembers, mentionQuery, mentionsMe, mentionsOf,
+  TypingThrottle, addMention, applyTyping, fromTokens, levelOf, matchMembers, mentionQuery, mentionsMe, mentionsOf,
   namesForTokens, nextExpiry, pruneTyping, seenSeq, shouldNotify, splitMentions, toTokens, typersOf, typingWords,
 } from '../app/attention.js';
-import { applyEvents, createState } from '../app/state.js';
+import { ROOM_LIST_DELAY_MS, applyEvents, createState } from '../app/state.js';
 
 const names = new Map([[2, 'Li Lei'], [3, 'Li'], [4, '韩梅梅']]);
 const nameOf = (id) => names.get(id) ?? 'someone';
@@ -35,14 +35,59 @@ test('mentionsMe uses the event\'s list, else the text', () => {
 });
 
 test('inserted names become tokens on send, longest first, and come back for an edit', () => {
-  const inserted = new Map([['Li', 3], ['Li Lei', 2]]);
+  const inserted = [{ name: 'Li', id: 3 }, { name: 'Li Lei', id: 2 }];
   assert.equal(toTokens('@Li Lei and @Li, not @Lu', inserted), '<@2> and <@3>, not @Lu');
-  assert.equal(toTokens('mail me@Li Lei', inserted), 'mail me<@2>');
-  assert.equal(toTokens('@韩梅梅你好', new Map([['韩梅梅', 4]])), '<@4>你好');
-  assert.equal(toTokens('plain @Li Lei', new Map()), 'plain @Li Lei');
+  assert.equal(toTokens('@韩梅梅你好', [{ name: '韩梅梅', id: 4 }]), '<@4>你好');
+  assert.equal(toTokens('plain @Li Lei', []), 'plain @Li Lei');
   const back = fromTokens('hi <@2> and <@4>', nameOf);
   assert.equal(back.text, 'hi @Li Lei and @韩梅梅');
-  assert.equal(toTokens(back.text, back.inserted), 'hi <@2> and <@4>');
+  assert.equal(toTokens(back.text, back.mentions), 'hi <@2> and <@4>');
+});
+
+test('a name becomes a token only as a word of its own, the longest that fits', () => {
+  const li = [{ name: 'Li', id: 1 }];
+  assert.equal(toTokens('hi @Lily', li), 'hi @Lily', 'a longer word');
+  assert.equal(toTokens('a@Li.com', li), 'a@Li.com', 'inside an address');
+  assert.equal(toTokens('mail me@Li Lei', [{ name: 'Li Lei', id: 2 }]), 'mail me@Li Lei');
+  assert.equal(toTokens('@Li2 @Li_x', li), '@Li2 @Li_x');
+  assert.equal(toTokens('(@Li), @Li. @Li!', li), '(<@1>), <@1>. <@1>!');
+  assert.equal(toTokens('（@李雷）和@李雷你好', [{ name: '李雷', id: 5 }]), '（<@5>）和@李雷你好', 'after 和 it is inside a word; 你 may follow');
+  // "@Li Leiming" is not Li Lei, but it is Li followed by a word.
+  assert.equal(toTokens('@Li Leiming', [{ name: 'Li', id: 3 }, { name: 'Li Lei', id: 2 }]), '<@3> Leiming');
+});
+
+test('two people of one name keep their own mentions through an edit', () => {
+  const unknown = () => 'someone';
+  const back = fromTokens('<@2> and <@3>', unknown);
+  assert.equal(back.text, '@someone and @someone');
+  assert.equal(toTokens(back.text, back.mentions), '<@2> and <@3>');
+  const twins = fromTokens('<@4>, <@5>, <@4>', () => 'Wang Fang');
+  assert.equal(toTokens(`${twins.text}!`, twins.mentions), '<@4>, <@5>, <@4>!');
+  // Picked from the list: each goes in at its place among those of its name.
+  const picked = [];
+  let text = '@Wang Fang ';
+  addMention(picked, text, 0, 'Wang Fang', 7);
+  text = '@Wang Fang @Wang Fang ';
+  addMention(picked, text, 11, 'Wang Fang', 8);
+  text = '@Wang Fang @Wang Fang @Wang Fang ';
+  addMention(picked, text, 0, 'Wang Fang', 9);
+  assert.deepEqual(picked.map((m) => m.id), [9, 7, 8]);
+  assert.equal(toTokens(text, picked), '<@9> <@7> <@8> ');
+});
+
+test('tokens follow the server: no leading zero, 1 to 18 digits, 50 people at most', () => {
+  assert.deepEqual(mentionsOf('<@012> <@000000000000000002> <@-3> <@1x>'), []);
+  assert.deepEqual(splitMentions('<@012>'), ['<@012>']);
+  assert.deepEqual(mentionsOf('<@<@5>'), [5]);
+  assert.deepEqual(mentionsOf('<@123456789012345678>'), [123456789012345678]);
+  assert.deepEqual(mentionsOf('<@1234567890123456789>'), []);
+  const text = Array.from({ length: 60 }, (_, i) => `<@${i + 1}>`).join(' ');
+  assert.deepEqual(mentionsOf(text), Array.from({ length: 50 }, (_, i) => i + 1));
+  // Past the fiftieth person every token is plain text, a repeat too.
+  const parts = splitMentions(`${text} <@1>`);
+  assert.equal(parts.filter((p) => typeof p !== 'string').length, 50);
+  assert.ok(parts.at(-1).endsWith('<@60> <@1>'));
+  assert.equal(namesForTokens(`${text} <@1>`, () => 'x').match(/@x/g).length, 50);
 });
 
 test('the mention being typed, and who matches it', () => {
@@ -176,12 +221,19 @@ test('applyEvents keeps typing notices, ends one with its author\'s message, ign
   changes = applyEvents(state, { events: [message(2, 2, 'done')] });
   assert.ok(changes.typing.has(7));
   assert.deepEqual(typersOf(state.typing, 7, 2000), []);
-  // A notice that came in the same answer as its author's message is older than it.
+  // A notice that came in the same answer as its author's message is
+  // older than it when the head it carries is below the message...
   applyEvents(state, {
     events: [message(3, 2, 'again')],
-    ephemeral: [{ type: 'typing', room_id: 7, user_id: 2, typing: true, expires_in_ms: 6000 }],
+    ephemeral: [{ type: 'typing', room_id: 7, user_id: 2, typing: true, seq: 2, expires_in_ms: 6000 }],
   }, { now: 3000 });
   assert.deepEqual(typersOf(state.typing, 7, 3000), []);
+  // ...and newer when it has reached the message: they are typing again.
+  applyEvents(state, {
+    events: [message(4, 2, 'and again')],
+    ephemeral: [{ type: 'typing', room_id: 7, user_id: 2, typing: true, seq: 4, expires_in_ms: 6000 }],
+  }, { now: 4000 });
+  assert.deepEqual(typersOf(state.typing, 7, 4000), [2]);
 });
 
 test('applyEvents takes read receipts in direct rooms and notification levels from other sessions', () => {
@@ -197,4 +249,57 @@ test('applyEvents takes read receipts in direct rooms and notification levels fr
   changes = applyEvents(state, { ephemeral: [{ type: 'notifications', room_id: 7, level: 'none' }] });
   assert.equal(state.rooms.get(7).notifications, 'none');
   assert.ok(changes.notifications.has(7) && changes.rooms.has(7));
+});
+
+const edited = (seq, sender, target, text) => ({
+  type: 'message_edited', room_id: 7, seq, ts: seq, sender_id: sender, target_seq: target, text, mentions: mentionsOf(text),
+});
+
+test('an edit that adds or drops a mention of me in an unread message has the room list read again', () => {
+  const state = signedIn();
+  applyEvents(state, { events: [message(2, 2, 'plain')] });
+  const reload = (events) => applyEvents(state, { events }).reloadRooms;
+  assert.equal(reload([edited(3, 2, 2, 'now <@1>')]), ROOM_LIST_DELAY_MS, 'named');
+  assert.deepEqual(state.rooms.get(7).last_message.mentions, [1]);
+  assert.equal(reload([edited(4, 2, 2, 'now <@1>!')]), null, 'still named: the count stands');
+  assert.equal(reload([edited(5, 2, 2, 'no one')]), ROOM_LIST_DELAY_MS, 'no longer named');
+  assert.deepEqual(state.rooms.get(7).last_message.mentions, []);
+  assert.equal(reload([edited(6, 2, 2, 'no one, still')]), null);
+  assert.equal(reload([edited(6, 2, 2, 'a repeat <@1>')]), null, 'an edit seen before changes nothing');
+  // A read message counts no mention either way.
+  state.rooms.get(7).read_seq = 6;
+  assert.equal(reload([edited(7, 2, 2, 'read <@1>')]), null);
+});
+
+test('a read marker from another session that reads part of a room has the list say what is left', () => {
+  const state = signedIn();
+  applyEvents(state, { events: [message(2, 2, 'a <@1>'), message(3, 2, 'b'), message(4, 2, 'c <@1>')] });
+  const room = state.rooms.get(7);
+  assert.equal(room.mention_count, 2);
+  let changes = applyEvents(state, { ephemeral: [{ type: 'read', room_id: 7, seq: 3 }] });
+  assert.equal(changes.reloadRooms, ROOM_LIST_DELAY_MS);
+  assert.equal(room.read_seq, 3);
+  changes = applyEvents(state, { ephemeral: [{ type: 'read', room_id: 7, seq: 2 }] });
+  assert.equal(changes.reloadRooms, null, 'an older marker moves nothing');
+  changes = applyEvents(state, { ephemeral: [{ type: 'read', room_id: 7, seq: 4 }] });
+  assert.equal(changes.reloadRooms, null, 'all read: nothing to ask');
+  assert.equal(room.mention_count, 0);
+  assert.equal(room.unread_count, 0);
+});
+
+test('only a message newer than a typing notice ends it', () => {
+  const state = signedIn();
+  applyEvents(state, { events: [message(2, 2, 'first')] });
+  const typing = { type: 'typing', room_id: 7, user_id: 2, typing: true, expires_in_ms: 6000 };
+  applyEvents(state, { ephemeral: [typing] }, { now: 1000 });
+  // The same message again (history overlapping the stream, an older cursor).
+  let changes = applyEvents(state, { events: [message(2, 2, 'first')] }, { now: 1500 });
+  assert.ok(!changes.typing.has(7));
+  assert.deepEqual(typersOf(state.typing, 7, 1500), [2]);
+  // An old message in a batch does not make the batch's notice older than it.
+  applyEvents(state, { events: [message(1, 3, 'older')], ephemeral: [{ ...typing, user_id: 3 }] }, { now: 1600 });
+  assert.deepEqual(typersOf(state.typing, 7, 1600), [2, 3]);
+  changes = applyEvents(state, { events: [message(3, 2, 'second')] }, { now: 2000 });
+  assert.ok(changes.typing.has(7));
+  assert.deepEqual(typersOf(state.typing, 7, 2000), [3]);
 });

@@ -11,6 +11,8 @@ import {
   addSent, applyEvents, beginRead, cancelRead, createState, currentItems, dropTimeline, finishRead, firstLine,
   itemAt, lastOwnMessage, openTimeline, quoteFor, reacted, reactionsOf, timelineOf,
 } from '../app/state.js';
+import { resumableStream } from '../app/stream.js';
+import { Natter } from '../sdk/natter.js';
 
 const ROOM = 7;
 const ME = 1;
@@ -591,4 +593,76 @@ test('randomized: any batches of the log, from an empty room, give the reference
 
 test('randomized: starting from snapshots read while the stream runs gives the reference state', () => {
   for (let seed = 1001; seed <= 5000; seed++) check(seed, true);
+});
+
+// --- the event stream's "Retry now" (web/app/stream.js) ---------------------
+
+/** A stream on a transport whose polls the test answers by hand. */
+function handStream() {
+  const polls = [];
+  const transport = {
+    name: 'by hand',
+    next: (_natter, from) => new Promise((resolve, reject) => polls.push({ from, resolve, reject })),
+  };
+  const seen = { events: [], states: [] };
+  const stream = resumableStream(new Natter({ baseUrl: 'http://natter.invalid', token: 't', transport }), {
+    onEvents: (batch) => seen.events.push(...batch.events.map((e) => e.seq)),
+    onState: (s) => seen.states.push(s),
+  });
+  const polled = async (count) => {
+    for (let i = 0; polls.length < count; i++) {
+      if (i > 2000) throw new Error(`${polls.length} polls, not ${count}`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    return polls[count - 1];
+  };
+  return { polls, seen, stream, polled };
+}
+
+const answer = (cursor, seqs = []) => ({ cursor, events: seqs.map((seq) => ({ type: 'message', seq })), ephemeral: [] });
+
+test('Retry now, pressed while a poll is on its way, loses nothing that poll brings', async (t) => {
+  const random = Math.random;
+  Math.random = () => 0; // no backoff: each failed poll is tried again at once
+  t.after(() => { Math.random = random; });
+  const { polls, seen, stream, polled } = handStream();
+  try {
+    (await polled(1)).resolve(answer('c0'));
+    (await polled(2)).reject(new Error('offline'));
+    // Reconnecting, and polling again; the user presses twice.
+    const third = await polled(3);
+    assert.equal(seen.states.at(-1), 'reconnecting');
+    stream.retryNow();
+    stream.retryNow();
+    third.resolve(answer('c1', [5]));
+    await polled(4);
+    // Whatever else polls now fails, and is retried by hand once more.
+    for (const poll of polls.slice(3)) poll.reject(new Error('offline'));
+    stream.retryNow();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(seen.events, [5], 'the answer that moved the cursor was handled');
+    assert.ok(polls.slice(3).every((poll) => poll.from === 'c1'), 'every later poll goes on from it');
+  } finally {
+    stream.stop();
+  }
+});
+
+test('Retry now ends a backoff wait at once; nothing is heard after a stop', async (t) => {
+  const random = Math.random;
+  Math.random = () => 0.999; // the longest wait the first backoff allows (about 0.5 s)
+  t.after(() => { Math.random = random; });
+  const { seen, stream, polled } = handStream();
+  (await polled(1)).resolve(answer('c0'));
+  (await polled(2)).reject(new Error('offline'));
+  await new Promise((r) => setTimeout(r, 20));
+  const pressed = Date.now();
+  stream.retryNow();
+  const third = await polled(3);
+  assert.ok(Date.now() - pressed < 200, 'polled again at once');
+  assert.equal(third.from, 'c0');
+  stream.stop();
+  third.resolve(answer('c1', [9]));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(seen.events, []);
+  assert.ok(!seen.states.includes('stopped'), 'a stopped stream says nothing more');
 });
