@@ -40,7 +40,6 @@ export function newDirectPanel() {
       },
         avatarImage(safeImage(user.avatar_url, generatedAvatar(user.id)), user.id, 28),
         el('span', { className: 'person-name' }, user.display_name),
-        el('span', { className: 'person-username' }, `@${user.username}`),
       ),
     )));
     status.textContent = users.length ? t('peopleFound', { count: users.length }) : t('noPeople', { q });

@@ -199,6 +199,12 @@ fn print_import_summary(s: &natter::archive::import::Summary, dry_run: bool) {
             "messages: {} imported, {} imported before, {} changed in the archive since (left as they were)",
             s.messages_imported, s.messages_already, s.messages_conflicting
         );
+        if s.messages_from_leavers > 0 {
+            println!(
+                "messages of people who have left their room since: {} (not added)",
+                s.messages_from_leavers
+            );
+        }
     }
     if !s.skipped.is_empty() {
         println!("skipped ({}):", s.skipped.len());

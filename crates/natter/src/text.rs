@@ -125,6 +125,10 @@ const RESERVED_NAMES: [&str; 7] = [
     "support",
 ];
 
+/// The prefix of the local accounts an archive import makes; no one
+/// registers a name with it.
+pub const IMPORTED_PREFIX: &str = "xml-";
+
 /// A name folded for comparison with the reserved ones: lower case,
 /// full-width Latin as ASCII, spaces, dots, dashes and underscores gone.
 fn folded(name: &str) -> String {
@@ -174,7 +178,10 @@ impl Username {
     /// before a name was reserved still signs in.)
     pub fn parse_new(value: &str) -> Result<Self, Invalid> {
         let name = Self::parse(value)?;
-        if is_reserved(&name.0) {
+        // `xml-<id>` names the accounts an archive import makes
+        // (archive/import.rs): registered first, one would receive that
+        // person's history.
+        if is_reserved(&name.0) || name.0.starts_with(IMPORTED_PREFIX) {
             return Err(Invalid::new(
                 "reserved_name",
                 format!("the username {:?} is reserved", name.0),

@@ -88,7 +88,7 @@ test('a mention in a kept draft is still a mention after a reload', async () => 
   await page.locator('.room-header h2', { hasText: title }).waitFor();
   await page.waitForFunction(() => document.getElementById('composer')?.value === 'see @Li Lei tomorrow');
   await input.press('Enter');
-  await page.locator('.message .mention', { hasText: '@Li Lei' }).waitFor({ timeout: 3000 });
+  await page.locator('.message .mention', { hasText: '@Li Lei' }).waitFor({ timeout: 10000 });
   const sent = (await a.history(room.id)).messages.find((m) => m.text?.includes('tomorrow'));
   assert.equal(sent.text, `see <@${b.user.id}> tomorrow`);
   await context.close();
@@ -118,7 +118,7 @@ test('an edit keeps each mention its own person, and an unchanged edit sends not
   await input.press('End');
   await input.pressSequentially('!');
   await input.press('Enter');
-  await page.locator('.message .text', { hasText: '@someone and @someone!' }).waitFor({ timeout: 3000 });
+  await page.locator('.message .text', { hasText: '@someone and @someone!' }).waitFor({ timeout: 10000 });
   assert.deepEqual(edits, [`<@${x.user.id}> and <@${y.user.id}>!`]);
   const stored = (await a.history(room.id)).messages.find((m) => m.seq === seq);
   assert.deepEqual(stored.mentions, [x.user.id, y.user.id]);
@@ -132,12 +132,12 @@ test('an edit that names me in an unread message brings the mention badge', asyn
   await openRoomInUi(page, other.title);
   const { seq } = await b.send(room.id, 'plain words');
   const row = page.locator('.room', { hasText: title });
-  await row.locator('.badge', { hasText: '1' }).waitFor({ timeout: 3000 });
+  await row.locator('.badge', { hasText: '1' }).waitFor({ timeout: 10000 });
   assert.equal(await row.locator('.mention-badge').count(), 0);
   await b.editMessage(room.id, seq, `plain words <@${a.user.id}>`);
-  await row.locator('.mention-badge', { hasText: '@1' }).waitFor({ timeout: 3000 });
+  await row.locator('.mention-badge', { hasText: '@1' }).waitFor({ timeout: 10000 });
   await b.editMessage(room.id, seq, 'plain words again');
-  await row.locator('.mention-badge').waitFor({ state: 'detached', timeout: 3000 });
+  await row.locator('.mention-badge').waitFor({ state: 'detached', timeout: 10000 });
   await context.close();
 });
 
@@ -324,6 +324,6 @@ test('a direct conversation\'s row says who types by name before it is opened', 
   const row = page.locator('.room', { hasText: 'Li Lei' });
   await row.waitFor();
   await b.typing(direct.id, true);
-  await row.locator('.typing-preview', { hasText: 'Li Lei is typing…' }).waitFor({ timeout: 3000 });
+  await row.locator('.typing-preview', { hasText: 'Li Lei is typing…' }).waitFor({ timeout: 10000 });
   await context.close();
 });

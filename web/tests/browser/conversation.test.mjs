@@ -67,7 +67,7 @@ test('typing shows in the other browser, and ends on send and when it expires', 
   const cleared = Date.now();
   await alice.page.press('#composer', 'Backspace');
   await alice.page.press('#composer', 'Backspace');
-  await bob.page.waitForFunction(() => document.getElementById('typing').textContent === '', null, { timeout: 3000 });
+  await bob.page.waitForFunction(() => document.getElementById('typing').textContent === '', null, { timeout: 10000 });
   assert.ok(Date.now() - cleared < 3000);
   await alice.context.close();
   await bob.context.close();
@@ -101,7 +101,7 @@ test('a mention picked from the list is highlighted for the person named, with a
   await input.press('Enter');
 
   // Stored as a token: the API returns `<@id>` and lists the mention.
-  await alice.page.locator('.message .mention', { hasText: '@Li Lei' }).waitFor({ timeout: 3000 });
+  await alice.page.locator('.message .mention', { hasText: '@Li Lei' }).waitFor({ timeout: 10000 });
   const history = await a.history(room.id);
   const sent = history.messages.find((m) => m.type === 'message' && m.text.includes('look'));
   assert.equal(sent.text, `hi <@${b.user.id}> look`);
@@ -109,15 +109,15 @@ test('a mention picked from the list is highlighted for the person named, with a
 
   // Bob's room list: a mention badge beside the unread one, live.
   const row = bob.page.locator('.room', { hasText: title });
-  await row.locator('.mention-badge', { hasText: '@1' }).waitFor({ timeout: 3000 });
+  await row.locator('.mention-badge', { hasText: '@1' }).waitFor({ timeout: 10000 });
   await row.locator('.badge', { hasText: '1' }).waitFor();
   assert.match(await row.locator('.preview').textContent(), /hi @Li Lei look/);
   await row.click();
   const message = bob.page.locator('.message.mentions-me', { hasText: 'look' });
-  await message.waitFor({ timeout: 3000 });
+  await message.waitFor({ timeout: 10000 });
   await message.locator('.mention.mention-me', { hasText: '@Li Lei' }).waitFor();
   await screenshot(bob.page, 'desktop-en-mention-highlight');
-  await row.locator('.mention-badge').waitFor({ state: 'detached', timeout: 3000 });
+  await row.locator('.mention-badge').waitFor({ state: 'detached', timeout: 10000 });
   // And the server agrees: read, so no mentions are left.
   await bob.page.waitForTimeout(300);
   const listed = (await b.rooms()).find((r) => r.id === room.id);
@@ -129,7 +129,7 @@ test('a mention picked from the list is highlighted for the person named, with a
   await input.press('End');
   await input.pressSequentially('!');
   await input.press('Enter');
-  await bob.page.locator('.message.mentions-me .text', { hasText: 'look!' }).waitFor({ timeout: 3000 });
+  await bob.page.locator('.message.mentions-me .text', { hasText: 'look!' }).waitFor({ timeout: 10000 });
   const edited = (await a.history(room.id)).messages.find((m) => m.seq === sent.seq);
   assert.equal(edited.text, `hi <@${b.user.id}> look!`);
   await alice.context.close();
@@ -163,11 +163,11 @@ test('"Seen" shows for the sender once the other person opens the direct convers
   await sendInUi(alice.page, 'are you there?');
   await sendInUi(alice.page, 'hello?');
   await alice.page.locator('.message .text', { hasText: 'hello?' }).waitFor();
-  await bob.page.locator('.room', { hasText: 'Han Meimei' }).locator('.badge', { hasText: '2' }).waitFor({ timeout: 3000 });
+  await bob.page.locator('.room', { hasText: 'Han Meimei' }).locator('.badge', { hasText: '2' }).waitFor({ timeout: 10000 });
   assert.equal(await alice.page.locator('.seen').count(), 0);
   await openRoomInUi(bob.page, 'Han Meimei');
   const seen = alice.page.locator('.message', { hasText: 'hello?' }).locator('.seen', { hasText: 'Seen' });
-  await seen.waitFor({ timeout: 3000 });
+  await seen.waitFor({ timeout: 10000 });
   // Only under the last one.
   assert.equal(await alice.page.locator('.seen').count(), 1);
   // Never in a group room, nor for the reader.
@@ -219,13 +219,13 @@ test('new message: a search by name opens the direct conversation', async () => 
   await page.getByText('New message').click();
   const search = page.getByLabel('Search people by name');
   await search.pressSequentially(name.slice(0, 7));
-  const result = page.getByRole('button', { name: `${name} @wei` });
-  await result.waitFor({ timeout: 3000 });
+  const result = page.getByRole('button', { name });
+  await result.waitFor({ timeout: 10000 });
   // The keyboard gets there: Down from the box, Enter on the person.
   await search.press('ArrowDown');
-  assert.match(await page.evaluate(() => document.activeElement.textContent), new RegExp(`^${name}@wei`));
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), name);
   await page.keyboard.press('Enter');
-  await page.locator('.room-header h2', { hasText: name }).waitFor({ timeout: 3000 });
+  await page.locator('.room-header h2', { hasText: name }).waitFor({ timeout: 10000 });
   await page.locator('.room', { hasText: name }).waitFor();
   await alice.context.close();
 });
@@ -239,7 +239,7 @@ test('new message: a server with search turned off says so', async () => {
     await loginInUi(page, server.base, a.user.username);
     await page.getByText('New message').click();
     await page.getByLabel('Search people by name').pressSequentially('li');
-    await page.getByRole('status').filter({ hasText: 'Searching by name is turned off on this server.' }).waitFor({ timeout: 3000 });
+    await page.getByRole('status').filter({ hasText: 'Searching by name is turned off on this server.' }).waitFor({ timeout: 10000 });
     await context.close();
   } finally {
     await server.stop();
@@ -263,7 +263,7 @@ for (const [tag, locale, viewport] of [
     await openRoomInUi(page, title);
 
     await b.typing(room.id, true);
-    await page.locator('#typing', { hasText: zh ? '李雷 正在输入…' : 'Li Lei is typing…' }).waitFor({ timeout: 3000 });
+    await page.locator('#typing', { hasText: zh ? '李雷 正在输入…' : 'Li Lei is typing…' }).waitFor({ timeout: 10000 });
     await expectAccessible(page, `${tag} typing`, { include: '#conversation' });
     await screenshot(page, `${tag}-typing`);
 
@@ -277,13 +277,13 @@ for (const [tag, locale, viewport] of [
     await b.send(other.id, zh ? `<@${a.user.id}> 明天见` : `<@${a.user.id}> see you tomorrow`);
     if (phone) await page.locator('.topbar .back').click();
     const row = page.locator('.room', { hasText: other.title });
-    await row.locator('.mention-badge', { hasText: '@1' }).waitFor({ timeout: 3000 });
+    await row.locator('.mention-badge', { hasText: '@1' }).waitFor({ timeout: 10000 });
     await expectAccessible(page, `${tag} mention badge`, { include: '#sidebar' });
     await screenshot(page, `${tag}-mention-badge`);
 
     await page.locator('.new-direct-panel summary').click();
     await page.locator('#new-direct-search').pressSequentially(zh ? '李' : 'Li L');
-    await page.locator('.person', { hasText: zh ? '李雷' : 'Li Lei' }).first().waitFor({ timeout: 3000 });
+    await page.locator('.person', { hasText: zh ? '李雷' : 'Li Lei' }).first().waitFor({ timeout: 10000 });
     await expectAccessible(page, `${tag} new message`, { include: '.new-direct-panel' });
     await screenshot(page, `${tag}-new-message`);
     await page.locator('#new-direct-search').press('Escape');

@@ -61,6 +61,8 @@ fn escape(text: &str) -> String {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
+            // A reader turns a raw CR into a line feed.
+            '\r' => out.push_str("&#13;"),
             c => out.push(c),
         }
     }
@@ -301,7 +303,7 @@ async fn export_room(
                 day = Some(open_day(place, root, &date)?);
             }
             let d = day.as_mut().expect("a day is open");
-            d.last_ms = event.at;
+            d.last_ms = d.last_ms.max(event.at);
             write!(
                 d.out,
                 "<chatcontent>\n<username>{}</username>\n<userid>{}</userid>\n<content>{}</content>\n<pubtime>{}</pubtime>\n<headpic>{}</headpic>\n</chatcontent>\n",

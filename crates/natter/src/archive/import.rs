@@ -8,7 +8,9 @@
 //! 2. **People**: each user id becomes one natter user — with `--site`,
 //!    that host site's user of that id (the same person signs in through
 //!    the site's tokens and sees their history); without it, a local
-//!    account `xml-<id>` that has no usable password.
+//!    account `xml-<id>` that has no usable password (the `xml-` prefix
+//!    is reserved, so nobody can register such an account first and
+//!    receive the history).
 //! 3. **Chats**: each chat is imported in one transaction of the store
 //!    (`Store::import_chat`): its room (found again by its key on a second
 //!    run), its members, then its messages read again from disk, its files
@@ -32,7 +34,7 @@ use crate::model::{UserId, now_ms};
 use crate::store::{
     ImportChat, ImportMessage, ImportSource, NewUser, ProfilePatch, Store, StoreError,
 };
-use crate::text::{AvatarUrl, DisplayName, MessageText, Username};
+use crate::text::{AvatarUrl, DisplayName, IMPORTED_PREFIX, MessageText, Username};
 
 /// What to import and how.
 pub struct ImportOptions {
@@ -72,6 +74,9 @@ pub struct Summary {
     pub messages_already: u64,
     /// Messages at a place an earlier import stored with another text.
     pub messages_conflicting: u64,
+    /// New messages of people who have left their room since an earlier
+    /// import: not added (nobody is put back into a room they left).
+    pub messages_from_leavers: u64,
     pub skipped: Vec<Skip>,
     pub seconds: f64,
 }
@@ -92,6 +97,7 @@ struct ChatPlan {
     content: Vec<(i64, PathBuf)>,
     /// User ids in the order first met: members files first, then senders.
     people: Vec<String>,
+    met: std::collections::HashSet<String>,
     messages: u64,
     first_ms: Option<i64>,
     /// Why the chat cannot be imported.
@@ -100,7 +106,7 @@ struct ChatPlan {
 
 impl ChatPlan {
     fn meet(&mut self, userid: &str) {
-        if !self.people.iter().any(|p| p == userid) {
+        if self.met.insert(userid.to_owned()) {
             self.people.push(userid.to_owned());
         }
     }
@@ -161,6 +167,7 @@ impl Survey {
         let mut first_ms = None;
         let mut message_count = 0u64;
         let mut senders: Vec<String> = Vec::new();
+        let mut seen_senders = std::collections::HashSet::new();
         for record in reader {
             match record {
                 Ok(Record::Mass(m)) => mass = Some(m),
@@ -203,7 +210,7 @@ impl Survey {
                             person.headpic = e.headpic.clone();
                         }
                     }
-                    if !senders.contains(&e.userid) {
+                    if seen_senders.insert(e.userid.clone()) {
                         senders.push(e.userid.clone());
                     }
                 }
@@ -294,9 +301,9 @@ fn avatar_of(headpic: &str, base: Option<&str>) -> Option<String> {
     AvatarUrl::parse(&url).ok().map(AvatarUrl::into_string)
 }
 
-/// A display name for someone the archive names.
-fn display_name(person: &Person, userid: &str) -> String {
-    DisplayName::parse(&person.name)
+/// A display name for someone the archive names as `name`.
+fn display_name(name: &str, userid: &str) -> String {
+    DisplayName::parse(name)
         .map(DisplayName::into_string)
         .unwrap_or_else(|_| format!("user {userid}"))
 }
@@ -318,7 +325,7 @@ async fn people(
     let mut found = HashMap::new();
     for userid in needed {
         let person = survey.people.get(userid).cloned().unwrap_or_default();
-        let name = display_name(&person, userid);
+        let name = display_name(&person.name, userid);
         let avatar = avatar_of(&person.headpic, opts.headpic_base.as_deref());
         let user = match &opts.site {
             Some(site) => match store.site_user(site, userid).await? {
@@ -334,7 +341,7 @@ async fn people(
                 }
             },
             None => {
-                let username = Username::parse(&format!("xml-{userid}"))
+                let username = Username::parse(&format!("{IMPORTED_PREFIX}{userid}"))
                     .map_err(|e| anyhow::anyhow!("user id {userid}: {e}"))?;
                 match store.credentials(username.as_str()).await? {
                     Some(c) => {
@@ -396,8 +403,9 @@ struct ChatMessages {
     current: Option<(PathBuf, FileReader)>,
     users: Arc<HashMap<String, (UserId, String)>>,
     max_chars: usize,
-    /// The last message's time and sender, and how many before it had both.
-    last: Option<(i64, String, u32)>,
+    /// The time of the last message, and per sender how many messages
+    /// of that same millisecond came before: a message's rank.
+    last: Option<(i64, HashMap<String, u32>)>,
     skipped: Arc<Mutex<Vec<Skip>>>,
     read: Arc<AtomicU64>,
 }
@@ -424,10 +432,10 @@ impl Iterator for ChatMessages {
                 Some(Ok(Record::Message(entry))) => entry,
                 Some(Ok(_)) => continue,
             };
-            if unusable(&entry).is_some() {
-                continue; // reported by the survey
-            }
-            let ms = pubtime_ms(&entry.pubtime).expect("checked");
+            // Those the survey reported as unusable.
+            let Some(ms) = pubtime_ms(&entry.pubtime).filter(|_| unusable(&entry).is_none()) else {
+                continue;
+            };
             let Some((sender, _)) = self.users.get(&entry.userid).cloned() else {
                 continue;
             };
@@ -441,15 +449,15 @@ impl Iterator for ChatMessages {
                     continue;
                 }
             };
-            let rank = match &self.last {
-                Some((t, u, n)) if *t == ms && *u == entry.userid => n + 1,
-                _ => 0,
+            let same_ms = match &mut self.last {
+                Some((t, ranks)) if *t == ms => ranks,
+                last => &mut last.insert((ms, HashMap::new())).1,
             };
-            self.last = Some((ms, entry.userid.clone(), rank));
+            let counter = same_ms.entry(entry.userid.clone()).or_insert(0);
+            let rank = *counter;
+            *counter += 1;
             self.read.fetch_add(1, Ordering::Relaxed);
-            let name = DisplayName::parse(&entry.username)
-                .map(DisplayName::into_string)
-                .unwrap_or_else(|_| format!("user {}", entry.userid));
+            let name = display_name(&entry.username, &entry.userid);
             return Some(Ok(ImportMessage {
                 sender,
                 sender_name: name,
@@ -495,6 +503,14 @@ impl Progress {
         }
     }
 
+    /// Another handle on the same bar, for a task of its own.
+    fn share(&self) -> Progress {
+        Progress {
+            bar: self.bar.clone(),
+            last_line: Mutex::new(Instant::now()),
+        }
+    }
+
     fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
@@ -514,10 +530,7 @@ pub async fn import(store: Arc<dyn Store>, opts: ImportOptions) -> anyhow::Resul
     let progress = Progress::new();
     let mut survey = {
         let root = opts.dir.clone();
-        let p = Progress {
-            bar: progress.bar.clone(),
-            last_line: Mutex::new(Instant::now()),
-        };
+        let p = progress.share();
         tokio::task::spawn_blocking(move || survey(&root, &p)).await??
     };
     let mut summary = Summary {
@@ -553,15 +566,10 @@ pub async fn import(store: Arc<dyn Store>, opts: ImportOptions) -> anyhow::Resul
     if opts.dry_run {
         let known: HashMap<String, _> = store.archive_keys().await?.into_iter().collect();
         for (key, plan) in &survey.chats {
-            let (counter, fresh) = match key {
-                ChatKey::Group(_) => (
-                    &mut summary.rooms_created,
-                    !known.contains_key(&key.stored()),
-                ),
-                ChatKey::Direct(_) => (
-                    &mut summary.direct_created,
-                    !known.contains_key(&key.stored()),
-                ),
+            let fresh = !known.contains_key(&key.stored());
+            let counter = match key {
+                ChatKey::Group(_) => &mut summary.rooms_created,
+                ChatKey::Direct(_) => &mut summary.direct_created,
             };
             *counter += u64::from(fresh);
             summary.chats += 1;
@@ -622,14 +630,10 @@ pub async fn import(store: Arc<dyn Store>, opts: ImportOptions) -> anyhow::Resul
             read: read.clone(),
         });
         let ticker = {
-            let (read, bar) = (read.clone(), progress.bar.clone());
+            let (read, p) = (read.clone(), progress.share());
             let since = Instant::now();
             let label = key.stored();
             tokio::spawn(async move {
-                let p = Progress {
-                    bar,
-                    last_line: Mutex::new(Instant::now()),
-                };
                 loop {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     let done = read.load(Ordering::Relaxed);
@@ -653,6 +657,7 @@ pub async fn import(store: Arc<dyn Store>, opts: ImportOptions) -> anyhow::Resul
                 summary.messages_imported += done.appended;
                 summary.messages_already += done.already;
                 summary.messages_conflicting += done.conflicting;
+                summary.messages_from_leavers += done.from_leavers;
             }
             Err(StoreError::Aborted(reason)) => summary.skipped.push(Skip {
                 place: key.stored(),

@@ -169,9 +169,16 @@ impl FileReader {
             let line_before = self.line;
             let event = match self.xml.read_event_into(&mut self.buf) {
                 Ok(event) => event,
+                Err(quick_xml::Error::Syntax(
+                    quick_xml::errors::SyntaxError::InvalidBangMarkup,
+                )) => {
+                    return Some(Err(
+                        self.malformed("a `<!` that starts no comment, CDATA or DOCTYPE")
+                    ));
+                }
                 Err(quick_xml::Error::Syntax(_)) => {
-                    // Only an unclosed tag, comment, CDATA or declaration:
-                    // the file stops in the middle of one.
+                    // An unclosed tag, comment, CDATA or declaration runs
+                    // to the end: the file stops in the middle of one.
                     self.done = true;
                     return Some(Err(self.truncated()));
                 }
@@ -201,10 +208,18 @@ impl FileReader {
                     {
                         entry.line = line_before;
                     }
+                    // Markup inside a field (`a<br/>b`) keeps the field's
+                    // text around it.
+                    if self.open.len() < 3 {
+                        self.text.clear();
+                    }
                     self.open.push(name);
-                    self.text.clear();
                 }
-                Event::Empty(_) => self.text.clear(),
+                Event::Empty(_) => {
+                    if self.open.len() < 3 {
+                        self.text.clear();
+                    }
+                }
                 Event::Text(text) => match text.xml10_content() {
                     Ok(t) => self.text.push_str(&t),
                     Err(e) => return Some(Err(self.malformed(e.to_string()))),
@@ -247,6 +262,9 @@ impl FileReader {
 
     /// What closing element `name` completes, if anything.
     fn close(&mut self, name: &[u8]) -> Option<Record> {
+        if self.open.len() >= 3 {
+            return None; // markup inside a field: its text stays the field's
+        }
         let text = std::mem::take(&mut self.text);
         match self.open.len() {
             // A field of the record being read.
@@ -451,6 +469,10 @@ mod tests {
             "{records:?}"
         );
         assert!(matches!(
+            read(b"<chatroom><mass>1</mass><!x></chatroom>").last(),
+            Some(Err(ReadError::Malformed { .. }))
+        ));
+        assert!(matches!(
             read(b"<html><body/></html>").last(),
             Some(Err(ReadError::Malformed { line: 1, .. }))
         ));
@@ -462,6 +484,15 @@ mod tests {
         file.write_all(b"<?xml version='1.0' encoding='klingon'?><chatroom/>")
             .unwrap();
         assert!(FileReader::open(file.path()).is_err());
+    }
+
+    #[test]
+    fn markup_inside_a_field_keeps_the_text_around_it() {
+        let chat = CHAT.replace("你好 [微笑]", "你<b>好</b><br/> [微笑]");
+        assert_eq!(
+            messages(&read(chat.as_bytes()))[0].1,
+            "你好 [微笑] & <b> 你"
+        );
     }
 
     #[test]

@@ -96,6 +96,32 @@ impl From<&Room> for RoomOut {
     }
 }
 
+/// Someone a people search found: a name and a face to pick, without
+/// the login name (for a site's users, the site's own id for them).
+#[derive(Serialize)]
+pub struct PersonOut {
+    pub id: UserId,
+    pub display_name: String,
+    /// The user's own avatar, or the generated one (as in `UserOut`).
+    pub avatar_url: String,
+}
+
+impl From<&User> for PersonOut {
+    fn from(u: &User) -> Self {
+        let UserOut {
+            id,
+            display_name,
+            avatar_url,
+            ..
+        } = UserOut::from(u);
+        PersonOut {
+            id,
+            display_name,
+            avatar_url,
+        }
+    }
+}
+
 /// A row of the room list.
 #[derive(Serialize)]
 pub struct RoomListingOut {

@@ -34,6 +34,9 @@ pub(super) struct UserState {
     pending: Vec<(RoomId, Seq, MembershipChange)>,
     ephemeral: VecDeque<(u64, Arc<Ephemeral>)>,
     ephemeral_last: u64,
+    /// The newest position the cap pushed out: a cursor before it missed
+    /// something.
+    ephemeral_dropped: u64,
     polls: HashMap<u64, PollSlot>,
     next_poll: u64,
     pub online: bool,
@@ -141,13 +144,25 @@ impl UserState {
     /// Appends to the ephemeral stream, keeping at most `cap` items.
     pub fn push_ephemeral(&mut self, item: Arc<Ephemeral>, cap: usize) {
         self.ephemeral_last += 1;
+        // A typing notice supersedes the same person's older one in the
+        // same room: only the newest means anything, and renewals every
+        // few seconds must not push presence and read items out.
+        if let Ephemeral::Typing { room, user, .. } = &*item {
+            self.ephemeral.retain(|(_, e)| {
+                !matches!(&**e, Ephemeral::Typing { room: r, user: u, .. } if r == room && u == user)
+            });
+        }
         // Make room first: pushing onto a full deque would double its
         // buffer, for every user that ever received `cap` items.
         while !self.ephemeral.is_empty() && self.ephemeral.len() >= cap {
-            self.ephemeral.pop_front();
+            if let Some((n, _)) = self.ephemeral.pop_front() {
+                self.ephemeral_dropped = n;
+            }
         }
         if cap > 0 {
             self.ephemeral.push_back((self.ephemeral_last, item));
+        } else {
+            self.ephemeral_dropped = self.ephemeral_last;
         }
     }
 
@@ -161,10 +176,6 @@ impl UserState {
                 gap: true,
             };
         }
-        let oldest_kept = self
-            .ephemeral
-            .front()
-            .map_or(self.ephemeral_last + 1, |e| e.0);
         EphemeralSince {
             items: self
                 .ephemeral
@@ -173,7 +184,7 @@ impl UserState {
                 .map(|(_, e)| e.clone())
                 .collect(),
             last: self.ephemeral_last,
-            gap: oldest_kept > seen + 1,
+            gap: seen < self.ephemeral_dropped,
         }
     }
 
@@ -234,7 +245,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::UserState;
-    use crate::model::{Ephemeral, UserId};
+    use crate::model::{Ephemeral, RoomId, UserId};
 
     /// A user's ephemeral stream keeps the newest `cap` items in a buffer
     /// that never outgrows `cap`: there is one such buffer per user.
@@ -257,5 +268,40 @@ mod tests {
         let since = state.ephemeral_since(1, 1, 1_000 - 10);
         assert_eq!(since.items.len(), 10);
         assert!(!since.gap);
+        assert!(state.ephemeral_since(1, 1, 1_000 - 65).gap);
+    }
+
+    /// Typing renewals replace the same person's older notice, so a room
+    /// full of typers does not push presence out of anyone's stream, and a
+    /// superseded notice is no gap.
+    #[test]
+    fn typing_notices_supersede_each_other() {
+        let mut state = UserState::default();
+        let online = Arc::new(Ephemeral::Presence {
+            user: UserId(2),
+            online: true,
+        });
+        state.push_ephemeral(online.clone(), 8);
+        for i in 0..100 {
+            let typer = UserId(10 + i % 3);
+            state.push_ephemeral(
+                Arc::new(Ephemeral::Typing {
+                    room: RoomId(1),
+                    user: typer,
+                    typing: true,
+                    seq: i,
+                    expires_at: 0,
+                }),
+                8,
+            );
+        }
+        let since = state.ephemeral_since(1, 1, 0);
+        assert!(!since.gap);
+        assert_eq!(
+            since.items.len(),
+            4,
+            "the presence item and one notice per typer"
+        );
+        assert_eq!(since.items[0], online);
     }
 }

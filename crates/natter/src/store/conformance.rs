@@ -651,7 +651,15 @@ async fn people_searches(store: Arc<dyn Store>) {
         ["Jim Green"],
         "not the deactivated"
     );
-    assert_eq!(find("lil", None, true).await, ["李雷"], "by username");
+    assert_eq!(
+        find("LiLei", None, true).await,
+        ["李雷"],
+        "by the whole username"
+    );
+    assert!(
+        find("lil", None, true).await.is_empty(),
+        "not by the start of one"
+    );
     assert_eq!(find("li", Some("school:"), false).await, ["Li Lei"]);
     assert_eq!(
         find("s1", Some("school:"), false).await,

@@ -186,14 +186,16 @@ pub struct RoomSummary {
 /// What a people search looks for, and among whom.
 pub struct PeopleQuery {
     /// Found anywhere in a display name (ignoring ASCII case, and names
-    /// in Chinese have no word breaks to start from), or at the start of
-    /// a username after its community's prefix.
+    /// in Chinese have no word breaks to start from), or the whole
+    /// username after its community's prefix (a prefix of usernames would
+    /// let anyone list them letter by letter).
     pub text: String,
     /// Only usernames that start with this (a community's prefix, e.g.
     /// `site:`); `None` for everyone.
     pub username_prefix: Option<String>,
     /// Usernames with a `:` are left out (local accounts only).
     pub local_only: bool,
+    /// The most people to answer with.
     pub limit: usize,
 }
 
@@ -308,6 +310,7 @@ pub struct ImportChat {
 pub struct ImportMessage {
     pub sender: UserId,
     pub sender_name: String,
+    /// When it was sent, by the archive (not when it is imported).
     pub at: Millis,
     /// Derived from the message's place in the archive, so importing the
     /// archive again stores it once.
@@ -331,6 +334,9 @@ pub struct ImportedChat {
     /// Messages whose place an earlier import stored with another text
     /// (the archive was edited since): left as they were.
     pub conflicting: u64,
+    /// New messages of people who left the room since an earlier import:
+    /// not added, since nobody is put back into a room they left.
+    pub from_leavers: u64,
 }
 
 /// Durable storage. One implementation per database, each passing the same
@@ -474,8 +480,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Imports one chat of an archive in one transaction: the room an
     /// earlier import made for its key (or a new one, or for a direct
-    /// chat the pair's conversation), its members, and each message not
-    /// stored before, with its own time. Nothing of the chat is written
+    /// chat the pair's conversation), its members (those never in the
+    /// room: nobody who left is put back), and each message not stored
+    /// before, with its own time. Nothing of the chat is written
     /// when `messages` yields an error (`StoreError::Aborted`).
     async fn import_chat(
         &self,

@@ -123,6 +123,8 @@ async fn username_and_password_rules() {
         ("natter", "password-1", "reserved_name"),
         ("Admin", "password-1", "reserved_name"),
         ("sys-tem", "password-1", "reserved_name"),
+        // The accounts an archive import makes.
+        ("xml-56", "password-1", "reserved_name"),
     ] {
         let reply = anon
             .post(

@@ -435,6 +435,94 @@ async fn an_archive_is_imported_once_faithfully_and_exported_back() {
     assert_eq!(after, before, "export then import gives the same history");
 }
 
+/// Whole-second pubtimes make many messages share a millisecond: each
+/// keeps its own identity however the senders interleave; two folders of
+/// one pair share its one conversation; and a re-run never puts back
+/// someone who has left.
+#[tokio::test]
+async fn equal_times_two_folders_for_one_pair_and_leavers() {
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("archive");
+    write(
+        &source,
+        "d1/300.xml",
+        content_file(
+            "300",
+            &[
+                entry("A", "1", "a first", "1330400000"),
+                entry("B", "2", "b", "1330400000"),
+                entry("A", "1", "a second", "1330400000"),
+                entry("A", "1", "a third", "1330400000"),
+            ],
+        )
+        .as_bytes(),
+    );
+    write(
+        &source,
+        "aaaaaaaaaaaaaaaaaaaa/d1/x.xml",
+        content_file("1", &[entry("A", "1", "to b", "1330400100")]).as_bytes(),
+    );
+    write(
+        &source,
+        "bbbbbbbbbbbbbbbbbbbb/d1/x.xml",
+        content_file("2", &[entry("B", "2", "to a", "1330400200")]).as_bytes(),
+    );
+    for folder in ["aaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbb"] {
+        write(
+            &source,
+            &format!("{folder}/d1/m.xml"),
+            members_file("1", &[("A", "1"), ("B", "2")]).as_bytes(),
+        );
+    }
+    let config = work.path().join("natter.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let data = folder.path().join("data");
+    let args = ["import-xml", source.to_str().unwrap(), "--site", "school"];
+    let out = stdout(&run(&data, &config, &args));
+    assert!(
+        out.contains("messages: 6 imported, 0 imported before, 0 changed"),
+        "{out}"
+    );
+    let server = server_on(folder).await;
+    let b = school_user(&server, "2").await;
+    let listed = rooms(&b).await;
+    let group = titled(&listed, "mass 300")["id"].as_i64().unwrap();
+    let texts: Vec<String> = history(&b, group).await.into_iter().map(|m| m.2).collect();
+    assert_eq!(texts, ["a first", "b", "a second", "a third"]);
+    let direct: Vec<&Value> = listed.iter().filter(|r| r["kind"] == "direct").collect();
+    assert_eq!(direct.len(), 1, "one conversation per pair: {listed:?}");
+    let id = direct[0]["id"].as_i64().unwrap();
+    let texts: Vec<String> = history(&b, id).await.into_iter().map(|m| m.2).collect();
+    assert_eq!(texts, ["to b", "to a"]);
+    let (status, _) = b
+        .post(&format!("/api/v1/rooms/{group}/leave"), json!({}))
+        .await;
+    assert!(status.is_success(), "{status}");
+    let folder = server.stop().await;
+
+    write(
+        &source,
+        "d2/300.xml",
+        content_file("300", &[entry("B", "2", "after leaving", "1330500000")]).as_bytes(),
+    );
+    let again = stdout(&run(&folder.path().join("data"), &config, &args));
+    assert!(
+        again.contains("messages: 0 imported, 6 imported before"),
+        "{again}"
+    );
+    assert!(
+        again.contains("have left their room since: 1 (not added)"),
+        "{again}"
+    );
+    let server = server_on(folder).await;
+    let b = school_user(&server, "2").await;
+    assert!(
+        rooms(&b).await.iter().all(|r| r["id"] != group),
+        "not put back into the room"
+    );
+}
+
 #[tokio::test]
 async fn without_a_site_people_become_local_accounts_and_bad_options_are_refused() {
     let work = tempfile::tempdir().unwrap();

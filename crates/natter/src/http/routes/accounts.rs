@@ -11,7 +11,7 @@ use crate::chat::Login;
 use crate::http::AppState;
 use crate::http::error::ApiResult;
 use crate::http::extract::{Auth, ClientSource, JsonBody, PathId, QueryParams};
-use crate::http::wire::{SessionOut, UserOut};
+use crate::http::wire::{PersonOut, SessionOut, UserOut};
 use crate::model::{SessionId, UserId};
 
 pub fn router() -> Router<AppState> {
@@ -44,7 +44,7 @@ async fn search(
     QueryParams(query): QueryParams<SearchQuery>,
 ) -> ApiResult<Json<Value>> {
     let found = s.chat.search_people(&caller, &query.q, query.limit).await?;
-    let users: Vec<UserOut> = found.iter().map(UserOut::from).collect();
+    let users: Vec<PersonOut> = found.iter().map(PersonOut::from).collect();
     Ok(Json(json!({ "users": users })))
 }
 

@@ -4,6 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::messages::previous_send;
 use super::{R, add_member, append, create_room, exec, open_direct, q, row};
 use crate::model::{Role, Room, RoomId, Visibility};
 use crate::store::sqlite::rows::{self, ROOM_COLUMNS};
@@ -32,6 +33,7 @@ pub fn import_chat(
         appended: 0,
         already: 0,
         conflicting: 0,
+        from_leavers: 0,
     };
     done.room = match known {
         Some(id) => RoomId(id),
@@ -61,9 +63,12 @@ pub fn import_chat(
                 done.created = true;
                 room.id
             };
+            // Two folders of one pair share its one conversation; the
+            // first keeps the key, the second finds the room again by the
+            // pair.
             q(exec(
                 conn,
-                "INSERT INTO archive_chats (key, room_id) VALUES (?1, ?2)",
+                "INSERT OR IGNORE INTO archive_chats (key, room_id) VALUES (?1, ?2)",
                 params![chat.key, room.0],
             ))?;
             room
@@ -71,11 +76,20 @@ pub fn import_chat(
     };
     if !chat.direct {
         for (user, name) in &chat.members {
-            add_member(conn, done.room, *user, Role::Member, *user, name, chat.at)?;
+            let ever: bool = q(row(
+                conn,
+                "SELECT EXISTS (SELECT 1 FROM members WHERE room_id = ?1 AND user_id = ?2)",
+                params![done.room.0, user.0],
+                |r| r.get(0),
+            ))?;
+            if !ever {
+                add_member(conn, done.room, *user, Role::Member, *user, name, chat.at)?;
+            }
         }
     }
     for message in messages {
         let m = message.map_err(StoreError::Aborted)?;
+        let (sender, client_msg_id) = (m.sender, m.client_msg_id.clone());
         let change = NewEvent {
             room: done.room,
             actor: m.sender,
@@ -93,6 +107,14 @@ pub fn import_chat(
                 Outcome::Unchanged(_) => done.already += 1,
             },
             Err(StoreError::IdempotencyConflict) => done.conflicting += 1,
+            Err(StoreError::NotAMember) => {
+                // Someone who left since: what an earlier run stored of
+                // theirs is there all the same.
+                match previous_send(conn, done.room, sender, &client_msg_id)? {
+                    Some(_) => done.already += 1,
+                    None => done.from_leavers += 1,
+                }
+            }
             Err(e) => return Err(e),
         }
     }

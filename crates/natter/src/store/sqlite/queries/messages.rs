@@ -82,19 +82,7 @@ pub(super) fn send(
     reply_to: Option<Seq>,
 ) -> R<Outcome> {
     require_member(conn, n.room, n.actor)?;
-    let hash = crate::store::sqlite::schema::client_msg_hash(n.room.0, n.actor.0, client_msg_id);
-    let previous: Option<Event> = q(row(
-        conn,
-        &format!(
-            "SELECT {EVENT_COLUMNS} FROM events INDEXED BY events_idempotency
-             WHERE client_msg_hash = ?1 AND client_msg_hash IS NOT NULL
-               AND room_id = ?2 AND sender_id = ?3 AND client_msg_id = ?4"
-        ),
-        params![hash, n.room.0, n.actor.0, client_msg_id],
-        encoding::read,
-    )
-    .optional())?;
-    if let Some(event) = previous {
+    if let Some(event) = previous_send(conn, n.room, n.actor, client_msg_id)? {
         // A retry of a message deleted since is still that message.
         let same = matches!(&event.body, EventBody::Message { text: t, reply_to: r, redacted, .. }
             if *redacted || (t == text && *r == reply_to));
@@ -119,6 +107,27 @@ pub(super) fn send(
     )?;
     add_mentions(conn, n.room, event.seq, n.actor, text)?;
     Ok(Outcome::Appended(event))
+}
+
+/// The message `sender` sent to `room` with this client message id, if any.
+pub(in crate::store::sqlite) fn previous_send(
+    conn: &Connection,
+    room: RoomId,
+    sender: UserId,
+    client_msg_id: &str,
+) -> R<Option<Event>> {
+    let hash = crate::store::sqlite::schema::client_msg_hash(room.0, sender.0, client_msg_id);
+    q(row(
+        conn,
+        &format!(
+            "SELECT {EVENT_COLUMNS} FROM events INDEXED BY events_idempotency
+             WHERE client_msg_hash = ?1 AND client_msg_hash IS NOT NULL
+               AND room_id = ?2 AND sender_id = ?3 AND client_msg_id = ?4"
+        ),
+        params![hash, room.0, sender.0, client_msg_id],
+        encoding::read,
+    )
+    .optional())
 }
 
 /// Records whom the message at `seq` mentions now (its sender never counts).

@@ -557,7 +557,8 @@ pub fn set_notify(
 }
 
 /// Active accounts for a people search: display names containing the
-/// text first where they start with it, then by name.
+/// text, or the exact username, those whose names start with it first,
+/// then by name.
 pub fn search_people(conn: &Connection, query: &PeopleQuery) -> R<Vec<User>> {
     let escaped: String = query
         .text
@@ -574,13 +575,19 @@ pub fn search_people(conn: &Connection, query: &PeopleQuery) -> R<Vec<User>> {
            AND (?2 = '' OR substr(username, 1, length(?2)) = ?2)
            AND (?3 = 0 OR instr(username, ':') = 0)
            AND (display_name LIKE '%' || ?1 || '%' ESCAPE '\\'
-                OR substr(username, length(?2) + 1) LIKE ?1 || '%' ESCAPE '\\')
+                OR substr(username, length(?2) + 1) = lower(?5))
          ORDER BY display_name LIKE ?1 || '%' ESCAPE '\\' DESC, display_name, id
          LIMIT ?4"
     )))?;
     q(stmt
         .query_map(
-            params![escaped, prefix, query.local_only, query.limit as i64],
+            params![
+                escaped,
+                prefix,
+                query.local_only,
+                query.limit as i64,
+                query.text
+            ],
             rows::user,
         )
         .and_then(|it| it.collect()))
