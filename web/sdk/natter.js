@@ -60,9 +60,10 @@ export function backoffDelay(attempt, { base = 500, max = 30000, random = Math.r
 export function longPollTransport({ timeoutSeconds = 30 } = {}) {
   return {
     name: 'long-poll',
-    async next(client, cursor, signal) {
+    async next(client, cursor, signal, { watch = [] } = {}) {
+      const rooms = watch.length ? `&watch=${watch.join(',')}` : '';
       const query = cursor
-        ? `?cursor=${encodeURIComponent(cursor)}&timeout=${timeoutSeconds}`
+        ? `?cursor=${encodeURIComponent(cursor)}&timeout=${timeoutSeconds}${rooms}`
         : '';
       // Give up a little after the server's own timeout would have answered.
       return client.request('GET', `/api/v1/events${query}`, undefined, {
@@ -71,6 +72,12 @@ export function longPollTransport({ timeoutSeconds = 30 } = {}) {
       });
     },
   };
+}
+
+/** The rooms a poll may name in `watch`: room ids, each once, at most 8
+ *  (the server's limit), so a longer list never makes every poll fail. */
+function watchList(roomIds) {
+  return [...new Set([roomIds].flat().filter((id) => Number.isInteger(id) && id > 0))].slice(0, 8);
 }
 
 /** A natter client for one user session. */
@@ -351,9 +358,13 @@ export class Natter {
    * - onStop(code): the session ended ('session_ended', 'session_replaced', …)
    *
    * Returns a function that stops the loop; its `retryNow()` ends a
-   * reconnect wait at once (a "Retry now" button).
+   * reconnect wait at once (a "Retry now" button), and `watch(roomIds)`
+   * names the rooms the page has open (at most 8): in a big room,
+   * presence and typing reach only those looking at it
+   * (docs/protocol.md, "Presence"). A waiting poll is renewed at once,
+   * from the same cursor, when the rooms change.
    */
-  subscribe(handlers = {}, { cursor = null } = {}) {
+  subscribe(handlers = {}, { cursor = null, watch = [] } = {}) {
     const controller = new AbortController();
     const signal = controller.signal;
     const call = (name, ...args) => {
@@ -366,6 +377,9 @@ export class Natter {
     };
     // Aborted to cut one backoff wait short.
     let wait = new AbortController();
+    // Aborted to renew a waiting poll (the watched rooms changed).
+    let renew = new AbortController();
+    let watching = watchList(watch);
     let state = null;
     const setState = (next) => {
       if (next !== state) {
@@ -379,7 +393,17 @@ export class Natter {
       setState('connecting');
       while (!signal.aborted) {
         try {
-          const answer = await this.transport.next(this, cursor, signal);
+          renew = new AbortController();
+          let answer;
+          try {
+            answer = await this.transport.next(this, cursor, AbortSignal.any([signal, renew.signal]), {
+              watch: watching,
+            });
+          } catch (e) {
+            // Renewed on purpose: the same cursor again, with the new rooms.
+            if (renew.signal.aborted && !signal.aborted) continue;
+            throw e;
+          }
           if (signal.aborted) break;
           attempt = 0;
           setState('connected');
@@ -422,6 +446,12 @@ export class Natter {
     run();
     const stop = () => controller.abort();
     stop.retryNow = () => wait.abort();
+    stop.watch = (roomIds) => {
+      const next = watchList(roomIds);
+      if (next.join(',') === watching.join(',')) return;
+      watching = next;
+      renew.abort();
+    };
     return stop;
   }
 }

@@ -49,6 +49,9 @@ pub struct Settings {
     /// Recent events kept in memory per room for waiting polls [default: 256]
     #[arg(long, env = "NATTER_ROOM_CACHE_EVENTS")]
     pub room_cache_events: Option<usize>,
+    /// Rooms with more members are big: presence and typing in them reach only the members looking at them [default: 200]
+    #[arg(long, env = "NATTER_BIG_ROOM_MEMBERS")]
+    pub big_room_members: Option<usize>,
     /// How long a login session lasts, in hours [default: 720]
     #[arg(long, env = "NATTER_SESSION_TTL_HOURS")]
     pub session_ttl_hours: Option<u64>,
@@ -229,6 +232,7 @@ impl Settings {
             presence_grace_secs: over.presence_grace_secs.or(self.presence_grace_secs),
             max_polls_per_user: over.max_polls_per_user.or(self.max_polls_per_user),
             room_cache_events: over.room_cache_events.or(self.room_cache_events),
+            big_room_members: over.big_room_members.or(self.big_room_members),
             session_ttl_hours: over.session_ttl_hours.or(self.session_ttl_hours),
             header_read_timeout_secs: over
                 .header_read_timeout_secs
@@ -376,6 +380,7 @@ impl Config {
                 room_cache_events: s
                     .room_cache_events
                     .unwrap_or(hub_defaults.room_cache_events),
+                big_room_members: s.big_room_members.unwrap_or(hub_defaults.big_room_members),
                 ..hub_defaults
             },
             header_read_timeout: secs(s.header_read_timeout_secs.unwrap_or(20)),

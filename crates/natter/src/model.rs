@@ -375,6 +375,8 @@ pub enum Ephemeral {
         user: UserId,
         seq: Seq,
     },
+    /// A big room's online count changed (to those watching it).
+    RoomOnline { room: RoomId, online: usize },
     /// The receiving user changed a room's notifications (echoed to their
     /// sessions, so every device obeys the new choice at once).
     Notifications { room: RoomId, level: NotifyLevel },

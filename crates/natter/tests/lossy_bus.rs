@@ -77,7 +77,7 @@ async fn a_lossy_bus_still_delivers_every_message_once_in_order() {
     chat.join(&reader, room.id).await.unwrap();
 
     let start = chat
-        .poll(&reader, None, Some(0), None)
+        .poll(&reader, None, Some(0), None, None)
         .await
         .unwrap()
         .cursor;
@@ -113,7 +113,7 @@ async fn a_lossy_bus_still_delivers_every_message_once_in_order() {
             texts.len()
         );
         let answer = chat
-            .poll(&reader, Some(&cursor), Some(5), None)
+            .poll(&reader, Some(&cursor), Some(5), None, None)
             .await
             .unwrap();
         for event in &answer.events {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::{Caller, Chat, Limit, invalid};
 use crate::error::{ChatError, ChatResult};
-use crate::hub::PollAnswer;
+use crate::hub::{MAX_WATCHED, PollAnswer};
 use crate::model::{
     Current, Ephemeral, Event, EventBody, Millis, Role, RoomId, Seq, UserId, now_ms,
 };
@@ -264,7 +264,9 @@ impl Chat {
         cursor: Option<&str>,
         timeout_secs: Option<u64>,
         max_events: Option<usize>,
+        watch: Option<&str>,
     ) -> ChatResult<PollAnswer> {
+        let watch = watched_rooms(watch.unwrap_or(""))?;
         let most = self.hub.max_batch_events();
         let max_events = match max_events {
             None => most,
@@ -288,7 +290,45 @@ impl Chat {
             }
         };
         self.hub
-            .poll(caller.user, caller.session, cursor, timeout, max_events)
+            .poll(
+                caller.user,
+                caller.session,
+                cursor,
+                timeout,
+                max_events,
+                &watch,
+            )
             .await
     }
+}
+
+/// The rooms a poll's `watch` names: up to `MAX_WATCHED` ids, comma
+/// separated, each spelt one way (no sign, no leading zero).
+fn watched_rooms(text: &str) -> ChatResult<Vec<RoomId>> {
+    let refuse = || {
+        invalid(
+            "invalid_watch",
+            format!("watch must be up to {MAX_WATCHED} room ids, comma separated"),
+        )
+    };
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = text
+        .split(',')
+        .map(|id| {
+            let canonical = !id.is_empty()
+                && id.len() <= 18
+                && id.bytes().all(|b| b.is_ascii_digit())
+                && !id.starts_with('0');
+            canonical
+                .then(|| id.parse().ok().map(RoomId))
+                .flatten()
+                .ok_or_else(refuse)
+        })
+        .collect::<ChatResult<Vec<RoomId>>>()?;
+    if ids.len() > MAX_WATCHED {
+        return Err(refuse());
+    }
+    Ok(ids)
 }

@@ -425,6 +425,10 @@ pub enum EphemeralOut {
         room_id: RoomId,
         level: NotifyLevel,
     },
+    RoomOnline {
+        room_id: RoomId,
+        online_count: usize,
+    },
 }
 
 impl From<&Ephemeral> for EphemeralOut {
@@ -459,6 +463,10 @@ impl From<&Ephemeral> for EphemeralOut {
             Ephemeral::Notifications { room, level } => EphemeralOut::Notifications {
                 room_id: *room,
                 level: *level,
+            },
+            Ephemeral::RoomOnline { room, online } => EphemeralOut::RoomOnline {
+                room_id: *room,
+                online_count: *online,
             },
         }
     }

@@ -14,6 +14,7 @@ mod presence;
 mod room_feed;
 mod typing;
 mod user_feed;
+mod watching;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -26,6 +27,7 @@ pub use self::poll::PollAnswer;
 pub use self::room_feed::RoomFeed;
 pub use self::typing::{MAX_TYPERS, RENEW_AFTER, TYPING_TTL};
 pub use self::user_feed::UserFeed;
+pub use self::watching::MAX_WATCHED;
 use crate::error::{ChatError, ChatResult};
 use crate::metrics::Metrics;
 use crate::model::{EndReason, Ephemeral, Event, RoomId, SessionId, UserId};
@@ -56,6 +58,9 @@ pub struct HubConfig {
     /// Presence news is gathered for this long before waiting polls are
     /// woken for it.
     pub presence_batch: Duration,
+    /// Rooms with more members are big: presence and typing in them reach
+    /// only the members looking at them (`watching.rs`).
+    pub big_room_members: usize,
 }
 
 impl Default for HubConfig {
@@ -69,6 +74,7 @@ impl Default for HubConfig {
             max_batch_events: 500,
             max_batch_bytes: 256 * 1024,
             presence_batch: Duration::from_millis(250),
+            big_room_members: 200,
         }
     }
 }

@@ -43,6 +43,7 @@ impl Hub {
         cursor_text: Option<&str>,
         timeout: Duration,
         max_events: usize,
+        watch: &[RoomId],
     ) -> ChatResult<PollAnswer> {
         let key = self.store.cursor_key();
         let to = CursorKey {
@@ -68,6 +69,7 @@ impl Hub {
         let Some(mut cursor) = cursor else {
             return self.fresh_cursor(&user, to).await;
         };
+        let _watching = self.watch(&user, watch).await?;
         // Issued before this process started: its history may since have
         // been restored from an older copy. Checked once; every answer
         // from here on is this process's cursor.

@@ -1,14 +1,16 @@
 //! Presence: a user is online while one of their polls is open or one
 //! ended less than the grace period ago, so the gap between an answer and
-//! the next poll never makes them flicker. Changes are pushed to everyone
-//! who shares a room with them, as ephemeral items.
+//! the next poll never makes them flicker. Changes are pushed, as
+//! ephemeral items, to everyone who shares a small room or a direct
+//! conversation with them, and in a big room to those watching it, with
+//! the room's new online count (watching.rs).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 
-use super::{Hub, UserFeed};
+use super::{Hub, RoomFeed, UserFeed};
 use crate::error::{ChatError, ChatResult};
-use crate::model::{Ephemeral, SessionId};
+use crate::model::{Ephemeral, SessionId, UserId};
 
 /// An open poll; dropping it closes the poll, whichever way the request
 /// ended (answered, timed out, or its connection dropped).
@@ -109,7 +111,8 @@ impl Hub {
         });
     }
 
-    /// Tells the user and everyone who shares a room with them.
+    /// Tells the user, everyone who shares a small room with them, and the
+    /// watchers of their big rooms.
     fn broadcast_presence(&self, user: &UserFeed, online: bool) {
         let rooms: Vec<_> = user
             .lock()
@@ -124,8 +127,16 @@ impl Hub {
         };
         let mut audience = HashSet::new();
         audience.insert(user.id);
+        let mut big = Vec::new();
         for feed in feeds {
-            audience.extend(feed.lock().members.keys().copied());
+            let mut state = feed.lock();
+            if self.is_big(state.members.len()) {
+                audience.extend(state.watchers.current());
+                drop(state);
+                big.push(feed);
+            } else {
+                audience.extend(state.members.keys().copied());
+            }
         }
         let item = Arc::new(Ephemeral::Presence {
             user: user.id,
@@ -137,7 +148,34 @@ impl Hub {
                 .lock()
                 .push_ephemeral(item.clone(), self.config.ephemeral_cap);
         }
-        self.wake_for_presence(targets);
+        self.wake_for_presence(targets, big);
+    }
+
+    /// Tells the watchers of a big room how many of its members are online.
+    fn announce_online_count(&self, room: &RoomFeed) -> Vec<Arc<UserFeed>> {
+        let (members, watchers): (Vec<UserId>, Vec<UserId>) = {
+            let mut state = room.lock();
+            (
+                state.members.keys().copied().collect(),
+                state.watchers.current(),
+            )
+        };
+        let online = self
+            .loaded_users(members)
+            .iter()
+            .filter(|f| f.is_online())
+            .count();
+        let item = Arc::new(Ephemeral::RoomOnline {
+            room: room.id,
+            online,
+        });
+        let targets = self.loaded_users(watchers);
+        for target in &targets {
+            target
+                .lock()
+                .push_ephemeral(item.clone(), self.config.ephemeral_cap);
+        }
+        targets
     }
 
     /// Wakes the polls of `targets` for presence news, at most once per
@@ -145,11 +183,14 @@ impl Hub {
     /// online together, each waiting member is answered once with all of
     /// them, instead of once per arrival (which grows with the square of
     /// the room's size).
-    fn wake_for_presence(&self, targets: Vec<Arc<UserFeed>>) {
+    fn wake_for_presence(&self, targets: Vec<Arc<UserFeed>>, big_rooms: Vec<Arc<RoomFeed>>) {
         let start_flush = {
             let mut wakes = self.presence_wakes.lock().expect("presence poisoned");
             for t in targets {
                 wakes.users.insert(t.id, t);
+            }
+            for room in big_rooms {
+                wakes.rooms.insert(room.id, room);
             }
             !std::mem::replace(&mut wakes.flush_scheduled, true)
         };
@@ -168,11 +209,20 @@ impl Hub {
         runtime.spawn(async move {
             tokio::time::sleep(delay).await;
             let Some(hub) = hub.upgrade() else { return };
-            let due = {
+            let (mut due, rooms) = {
                 let mut wakes = hub.presence_wakes.lock().expect("presence poisoned");
                 wakes.flush_scheduled = false;
-                std::mem::take(&mut wakes.users)
+                (
+                    std::mem::take(&mut wakes.users),
+                    std::mem::take(&mut wakes.rooms),
+                )
             };
+            // One count per big room per batch, however many came and went.
+            for room in rooms.into_values() {
+                for watcher in hub.announce_online_count(&room) {
+                    due.insert(watcher.id, watcher);
+                }
+            }
             for feed in due.into_values() {
                 feed.wake();
             }
@@ -183,6 +233,8 @@ impl Hub {
 /// Users with presence news their polls have not been woken for yet.
 #[derive(Default)]
 pub(super) struct PresenceWakes {
-    users: std::collections::HashMap<crate::model::UserId, Arc<UserFeed>>,
+    users: std::collections::HashMap<UserId, Arc<UserFeed>>,
+    /// Big rooms whose watchers are to get the new online count.
+    rooms: std::collections::HashMap<crate::model::RoomId, Arc<RoomFeed>>,
     flush_scheduled: bool,
 }

@@ -33,6 +33,8 @@ pub(super) struct RoomState {
     pub typers: super::typing::Typers,
     /// A direct conversation (the kind never changes).
     pub direct: bool,
+    /// Members whose polls watch this room (watching.rs).
+    pub watchers: super::watching::Watchers,
 }
 
 /// What a reader gets for "events after `after`".

@@ -68,6 +68,31 @@ impl Ephemeral {
     pub(super) fn is_stale(&self, now: Millis) -> bool {
         matches!(self, Ephemeral::Typing { expires_at, .. } if *expires_at <= now)
     }
+
+    /// Items of which only the newest means anything: a typing notice of
+    /// one person in one room, a room's online count.
+    pub(super) fn supersedes_older(&self) -> bool {
+        matches!(
+            self,
+            Ephemeral::Typing { .. } | Ephemeral::RoomOnline { .. }
+        )
+    }
+
+    /// Whether this item makes `older` pointless.
+    pub(super) fn replaces(&self, older: &Ephemeral) -> bool {
+        match (self, older) {
+            (
+                Ephemeral::Typing { room, user, .. },
+                Ephemeral::Typing {
+                    room: r, user: u, ..
+                },
+            ) => room == r && user == u,
+            (Ephemeral::RoomOnline { room, .. }, Ephemeral::RoomOnline { room: r, .. }) => {
+                room == r
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Hub {
@@ -86,12 +111,19 @@ impl Hub {
             if !news {
                 return false;
             }
-            let audience: Vec<UserId> = state
-                .members
-                .keys()
-                .copied()
-                .filter(|m| *m != user)
-                .collect();
+            // A big room tells only those looking at it (watching.rs).
+            let audience: Vec<UserId> = if self.is_big(state.members.len()) {
+                let mut watchers = state.watchers.current();
+                watchers.retain(|m| *m != user);
+                watchers
+            } else {
+                state
+                    .members
+                    .keys()
+                    .copied()
+                    .filter(|m| *m != user)
+                    .collect()
+            };
             (audience, state.head)
         };
         let item = Arc::new(Ephemeral::Typing {

@@ -147,10 +147,8 @@ impl UserState {
         // A typing notice supersedes the same person's older one in the
         // same room: only the newest means anything, and renewals every
         // few seconds must not push presence and read items out.
-        if let Ephemeral::Typing { room, user, .. } = &*item {
-            self.ephemeral.retain(|(_, e)| {
-                !matches!(&**e, Ephemeral::Typing { room: r, user: u, .. } if r == room && u == user)
-            });
+        if item.supersedes_older() {
+            self.ephemeral.retain(|(_, e)| !item.replaces(e));
         }
         // Make room first: pushing onto a full deque would double its
         // buffer, for every user that ever received `cap` items.

@@ -9,6 +9,7 @@ mod archive;
 mod attention;
 mod authz;
 mod bad_input;
+mod big_rooms;
 mod browser;
 mod changes;
 mod communities;

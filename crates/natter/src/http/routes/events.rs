@@ -23,9 +23,12 @@ struct PollQuery {
     timeout: Option<u64>,
     /// Events in the answer at most (a slow link asks for fewer).
     limit: Option<usize>,
+    /// The rooms the page has open, comma separated (docs/protocol.md,
+    /// "Presence").
+    watch: Option<String>,
 }
 
-/// `GET /api/v1/events?cursor=&timeout=&limit=`: everything after the cursor in
+/// `GET /api/v1/events?cursor=&timeout=&limit=&watch=`: everything after the cursor in
 /// all of the caller's conversations, waiting for it if there is nothing
 /// yet. See docs/protocol.md.
 async fn poll(
@@ -35,7 +38,13 @@ async fn poll(
 ) -> ApiResult<Response> {
     let answer = s
         .chat
-        .poll(&caller, q.cursor.as_deref(), q.timeout, q.limit)
+        .poll(
+            &caller,
+            q.cursor.as_deref(),
+            q.timeout,
+            q.limit,
+            q.watch.as_deref(),
+        )
         .await?;
     json_response(StatusCode::OK, &EventsOut::from(&answer))
 }

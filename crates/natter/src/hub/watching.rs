@@ -1,0 +1,124 @@
+//! Which rooms clients are looking at. A poll may name the rooms its page
+//! has open (`watch`); while it waits, each of those rooms counts its user
+//! as a watcher.
+//!
+//! In a big room (more members than `big_room_members`), presence and
+//! typing reach only its watchers (and for a few seconds after their
+//! poll, so the moment between an answer and the next poll misses
+//! nothing), and they get the room's online count
+//! as it changes (`room_online`, coalesced like presence wake-ups): a
+//! member coming online then wakes the few people looking at the room, not
+//! every member of every big room they are in. Small rooms and direct
+//! conversations keep presence for everyone in them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Hub, RoomFeed, UserFeed};
+use crate::error::ChatResult;
+use crate::model::{RoomId, UserId};
+
+/// The most rooms one poll may watch: the rooms a few tabs have open.
+pub const MAX_WATCHED: usize = 8;
+
+/// How long a member still counts as watching after their last poll
+/// ended: between an answer and the next poll nothing is missed.
+const LINGER: Duration = Duration::from_secs(5);
+
+/// One watcher of a room.
+struct Watcher {
+    polls: u32,
+    /// When the last of their polls ended.
+    ended: Option<Instant>,
+}
+
+/// The members watching one room.
+#[derive(Default)]
+pub struct Watchers(HashMap<UserId, Watcher>);
+
+impl Watchers {
+    fn start(&mut self, user: UserId) {
+        let w = self.0.entry(user).or_insert(Watcher {
+            polls: 0,
+            ended: None,
+        });
+        w.polls += 1;
+        w.ended = None;
+    }
+
+    fn end(&mut self, user: UserId) {
+        if let Some(w) = self.0.get_mut(&user) {
+            w.polls = w.polls.saturating_sub(1);
+            if w.polls == 0 {
+                w.ended = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Who is watching now (forgetting those who stopped a while ago).
+    pub fn current(&mut self) -> Vec<UserId> {
+        let now = Instant::now();
+        self.0
+            .retain(|_, w| w.polls > 0 || w.ended.is_some_and(|e| now.duration_since(e) < LINGER));
+        self.0.keys().copied().collect()
+    }
+}
+
+/// A poll's watch; dropping it (the poll ends) stops it.
+pub struct Watching {
+    user: UserId,
+    rooms: Vec<Arc<RoomFeed>>,
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        for feed in &self.rooms {
+            feed.lock().watchers.end(self.user);
+        }
+    }
+}
+
+impl Hub {
+    /// Starts `user` watching those of `rooms` they are a member of; the
+    /// others are ignored (a room left since the page opened it) without
+    /// a look at the store.
+    pub(super) async fn watch(&self, user: &UserFeed, rooms: &[RoomId]) -> ChatResult<Watching> {
+        let mine: Vec<RoomId> = {
+            let state = user.lock();
+            rooms
+                .iter()
+                .take(MAX_WATCHED)
+                .copied()
+                .filter(|r| state.rooms.get(r).is_some_and(|m| m.active))
+                .collect()
+        };
+        let user = user.id;
+        let mut watching = Watching {
+            user,
+            rooms: Vec::with_capacity(mine.len()),
+        };
+        for id in mine {
+            let Ok(feed) = self.room(id).await else {
+                continue;
+            };
+            {
+                let mut state = feed.lock();
+                if !state.members.contains_key(&user) {
+                    continue;
+                }
+                state.watchers.start(user);
+            }
+            watching.rooms.push(feed);
+        }
+        Ok(watching)
+    }
+
+    /// Whether a room of `members` members is big: presence and typing
+    /// reach its watchers only.
+    pub(super) fn is_big(&self, members: usize) -> bool {
+        members > self.config.big_room_members
+    }
+}

@@ -1,0 +1,192 @@
+//! Big rooms: above `big_room_members`, presence and typing reach only the
+//! members whose polls watch the room, who also get its online count; a
+//! member coming online wakes nobody else. Small rooms and direct
+//! conversations keep presence for everyone in them.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::{Client, TestServer, assert_error};
+
+/// A server where rooms of more than 3 members are big, and presence
+/// stays put for the length of a test.
+async fn server() -> TestServer {
+    TestServer::start_with(|c| {
+        c.hub.big_room_members = 3;
+        c.hub.presence_grace = Duration::from_secs(60);
+    })
+    .await
+}
+
+fn items<'a>(answer: &'a Value, kind: &str) -> Vec<&'a Value> {
+    answer["ephemeral"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == kind)
+        .collect()
+}
+
+async fn poll_watching(client: &Client, cursor: &str, watch: &str, timeout: u64) -> Value {
+    let (status, body) = client
+        .get(&format!(
+            "/api/v1/events?cursor={cursor}&timeout={timeout}&watch={watch}"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// A room of five: owner, watcher, bystander and two more.
+async fn big_room(server: &TestServer) -> (Client, Client, Client, i64) {
+    let owner = server.user("owner").await;
+    let room = owner.create_room("lecture hall", "public").await;
+    let watcher = server.user("watcher").await;
+    let bystander = server.user("bystander").await;
+    let late = server.user("latecomer").await;
+    let other = server.user("other").await;
+    for c in [&watcher, &bystander, &late, &other] {
+        c.join(room).await;
+    }
+    (watcher, bystander, late, room)
+}
+
+#[tokio::test]
+async fn presence_in_a_big_room_reaches_only_those_looking_at_it() {
+    let server = server().await;
+    let (watcher, bystander, late, room) = big_room(&server).await;
+    let watching = watcher.cursor().await;
+    let not_watching = bystander.cursor().await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (watching, not_watching) = {
+        let w = poll_watching(&watcher, &watching, &room.to_string(), 0).await;
+        let b = poll_watching(&bystander, &not_watching, "", 0).await;
+        (
+            w["cursor"].as_str().unwrap().to_owned(),
+            b["cursor"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (w, b) = (watcher.clone(), bystander.clone());
+    let (wc, bc) = (watching.clone(), not_watching.clone());
+    let watched = tokio::spawn(async move { poll_watching(&w, &wc, &room.to_string(), 5).await });
+    let unwatched = tokio::spawn(async move { poll_watching(&b, &bc, "", 2).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The latecomer comes online.
+    late.cursor().await;
+    let answer = watched.await.unwrap();
+    let presence = items(&answer, "presence");
+    assert!(
+        presence
+            .iter()
+            .any(|p| p["user_id"] == late.user_id && p["online"] == true),
+        "{answer}"
+    );
+    let counts = items(&answer, "room_online");
+    assert_eq!(counts.len(), 1, "{answer}");
+    assert_eq!(counts[0]["room_id"], room);
+    assert_eq!(
+        counts[0]["online_count"], 3,
+        "watcher, bystander, latecomer"
+    );
+    // Someone not looking at the room slept through it.
+    let answer = unwatched.await.unwrap();
+    assert!(
+        answer["ephemeral"].as_array().unwrap().is_empty(),
+        "{answer}"
+    );
+    // The room list still counts everyone online.
+    let (_, rooms) = bystander.get("/api/v1/rooms").await;
+    assert_eq!(rooms["rooms"][0]["online_count"], 3, "{rooms}");
+}
+
+#[tokio::test]
+async fn typing_in_a_big_room_reaches_only_those_looking_at_it() {
+    let server = server().await;
+    let (watcher, bystander, late, room) = big_room(&server).await;
+    let watching = watcher.cursor().await;
+    let not_watching = bystander.cursor().await;
+    let (status, _) = late
+        .post(
+            &format!("/api/v1/rooms/{room}/typing"),
+            json!({"typing": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Typing before anyone watched reached nobody; now the watcher looks.
+    let (w, wc) = (watcher.clone(), watching.clone());
+    let watched = tokio::spawn(async move { poll_watching(&w, &wc, &room.to_string(), 5).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    late.say(room, "m-1", "done").await;
+    let (status, _) = late
+        .post(
+            &format!("/api/v1/rooms/{room}/typing"),
+            json!({"typing": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut answer = watched.await.unwrap();
+    if items(&answer, "typing").is_empty() {
+        // The message woke the poll first; the notice is next.
+        let cursor = answer["cursor"].as_str().unwrap().to_owned();
+        answer = poll_watching(&watcher, &cursor, &room.to_string(), 5).await;
+    }
+    assert_eq!(items(&answer, "typing").len(), 1, "{answer}");
+    let (_, answer) = bystander
+        .get(&format!("/api/v1/events?cursor={not_watching}&timeout=0"))
+        .await;
+    assert!(items(&answer, "typing").is_empty(), "{answer}");
+}
+
+#[tokio::test]
+async fn a_direct_conversation_keeps_presence_whatever_big_room_is_shared() {
+    let server = server().await;
+    let (_watcher, bystander, late, _room) = big_room(&server).await;
+    let (status, _) = bystander
+        .post("/api/v1/direct", json!({"user_id": late.user_id}))
+        .await;
+    assert!(status.is_success());
+    let cursor = bystander.cursor().await;
+    let (b, c) = (bystander.clone(), cursor.clone());
+    let poll = tokio::spawn(async move { poll_watching(&b, &c, "", 5).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    late.cursor().await;
+    let answer = poll.await.unwrap();
+    assert!(
+        items(&answer, "presence")
+            .iter()
+            .any(|p| p["user_id"] == late.user_id),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn watch_takes_up_to_eight_room_ids() {
+    let server = server().await;
+    let user = server.user("someone").await;
+    let cursor = user.cursor().await;
+    for bad in [
+        "0",
+        "01",
+        "-1",
+        "a",
+        "1,,2",
+        ",",
+        "1,2,3,4,5,6,7,8,9",
+        "99999999999999999999",
+    ] {
+        assert_error(
+            &user
+                .get(&format!(
+                    "/api/v1/events?cursor={cursor}&timeout=0&watch={bad}"
+                ))
+                .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_watch",
+        );
+    }
+    // Rooms the user is not in (or that do not exist) are simply not watched.
+    let answer = poll_watching(&user, &cursor, "1,2,3,4,5,6,7,8", 0).await;
+    assert!(answer["events"].as_array().unwrap().is_empty());
+}
