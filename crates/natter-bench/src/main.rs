@@ -13,6 +13,7 @@ mod fanout;
 mod history;
 mod idle;
 mod merge;
+mod presence;
 mod setup;
 mod stats;
 mod typing;
@@ -140,6 +141,17 @@ enum Scenario {
         /// Connections to open (one generator process holds at most ~19,000)
         #[arg(long, default_value_t = 5000)]
         clients: usize,
+    },
+    /// Presence in one big room: clients wait, then more members come online one by one. Counts the answers that carry no message.
+    Presence {
+        #[arg(long, default_value_t = 2000)]
+        clients: usize,
+        /// Members who come online during the run
+        #[arg(long, default_value_t = 250)]
+        arrivals: usize,
+        /// Arrivals per second
+        #[arg(long, default_value_t = 50.0, value_parser = positive_rate)]
+        rate: f64,
     },
     /// Writes a large XML chat archive of the PHP chat (no server needed), for timing `natter import-xml`.
     XmlArchive {
@@ -380,6 +392,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Scenario::Idle { clients } => {
             reports.push(idle::run(server, pid, clients).await?);
+        }
+        Scenario::Presence {
+            clients,
+            arrivals,
+            rate,
+        } => {
+            reports.push(presence::run(server, pid, clients, arrivals, rate).await?);
         }
         Scenario::XmlArchive {
             out,
