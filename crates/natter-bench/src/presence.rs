@@ -37,7 +37,10 @@ async fn wait_loop(
         seen.errors.fetch_add(1, Ordering::Relaxed);
         return;
     };
-    let Ok(first) = conn.json(Method::GET, "/api/v1/events", Some(&token), None).await else {
+    let Ok(first) = conn
+        .json(Method::GET, "/api/v1/events", Some(&token), None)
+        .await
+    else {
         seen.errors.fetch_add(1, Ordering::Relaxed);
         return;
     };
@@ -71,7 +74,10 @@ pub async fn run(
     rate: f64,
 ) -> anyhow::Result<Report> {
     let prefix = setup::run_prefix();
-    eprintln!("setting up one room of {} members (prefix {prefix})", clients + arrivals);
+    eprintln!(
+        "setting up one room of {} members (prefix {prefix})",
+        clients + arrivals
+    );
     let owner = setup::accounts(server, &format!("{prefix}o"), 1).await?;
     let room = setup::rooms(server, &owner[0], &prefix, 1).await?[0];
     let people = setup::accounts(server, &format!("{prefix}m"), clients + arrivals).await?;
@@ -101,7 +107,13 @@ pub async fn run(
     for (i, account) in arriving.iter().enumerate() {
         tokio::time::sleep_until((started + gap * i as u32).into()).await;
         let (arrived, stop, token) = (arrived.clone(), stop.clone(), account.token.clone());
-        tasks.push(tokio::spawn(wait_loop(server, clients + i, token, arrived, stop)));
+        tasks.push(tokio::spawn(wait_loop(
+            server,
+            clients + i,
+            token,
+            arrived,
+            stop,
+        )));
     }
     // Presence is gathered for 250 ms before it wakes anyone.
     tokio::time::sleep(Duration::from_secs(2)).await;
