@@ -51,8 +51,11 @@ Object.assign(redraw, {
   listed: notifyHeld,
 });
 
-/** The event stream, if one runs: `{ stop, retryNow }` (events.js). */
+/** The event stream, if one runs: `{ stop, retryNow, watch }` (events.js). */
 let events = null;
+/** The rooms this page has open, for the stream to watch: in a big room
+ *  only those looking at it hear presence and typing (docs/protocol.md). */
+const openRooms = () => (state.activeRoomId === null ? [] : [state.activeRoomId]);
 
 // --- start ---------------------------------------------------------------
 
@@ -188,7 +191,7 @@ function startEvents() {
       if (code === 'session_ended' && state.me) forgetDrafts(state.me.id);
       showAuth(has(code) ? t(code) : t('unauthenticated'));
     },
-  });
+  }, { watch: openRooms() });
 }
 
 // --- events --------------------------------------------------------------
@@ -209,7 +212,7 @@ function onEvents(batch) {
   if (active !== null && changes.members.has(active) && !changes.leftActive) reloadMembersUntilDone(active);
   if (batch.ephemeralGap) reloadAllUntilDone();
   if (changes.leftActive) {
-    closeLeftRoom();
+    closeLeftRoom(); // redraws all, and so watches no room
     return;
   }
   if (changes.rooms.size) {
@@ -253,6 +256,7 @@ function renderMain() {
   // Nothing to go back to from the list itself.
   const back = document.querySelector('.topbar .back');
   if (back) back.hidden = state.activeRoomId === null;
+  events?.watch(openRooms()); // every open and close of a room comes by here
   renderConnection();
   renderSidebar();
   renderConversation();

@@ -27,6 +27,7 @@ let reloadFailureShown = false;
 export async function loadRooms(signal = sessionSignal()) {
   const load = ++roomLoads.started;
   const levels = state.levelChanges;
+  const counts = state.onlineChanges;
   const rooms = await client.rooms({ signal });
   if (load < roomLoads.applied || signal.aborted) return null;
   roomLoads.applied = load;
@@ -40,6 +41,8 @@ export async function loadRooms(signal = sessionSignal()) {
     if (known?.peer_read_seq > (room.peer_read_seq ?? -1) && room.peer_read_seq !== null) room.peer_read_seq = known.peer_read_seq;
     // So is a notification level chosen after the list was asked for.
     if (known?.levelChange > levels) Object.assign(room, { notifications: known.notifications, levelChange: known.levelChange });
+    // And a big room's online count heard meanwhile (room_online).
+    if (known?.onlineChange > counts) Object.assign(room, { online_count: known.online_count, onlineChange: known.onlineChange });
     // A read marker sent just before this list was computed may not be in it yet.
     const sent = state.readSent.get(room.id) ?? 0;
     if (sent > room.read_seq && (!room.last_message || room.last_message.seq <= sent)) {
@@ -198,10 +201,19 @@ export function loadOlder(roomId, signal = roomSignal()) {
   return load;
 }
 
+/** A room's member list and who of them is online. Presence in a big
+ *  room is heard only while it is open, so its count is taken too, unless
+ *  a newer one came meanwhile (room_online). */
 export async function loadMembers(roomId, signal) {
+  const counts = state.onlineChanges;
   const list = await client.members(roomId, { signal });
   state.members.set(roomId, list.members);
   for (const m of list.members) state.presence.set(m.id, m.online);
+  const room = state.rooms.get(roomId);
+  if (room && Number.isInteger(list.online_count) && !(room.onlineChange > counts) && room.online_count !== list.online_count) {
+    room.online_count = list.online_count;
+    redraw.sidebar();
+  }
 }
 
 /** Who joined or left: a failed load is tried again while the room stays

@@ -1,6 +1,7 @@
 // The open room's header: its title (which gets the space), how many of
 // its members are online (kept current as presence changes, like the
-// member list), the member list's button (at phone width a pane of its
+// member list, or in a big room as the stream counts them: room_online),
+// the member list's button (at phone width a pane of its
 // own, `#/rooms/<id>/members`) and Leave, which asks first. At phone
 // width the two buttons show as icons, with their words for screen readers.
 
@@ -49,11 +50,12 @@ function onlineText(room) {
   return t('online', { count: onlineCount(room) });
 }
 
-/** Online members, from the member list once it is loaded (it follows
- *  presence as it changes), else from the room list. */
+/** Online members: a big room's count as the stream tells it
+ *  (room_online), else from the member list once it is loaded (it
+ *  follows presence as it changes), else from the room list. */
 function onlineCount(room) {
   const members = state.members.get(room.id);
-  if (!members) return room.online_count;
+  if (room.onlineChange || !members) return room.online_count;
   return members.filter((m) => state.presence.get(m.id)).length;
 }
 

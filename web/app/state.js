@@ -38,6 +38,7 @@ export function createState() {
     compose: new Map(), // room id → { kind: 'reply', seq, name, text } | { kind: 'edit', seq, text }
     readSent: new Map(), // room id → the last read marker sent
     levelChanges: 0, // notification levels chosen so far (a room list read before one is older)
+    onlineChanges: 0, // room_online items heard so far (likewise, for online counts)
     typing: new Map(), // room id → Map user id → local time their typing notice ends
     newBelow: false,
     authMode: 'login',
@@ -230,6 +231,15 @@ const EPHEMERAL = {
       room.peer_read_seq = item.seq;
       changes.receipts.add(room.id);
     }
+  },
+  // A big room's online count changed, told only to those watching it
+  // (docs/protocol.md, "Presence"): the header and the room list show it.
+  room_online({ state, changes }, item) {
+    const room = state.rooms.get(item.room_id);
+    if (!room || !Number.isInteger(item.online_count)) return;
+    room.online_count = item.online_count;
+    room.onlineChange = ++state.onlineChanges;
+    changes.rooms.add(room.id);
   },
   // The user chose a room's notification level in another session.
   notifications({ state, changes }, item) {

@@ -11,7 +11,7 @@ import {
   addSent, applyEvents, beginRead, cancelRead, createState, currentItems, dropTimeline, finishRead, firstLine,
   itemAt, lastOwnMessage, openTimeline, quoteFor, reacted, reactionsOf, timelineOf,
 } from '../app/state.js';
-import { resumableStream } from '../app/stream.js';
+import { resumableStream, watchUnion } from '../app/stream.js';
 import { Natter } from '../sdk/natter.js';
 
 const ROOM = 7;
@@ -238,6 +238,35 @@ test('read markers: another tab reading to the last message clears unread, even 
   const presence = applyEvents(state, { ephemeral: [{ type: 'presence', user_id: 2, online: true }] });
   assert.equal(presence.presence, true);
   assert.equal(state.presence.get(2), true);
+});
+
+test("room_online: a big room's count as its watchers hear it, for the header and the room list", () => {
+  const state = setup();
+  state.rooms.get(ROOM).online_count = 3;
+  const changes = applyEvents(state, { ephemeral: [{ type: 'room_online', room_id: ROOM, online_count: 123 }] });
+  const room = state.rooms.get(ROOM);
+  assert.equal(room.online_count, 123);
+  assert.ok(changes.rooms.has(ROOM), 'the room list redraws');
+  assert.equal(changes.reloadRooms, null, 'the count is news enough: no reload of the list');
+  assert.equal(changes.presence, false, 'nobody in particular came or went');
+  // Newer than any list read before it (loads.js keeps the count then).
+  const heard = room.onlineChange;
+  assert.ok(heard > 0);
+  applyEvents(state, { ephemeral: [{ type: 'room_online', room_id: ROOM, online_count: 120 }] });
+  assert.equal(room.online_count, 120);
+  assert.ok(room.onlineChange > heard, 'each count is newer than the last');
+  // A room not in the list, or a malformed item, changes nothing.
+  const other = applyEvents(state, { ephemeral: [
+    { type: 'room_online', room_id: 99, online_count: 5 },
+    { type: 'room_online', room_id: ROOM },
+  ] });
+  assert.equal(other.rooms.size, 0);
+  assert.equal(state.rooms.has(99), false);
+  assert.equal(room.online_count, 120);
+  // Presence in a small room works as before: the list is read again.
+  const presence = applyEvents(state, { ephemeral: [{ type: 'presence', user_id: 3, online: true }] });
+  assert.equal(state.presence.get(3), true);
+  assert.notEqual(presence.reloadRooms, null);
 });
 
 test('a message seen as it arrives is not counted unread', () => {
@@ -597,18 +626,22 @@ test('randomized: starting from snapshots read while the stream runs gives the r
 
 // --- the event stream's "Retry now" (web/app/stream.js) ---------------------
 
-/** A stream on a transport whose polls the test answers by hand. */
-function handStream() {
+/** A stream on a transport whose polls the test answers by hand (and,
+ *  with `abortable`, that a poll's signal ends, as fetch would). */
+function handStream({ watch, abortable = false } = {}) {
   const polls = [];
   const transport = {
     name: 'by hand',
-    next: (_natter, from) => new Promise((resolve, reject) => polls.push({ from, resolve, reject })),
+    next: (_natter, from, signal, options = {}) => new Promise((resolve, reject) => {
+      polls.push({ from, watch: options.watch, resolve, reject });
+      if (abortable) signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+    }),
   };
   const seen = { events: [], states: [] };
   const stream = resumableStream(new Natter({ baseUrl: 'http://natter.invalid', token: 't', transport }), {
     onEvents: (batch) => seen.events.push(...batch.events.map((e) => e.seq)),
     onState: (s) => seen.states.push(s),
-  });
+  }, { watch });
   const polled = async (count) => {
     for (let i = 0; polls.length < count; i++) {
       if (i > 2000) throw new Error(`${polls.length} polls, not ${count}`);
@@ -665,4 +698,39 @@ test('Retry now ends a backoff wait at once; nothing is heard after a stop', asy
   await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(seen.events, []);
   assert.ok(!seen.states.includes('stopped'), 'a stopped stream says nothing more');
+});
+
+test('the rooms watched change at once: the waiting poll is renewed from the same cursor', async () => {
+  const { polls, seen, stream, polled } = handStream({ watch: [7], abortable: true });
+  try {
+    (await polled(1)).resolve(answer('c0'));
+    const second = await polled(2);
+    assert.deepEqual(second.watch, [7]);
+    // Another room opens: the waiting poll ends and the next names it.
+    stream.watch([12]);
+    const third = await polled(3);
+    assert.equal(third.from, 'c0');
+    assert.deepEqual(third.watch, [12]);
+    // The same rooms again renew nothing; no room open watches none.
+    stream.watch([12]);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(polls.length, 3);
+    stream.watch([]);
+    const fourth = await polled(4);
+    assert.deepEqual(fourth.watch, []);
+    fourth.resolve(answer('c1', [3]));
+    await polled(5);
+    assert.deepEqual(seen.events, [3]);
+    assert.ok(!seen.states.includes('reconnecting'), 'a renewal is no error');
+  } finally {
+    stream.stop();
+  }
+});
+
+test("the shared worker's one poll watches every tab's open room, at most 8, the latest first", () => {
+  assert.deepEqual(watchUnion([]), []);
+  assert.deepEqual(watchUnion([[], [7]]), [7], 'a tab with no room open adds nothing');
+  assert.deepEqual(watchUnion([[12], [7], [12]]), [12, 7], 'two tabs on one room: watched once');
+  const tabs = [[20], [19], [18], [17], [16], [15], [14], [13], [12], [11]];
+  assert.deepEqual(watchUnion(tabs), [20, 19, 18, 17, 16, 15, 14, 13], 'past 8, the tabs that changed last');
 });

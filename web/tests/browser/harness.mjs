@@ -34,11 +34,13 @@ export class Server {
   /**
    * `config` is the text of a natter.toml (host sites, admin keys);
    * `rateLimits: false` is for files whose set-up makes data faster than
-   * a person could (dozens of rooms or messages in a second).
+   * a person could (dozens of rooms or messages in a second); `args`
+   * are more command-line flags (`['--big-room-members', '3']`).
    */
-  static async start({ config, rateLimits = true } = {}) {
+  static async start({ config, rateLimits = true, args = [] } = {}) {
     const server = new Server();
     server.rateLimits = rateLimits;
+    server.args = args;
     server.port = await freePort();
     server.data = mkdtempSync(join(tmpdir(), 'natter-browser-'));
     server.base = `http://127.0.0.1:${server.port}`;
@@ -55,6 +57,7 @@ export class Server {
     const args = ['--listen', `127.0.0.1:${this.port}`, '--data-dir', this.data, '--presence-grace-secs', '2'];
     if (this.config) args.push('--config', this.config);
     if (!this.rateLimits) args.push('--rate-limits', 'off');
+    args.push(...this.args);
     this.child = spawn(binary, args, {
       stdio: ['ignore', 'ignore', 'inherit'],
       env: { ...process.env, NATTER_LOG: 'warn' },
