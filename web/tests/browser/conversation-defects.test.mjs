@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 
 import {
   loginInUi, newContext, openRoomInUi, serverAndBrowser, unique,
+  pageOf, twoInRoom,
 } from './harness.mjs';
 import { Natter } from '../../sdk/natter.js';
 
@@ -19,25 +20,7 @@ import { Natter } from '../../sdk/natter.js';
 const env = serverAndBrowser({ rateLimits: false });
 const PHONE = { width: 390, height: 844 };
 
-/** Two users (SDK clients) in a new public room. */
-async function twoInRoom(names = ['Han Meimei', 'Li Lei']) {
-  const a = await env.server.user(`alice${unique()}`, names[0]);
-  const b = await env.server.user(`bob${unique()}`, names[1]);
-  const title = `Class ${unique()}`;
-  const room = await a.createRoom(title, { visibility: 'public' });
-  await b.joinRoom(room.id);
-  return { a, b, room, title };
-}
 
-/** A signed-in page of `client`'s user; `init` runs in it before its scripts. */
-async function pageOf(client, { init, ...options } = {}) {
-  const context = await newContext(env.browser, options);
-  if (init) await context.addInitScript(init);
-  const page = await context.newPage();
-  await loginInUi(page, env.server.base, client.user.username);
-  await page.locator('#connection[data-state="connected"]').waitFor();
-  return { context, page };
-}
 
 /** Signs in on the sign-in screen already shown, without loading the page again. */
 async function signInHere(page, username) {
@@ -72,8 +55,8 @@ const until = async (what, check, ms = 4000) => {
 };
 
 test('a mention in a kept draft is still a mention after a reload', async () => {
-  const { a, b, room, title } = await twoInRoom();
-  const { context, page } = await pageOf(a);
+  const { a, b, room, title } = await twoInRoom(env);
+  const { context, page } = await pageOf(env, a);
   await openRoomInUi(page, title);
   await page.locator('.member', { hasText: 'Li Lei' }).waitFor();
   const input = page.locator('#composer');
@@ -95,12 +78,12 @@ test('a mention in a kept draft is still a mention after a reload', async () => 
 });
 
 test('an edit keeps each mention its own person, and an unchanged edit sends nothing', async () => {
-  const { a, room, title } = await twoInRoom();
+  const { a, room, title } = await twoInRoom(env);
   // Nobody the page knows: both show as "someone".
   const x = await env.server.user(`xu${unique()}`, 'Xu');
   const y = await env.server.user(`yan${unique()}`, 'Yan');
   const { seq } = await a.send(room.id, `<@${x.user.id}> and <@${y.user.id}>`);
-  const { context, page } = await pageOf(a);
+  const { context, page } = await pageOf(env, a);
   await openRoomInUi(page, title);
   await page.locator('.message .text', { hasText: '@someone and @someone' }).waitFor();
   const edits = [];
@@ -126,9 +109,9 @@ test('an edit keeps each mention its own person, and an unchanged edit sends not
 });
 
 test('an edit that names me in an unread message brings the mention badge', async () => {
-  const { a, b, room, title } = await twoInRoom();
+  const { a, b, room, title } = await twoInRoom(env);
   const other = await a.createRoom(`Elsewhere ${unique()}`);
-  const { context, page } = await pageOf(a);
+  const { context, page } = await pageOf(env, a);
   await openRoomInUi(page, other.title);
   const { seq } = await b.send(room.id, 'plain words');
   const row = page.locator('.room', { hasText: title });
@@ -145,7 +128,7 @@ test('the first message of a new direct conversation notifies; a new group\'s on
   const a = await env.server.user(`alice${unique()}`, 'Han Meimei');
   const b = await env.server.user(`bob${unique()}`, 'Li Lei');
   const c = await env.server.user(`cy${unique()}`, 'Chen Yu');
-  const { context, page } = await pageOf(a, { init: fakeNotifications });
+  const { context, page } = await pageOf(env, a, { init: fakeNotifications });
   await page.evaluate(() => { window.hide = true; });
   const shown = () => page.evaluate(() => window.shown.map((n) => n.body));
 
@@ -163,11 +146,11 @@ test('the first message of a new direct conversation notifies; a new group\'s on
 });
 
 test('a room whose older page cannot be read is still marked read', async () => {
-  const { a, b, room, title } = await twoInRoom();
+  const { a, b, room, title } = await twoInRoom(env);
   const { seq } = await a.send(room.id, 'before the flood');
   await a.markRead(room.id, seq);
   for (let i = 1; i <= 60; i++) await b.send(room.id, `flood ${i}`);
-  const { context, page } = await pageOf(a);
+  const { context, page } = await pageOf(env, a);
   let refused = 0;
   await page.route((url) => url.pathname.endsWith('/messages') && url.searchParams.has('before'), (route) => {
     refused += 1;
@@ -183,7 +166,7 @@ test('a room whose older page cannot be read is still marked read', async () => 
 });
 
 test('nothing of a session outlives it: dialogs, notifications, the New messages line, recent emoji', async () => {
-  const { a, b, room, title } = await twoInRoom();
+  const { a, b, room, title } = await twoInRoom(env);
   const c = await env.server.user(`cy${unique()}`, 'Chen Yu');
   await c.joinRoom(room.id);
   const { seq } = await a.send(room.id, 'read up to here');
@@ -191,7 +174,7 @@ test('nothing of a session outlives it: dialogs, notifications, the New messages
   await c.send(room.id, 'unread for Han Meimei');
   await c.send(room.id, 'and this one');
 
-  const { context, page } = await pageOf(a, { init: fakeNotifications });
+  const { context, page } = await pageOf(env, a, { init: fakeNotifications });
   await openRoomInUi(page, title);
   await page.locator('#unread-divider').waitFor();
   await page.locator('.emoji-toggle').click();
@@ -223,9 +206,9 @@ test('nothing of a session outlives it: dialogs, notifications, the New messages
 });
 
 test('a room list read before a notification choice does not undo it', async () => {
-  const { a, b, room, title } = await twoInRoom();
+  const { a, b, room, title } = await twoInRoom(env);
   const other = await a.createRoom(`Elsewhere ${unique()}`);
-  const { context, page } = await pageOf(a);
+  const { context, page } = await pageOf(env, a);
   await openRoomInUi(page, title);
   const choice = page.getByLabel('Notifications for this conversation');
   assert.equal(await choice.inputValue(), 'mentions');
@@ -262,7 +245,7 @@ test('an invite while the member list\'s address is open keeps the member list o
   const a = await env.server.user(`alice${unique()}`, 'Han Meimei');
   const b = await env.server.user(`bob${unique()}`, 'Li Lei');
   const room = await b.createRoom(`Private ${unique()}`);
-  const { context, page } = await pageOf(a, { viewport: PHONE });
+  const { context, page } = await pageOf(env, a, { viewport: PHONE });
   await page.evaluate((id) => { location.hash = `#/rooms/${id}/members`; }, room.id);
   await page.locator('.not-member').waitFor({ state: 'attached' });
   await b.invite(room.id, a.user.id);
@@ -279,7 +262,7 @@ test('Join on a link to a public room opens it once', async () => {
   const a = await env.server.user(`alice${unique()}`, 'Han Meimei');
   const b = await env.server.user(`bob${unique()}`, 'Li Lei');
   const room = await b.createRoom(`Open ${unique()}`, { visibility: 'public' });
-  const { context, page } = await pageOf(a);
+  const { context, page } = await pageOf(env, a);
   const reads = [];
   page.on('request', (r) => {
     const path = new URL(r.url()).pathname;
@@ -297,8 +280,8 @@ test('Join on a link to a public room opens it once', async () => {
 });
 
 test('an emoji is put in even when the browser refuses to remember it', async () => {
-  const { a, title } = await twoInRoom();
-  const { context, page } = await pageOf(a, {
+  const { a, title } = await twoInRoom(env);
+  const { context, page } = await pageOf(env, a, {
     init: () => {
       const setItem = Storage.prototype.setItem;
       Storage.prototype.setItem = function (key, value) {
@@ -320,7 +303,7 @@ test('a direct conversation\'s row says who types by name before it is opened', 
   const a = await env.server.user(`alice${unique()}`, 'Han Meimei');
   const b = await env.server.user(`bob${unique()}`, 'Li Lei');
   const direct = await b.openDirect(a.user.id);
-  const { context, page } = await pageOf(a);
+  const { context, page } = await pageOf(env, a);
   const row = page.locator('.room', { hasText: 'Li Lei' });
   await row.waitFor();
   await b.typing(direct.id, true);

@@ -9,32 +9,17 @@ import assert from 'node:assert/strict';
 
 import {
   Server, expectAccessible, loginInUi, newContext, openRoomInUi, screenshot, sendInUi, serverAndBrowser, unique,
+  pageOf, twoInRoom,
 } from './harness.mjs';
 
 const env = serverAndBrowser();
 
-/** Two users (SDK clients) in a new public room. */
-async function twoInRoom(names = ['Han Meimei', 'Li Lei']) {
-  const a = await env.server.user(`alice${unique()}`, names[0]);
-  const b = await env.server.user(`bob${unique()}`, names[1]);
-  const title = `Class ${unique()}`;
-  const room = await a.createRoom(title, { visibility: 'public' });
-  await b.joinRoom(room.id);
-  return { a, b, room, title };
-}
 
-/** A signed-in page of `client`'s user. */
-async function pageOf(client, options) {
-  const context = await newContext(env.browser, options);
-  const page = await context.newPage();
-  await loginInUi(page, env.server.base, client.user.username);
-  return { context, page };
-}
 
 test('typing shows in the other browser, and ends on send and when it expires', async () => {
-  const { a, b, title } = await twoInRoom();
-  const alice = await pageOf(a);
-  const bob = await pageOf(b);
+  const { a, b, title } = await twoInRoom(env);
+  const alice = await pageOf(env, a);
+  const bob = await pageOf(env, b);
   await openRoomInUi(alice.page, title);
   await openRoomInUi(bob.page, title);
 
@@ -74,11 +59,11 @@ test('typing shows in the other browser, and ends on send and when it expires', 
 });
 
 test('a mention picked from the list is highlighted for the person named, with a badge until read', async () => {
-  const { a, b, room, title } = await twoInRoom();
+  const { a, b, room, title } = await twoInRoom(env);
   // Bob looks at another room meanwhile, so the mention is unread for him.
   const other = await b.createRoom(`Elsewhere ${unique()}`);
-  const alice = await pageOf(a);
-  const bob = await pageOf(b);
+  const alice = await pageOf(env, a);
+  const bob = await pageOf(env, b);
   await openRoomInUi(alice.page, title);
   await openRoomInUi(bob.page, other.title);
 
@@ -137,9 +122,9 @@ test('a mention picked from the list is highlighted for the person named, with a
 });
 
 test('the notification choice is saved and shown after a reload', async () => {
-  const { a, b, title } = await twoInRoom();
+  const { a, b, title } = await twoInRoom(env);
   await a.openDirect(b.user.id);
-  const alice = await pageOf(a);
+  const alice = await pageOf(env, a);
   await openRoomInUi(alice.page, title);
   const choice = alice.page.getByLabel('Notifications for this conversation');
   // The defaults: mentions in a group, everything in a direct conversation.
@@ -155,10 +140,10 @@ test('the notification choice is saved and shown after a reload', async () => {
 });
 
 test('"Seen" shows for the sender once the other person opens the direct conversation', async () => {
-  const { a, b } = await twoInRoom();
+  const { a, b } = await twoInRoom(env);
   await a.openDirect(b.user.id);
-  const alice = await pageOf(a);
-  const bob = await pageOf(b);
+  const alice = await pageOf(env, a);
+  const bob = await pageOf(env, b);
   await openRoomInUi(alice.page, 'Li Lei');
   await sendInUi(alice.page, 'are you there?');
   await sendInUi(alice.page, 'hello?');
@@ -178,7 +163,7 @@ test('"Seen" shows for the sender once the other person opens the direct convers
 
 test('settings: a new name shows, a wrong password is refused, the language switches', async () => {
   const a = await env.server.user(`alice${unique()}`, 'Han Meimei');
-  const alice = await pageOf(a);
+  const alice = await pageOf(env, a);
   const { page } = alice;
   await page.getByRole('button', { name: 'Han Meimei: settings' }).click();
   const dialog = page.getByRole('dialog', { name: 'Settings' });
@@ -214,7 +199,7 @@ test('new message: a search by name opens the direct conversation', async () => 
   const a = await env.server.user(`alice${unique()}`, 'Han Meimei');
   const name = `Wei ${unique()}`;
   await env.server.user(`wei${unique()}`, name);
-  const alice = await pageOf(a);
+  const alice = await pageOf(env, a);
   const { page } = alice;
   await page.getByText('New message').click();
   const search = page.getByLabel('Search people by name');
@@ -255,11 +240,11 @@ for (const [tag, locale, viewport] of [
   test(`screens of issue 12 (${tag}): typing, mention list and badge, new message, settings`, async () => {
     const zh = locale === 'zh-CN';
     const phone = viewport.width < 500;
-    const { a, b, room, title } = await twoInRoom(zh ? ['韩梅梅', '李雷'] : ['Han Meimei', 'Li Lei']);
+    const { a, b, room, title } = await twoInRoom(env, zh ? ['韩梅梅', '李雷'] : ['Han Meimei', 'Li Lei']);
     const other = await b.createRoom(zh ? `三班 ${unique()}` : `Class 3 ${unique()}`);
     await b.invite(other.id, a.user.id);
     await b.send(room.id, zh ? '大家好' : 'Hello everyone');
-    const { context, page } = await pageOf(a, { locale, viewport });
+    const { context, page } = await pageOf(env, a, { locale, viewport });
     await openRoomInUi(page, title);
 
     await b.typing(room.id, true);

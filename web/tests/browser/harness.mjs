@@ -336,3 +336,26 @@ secret = "${secret}"
 origins = ["${origin}"]
 ${sessionTtlSecs ? `session_ttl_secs = ${sessionTtlSecs}\n` : ''}`;
 }
+
+/** Two users (SDK clients) of `env`'s server in a new public room. */
+export async function twoInRoom(env, names = ['Han Meimei', 'Li Lei']) {
+  const a = await env.server.user(`alice${unique()}`, names[0]);
+  const b = await env.server.user(`bob${unique()}`, names[1]);
+  const title = `Class ${unique()}`;
+  const room = await a.createRoom(title, { visibility: 'public' });
+  await b.joinRoom(room.id);
+  return { a, b, room, title };
+}
+
+/**
+ * A signed-in, connected page of `client`'s user in `env`'s browser;
+ * `init` runs in it before its scripts.
+ */
+export async function pageOf(env, client, { init, ...options } = {}) {
+  const context = await newContext(env.browser, options);
+  if (init) await context.addInitScript(init);
+  const page = await context.newPage();
+  await loginInUi(page, env.server.base, client.user.username);
+  await page.locator('#connection[data-state="connected"]').waitFor();
+  return { context, page };
+}

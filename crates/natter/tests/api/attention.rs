@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{Client, TestServer, WAKE_BOUND, assert_error};
+use crate::common::{Client, TestServer, WAKE_BOUND, assert_error, ephemeral_items as items};
 
 fn typing_path(room: i64) -> String {
     format!("/api/v1/rooms/{room}/typing")
@@ -18,16 +18,6 @@ async fn typing(client: &Client, room: i64, typing: bool) -> bool {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body["announced"].as_bool().unwrap()
-}
-
-/// The ephemeral items of `kind` in a poll answer.
-fn items<'a>(answer: &'a Value, kind: &str) -> Vec<&'a Value> {
-    answer["ephemeral"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == kind)
-        .collect()
 }
 
 async fn pair_in_room(server: &TestServer) -> (Client, Client, i64) {

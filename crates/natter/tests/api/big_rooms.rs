@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{Client, TestServer, assert_error};
+use crate::common::{Client, TestServer, assert_error, ephemeral_items as items};
 
 /// A server where rooms of more than 3 members are big, and presence
 /// stays put for the length of a test.
@@ -18,15 +18,6 @@ async fn server() -> TestServer {
         c.hub.presence_grace = Duration::from_secs(60);
     })
     .await
-}
-
-fn items<'a>(answer: &'a Value, kind: &str) -> Vec<&'a Value> {
-    answer["ephemeral"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == kind)
-        .collect()
 }
 
 async fn poll_watching(client: &Client, cursor: &str, watch: &str, timeout: u64) -> Value {

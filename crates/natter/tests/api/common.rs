@@ -397,6 +397,16 @@ pub fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
     );
 }
 
+/// The ephemeral items of type `kind` in a poll answer.
+pub fn ephemeral_items<'a>(answer: &'a Value, kind: &str) -> Vec<&'a Value> {
+    answer["ephemeral"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == kind)
+        .collect()
+}
+
 /// Message texts of the `message` events in a poll answer.
 pub fn message_texts(body: &Value) -> Vec<String> {
     body["events"]

@@ -24,6 +24,15 @@ async fn counts(client: &Client, room: i64) -> (i64, i64) {
     )
 }
 
+/// Li Lei's room, with Han Meimei in it.
+async fn class(server: &TestServer) -> (Client, Client, i64) {
+    let lilei = server.user("lilei").await;
+    let hanmei = server.user("hanmei").await;
+    let room = lilei.create_room("class", "public").await;
+    hanmei.join(room).await;
+    (lilei, hanmei, room)
+}
+
 fn mentions(message: &Value) -> Vec<i64> {
     message["mentions"]
         .as_array()
@@ -36,10 +45,7 @@ fn mentions(message: &Value) -> Vec<i64> {
 #[tokio::test]
 async fn a_mention_is_listed_and_counted_until_read() {
     let server = TestServer::start().await;
-    let lilei = server.user("lilei").await;
-    let hanmei = server.user("hanmei").await;
-    let room = lilei.create_room("class", "public").await;
-    hanmei.join(room).await;
+    let (lilei, hanmei, room) = class(&server).await;
     let cursor = hanmei.cursor().await;
 
     let plain = lilei.say(room, "m-1", "good morning").await;
@@ -85,10 +91,7 @@ async fn a_mention_is_listed_and_counted_until_read() {
 #[tokio::test]
 async fn edits_and_deletions_change_who_is_mentioned() {
     let server = TestServer::start().await;
-    let lilei = server.user("lilei").await;
-    let hanmei = server.user("hanmei").await;
-    let room = lilei.create_room("class", "public").await;
-    hanmei.join(room).await;
+    let (lilei, hanmei, room) = class(&server).await;
     let seq = lilei.say(room, "m-1", "who is on duty?").await["seq"]
         .as_i64()
         .unwrap();
