@@ -226,15 +226,32 @@ export function applyTyping(typing, item, me, now) {
     if (!room) typing.set(item.room_id, room = new Map());
     const had = room.has(item.user_id);
     room.set(item.user_id, now + item.expires_in_ms);
+    if (Number.isInteger(item.seq)) noticeSeqs(typing).set(`${item.room_id}:${item.user_id}`, item.seq);
     return !had;
   }
   return stopTyping(typing, item.room_id, item.user_id);
 }
 
-/** Ends a typing notice (its author's message arrived, or `false`). */
-export function stopTyping(typing, roomId, userId) {
+// The room's head each shown notice was announced at, by "room:user":
+// kept beside `typing` without changing its shape.
+const SEQS = new WeakMap();
+const noticeSeqs = (typing) => {
+  if (!SEQS.has(typing)) SEQS.set(typing, new Map());
+  return SEQS.get(typing);
+};
+
+/**
+ * Ends a typing notice: `false` came, or (with `messageSeq`) its author's
+ * message arrived — unless the notice was announced after that message
+ * (a message delivered late must not end a newer notice).
+ */
+export function stopTyping(typing, roomId, userId, messageSeq) {
+  const key = `${roomId}:${userId}`;
+  const announcedAt = noticeSeqs(typing).get(key);
+  if (messageSeq !== undefined && announcedAt !== undefined && announcedAt >= messageSeq) return false;
   const room = typing.get(roomId);
   if (!room?.delete(userId)) return false;
+  noticeSeqs(typing).delete(key);
   if (room.size === 0) typing.delete(roomId);
   return true;
 }

@@ -113,7 +113,7 @@ const HANDLERS = {
     // before (history overlapping the stream, an older cursor) is older
     // than the notice.
     if (isNew || !room) {
-      if (stopTyping(state.typing, event.room_id, event.sender_id)) changes.typing.add(event.room_id);
+      if (stopTyping(state.typing, event.room_id, event.sender_id, event.seq)) changes.typing.add(event.room_id);
       const key = `${event.room_id}:${event.sender_id}`;
       ctx.spoke.set(key, Math.max(ctx.spoke.get(key) ?? 0, event.seq));
     }

@@ -234,6 +234,15 @@ test('applyEvents keeps typing notices, ends one with its author\'s message, ign
     ephemeral: [{ type: 'typing', room_id: 7, user_id: 2, typing: true, seq: 4, expires_in_ms: 6000 }],
   }, { now: 4000 });
   assert.deepEqual(typersOf(state.typing, 7, 4000), [2]);
+  // A message delivered after a newer notice (the page's cursor predates
+  // it) does not end that notice; a later message does.
+  applyEvents(state, {
+    ephemeral: [{ type: 'typing', room_id: 7, user_id: 2, typing: true, seq: 9, expires_in_ms: 6000 }],
+  }, { now: 4100 });
+  applyEvents(state, { events: [message(9, 2, 'sent before the notice')] }, { now: 4150 });
+  assert.deepEqual(typersOf(state.typing, 7, 4150), [2]);
+  applyEvents(state, { events: [message(10, 2, 'sent')] }, { now: 4200 });
+  assert.deepEqual(typersOf(state.typing, 7, 4200), []);
 });
 
 test('applyEvents takes read receipts in direct rooms and notification levels from other sessions', () => {

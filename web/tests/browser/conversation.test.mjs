@@ -247,8 +247,20 @@ for (const [tag, locale, viewport] of [
     const { context, page } = await pageOf(env, a, { locale, viewport });
     await openRoomInUi(page, title);
 
-    await b.typing(room.id, true);
-    await page.locator('#typing', { hasText: zh ? '李雷 正在输入…' : 'Li Lei is typing…' }).waitFor({ timeout: 10000 });
+    // Typing as a person types: a renewal every 3 s until it shows. (Rarely,
+    // under load, the first notice right after the room opens is not shown;
+    // see the closing note of issue 12. The typing test above checks the
+    // first notice itself.)
+    const typingShown = page.locator('#typing', { hasText: zh ? '李雷 正在输入…' : 'Li Lei is typing…' });
+    for (let attempt = 0; ; attempt++) {
+      await b.typing(room.id, true);
+      try {
+        await typingShown.waitFor({ timeout: 3100 });
+        break;
+      } catch (e) {
+        if (attempt === 3) throw e;
+      }
+    }
     await expectAccessible(page, `${tag} typing`, { include: '#conversation' });
     await screenshot(page, `${tag}-typing`);
 
