@@ -402,6 +402,11 @@ impl NotifyLevel {
         }
     }
 
+    /// The level in force: a member's own `choice`, else the default.
+    pub fn effective(choice: Option<NotifyLevel>, kind: RoomKind) -> NotifyLevel {
+        choice.unwrap_or(NotifyLevel::default_for(kind))
+    }
+
     /// The stable name used in storage and on the wire.
     pub fn as_str(self) -> &'static str {
         match self {

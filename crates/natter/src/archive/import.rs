@@ -1,6 +1,6 @@
 //! `natter import-xml`: an archive in, chat by chat.
 //!
-//! 1. **Survey**: every `.xml` file is read once, streaming, to learn its
+//! 1. **Survey** (survey.rs): every `.xml` file is read once, streaming, to learn its
 //!    chat (by `mass`, or its one-to-one folder), whether it holds
 //!    messages or members, where its messages start in time, and who is in
 //!    it. A file that breaks the XML rules marks its chat as skipped (with
@@ -21,15 +21,16 @@
 //!
 //! Memory holds the survey (files and people), never the messages.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::IsTerminal;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::reader::{Entry, FileReader, ReadError, Record};
-use super::{ChatKey, direct_folder, pubtime_ms, xml_files};
+use super::progress::Progress;
+use super::reader::{FileReader, ReadError, Record};
+use super::survey::{ChatPlan, Survey, place, survey, unusable};
+use super::{ChatKey, pubtime_ms};
 use crate::model::{UserId, now_ms};
 use crate::store::{
     ImportChat, ImportMessage, ImportSource, NewUser, ProfilePatch, Store, StoreError,
@@ -79,206 +80,6 @@ pub struct Summary {
     pub messages_from_leavers: u64,
     pub skipped: Vec<Skip>,
     pub seconds: f64,
-}
-
-/// Someone the archive names.
-#[derive(Clone, Debug, Default)]
-struct Person {
-    name: String,
-    headpic: String,
-    /// Named by a members file, whose name wins over messages'.
-    from_members: bool,
-}
-
-/// What the survey learnt of one chat.
-#[derive(Default)]
-struct ChatPlan {
-    /// Content files by the time of their first message, then name.
-    content: Vec<(i64, PathBuf)>,
-    /// User ids in the order first met: members files first, then senders.
-    people: Vec<String>,
-    met: std::collections::HashSet<String>,
-    messages: u64,
-    first_ms: Option<i64>,
-    /// Why the chat cannot be imported.
-    broken: Option<Skip>,
-}
-
-impl ChatPlan {
-    fn meet(&mut self, userid: &str) {
-        if self.met.insert(userid.to_owned()) {
-            self.people.push(userid.to_owned());
-        }
-    }
-}
-
-/// The survey of the whole archive.
-#[derive(Default)]
-struct Survey {
-    chats: BTreeMap<ChatKey, ChatPlan>,
-    people: HashMap<String, Person>,
-    skipped: Vec<Skip>,
-    files: usize,
-}
-
-/// A user id natter can keep: what the PHP chat's MySQL ids look like.
-fn valid_userid(userid: &str) -> bool {
-    (1..=64).contains(&userid.len())
-        && userid
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-fn place(file: &Path, line: u64) -> String {
-    format!("{}:{line}", file.display())
-}
-
-/// Reads every file once; see the module docs.
-fn survey(root: &Path, progress: &Progress) -> anyhow::Result<Survey> {
-    let mut survey = Survey::default();
-    let files =
-        xml_files(root).map_err(|e| anyhow::anyhow!("cannot list {}: {e}", root.display()))?;
-    survey.files = files.len();
-    for (n, file) in files.iter().enumerate() {
-        progress.note(&format!("surveying {} of {} files", n + 1, files.len()));
-        survey.file(root, file);
-    }
-    Ok(survey)
-}
-
-impl Survey {
-    fn file(&mut self, root: &Path, file: &Path) {
-        let skip = |reason: String| Skip {
-            place: file.display().to_string(),
-            reason,
-        };
-        let reader = match FileReader::open(file) {
-            Ok(r) => r,
-            Err(e) => {
-                self.skipped.push(skip(e.to_string()));
-                return;
-            }
-        };
-        let direct = direct_folder(root, file);
-        let mut mass = None;
-        let mut members = Vec::new();
-        let mut is_members = false;
-        let mut failure = None;
-        let mut first_ms = None;
-        let mut message_count = 0u64;
-        let mut senders: Vec<String> = Vec::new();
-        let mut seen_senders = std::collections::HashSet::new();
-        for record in reader {
-            match record {
-                Ok(Record::Mass(m)) => mass = Some(m),
-                Ok(Record::MembersHeader) => is_members = true,
-                Ok(Record::Member(m)) => {
-                    is_members = true;
-                    if valid_userid(&m.userid) {
-                        self.people.insert(
-                            m.userid.clone(),
-                            Person {
-                                name: m.username,
-                                headpic: m.headpic,
-                                from_members: true,
-                            },
-                        );
-                        members.push(m.userid);
-                    } else {
-                        self.skipped.push(Skip {
-                            place: place(file, m.line),
-                            reason: format!("the member's userid {:?} is not an id", m.userid),
-                        });
-                    }
-                }
-                Ok(Record::Message(e)) => {
-                    if let Some(reason) = unusable(&e) {
-                        self.skipped.push(Skip {
-                            place: place(file, e.line),
-                            reason,
-                        });
-                        continue;
-                    }
-                    let ms = pubtime_ms(&e.pubtime).expect("checked by unusable");
-                    first_ms = Some(first_ms.map_or(ms, |f: i64| f.min(ms)));
-                    message_count += 1;
-                    let person = self.people.entry(e.userid.clone()).or_default();
-                    // A members file's name wins; else the latest a message gave.
-                    if !person.from_members {
-                        person.name = e.username.clone();
-                        if !e.headpic.is_empty() {
-                            person.headpic = e.headpic.clone();
-                        }
-                    }
-                    if seen_senders.insert(e.userid.clone()) {
-                        senders.push(e.userid.clone());
-                    }
-                }
-                Err(ReadError::Truncated { line }) => {
-                    self.skipped.push(Skip {
-                        place: place(file, line),
-                        reason: "the file ends mid-record (cut off while it was written?): the record from here on is left out".into(),
-                    });
-                }
-                Err(e) => failure = Some(e),
-            }
-        }
-        let key = match (direct, &mass) {
-            (Some(hash), _) => ChatKey::Direct(hash),
-            (None, Some(m)) if valid_userid(m) => ChatKey::Group(m.clone()),
-            (None, Some(m)) => {
-                self.skipped
-                    .push(skip(format!("<mass>{m}</mass> is not a chat number")));
-                return;
-            }
-            (None, None) => {
-                let reason = match failure {
-                    Some(e) => format!("{e} (before any <mass>)"),
-                    None => "no <mass>: not a chat file".into(),
-                };
-                self.skipped.push(skip(reason));
-                return;
-            }
-        };
-        let plan = self.chats.entry(key.clone()).or_default();
-        if let Some(e) = failure {
-            let (line, reason) = match &e {
-                ReadError::Malformed { line, reason } => (*line, reason.clone()),
-                other => (0, other.to_string()),
-            };
-            plan.broken.get_or_insert(Skip {
-                place: place(file, line),
-                reason: format!("{reason}: chat {} is skipped", key.stored()),
-            });
-            return;
-        }
-        for m in &members {
-            plan.meet(m);
-        }
-        for s in &senders {
-            plan.meet(s);
-        }
-        if message_count > 0 || !is_members {
-            plan.messages += message_count;
-            plan.content
-                .push((first_ms.unwrap_or(i64::MAX), file.to_path_buf()));
-            plan.first_ms = match (plan.first_ms, first_ms) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-        }
-    }
-}
-
-/// Why a message cannot be imported, if it cannot.
-fn unusable(e: &Entry) -> Option<String> {
-    if !valid_userid(&e.userid) {
-        return Some(format!("the sender's userid {:?} is not an id", e.userid));
-    }
-    if pubtime_ms(&e.pubtime).is_none() {
-        return Some(format!("pubtime {:?} is not a time", e.pubtime));
-    }
-    None
 }
 
 /// An avatar URL for a `headpic`: absolute URLs as they are, paths against
@@ -466,61 +267,6 @@ impl Iterator for ChatMessages {
                 text,
             }));
         }
-    }
-}
-
-/// Reports progress: a bar on a terminal, a plain line every few seconds
-/// otherwise (a log file, a pipe).
-pub struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    last_line: Mutex<Instant>,
-}
-
-impl Progress {
-    pub fn new() -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.enable_steady_tick(Duration::from_millis(200));
-            bar
-        });
-        Progress {
-            bar,
-            last_line: Mutex::new(Instant::now()),
-        }
-    }
-
-    /// Shows `text` now on a terminal; in a log, at most every 5 s.
-    fn note(&self, text: &str) {
-        match &self.bar {
-            Some(bar) => bar.set_message(text.to_owned()),
-            None => {
-                let mut last = self.last_line.lock().expect("progress poisoned");
-                if last.elapsed() >= Duration::from_secs(5) {
-                    *last = Instant::now();
-                    eprintln!("{text}");
-                }
-            }
-        }
-    }
-
-    /// Another handle on the same bar, for a task of its own.
-    fn share(&self) -> Progress {
-        Progress {
-            bar: self.bar.clone(),
-            last_line: Mutex::new(Instant::now()),
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-impl Default for Progress {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

@@ -11,13 +11,16 @@
 //! one-to-one chats in a folder named by a hash of the two user ids.
 //! docs/migrating.md walks a site owner through it.
 //!
-//! `reader.rs` reads one file, streaming; `import.rs` plans and imports
-//! chat by chat, each in one transaction of the store; `export.rs` writes
-//! the layout back.
+//! `reader.rs` reads one file, streaming; `survey.rs` reads every file
+//! once to plan an import; `import.rs` imports chat by chat, each in one
+//! transaction of the store (`progress.rs` shows how far it is);
+//! `export.rs` writes the layout back.
 
 pub mod export;
 pub mod import;
+mod progress;
 pub mod reader;
+mod survey;
 
 use std::path::{Path, PathBuf};
 

@@ -54,7 +54,7 @@ impl Chat {
         } else {
             RoomKind::Group
         };
-        let level = level.unwrap_or(NotifyLevel::default_for(kind));
+        let level = NotifyLevel::effective(level, kind);
         self.hub
             .push_ephemeral(caller.user, Ephemeral::Notifications { room, level });
         Ok(level)

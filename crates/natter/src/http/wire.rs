@@ -152,7 +152,7 @@ impl From<&RoomListing> for RoomListingOut {
             read_seq: s.read_seq,
             unread_count: s.unread,
             mention_count: s.mentions,
-            notifications: s.notify.unwrap_or(NotifyLevel::default_for(s.room.kind)),
+            notifications: NotifyLevel::effective(s.notify, s.room.kind),
             last_message: s.last_message.as_ref().map(CurrentOut::from),
             online_count: l.online_count,
             peer: s.peer.as_ref().map(UserOut::from),
