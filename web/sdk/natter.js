@@ -245,9 +245,19 @@ export class Natter {
     await this.request('POST', `/api/v1/rooms/${roomId}/members`, { user_id: userId });
   }
 
-  /** `{members, online_count}`; each member has an `online` flag. */
-  async members(roomId, { signal } = {}) {
-    return this.request('GET', `/api/v1/rooms/${roomId}/members`, undefined, { signal });
+  /**
+   * A page of the room's members by name: `{members, online_count,
+   * member_count, next}`; each member has an `online` flag. Pass `next`
+   * as `after` for the page after; `q` finds members by part of their
+   * name; `limit` is 1..=500 (200 when not given).
+   */
+  async members(roomId, { after, q, limit, signal } = {}) {
+    const params = new URLSearchParams();
+    if (after !== undefined && after !== null) params.set('after', String(after));
+    if (q) params.set('q', q);
+    if (limit !== undefined) params.set('limit', String(limit));
+    const query = params.size ? `?${params}` : '';
+    return this.request('GET', `/api/v1/rooms/${roomId}/members${query}`, undefined, { signal });
   }
 
   /** The one direct conversation with `userId`, created if needed. */

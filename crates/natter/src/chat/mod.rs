@@ -30,7 +30,7 @@ pub use self::lifecycle::{Invite, SessionListing};
 pub use self::limits::{Limit, RateLimits, RateSpec};
 pub use self::messages::{Changed, Sent};
 pub use self::people::MAX_PEOPLE;
-pub use self::rooms::{MemberList, RoomListing};
+pub use self::rooms::{MAX_MEMBERS_PAGE, MemberList, MemberPage, RoomListing};
 pub use self::sso::Site;
 use crate::bus::{Bus, BusMessage, BusSink};
 use crate::error::{ChatError, ChatResult};

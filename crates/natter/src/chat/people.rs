@@ -29,16 +29,7 @@ impl Chat {
                 "finding people by name is turned off on this server",
             ));
         }
-        let text = text.trim();
-        let chars = text.chars().count();
-        // U+FFFD: the query's bytes were not UTF-8 (decoding replaced them).
-        let garbled = text.chars().any(|c| c.is_control() || c == '\u{FFFD}');
-        if chars == 0 || chars > MAX_QUERY_CHARS || garbled {
-            return Err(invalid(
-                "invalid_query",
-                format!("q must be 1..={MAX_QUERY_CHARS} characters of a name"),
-            ));
-        }
+        let text = name_query(text)?;
         let limit = limit.unwrap_or(20);
         if !(1..=MAX_PEOPLE).contains(&limit) {
             return Err(invalid(
@@ -70,4 +61,20 @@ impl Chat {
             .take(limit)
             .collect())
     }
+}
+
+/// The text of a search by name, trimmed: 1 to 64 characters, none of
+/// them a control character or the mark of bytes that were not UTF-8.
+pub(super) fn name_query(text: &str) -> ChatResult<&str> {
+    let text = text.trim();
+    let chars = text.chars().count();
+    // U+FFFD: the query's bytes were not UTF-8 (decoding replaced them).
+    let garbled = text.chars().any(|c| c.is_control() || c == '\u{FFFD}');
+    if chars == 0 || chars > MAX_QUERY_CHARS || garbled {
+        return Err(invalid(
+            "invalid_query",
+            format!("q must be 1..={MAX_QUERY_CHARS} characters of a name"),
+        ));
+    }
+    Ok(text)
 }

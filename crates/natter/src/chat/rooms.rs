@@ -1,10 +1,11 @@
 //! Conversations: group rooms and direct conversations, membership, and the
 //! room list with unread counts and presence.
 
-use super::{Caller, Chat, Community, Limit, room_event};
+use super::people::name_query;
+use super::{Caller, Chat, Community, Limit, invalid, room_event};
 use crate::error::{ChatError, ChatResult};
 use crate::model::{Role, Room, RoomId, RoomKind, UserId, Visibility, now_ms};
-use crate::store::{Action, MemberProfile, NewRoom, RoomSummary};
+use crate::store::{Action, MemberProfile, MemberQuery, NewRoom, RoomSummary};
 use crate::text::{Invalid, RoomTitle};
 
 /// A row of the caller's room list.
@@ -14,11 +15,27 @@ pub struct RoomListing {
     pub online_count: usize,
 }
 
-/// A room's members with their presence.
+/// A page of a room's members with their presence, and the room's counts.
 pub struct MemberList {
     pub members: Vec<(MemberProfile, bool)>,
     pub online_count: usize,
+    pub member_count: usize,
+    /// Where the next page starts (`after`), if there is one.
+    pub next: Option<UserId>,
 }
+
+/// Which members a member list asks for (`GET …/members`).
+pub struct MemberPage<'a> {
+    pub after: Option<UserId>,
+    /// A name to look for; blank is everyone.
+    pub text: Option<&'a str>,
+    pub limit: Option<usize>,
+}
+
+/// Members a page holds when not told: a small room's whole list.
+const MEMBERS_PAGE: usize = 200;
+/// The most members a page may ask for.
+pub const MAX_MEMBERS_PAGE: usize = 500;
 
 /// How many public rooms the directory lists.
 const PUBLIC_ROOMS_LIMIT: usize = 200;
@@ -37,13 +54,6 @@ impl Chat {
             role: Role::Member,
         };
         self.append(room, by, join).await.map(drop)
-    }
-
-    fn online_count(&self, members: impl IntoIterator<Item = UserId>) -> usize {
-        members
-            .into_iter()
-            .filter(|u| self.hub.is_online(*u))
-            .count()
     }
 
     /// Creates a group room owned by the caller.
@@ -81,7 +91,7 @@ impl Chat {
             }
             let feed = self.hub.room(summary.room.id).await?;
             listings.push(RoomListing {
-                online_count: self.online_count(feed.member_ids()),
+                online_count: feed.online_count(),
                 summary,
             });
         }
@@ -218,23 +228,52 @@ impl Chat {
             .map(drop)
     }
 
-    /// The members of a room the caller is in, with who is online.
-    pub async fn members(&self, caller: &Caller, id: RoomId) -> ChatResult<MemberList> {
+    /// A page of the room's members, by name, for one of them: a big
+    /// room's list is read a page at a time and searched, never sent whole.
+    pub async fn members(
+        &self,
+        caller: &Caller,
+        id: RoomId,
+        page: MemberPage<'_>,
+    ) -> ChatResult<MemberList> {
+        let limit = page.limit.unwrap_or(MEMBERS_PAGE);
+        if !(1..=MAX_MEMBERS_PAGE).contains(&limit) {
+            return Err(invalid(
+                "invalid_limit",
+                format!("limit must be 1..={MAX_MEMBERS_PAGE}"),
+            ));
+        }
+        let text = match page.text {
+            Some(text) if !text.trim().is_empty() => Some(name_query(text)?.to_owned()),
+            _ => None,
+        };
         self.membership(caller, id).await?;
-        let members: Vec<_> = self
+        let feed = self.hub.room(id).await?;
+        // One more than asked says whether a next page exists.
+        let mut members = self
             .store
-            .members(id)
-            .await?
-            .into_iter()
-            .map(|m| {
-                let online = self.hub.is_online(m.user.id);
-                (m, online)
-            })
-            .collect();
-        let online_count = members.iter().filter(|(_, online)| *online).count();
+            .member_page(
+                id,
+                MemberQuery {
+                    after: page.after,
+                    text,
+                    limit: limit + 1,
+                },
+            )
+            .await?;
+        let next = (members.len() > limit).then(|| members[limit - 1].user.id);
+        members.truncate(limit);
         Ok(MemberList {
-            members,
-            online_count,
+            members: members
+                .into_iter()
+                .map(|m| {
+                    let online = self.hub.is_online(m.user.id);
+                    (m, online)
+                })
+                .collect(),
+            online_count: feed.online_count(),
+            member_count: feed.member_count(),
+            next,
         })
     }
 

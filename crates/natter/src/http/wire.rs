@@ -175,6 +175,9 @@ pub struct MemberOut {
 pub struct MembersOut {
     pub members: Vec<MemberOut>,
     pub online_count: usize,
+    pub member_count: usize,
+    /// `after` for the next page; `null` on the last.
+    pub next: Option<UserId>,
 }
 
 impl From<&MemberList> for MembersOut {
@@ -190,6 +193,8 @@ impl From<&MemberList> for MembersOut {
                 })
                 .collect(),
             online_count: list.online_count,
+            member_count: list.member_count,
+            next: list.next,
         }
     }
 }

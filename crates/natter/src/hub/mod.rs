@@ -122,13 +122,16 @@ impl Hub {
                     .room_snapshot(id)
                     .await?
                     .ok_or(ChatError::RoomNotFound)?;
-                feed.lock().load(
+                let mut state = feed.lock();
+                state.load(
                     snapshot.room.head,
                     snapshot.room.kind == crate::model::RoomKind::Direct,
                     snapshot.head_event,
                     snapshot.members,
                     self.config.room_cache_events,
                 );
+                let online = self.online_among(state.members.keys().copied());
+                state.online = online;
                 Ok::<_, ChatError>(())
             })
             .await;
@@ -202,6 +205,7 @@ impl Hub {
                 if matches!(e.body, crate::model::EventBody::Message { .. }) {
                     state.typers.forget(e.sender);
                 }
+                self.track_online(&mut state, e);
             }
             let audience: Vec<UserId> = if applied.is_empty() {
                 Vec::new()

@@ -4,13 +4,21 @@
 //! ephemeral items, to everyone who shares a small room or a direct
 //! conversation with them, and in a big room to those watching it, with
 //! the room's new online count (watching.rs).
+//!
+//! Each room keeps the set of its members online now ("online sets"),
+//! changed where presence flips and where membership events apply, so
+//! a count costs nothing however big the room. A flip happens under the
+//! user's `presence_order`, then walks the user's rooms; a room reads a
+//! user's flag (an atomic) under its own lock and never takes the user's
+//! lock, whose holders (polls) take room locks.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 
+use super::room_feed::RoomState;
 use super::{Hub, RoomFeed, UserFeed};
 use crate::error::{ChatError, ChatResult};
-use crate::model::{Ephemeral, SessionId, UserId};
+use crate::model::{Ephemeral, Event, MembershipChange, SessionId, UserId};
 
 /// An open poll; dropping it closes the poll, whichever way the request
 /// ended (answered, timed out, or its connection dropped).
@@ -53,9 +61,7 @@ impl Hub {
             let id = state
                 .open_poll(session, self.config.max_polls_per_user)
                 .ok_or(ChatError::TooManyPolls)?;
-            let came_online = !state.online;
-            state.online = true;
-            (id, came_online)
+            (id, !user.set_online(true))
         };
         if came_online {
             self.broadcast_presence(user, true);
@@ -93,9 +99,8 @@ impl Hub {
                         }
                         Some(ended) if ended + grace <= tokio::time::Instant::now() => {
                             state.offline_check_pending = false;
-                            let went_offline = state.online;
-                            state.online = false;
                             drop(state);
+                            let went_offline = user.set_online(false);
                             // Still under `_in_order`: a poll opening now
                             // announces "online" only after this "offline".
                             if went_offline && let Some(hub) = hub.upgrade() {
@@ -130,6 +135,13 @@ impl Hub {
         let mut big = Vec::new();
         for feed in feeds {
             let mut state = feed.lock();
+            if state.members.contains_key(&user.id) {
+                if online {
+                    state.online.insert(user.id);
+                } else {
+                    state.online.remove(&user.id);
+                }
+            }
             if self.is_big(state.members.len()) {
                 audience.extend(state.watchers.current());
                 drop(state);
@@ -153,18 +165,10 @@ impl Hub {
 
     /// Tells the watchers of a big room how many of its members are online.
     fn announce_online_count(&self, room: &RoomFeed) -> Vec<Arc<UserFeed>> {
-        let (members, watchers): (Vec<UserId>, Vec<UserId>) = {
+        let (online, watchers) = {
             let mut state = room.lock();
-            (
-                state.members.keys().copied().collect(),
-                state.watchers.current(),
-            )
+            (state.online.len(), state.watchers.current())
         };
-        let online = self
-            .loaded_users(members)
-            .iter()
-            .filter(|f| f.is_online())
-            .count();
         let item = Arc::new(Ephemeral::RoomOnline {
             room: room.id,
             online,
@@ -176,6 +180,38 @@ impl Hub {
                 .push_ephemeral(item.clone(), self.config.ephemeral_cap);
         }
         targets
+    }
+
+    /// Those of `members` online now: a room's online set when its feed
+    /// loads.
+    pub(super) fn online_among(
+        &self,
+        members: impl IntoIterator<Item = UserId>,
+    ) -> HashSet<UserId> {
+        self.loaded_users(members)
+            .iter()
+            .filter(|f| f.is_online())
+            .map(|f| f.id)
+            .collect()
+    }
+
+    /// Keeps a room's online set across a membership event applied to
+    /// it. The event reached the members' user feeds before the room
+    /// (`Hub::apply`), so a flip racing with it is seen by one side or
+    /// the other: checked here after it, or announced by
+    /// `broadcast_presence` walking rooms that include this one.
+    pub(super) fn track_online(&self, room: &mut RoomState, event: &Event) {
+        for (user, change) in event.body.membership_changes() {
+            match change {
+                MembershipChange::Joined(_) if self.is_online(user) => {
+                    room.online.insert(user);
+                }
+                MembershipChange::Joined(_) => {}
+                MembershipChange::Left => {
+                    room.online.remove(&user);
+                }
+            }
+        }
     }
 
     /// Wakes the polls of `targets` for presence news, at most once per

@@ -6,7 +6,7 @@
 //! until the sequence is contiguous; a gap that does not close by itself is
 //! read from the store by the hub.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::OnceCell;
@@ -29,6 +29,9 @@ pub(super) struct RoomState {
     recent: VecDeque<Arc<Event>>,
     pending: BTreeMap<Seq, Arc<Event>>,
     pub members: HashMap<UserId, Role>,
+    /// The members online now, kept as presence and membership change
+    /// (presence.rs), so a count never walks a big room's members.
+    pub online: HashSet<UserId>,
     pub gap_fill_scheduled: bool,
     pub typers: super::typing::Typers,
     /// A direct conversation (the kind never changes).
@@ -73,6 +76,16 @@ impl RoomFeed {
     /// The active members, in no particular order.
     pub fn member_ids(&self) -> Vec<UserId> {
         self.lock().members.keys().copied().collect()
+    }
+
+    /// How many active members the room has.
+    pub fn member_count(&self) -> usize {
+        self.lock().members.len()
+    }
+
+    /// How many of the members are online.
+    pub fn online_count(&self) -> usize {
+        self.lock().online.len()
     }
 
     /// The newest contiguous sequence this node knows.

@@ -5,6 +5,7 @@
 //! may concern the user bumps it, and each poll re-reads what is new for it.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{OnceCell, watch};
@@ -25,6 +26,10 @@ pub struct UserFeed {
     /// Held while presence flips and is announced, so every watcher sees
     /// a user's online/offline items in the order they happened.
     presence_order: Mutex<()>,
+    /// Whether the user counts as online. Outside `state`, so a room can
+    /// read it under its own lock: polls lock a user, then rooms, and a
+    /// room never waits for a user's lock (presence.rs, "online sets").
+    online: AtomicBool,
 }
 
 #[derive(Default)]
@@ -39,7 +44,6 @@ pub(super) struct UserState {
     ephemeral_dropped: u64,
     polls: HashMap<u64, PollSlot>,
     next_poll: u64,
-    pub online: bool,
     /// When the last open poll closed.
     pub last_poll_end: Option<tokio::time::Instant>,
     /// Whether a task is already waiting to take the user offline, so a
@@ -69,6 +73,7 @@ impl UserFeed {
             wake: watch::Sender::new(0),
             state: Mutex::new(UserState::default()),
             presence_order: Mutex::new(()),
+            online: AtomicBool::new(false),
         }
     }
 
@@ -98,7 +103,14 @@ impl UserFeed {
 
     /// Whether the user currently counts as online.
     pub fn is_online(&self) -> bool {
-        self.lock().online
+        self.online.load(Ordering::SeqCst)
+    }
+
+    /// Flips presence; returns what it was. Only under
+    /// [`UserFeed::presence_order`], so flips and their announcements
+    /// keep one order.
+    pub(super) fn set_online(&self, online: bool) -> bool {
+        self.online.swap(online, Ordering::SeqCst)
     }
 }
 

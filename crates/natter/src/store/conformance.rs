@@ -12,8 +12,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::{
-    Action, ImportChat, ImportMessage, ImportSource, NewEvent, NewRoom, NewUser, Outcome,
-    PeopleQuery, Store, StoreError,
+    Action, ImportChat, ImportMessage, ImportSource, MemberQuery, NewEvent, NewRoom, NewUser,
+    Outcome, PeopleQuery, Store, StoreError,
 };
 use crate::model::{
     Current, EventBody, MAX_REACTIONS_PER_MESSAGE, NotifyLevel, Role, RoomId, RoomKind, Seq,
@@ -37,14 +37,19 @@ where
     mentions_are_counted_from_the_current_text(fresh().await).await;
     notification_choices_and_the_peers_read_marker(fresh().await).await;
     people_searches(fresh().await).await;
+    member_pages(fresh().await).await;
     archive_imports(fresh().await).await;
 }
 
 async fn user(store: &dyn Store, name: &str) -> UserId {
+    named(store, name, name).await
+}
+
+async fn named(store: &dyn Store, username: &str, display_name: &str) -> UserId {
     store
         .create_user(NewUser {
-            username: name.into(),
-            display_name: name.into(),
+            username: username.into(),
+            display_name: display_name.into(),
             password_hash: "not a real hash".into(),
             at: 1,
             invite: None,
@@ -607,19 +612,7 @@ async fn notification_choices_and_the_peers_read_marker(store: Arc<dyn Store>) {
 async fn people_searches(store: Arc<dyn Store>) {
     let named = |username: &'static str, display: &'static str| {
         let store = store.clone();
-        async move {
-            store
-                .create_user(NewUser {
-                    username: username.into(),
-                    display_name: display.into(),
-                    password_hash: "not a real hash".into(),
-                    at: 1,
-                    invite: None,
-                })
-                .await
-                .unwrap()
-                .id
-        }
+        async move { named(&*store, username, display).await }
     };
     named("lilei", "李雷").await;
     named("jim", "Jim Green").await;
@@ -671,6 +664,78 @@ async fn people_searches(store: Arc<dyn Store>) {
     // Names that start with the text come first.
     named("ljim", "Ann Jim").await;
     assert_eq!(find("jim", None, true).await, ["Jim Green", "Ann Jim"]);
+}
+
+async fn member_pages(store: Arc<dyn Store>) {
+    let owner = named(&*store, "owner", "Zed Owner").await;
+    let room = room(&*store, owner).await;
+    let mut ids = Vec::new();
+    for (username, display) in [
+        ("b", "Bea"),
+        ("a", "Al"),
+        ("c", "50%_off"),
+        ("d", "李雷"),
+        ("e", "Al"),
+    ] {
+        let id = named(&*store, username, display).await;
+        join(&*store, room, id).await;
+        ids.push(id);
+    }
+    let page = |after: Option<UserId>, text: Option<&str>, limit: usize| {
+        let store = store.clone();
+        let text = text.map(str::to_owned);
+        async move {
+            store
+                .member_page(room, MemberQuery { after, text, limit })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.user.display_name)
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = ["50%_off", "Al", "Al", "Bea", "Zed Owner", "李雷"];
+    assert_eq!(page(None, None, 10).await, all, "by name, then id");
+    assert_eq!(
+        store
+            .members(room)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.user.display_name.as_str())
+            .collect::<Vec<_>>(),
+        all
+    );
+    // Two pages of three; the second starts after the first's last, the
+    // second of the two "Al"s, ordered by id.
+    assert_eq!(page(None, None, 3).await, ["50%_off", "Al", "Al"]);
+    let (first_al, second_al) = (ids[1], ids[4]);
+    assert_eq!(
+        page(Some(first_al), None, 3).await,
+        ["Al", "Bea", "Zed Owner"]
+    );
+    assert_eq!(
+        page(Some(second_al), None, 3).await,
+        ["Bea", "Zed Owner", "李雷"]
+    );
+    // Someone who left is still a place to continue from.
+    let bea = ids[0];
+    appended(act(&*store, room, bea, Action::Leave { user: bea }).await);
+    assert_eq!(page(Some(bea), None, 3).await, ["Zed Owner", "李雷"]);
+    assert_eq!(page(None, None, 10).await.len(), 5, "not the leaver");
+    // Search: anywhere in the name, ASCII case ignored, no wildcards.
+    assert_eq!(page(None, Some("AL"), 10).await, ["Al", "Al"]);
+    assert_eq!(page(None, Some("雷"), 10).await, ["李雷"]);
+    assert_eq!(page(None, Some("%_"), 10).await, ["50%_off"]);
+    assert!(
+        page(None, Some("%o"), 10).await.is_empty(),
+        "% is no wildcard"
+    );
+    assert_eq!(page(Some(first_al), Some("al"), 10).await, ["Al"]);
+    assert!(
+        page(None, Some("Bea"), 10).await.is_empty(),
+        "not the leaver"
+    );
 }
 
 fn imported(sender: UserId, n: i64) -> ImportMessage {

@@ -199,6 +199,18 @@ pub struct PeopleQuery {
     pub limit: usize,
 }
 
+/// Which page of a room's member list to read: members by display name
+/// (then id), those after `after`, whose names contain `text`.
+pub struct MemberQuery {
+    /// Members after this one in that order (the last of the previous
+    /// page); a member who left since is still a place in the order.
+    pub after: Option<UserId>,
+    /// Found anywhere in a display name, ignoring ASCII case.
+    pub text: Option<String>,
+    /// The most members to answer with.
+    pub limit: usize,
+}
+
 /// A change to a room, made by `actor`: if it changes anything, the store
 /// appends it as the room's next event and applies it to the room's
 /// current state in the same transaction.
@@ -440,7 +452,15 @@ pub trait Store: Send + Sync + 'static {
     async fn public_rooms(&self, limit: usize, community: Option<String>)
     -> StoreResult<Vec<Room>>;
 
+    /// Every active member, by display name: for exports and small rooms.
     async fn members(&self, room: RoomId) -> StoreResult<Vec<MemberProfile>>;
+    /// One page of the active members: what a member list shows of a room
+    /// of thousands, and how it finds someone there by name.
+    async fn member_page(
+        &self,
+        room: RoomId,
+        query: MemberQuery,
+    ) -> StoreResult<Vec<MemberProfile>>;
     async fn memberships_of(&self, user: UserId) -> StoreResult<Vec<MembershipRecord>>;
     async fn room_summaries(&self, user: UserId) -> StoreResult<Vec<RoomSummary>>;
     /// The one write path of room events after the room's creation: see

@@ -19,6 +19,7 @@ mod durability;
 mod events;
 mod lifecycle;
 mod limits;
+mod members;
 mod mentions;
 mod messages;
 mod meta;

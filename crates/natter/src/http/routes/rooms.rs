@@ -7,9 +7,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::chat::MemberPage;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{Auth, JsonBody, PathId};
+use crate::http::extract::{Auth, JsonBody, PathId, QueryParams};
 use crate::http::wire::{MembersOut, RoomListingOut, RoomOut};
 use crate::model::{RoomId, UserId, Visibility};
 
@@ -120,13 +121,38 @@ async fn leave(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /api/v1/rooms/{id}/members`: members with online flags.
+#[derive(Deserialize)]
+struct MembersQuery {
+    after: Option<i64>,
+    q: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/rooms/{id}/members?after=&q=&limit=`: a page of members
+/// by name, with online flags and the room's counts.
 async fn members(
     State(s): State<AppState>,
     Auth(caller): Auth,
     PathId(id): PathId,
+    QueryParams(query): QueryParams<MembersQuery>,
 ) -> ApiResult<Json<MembersOut>> {
-    let list = s.chat.members(&caller, RoomId(id)).await?;
+    let after = match query.after {
+        None => None,
+        Some(after) if after > 0 => Some(UserId(after)),
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_after",
+                "after must be the positive id of a member",
+            ));
+        }
+    };
+    let page = MemberPage {
+        after,
+        text: query.q.as_deref(),
+        limit: query.limit,
+    };
+    let list = s.chat.members(&caller, RoomId(id), page).await?;
     Ok(Json(MembersOut::from(&list)))
 }
 

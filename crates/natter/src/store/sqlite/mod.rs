@@ -29,9 +29,9 @@ use crate::model::{
 };
 use crate::store::{
     Appended, Credentials, EndSessions, HistoryPage, ImportChat, ImportSource, ImportedChat,
-    MemberProfile, MembershipRecord, NewEvent, NewRoom, NewSession, NewUser, PeopleQuery,
-    ProfilePatch, RoomSnapshot, RoomSummary, SessionInfo, SessionRecord, Store, StoreError,
-    StoreResult,
+    MemberProfile, MemberQuery, MembershipRecord, NewEvent, NewRoom, NewSession, NewUser,
+    PeopleQuery, ProfilePatch, RoomSnapshot, RoomSummary, SessionInfo, SessionRecord, Store,
+    StoreError, StoreResult,
 };
 
 /// Read connections kept open between reads, and reads run at once.
@@ -335,6 +335,15 @@ impl Store for SqliteStore {
 
     async fn members(&self, room: RoomId) -> StoreResult<Vec<MemberProfile>> {
         self.read(move |c| queries::members(c, room)).await
+    }
+
+    async fn member_page(
+        &self,
+        room: RoomId,
+        query: MemberQuery,
+    ) -> StoreResult<Vec<MemberProfile>> {
+        self.read(move |c| queries::member_page(c, room, &query))
+            .await
     }
 
     async fn memberships_of(&self, user: UserId) -> StoreResult<Vec<MembershipRecord>> {

@@ -20,8 +20,8 @@ use crate::model::{
     Visibility,
 };
 use crate::store::{
-    Action, Appended, MemberProfile, MembershipRecord, NewEvent, NewRoom, Outcome, PeopleQuery,
-    RoomSnapshot, RoomSummary, StoreError, StoreResult,
+    Action, Appended, MemberProfile, MemberQuery, MembershipRecord, NewEvent, NewRoom, Outcome,
+    PeopleQuery, RoomSnapshot, RoomSummary, StoreError, StoreResult,
 };
 
 type R<T> = StoreResult<T>;
@@ -332,19 +332,51 @@ fn update_room(
 }
 
 pub fn members(conn: &Connection, room: RoomId) -> R<Vec<MemberProfile>> {
+    let everyone = MemberQuery {
+        after: None,
+        text: None,
+        limit: i64::MAX as usize,
+    };
+    member_page(conn, room, &everyone)
+}
+
+/// A page of active members by display name then id; `after` names the
+/// place by the member's current name, found in the same statement.
+pub fn member_page(conn: &Connection, room: RoomId, query: &MemberQuery) -> R<Vec<MemberProfile>> {
     let mut stmt = q(conn.prepare_cached(&format!(
         "SELECT m.role, {} FROM members m JOIN users u ON u.id = m.user_id
-         WHERE m.room_id = ?1 AND m.active = 1 ORDER BY u.display_name, u.id",
+         WHERE m.room_id = ?1 AND m.active = 1
+           AND (?2 IS NULL OR (u.display_name, u.id) >
+                ((SELECT display_name FROM users WHERE id = ?2), ?2))
+           AND (?3 IS NULL OR u.display_name LIKE '%' || ?3 || '%' ESCAPE '\\')
+         ORDER BY u.display_name, u.id
+         LIMIT ?4",
         rows::prefixed(USER_COLUMNS, "u")
     )))?;
+    let text = query.text.as_deref().map(like_escaped);
+    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
     q(stmt
-        .query_map([room.0], |r| {
-            Ok(MemberProfile {
-                role: rows::role(&r.get::<_, String>(0)?),
-                user: rows::user_at(r, 1)?,
-            })
-        })
+        .query_map(
+            params![room.0, query.after.map(|u| u.0), text, limit],
+            |r| {
+                Ok(MemberProfile {
+                    role: rows::role(&r.get::<_, String>(0)?),
+                    user: rows::user_at(r, 1)?,
+                })
+            },
+        )
         .and_then(|it| it.collect()))
+}
+
+/// `text` for the middle of a `LIKE … ESCAPE '\'` pattern: its own `%`
+/// and `_` match only themselves.
+fn like_escaped(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect()
 }
 
 pub fn memberships_of(conn: &Connection, user: UserId) -> R<Vec<MembershipRecord>> {
@@ -560,14 +592,7 @@ pub fn set_notify(
 /// text, or the exact username, those whose names start with it first,
 /// then by name.
 pub fn search_people(conn: &Connection, query: &PeopleQuery) -> R<Vec<User>> {
-    let escaped: String = query
-        .text
-        .chars()
-        .flat_map(|c| match c {
-            '%' | '_' | '\\' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect();
+    let escaped = like_escaped(&query.text);
     let prefix = query.username_prefix.as_deref().unwrap_or("");
     let mut stmt = q(conn.prepare_cached(&format!(
         "SELECT {USER_COLUMNS} FROM users

@@ -1,0 +1,216 @@
+//! Member lists by pages: a room of thousands is read a page at a time,
+//! by name, and searched; its online count is kept as presence and
+//! membership change, never counted from the whole list.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::common::{Client, TestServer, assert_error};
+
+async fn page(client: &Client, room: i64, query: &str) -> Value {
+    let (status, body) = client
+        .get(&format!("/api/v1/rooms/{room}/members?{query}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+fn names(body: &Value) -> Vec<String> {
+    body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["display_name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A room of `owner` and the members named, who join in that order.
+async fn room_of(server: &TestServer, names: &[&str]) -> (Client, Vec<Client>, i64) {
+    let owner = server.user("m_owner").await;
+    let room = owner.create_room("assembly hall", "public").await;
+    let mut members = Vec::new();
+    for name in names {
+        let member = server.user(name).await;
+        member.join(room).await;
+        members.push(member);
+    }
+    (owner, members, room)
+}
+
+#[tokio::test]
+async fn the_member_list_pages_by_name_and_searches() {
+    let server = TestServer::start().await;
+    let (owner, _members, room) =
+        room_of(&server, &["m_eve", "m_bob", "m_dan", "m_al", "m_cy"]).await;
+    let everyone = ["m_al", "m_bob", "m_cy", "m_dan", "m_eve", "m_owner"];
+
+    let whole = page(&owner, room, "").await;
+    assert_eq!(names(&whole), everyone, "one page when it fits, by name");
+    assert_eq!(whole["member_count"], 6);
+    assert_eq!(whole["next"], Value::Null);
+
+    // Pages of two, each starting where the last ended.
+    let mut seen = Vec::new();
+    let mut query = "limit=2".to_owned();
+    loop {
+        let body = page(&owner, room, &query).await;
+        assert!(body["members"].as_array().unwrap().len() <= 2);
+        assert_eq!(body["member_count"], 6, "every page has the room's counts");
+        seen.extend(names(&body));
+        match body["next"].as_i64() {
+            Some(next) => {
+                let last = body["members"].as_array().unwrap().last().unwrap()["id"].clone();
+                assert_eq!(last, next, "next is the page's last member");
+                query = format!("limit=2&after={next}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, everyone, "every member once, in order");
+    assert_eq!(
+        names(&page(&owner, room, "limit=6").await).len(),
+        6,
+        "a page that holds them all exactly"
+    );
+    assert_eq!(page(&owner, room, "limit=6").await["next"], Value::Null);
+
+    // Search: part of a name, ASCII case ignored; blank is everyone.
+    assert_eq!(names(&page(&owner, room, "q=B").await), ["m_bob"]);
+    assert_eq!(names(&page(&owner, room, "q=%20_D%20").await), ["m_dan"]);
+    let found = page(&owner, room, "q=m_&limit=4").await;
+    assert_eq!(names(&found), &everyone[..4]);
+    let rest = page(
+        &owner,
+        room,
+        &format!("q=m_&limit=4&after={}", found["next"].as_i64().unwrap()),
+    )
+    .await;
+    assert_eq!(names(&rest), &everyone[4..]);
+    assert_eq!(names(&page(&owner, room, "q=%20%20").await), everyone);
+    assert!(names(&page(&owner, room, "q=nobody").await).is_empty());
+    assert!(
+        names(&page(&owner, room, "q=%25").await).is_empty(),
+        "% matches only itself"
+    );
+}
+
+#[tokio::test]
+async fn bad_member_list_requests_are_refused() {
+    let server = TestServer::start().await;
+    let (owner, _members, room) = room_of(&server, &["m_ann"]).await;
+    let path = |query: &str| format!("/api/v1/rooms/{room}/members?{query}");
+    let long = "x".repeat(65);
+    for (query, code) in [
+        ("limit=0", "invalid_limit"),
+        ("limit=501", "invalid_limit"),
+        ("limit=-1", "invalid_query"),
+        ("limit=ten", "invalid_query"),
+        ("limit=2&limit=3", "invalid_query"),
+        ("after=0", "invalid_after"),
+        ("after=-4", "invalid_after"),
+        ("after=abc", "invalid_query"),
+        ("q=a%01b", "invalid_query"),
+        ("q=%FF", "invalid_query"),
+        (&format!("q={long}"), "invalid_query"),
+    ] {
+        assert_error(
+            &owner.get(&path(query)).await,
+            StatusCode::BAD_REQUEST,
+            code,
+        );
+    }
+    // After someone of no room, or the last: an empty page, not an error.
+    assert!(names(&page(&owner, room, "after=999999").await).is_empty());
+
+    let stranger = server.user("m_stranger").await;
+    assert_error(
+        &stranger.get(&path("limit=1")).await,
+        StatusCode::FORBIDDEN,
+        "not_a_member",
+    );
+    assert_error(
+        &server.client().get(&path("")).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    );
+    assert_error(
+        &owner.get("/api/v1/rooms/99999/members").await,
+        StatusCode::NOT_FOUND,
+        "room_not_found",
+    );
+}
+
+/// The room's online count, as the member list and the room list say.
+async fn online_counts(client: &Client, room: i64) -> (i64, i64) {
+    let members = page(client, room, "limit=1").await["online_count"]
+        .as_i64()
+        .unwrap();
+    let (_, rooms) = client.get("/api/v1/rooms").await;
+    let listed = rooms["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == room)
+        .unwrap()["online_count"]
+        .as_i64()
+        .unwrap();
+    (members, listed)
+}
+
+#[tokio::test]
+async fn the_online_count_follows_presence_and_membership() {
+    let server = TestServer::start_with(|c| c.hub.presence_grace = Duration::from_secs(1)).await;
+    let (owner, members, room) = room_of(&server, &["m_ann", "m_ben"]).await;
+    let ann = &members[0];
+    assert_eq!(
+        online_counts(&owner, room).await,
+        (0, 0),
+        "nobody polls yet"
+    );
+
+    // Polls held open keep their users online.
+    let ann_poll = ann.parked_poll(&ann.cursor().await, 20).await;
+    assert_eq!(online_counts(&owner, room).await, (1, 1));
+
+    // Someone online joining and leaving moves the count at once.
+    let cy = server.user("m_cy").await;
+    let cy_poll = cy.parked_poll(&cy.cursor().await, 20).await;
+    assert_eq!(
+        online_counts(&owner, room).await,
+        (1, 1),
+        "not a member yet"
+    );
+    cy.join(room).await;
+    assert_eq!(online_counts(&owner, room).await, (2, 2));
+    let online: HashSet<i64> = page(&owner, room, "").await["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["online"] == true)
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(online, HashSet::from([ann.user_id, cy.user_id]));
+    let (status, _) = cy
+        .post(
+            &format!("/api/v1/rooms/{room}/leave"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(online_counts(&owner, room).await, (1, 1));
+
+    // Offline once the poll is gone and the grace is over.
+    ann_poll.abort();
+    cy_poll.abort();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while online_counts(&owner, room).await != (0, 0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ann never went offline"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
