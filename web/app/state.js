@@ -11,6 +11,7 @@
 
 import { applyChange, dropTimeline, insert, mark, newChanges, recordOf } from './timeline.js';
 import { applyTyping, mentionsMe, mentionsOf, stopTyping } from './attention.js';
+import { applyMembership } from './member-pages.js';
 
 export {
   addSent, beginRead, cancelRead, currentItems, dropTimeline, finishRead, firstLine, itemAt, lastOwnMessage,
@@ -30,7 +31,10 @@ export function createState() {
     rooms: new Map(), // room id → room listing from GET /rooms
     activeRoomId: null,
     timelines: new Map(), // room id → its loaded history (timeline.js)
-    members: new Map(), // room id → member list
+    members: new Map(), // room id → its loaded members, in name order (memberLists' `members`)
+    memberLists: new Map(), // room id → the pages of its member list loaded (member-pages.js)
+    memberSearch: null, // the member pane's search: a list of those its text finds
+    memberReads: new Set(), // member pages on their way: { roomId, heard } (the joins and leaves meanwhile)
     presence: new Map(), // user id → online
     names: new Map(), // user id → the name their latest event carried
     pending: new Map(), // client msg id → { roomId, text, replyTo, status, error }
@@ -49,10 +53,11 @@ export function createState() {
 /** Forgets everything of the user who was signed in. */
 export function clearSession(state) {
   state.me = null;
-  for (const map of [state.rooms, state.timelines, state.members, state.presence, state.names,
-    state.pending, state.drafts, state.compose, state.readSent, state.typing]) {
+  for (const map of [state.rooms, state.timelines, state.members, state.memberLists, state.memberReads,
+    state.presence, state.names, state.pending, state.drafts, state.compose, state.readSent, state.typing]) {
     map.clear();
   }
+  state.memberSearch = null;
   state.activeRoomId = null;
   state.newBelow = false;
 }
@@ -87,6 +92,17 @@ function roomEvent(ctx, event) {
   if (timeline && insert(timeline, recordOf(event))) mark(changes.added, event.room_id, event.seq);
   changes.members.add(event.room_id);
   soon(changes, room ? ROOM_LIST_DELAY_MS : UNKNOWN_ROOM_DELAY_MS);
+}
+
+/** A join or a leave changes the loaded member lists in place (never a
+ *  reload: in a room of thousands that is a storm), and pages on their
+ *  way hear of it, for when they arrive. */
+function membership({ state }, event) {
+  for (const read of state.memberReads) if (read.roomId === event.room_id) read.heard.push(event);
+  const online = state.presence.get(event.user_id) ?? false;
+  for (const list of [state.memberLists.get(event.room_id), state.memberSearch]) {
+    if (list?.roomId === event.room_id) applyMembership(list, event, online);
+  }
 }
 
 /** One handler per event type. `ctx.room` is the room's listing (if the
@@ -177,14 +193,18 @@ const HANDLERS = {
 
   member_joined(ctx, event) {
     ctx.state.names.set(event.user_id, event.display_name);
+    membership(ctx, event);
     roomEvent(ctx, event);
   },
 
   member_left(ctx, event) {
     const { state, changes } = ctx;
+    membership(ctx, event);
     roomEvent(ctx, event);
     if (event.user_id !== ctx.me) return;
     dropTimeline(state, event.room_id);
+    state.memberLists.delete(event.room_id);
+    state.members.delete(event.room_id);
     changes.left.add(event.room_id);
     if (state.activeRoomId === event.room_id) {
       state.activeRoomId = null;

@@ -50,6 +50,7 @@ const ASSETS: &[Asset] = &[
     asset!("/app/i18n.js", "app/i18n.js", JS),
     asset!("/app/jump.js", "app/jump.js", JS),
     asset!("/app/loads.js", "app/loads.js", JS),
+    asset!("/app/member-pages.js", "app/member-pages.js", JS),
     asset!("/app/members.js", "app/members.js", JS),
     asset!("/app/mentions.js", "app/mentions.js", JS),
     asset!("/app/message-actions.js", "app/message-actions.js", JS),
