@@ -17,7 +17,7 @@ import {
 } from './embed.js';
 import { languageButton, renderAuth } from './signin.js';
 import {
-  forgetRooms, reloadAllUntilDone, reloadMembersUntilDone, reloadRoomsSoon, stopReloads,
+  forgetRooms, reloadAllUntilDone, reloadRoomsSoon, stopReloads,
 } from './loads.js';
 import { newRoomForm, publicRoomsSection, renderSidebar, renderTitle } from './sidebar.js';
 import {
@@ -209,7 +209,9 @@ function onEvents(batch) {
     if (event.type === 'message_deleted') forgetNotification(event.room_id, event.target_seq);
   }
   if (changes.reloadRooms !== null) reloadRoomsSoon(changes.reloadRooms);
-  if (active !== null && changes.members.has(active) && !changes.leftActive) reloadMembersUntilDone(active);
+  // Joins and leaves changed the loaded member lists in place (state.js):
+  // a room of thousands is never read again for them. Only lost news
+  // (and a resync, onReady) reads the open room's first page again.
   if (batch.ephemeralGap) reloadAllUntilDone();
   if (changes.leftActive) {
     closeLeftRoom(); // redraws all, and so watches no room

@@ -1,11 +1,12 @@
 // Reading what the screen shows from the server: the room list, a room's
-// history and member list, single messages (for quotes). Every load the
+// history and member list (a page at a time), single messages (for quotes). Every load the
 // event stream asks for is retried with backoff while still wanted, never
 // after a 4xx.
 
 import {
   beginRead, cancelRead, dropTimeline, finishRead, openTimeline, quoteMissing, timelineOf,
 } from './state.js';
+import { MEMBER_PAGE, appendPage, newList } from './member-pages.js';
 import {
   childController, client, embed, errorText, isAbort, redraw, roomSignal, sessionSignal, showNotice, state, untilDone,
 } from './session.js';
@@ -201,23 +202,80 @@ export function loadOlder(roomId, signal = roomSignal()) {
   return load;
 }
 
-/** A room's member list and who of them is online. Presence in a big
- *  room is heard only while it is open, so its count is taken too, unless
- *  a newer one came meanwhile (room_online). */
-export async function loadMembers(roomId, signal) {
+/**
+ * Reads a page of a room's members (docs/protocol.md, "Presence"): the
+ * first one of those `q` finds (blank: everyone), or the one after
+ * `list`. The joins and leaves heard while it is on its way go with it
+ * (member-pages.js). Each member's presence is taken; so is the room's
+ * online count, unless a newer one came meanwhile (room_online).
+ */
+async function readMembers(roomId, { q = '', list = null, signal }) {
   const counts = state.onlineChanges;
-  const list = await client.members(roomId, { signal });
-  state.members.set(roomId, list.members);
-  for (const m of list.members) state.presence.set(m.id, m.online);
+  const read = { roomId, heard: [], asOf: state.rooms.get(roomId)?.head_seq ?? 0 };
+  state.memberReads.add(read);
+  let answer;
+  try {
+    answer = await client.members(roomId, { q: q || undefined, after: list?.next ?? undefined, limit: MEMBER_PAGE, signal });
+  } finally {
+    state.memberReads.delete(read);
+  }
+  for (const m of answer.members) state.presence.set(m.id, m.online);
   const room = state.rooms.get(roomId);
-  if (room && Number.isInteger(list.online_count) && !(room.onlineChange > counts) && room.online_count !== list.online_count) {
-    room.online_count = list.online_count;
+  if (room && Number.isInteger(answer.online_count) && !(room.onlineChange > counts) && room.online_count !== answer.online_count) {
+    room.online_count = answer.online_count;
     redraw.sidebar();
   }
+  return { answer, read };
 }
 
-/** Who joined or left: a failed load is tried again while the room stays
- *  open, or the list would be wrong until the next change. */
+const onlineOf = (userId) => state.presence.get(userId) ?? false;
+
+/** The first page of a room's member list (on open, and after news was
+ *  lost: a resync, an ephemeral gap); the pages loaded before go. */
+export async function loadMembers(roomId, signal) {
+  const { answer, read } = await readMembers(roomId, { signal });
+  if (signal?.aborted) return;
+  const list = newList(roomId, '', answer, { asOf: read.asOf, heard: read.heard, onlineOf });
+  state.memberLists.set(roomId, list);
+  state.members.set(roomId, list.members);
+}
+
+/** The first page of the members whose name holds `q`: the member
+ *  pane's search, kept in the state (joins and leaves change it) while
+ *  it is the one the pane shows. */
+export async function searchMembers(roomId, q, signal) {
+  const { answer, read } = await readMembers(roomId, { q, signal });
+  if (signal.aborted) return null;
+  state.memberSearch = newList(roomId, q, answer, { asOf: read.asOf, heard: read.heard, onlineOf });
+  return state.memberSearch;
+}
+
+const moreLoads = new WeakMap(); // list → the read of its next page
+
+/** The page after the last loaded of `list` (everyone's or a search's),
+ *  once at a time; resolves when it is in. */
+export function loadMoreMembers(list, signal = roomSignal()) {
+  if (!list || list.next === null) return Promise.resolve();
+  if (moreLoads.has(list)) return moreLoads.get(list);
+  const load = (async () => {
+    try {
+      const { answer, read } = await readMembers(list.roomId, { q: list.q, list, signal });
+      if (!signal.aborted) appendPage(list, answer, read.heard, onlineOf);
+    } finally {
+      moreLoads.delete(list);
+    }
+  })();
+  moreLoads.set(list, load);
+  return load;
+}
+
+/** Whether the next page of `list` is on its way. */
+export function loadingMore(list) {
+  return Boolean(list) && moreLoads.has(list);
+}
+
+/** The first page, again and again with backoff while it fails and the
+ *  room stays open: without it the pane would stay empty. */
 export function reloadMembersUntilDone(roomId) {
   const signal = roomSignal();
   untilDone(() => loadMembers(roomId, signal), signal).then((done) => {

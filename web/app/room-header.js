@@ -8,6 +8,7 @@
 import { el } from './render.js';
 import { t } from './i18n.js';
 import { dropTimeline } from './state.js';
+import { isComplete } from './member-pages.js';
 import { confirmDialog } from './dialog.js';
 import { loadRooms } from './loads.js';
 import { roomTitle } from './people.js';
@@ -51,12 +52,13 @@ function onlineText(room) {
 }
 
 /** Online members: a big room's count as the stream tells it
- *  (room_online), else from the member list once it is loaded (it
- *  follows presence as it changes), else from the room list. */
-function onlineCount(room) {
-  const members = state.members.get(room.id);
-  if (room.onlineChange || !members) return room.online_count;
-  return members.filter((m) => state.presence.get(m.id)).length;
+ *  (room_online), else from the member list if it is all loaded (it
+ *  follows presence as it changes), else the count the server last said
+ *  (the room list, a page of members). */
+export function onlineCount(room) {
+  const list = state.memberLists.get(room.id);
+  if (room.onlineChange || !isComplete(list)) return room.online_count;
+  return list.members.filter((m) => state.presence.get(m.id)).length;
 }
 
 /** Redraws the header's online count in place: someone came or went. */

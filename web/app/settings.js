@@ -95,7 +95,7 @@ function profileForm() {
       const user = await client.updateProfile({ displayName: name.value.trim(), avatarUrl: avatar.value.trim() });
       state.me = { ...state.me, ...user };
       // The member lists show the new name at once, not after their next load.
-      for (const members of state.members.values()) {
+      for (const members of [...state.members.values(), state.memberSearch?.members ?? []]) {
         const mine = members.find((m) => m.id === user.id);
         if (mine) Object.assign(mine, { display_name: user.display_name, avatar_url: user.avatar_url });
       }
