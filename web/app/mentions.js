@@ -4,13 +4,22 @@
 // room's members (a listbox the textarea points into with
 // aria-activedescendant). The composer shows `@Name`; the mentions picked
 // are kept with the draft (drafts.js) or the edit and become tokens on send.
+// In a room whose member list is not all loaded (a room of thousands is
+// read a page at a time), the server is asked too, by name, as the person
+// pauses typing.
 
 import { el, renderText } from './render.js';
 import { t } from './i18n.js';
 import { addMention, matchMembers, mentionQuery, namesForTokens, splitMentions } from './attention.js';
 import { draftOf } from './drafts.js';
 import { nameOf } from './people.js';
-import { state } from './session.js';
+import { isComplete } from './member-pages.js';
+import { childController, client, roomSignal, state } from './session.js';
+
+/** How long the autocomplete waits after a key before asking the server. */
+const ASK_DEBOUNCE_MS = 200;
+/** How many people it lists. */
+const MATCHES = 8;
 
 /** A message's text as nodes: tokens as `@Name` chips, the rest as
  *  renderText draws it (emoji, links). Built from nodes, never markup. */
@@ -54,6 +63,11 @@ export function mentionPicker(roomId, input) {
     id: 'mention-list', className: 'mention-list', role: 'listbox', 'aria-label': t('mentionList'), hidden: true,
   });
   let open = null; // { start, query, matches, index }
+  // The server's answer for one query ({ query, members }), the timer of
+  // the next question and the one on its way.
+  let asked = { query: null, members: [] };
+  let timer = null;
+  let asking = null;
 
   const close = () => {
     if (!open) return;
@@ -103,9 +117,45 @@ export function mentionPicker(roomId, input) {
     input.dispatchEvent(new Event('input'));
   };
 
+  /** Asks the server for members named like `query` (the last question
+   *  on its way is dropped); their answer updates the list if the query
+   *  is still the one typed. */
+  const ask = (query) => {
+    clearTimeout(timer);
+    asking?.abort();
+    asking = null;
+    if (asked.query === query) return;
+    timer = setTimeout(async () => {
+      const controller = asking = childController(roomSignal());
+      try {
+        const answer = await client.members(roomId, { q: query, limit: MATCHES, signal: controller.signal });
+        if (controller.signal.aborted) return;
+        asked = { query, members: answer.members };
+        if (document.activeElement === input) update();
+      } catch {
+        // Not found by the server this time: the loaded members still are.
+      } finally {
+        if (asking === controller) asking = null;
+      }
+    }, ASK_DEBOUNCE_MS);
+  };
+
+  /** The members to match: those loaded and, where the loaded list is not
+   *  all of them, those the server found for this query. */
+  const candidates = (query) => {
+    const loaded = state.members.get(roomId) || [];
+    if (isComplete(state.memberLists.get(roomId)) || !query.trim()) return loaded;
+    if (asked.query !== query) {
+      ask(query);
+      return loaded;
+    }
+    const have = new Set(loaded.map((m) => m.id));
+    return [...loaded, ...asked.members.filter((m) => !have.has(m.id))];
+  };
+
   const update = () => {
     const found = mentionQuery(input.value, input.selectionStart ?? input.value.length);
-    const matches = found ? matchMembers(state.members.get(roomId), found.query, state.me?.id) : [];
+    const matches = found ? matchMembers(candidates(found.query), found.query, state.me?.id, MATCHES) : [];
     if (!found || matches.length === 0) {
       close();
       return;
@@ -133,7 +183,11 @@ export function mentionPicker(roomId, input) {
     return true;
   };
 
-  input.addEventListener('blur', close);
+  input.addEventListener('blur', () => {
+    clearTimeout(timer);
+    asking?.abort();
+    close();
+  });
   // A caret moved by a click or the arrow keys sideways may leave the mention.
   input.addEventListener('click', update);
   input.addEventListener('keyup', (event) => {
