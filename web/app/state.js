@@ -99,7 +99,14 @@ function roomEvent(ctx, event) {
  *  way hear of it, for when they arrive. */
 function membership({ state }, event) {
   for (const read of state.memberReads) if (read.roomId === event.room_id) read.heard.push(event);
-  const online = state.presence.get(event.user_id) ?? false;
+  // No presence item says whether a joiner is online: what this page
+  // knows of them, else whether they joined by themselves (someone at
+  // natter just now) rather than being added.
+  let online = state.presence.get(event.user_id);
+  if (event.type === 'member_joined' && online === undefined) {
+    online = event.invited_by === null || event.invited_by === undefined;
+    state.presence.set(event.user_id, online);
+  }
   for (const list of [state.memberLists.get(event.room_id), state.memberSearch]) {
     if (list?.roomId === event.room_id) applyMembership(list, event, online);
   }
