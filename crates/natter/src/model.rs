@@ -270,6 +270,15 @@ impl EventBody {
         }
     }
 
+    /// The member a join or leave is about: the news a big room keeps
+    /// quiet (hub/watching.rs).
+    pub fn joined_or_left(&self) -> Option<UserId> {
+        match self {
+            EventBody::MemberJoined { user, .. } | EventBody::MemberLeft { user } => Some(*user),
+            _ => None,
+        }
+    }
+
     /// How this event changes membership, for the hub's in-memory member sets.
     pub fn membership_changes(&self) -> Vec<(UserId, MembershipChange)> {
         match self {

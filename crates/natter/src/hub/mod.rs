@@ -207,8 +207,15 @@ impl Hub {
                 }
                 self.track_online(&mut state, e);
             }
+            // Joins and leaves alone are quiet news in a big room: they
+            // wake only its watchers (watching.rs); the members who joined
+            // or left were woken by `apply`.
+            let quiet = self.is_big(state.members.len())
+                && applied.iter().all(|e| e.body.joined_or_left().is_some());
             let audience: Vec<UserId> = if applied.is_empty() {
                 Vec::new()
+            } else if quiet {
+                state.watchers.current()
             } else {
                 state.members.keys().copied().collect()
             };

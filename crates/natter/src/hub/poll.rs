@@ -69,7 +69,7 @@ impl Hub {
         let Some(mut cursor) = cursor else {
             return self.fresh_cursor(&user, to).await;
         };
-        let _watching = self.watch(&user, watch).await?;
+        let watching = self.watch(&user, watch).await?;
         // Issued before this process started: its history may since have
         // been restored from an older copy. Checked once; every answer
         // from here on is this process's cursor.
@@ -79,6 +79,9 @@ impl Hub {
             cursor.issued_by = self.instance;
         }
         let mut moved = reissued;
+        // Quiet news is waiting (watching.rs): answered at the end if
+        // nothing else comes.
+        let mut holding = false;
         let deadline = tokio::time::Instant::now() + timeout;
         let mut shutdown = self.shutdown.subscribe();
         loop {
@@ -87,10 +90,14 @@ impl Hub {
             }
             if self.may_have_news(&user, &cursor) {
                 let (answer, seen) = self.collect(&user, &cursor, to, max_events).await?;
-                if !answer.is_empty() {
+                let quiet = answer.ephemeral.is_empty()
+                    && !answer.ephemeral_gap
+                    && self.only_quiet_news(user_id, &answer.events, &watching);
+                if !answer.is_empty() && !quiet {
                     self.count_deliveries(&answer.events);
                     return Ok(answer);
                 }
+                holding = !answer.is_empty();
                 // Only stale items were new (typing notices past their
                 // time): the cursor moves past them, so they are not
                 // looked at again.
@@ -107,6 +114,11 @@ impl Hub {
                 _ = tokio::time::sleep_until(deadline) => break,
                 _ = shutdown.changed() => break,
             }
+        }
+        if holding {
+            let (answer, _) = self.collect(&user, &cursor, to, max_events).await?;
+            self.count_deliveries(&answer.events);
+            return Ok(answer);
         }
         Ok(PollAnswer {
             events: Vec::new(),

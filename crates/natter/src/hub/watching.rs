@@ -10,6 +10,13 @@
 //! member coming online then wakes the few people looking at the room, not
 //! every member of every big room they are in. Small rooms and direct
 //! conversations keep presence for everyone in them.
+//!
+//! Joins and leaves are room events like any other, in every member's
+//! log, but in a big room they are quiet news: they wake only its
+//! watchers (and the member who joined or left), and a poll that does
+//! not watch the room holds them until something else is new or it times
+//! out. Fifty joins a second in a room of 10,000 then cost its members
+//! nothing until the next message, which brings them along, in order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,6 +80,13 @@ pub struct Watching {
     rooms: Vec<Arc<RoomFeed>>,
 }
 
+impl Watching {
+    /// Whether this poll watches `room`.
+    pub(super) fn watches(&self, room: RoomId) -> bool {
+        self.rooms.iter().any(|f| f.id == room)
+    }
+}
+
 impl Drop for Watching {
     fn drop(&mut self) {
         for feed in &self.rooms {
@@ -120,5 +134,24 @@ impl Hub {
     /// reach its watchers only.
     pub(super) fn is_big(&self, members: usize) -> bool {
         members > self.config.big_room_members
+    }
+
+    /// Whether an answer holds only quiet news for this poll: joins and
+    /// leaves of others in big rooms it does not watch. Such an answer
+    /// waits for more, or for the poll's end.
+    pub(super) fn only_quiet_news(
+        &self,
+        user: UserId,
+        events: &[Arc<crate::model::Event>],
+        watching: &Watching,
+    ) -> bool {
+        let rooms = self.rooms.read().expect("rooms poisoned");
+        events.iter().all(|e| {
+            e.body.joined_or_left().is_some_and(|member| member != user)
+                && !watching.watches(e.room)
+                && rooms
+                    .get(&e.room)
+                    .is_some_and(|feed| self.is_big(feed.member_count()))
+        })
     }
 }

@@ -181,3 +181,99 @@ async fn watch_takes_up_to_eight_room_ids() {
     let answer = poll_watching(&user, &cursor, "1,2,3,4,5,6,7,8", 0).await;
     assert!(answer["events"].as_array().unwrap().is_empty());
 }
+
+fn event_types(answer: &Value) -> Vec<String> {
+    answer["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn joins_and_leaves_in_a_big_room_wait_for_the_next_message_unless_watched() {
+    let server = server().await;
+    let (watcher, bystander, late, room) = big_room(&server).await;
+    let watching = watcher.cursor().await;
+    let not_watching = bystander.cursor().await;
+    // Past the presence news of their own arrival.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let watching = poll_watching(&watcher, &watching, &room.to_string(), 0).await["cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (w, wc) = (watcher.clone(), watching.clone());
+    let watched = tokio::spawn(async move { poll_watching(&w, &wc, &room.to_string(), 10).await });
+    let (b, bc) = (bystander.clone(), not_watching.clone());
+    let unwatched = tokio::spawn(async move { poll_watching(&b, &bc, "", 10).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let newcomer = server.user("newcomer").await;
+    let newcomer_cursor = newcomer.cursor().await;
+    newcomer.join(room).await;
+    let (status, _) = late
+        .post(&format!("/api/v1/rooms/{room}/leave"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    // The watcher hears of the join at once.
+    let answer = tokio::time::timeout(Duration::from_secs(5), watched)
+        .await
+        .expect("the watcher is woken")
+        .unwrap();
+    assert_eq!(event_types(&answer)[0], "member_joined", "{answer}");
+    // The member who joined hears of it too.
+    let own = newcomer.poll(&newcomer_cursor, 5).await.1;
+    assert!(
+        event_types(&own).contains(&"member_joined".to_owned()),
+        "{own}"
+    );
+    // The bystander's poll sleeps through both...
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !unwatched.is_finished(),
+        "a join woke a member not watching"
+    );
+    // ...and the next message brings them along, in order, none skipped.
+    watcher.say(room, "after-joins", "hello hall").await;
+    let answer = tokio::time::timeout(Duration::from_secs(5), unwatched)
+        .await
+        .expect("the message wakes the bystander")
+        .unwrap();
+    assert_eq!(
+        event_types(&answer),
+        ["member_joined", "member_left", "message"],
+        "{answer}"
+    );
+    let seqs: Vec<i64> = answer["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+
+    // With nothing else new, a poll answers with joins when it times out.
+    let cursor = answer["cursor"].as_str().unwrap().to_owned();
+    let another = server.user("another").await;
+    another.join(room).await;
+    let started = std::time::Instant::now();
+    let answer = poll_watching(&bystander, &cursor, "", 2).await;
+    assert!(started.elapsed() >= Duration::from_millis(1500), "{answer}");
+    assert_eq!(event_types(&answer), ["member_joined"], "{answer}");
+
+    // A small room's joins wake everyone at once, as before.
+    let small = watcher.create_room("seminar", "public").await;
+    bystander.join(small).await;
+    let cursor = answer["cursor"].as_str().unwrap().to_owned();
+    let (b, bc) = (bystander.clone(), cursor.clone());
+    let poll = tokio::spawn(async move { poll_watching(&b, &bc, "", 10).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    another.join(small).await;
+    let answer = tokio::time::timeout(Duration::from_secs(3), poll)
+        .await
+        .expect("a small room's join wakes its members")
+        .unwrap();
+    assert_eq!(event_types(&answer), ["member_joined"], "{answer}");
+}
