@@ -124,6 +124,15 @@ pub struct Run<'a> {
     /// Readers (the first N) that also send typing notices while the
     /// senders send (the typing scenario).
     pub typers: usize,
+    /// Readers (the first N) whose polls watch their room, as a page
+    /// with the room open does (presence and typing of a big room reach
+    /// only them).
+    pub watchers: usize,
+    /// Joins, leaves, arrivals and reconnects beside the run (big-room).
+    pub churn: Option<Arc<crate::churn::Churn>>,
+    /// Every reader drops its connection this long after sending starts
+    /// and comes back within a second, as after a restart (big-room).
+    pub storm_after: Option<Duration>,
 }
 
 #[derive(Deserialize)]
@@ -161,6 +170,11 @@ impl Answer {
 
 #[derive(Default)]
 struct ReaderResult {
+    /// Polls answered 200, and of them those with no counted delivery.
+    answers: u64,
+    empty_answers: u64,
+    /// With a storm: from the storm to this reader's next delivery.
+    back_after_storm: Option<Duration>,
     received: u64,
     duplicated: u64,
     gaps: u64,
@@ -188,6 +202,10 @@ struct Shared {
     sending_done: std::sync::atomic::AtomicBool,
     ready: AtomicUsize,
     connecting: tokio::sync::Semaphore,
+    churn: Option<Arc<crate::churn::Churn>>,
+    /// Wakes every waiting reader for the storm; `storm_at` says when.
+    storm: tokio::sync::Notify,
+    storm_at: std::sync::OnceLock<Instant>,
     /// The first few distinct error messages, for the report.
     error_samples: std::sync::Mutex<Vec<String>>,
 }
@@ -222,6 +240,9 @@ impl Run<'_> {
             sending_done: false.into(),
             ready: AtomicUsize::new(0),
             connecting: tokio::sync::Semaphore::new(CONNECTING_AT_ONCE),
+            churn: self.churn.clone(),
+            storm: tokio::sync::Notify::new(),
+            storm_at: std::sync::OnceLock::new(),
             error_samples: Default::default(),
         });
 
@@ -231,11 +252,17 @@ impl Run<'_> {
             let shared = shared.clone();
             let token = account.token.clone();
             let room_slot = i % pop.rooms.len();
-            let server = self.server;
-            let source = source_for(i + self.source_offset);
-            readers.push(tokio::spawn(async move {
-                read_loop(server, source, token, room_slot, shared).await
-            }));
+            let reader = Reader {
+                server: self.server,
+                source: source_for(i + self.source_offset),
+                token,
+                room_slot,
+                watch: (i < self.watchers).then(|| pop.rooms[room_slot]),
+                // Spread over a second, as full-jitter backoff spreads
+                // clients after a restart.
+                storm_delay: Duration::from_millis((i as u64).wrapping_mul(2_654_435_761) % 1000),
+            };
+            readers.push(tokio::spawn(async move { read_loop(reader, shared).await }));
         }
         let connect_deadline = Instant::now() + Duration::from_secs(120);
         while shared.ready.load(Ordering::Relaxed) < self.clients
@@ -274,6 +301,22 @@ impl Run<'_> {
             typing_stop.clone(),
         );
         let send_started = Instant::now();
+        let churn_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn_task = self.churn.clone().map(|churn| {
+            tokio::spawn(churn.run(
+                self.server,
+                self.source_offset + self.clients + self.typers + 1,
+                churn_stop.clone(),
+            ))
+        });
+        if let Some(after) = self.storm_after {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                shared.storm_at.set(Instant::now()).ok();
+                shared.storm.notify_waiters();
+            });
+        }
         let next = Arc::new(AtomicU64::new(0));
         let mut senders = Vec::new();
         for (i, account) in pop.senders.iter().enumerate() {
@@ -307,6 +350,16 @@ impl Run<'_> {
             acks_us.extend(latencies);
         }
         let send_time = send_started.elapsed();
+        churn_stop.store(true, Ordering::Relaxed);
+        if let (Some(task), Some(churn)) = (churn_task, &self.churn) {
+            let _ = task.await;
+            report.notes.push(
+                churn
+                    .counts
+                    .summary(churn.per_second, send_time.as_secs_f64()),
+            );
+            report.errors += churn.counts.errors.load(Ordering::Relaxed);
+        }
         typing_stop.store(true, Ordering::Relaxed);
         for t in typers {
             let _ = t.await;
@@ -347,6 +400,30 @@ impl Run<'_> {
             expected += acked.load(Ordering::Relaxed) * readers_here;
         }
         let received: u64 = results.iter().map(|r| r.received).sum();
+        let answers: u64 = results.iter().map(|r| r.answers).sum();
+        let empty: u64 = results.iter().map(|r| r.empty_answers).sum();
+        if self.watchers > 0 || self.churn.is_some() {
+            report.notes.push(format!(
+                "{answers} answers for {received} deliveries ({:.3} per delivery), {empty} of them with no message; {} of the readers watching the room",
+                answers as f64 / received.max(1) as f64,
+                self.watchers.min(self.clients)
+            ));
+        }
+        if let Some(cpu_s) = report.server_cpu_s
+            && received > 0
+        {
+            report.server_cpu_us_per_delivery = Some(cpu_s * 1e6 / received as f64);
+        }
+        if self.storm_after.is_some() {
+            let back: Vec<Duration> = results.iter().filter_map(|r| r.back_after_storm).collect();
+            let slowest = back.iter().max().copied().unwrap_or_default();
+            report.notes.push(format!(
+                "storm: every reader dropped its connection and came back within 1 s; {} of {} had a message again, the last {:.2} s after the storm",
+                back.len(),
+                results.len(),
+                slowest.as_secs_f64()
+            ));
+        }
         let last = results.iter().filter_map(|r| r.last_delivery).max();
         report.deliveries_expected = Some(expected);
         report.deliveries_received = Some(received);
@@ -383,13 +460,27 @@ impl Run<'_> {
     }
 }
 
-async fn read_loop(
+/// One reader: where it connects from, whose session it polls with.
+struct Reader {
     server: SocketAddr,
     source: std::net::IpAddr,
     token: String,
     room_slot: usize,
-    shared: Arc<Shared>,
-) -> ReaderResult {
+    /// The room its polls watch, if any.
+    watch: Option<i64>,
+    /// How long after the storm it comes back.
+    storm_delay: Duration,
+}
+
+async fn read_loop(reader: Reader, shared: Arc<Shared>) -> ReaderResult {
+    let Reader {
+        server,
+        source,
+        token,
+        room_slot,
+        ..
+    } = &reader;
+    let (server, source, room_slot) = (*server, *source, *room_slot);
     let mut result = ReaderResult::default();
     let connecting = shared.connecting.acquire().await.expect("semaphore open");
     let mut conn = match Conn::open(server, source).await {
@@ -401,7 +492,7 @@ async fn read_loop(
         }
     };
     let mut cursor = match conn
-        .json(Method::GET, "/api/v1/events", Some(&token), None)
+        .json(Method::GET, "/api/v1/events", Some(token), None)
         .await
     {
         Ok(v) => v["cursor"].as_str().unwrap_or_default().to_owned(),
@@ -413,7 +504,12 @@ async fn read_loop(
     };
     drop(connecting);
     shared.ready.fetch_add(1, Ordering::Relaxed);
+    let watch = reader
+        .watch
+        .map(|room| format!("&watch={room}"))
+        .unwrap_or_default();
     let mut last_seq: Option<i64> = None;
+    let mut stormed = false;
     let hard_stop = Instant::now() + Duration::from_secs(3600);
     loop {
         if shared.sending_done.load(Ordering::Acquire)
@@ -424,8 +520,27 @@ async fn read_loop(
         if Instant::now() > hard_stop {
             break;
         }
-        let path = format!("/api/v1/events?cursor={cursor}&timeout=5");
-        let (status, body) = match conn.call(Method::GET, &path, Some(&token), None).await {
+        let path = format!("/api/v1/events?cursor={cursor}&timeout=5{watch}");
+        let polled = tokio::select! {
+            polled = conn.call(Method::GET, &path, Some(token), None) => Some(polled),
+            () = shared.storm.notified(), if !stormed => None,
+        };
+        let Some(polled) = polled else {
+            // The storm: the connection is dropped with the poll waiting
+            // on it, and the reader comes back later with its cursor.
+            stormed = true;
+            tokio::time::sleep(reader.storm_delay).await;
+            match Conn::open(server, source).await {
+                Ok(c) => conn = c,
+                Err(e) => {
+                    result.errors += 1;
+                    note_error(&shared, format!("reconnect failed: {e:#}"));
+                    return result;
+                }
+            }
+            continue;
+        };
+        let (status, body) = match polled {
             Ok(r) => r,
             Err(e) => {
                 result.errors += 1;
@@ -450,6 +565,8 @@ async fn read_loop(
             result.errors += 1;
             continue;
         };
+        result.answers += 1;
+        let received_before = result.received;
         for e in answer.events {
             if let Some(last) = last_seq {
                 if e.seq <= last {
@@ -479,7 +596,25 @@ async fn read_loop(
                     .push(now_us.saturating_sub(sent_us).min(u64::from(u32::MAX)) as u32);
             }
         }
+        if result.received == received_before {
+            result.empty_answers += 1;
+        } else if stormed && result.back_after_storm.is_none() {
+            result.back_after_storm = shared.storm_at.get().map(|at| now.duration_since(*at));
+        }
         cursor = answer.cursor;
+        if shared.churn.as_ref().is_some_and(|c| c.take_reconnect()) {
+            // Churn: this reader drops its connection and resumes.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            match Conn::open(server, source).await {
+                Ok(c) => {
+                    conn = c;
+                    if let Some(churn) = &shared.churn {
+                        churn.counts.reconnects.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(_) => return result,
+            }
+        }
     }
     result
 }

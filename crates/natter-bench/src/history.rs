@@ -138,6 +138,9 @@ pub async fn run(
         baseline_rss_kib: None,
         source_offset: 0,
         typers: 0,
+        watchers: 0,
+        churn: None,
+        storm_after: None,
     }
     .execute()
     .await?;

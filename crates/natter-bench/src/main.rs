@@ -8,6 +8,7 @@
 
 mod archive;
 mod ceiling;
+mod churn;
 mod conn;
 mod fanout;
 mod history;
@@ -19,6 +20,7 @@ mod stats;
 mod typing;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -153,6 +155,25 @@ enum Scenario {
         #[arg(long, default_value_t = 50.0, value_parser = positive_rate)]
         rate: f64,
     },
+    /// One big room: ramp its waiting members in steps; at each step send at each rate while members join, leave, come online and go, and readers reconnect; then a reconnect storm. Run it against a server with a presence grace shorter than the churn's pool cycle.
+    BigRoom {
+        #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000,19000")]
+        steps: Vec<usize>,
+        /// Message rates to measure at each step
+        #[arg(long, value_delimiter = ',', default_value = "1,20")]
+        rates: Vec<f64>,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Joins, leaves, arrivals and reader reconnects per second, all together
+        #[arg(long, default_value_t = 50.0)]
+        churn: f64,
+        /// Waiting readers whose polls watch the room (a page with it open)
+        #[arg(long, default_value_t = 100)]
+        watchers: usize,
+        /// After the steps, every reader of the last step drops its connection and comes back within a second
+        #[arg(long)]
+        storm: bool,
+    },
     /// Writes a large XML chat archive of the PHP chat (no server needed), for timing `natter import-xml`.
     XmlArchive {
         /// A new folder to write it into
@@ -235,6 +256,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         baseline_rss_kib: None,
         source_offset: 0,
         typers: 0,
+        watchers: 0,
+        churn: None,
+        storm_after: None,
     };
     let mut reports: Vec<Report> = Vec::new();
     let mut failed = false;
@@ -399,6 +423,60 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             rate,
         } => {
             reports.push(presence::run(server, pid, clients, arrivals, rate).await?);
+        }
+        Scenario::BigRoom {
+            steps,
+            rates,
+            seconds,
+            churn,
+            watchers,
+            storm,
+        } => {
+            anyhow::ensure!(
+                rates.iter().all(|r| r.is_finite() && *r > 0.0) && churn > 0.0,
+                "rates and churn are positive numbers per second"
+            );
+            let most = steps.iter().copied().max().unwrap_or(0);
+            let pop = Population::create(server, 1, most, 1).await?;
+            let pool = setup::accounts(server, &format!("{}c", pop.prefix), 200).await?;
+            let before_any = pid.and_then(stats::memory).map(|m| m.rss_kib);
+            let mut offset = 0;
+            let mut runs = Vec::new();
+            for &step in &steps {
+                for &rate in &rates {
+                    runs.push((step, rate, None));
+                }
+            }
+            if storm && let Some(&last) = steps.last() {
+                runs.push((last, rates[0], Some(Duration::from_secs(seconds.min(5)))));
+            }
+            for (step, rate, storm_after) in runs {
+                let plan = Plan::Rate {
+                    per_second: rate,
+                    duration: Duration::from_secs(seconds.max(storm_after.map_or(0, |_| 20))),
+                };
+                let name = match storm_after {
+                    Some(_) => format!("big-room @ {step}, {rate}/s, storm"),
+                    None => format!("big-room @ {step}, {rate}/s"),
+                };
+                let mut step_run = run(&pop, step, plan, 20, &name);
+                step_run.baseline_rss_kib = before_any;
+                step_run.source_offset = offset;
+                step_run.watchers = watchers;
+                step_run.storm_after = storm_after;
+                step_run.churn = Some(Arc::new(churn::Churn {
+                    room: pop.rooms[0],
+                    pool: pool.clone(),
+                    per_second: churn,
+                    reconnect_tickets: 0.into(),
+                    counts: Default::default(),
+                }));
+                offset += (step + 600).div_ceil(conn::CONNECTIONS_PER_SOURCE)
+                    * conn::CONNECTIONS_PER_SOURCE;
+                let report = step_run.execute().await?;
+                failed |= report.lost != Some(0) || report.duplicated != Some(0);
+                reports.push(report);
+            }
         }
         Scenario::XmlArchive {
             out,

@@ -106,6 +106,12 @@ fn merge_group(group: Vec<Report>) -> Report {
         server_kib_per_waiting_poll: growth_kib.map(|g| g / clients.max(1) as f64),
         server_kib_per_connection: None,
         server_cpu_percent: max_f(|r| r.server_cpu_percent),
+        // Each part measured the whole server's CPU over its own span.
+        server_cpu_s: max_f(|r| r.server_cpu_s),
+        server_cpu_us_per_delivery: max_f(|r| r.server_cpu_s)
+            .zip(sum(|r| r.deliveries_received))
+            .filter(|(_, received)| *received > 0)
+            .map(|(cpu_s, received)| cpu_s * 1e6 / received as f64),
         generator_cpu_percent: sum_f(|r| r.generator_cpu_percent),
         notes,
     }

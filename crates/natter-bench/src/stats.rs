@@ -101,6 +101,12 @@ pub struct Report {
     /// Server RSS growth per connection that has sent nothing (`idle`).
     pub server_kib_per_connection: Option<f64>,
     pub server_cpu_percent: Option<f64>,
+    /// Server CPU time (user + system) over the measured span.
+    #[serde(default)]
+    pub server_cpu_s: Option<f64>,
+    /// `server_cpu_s` over the deliveries received: what one costs.
+    #[serde(default)]
+    pub server_cpu_us_per_delivery: Option<f64>,
     pub generator_cpu_percent: Option<f64>,
     pub notes: Vec<String>,
 }
@@ -156,7 +162,11 @@ impl CpuMeter {
             Some((after? - before?).as_secs_f64() / wall * 100.0)
         };
         report.generator_cpu_percent = pct(self.own, cpu_time(None));
-        report.server_cpu_percent =
-            pct(self.server, self.server_pid.and_then(|p| cpu_time(Some(p))));
+        let server_now = self.server_pid.and_then(|p| cpu_time(Some(p)));
+        report.server_cpu_percent = pct(self.server, server_now);
+        report.server_cpu_s = self
+            .server
+            .zip(server_now)
+            .map(|(before, after)| (after - before).as_secs_f64());
     }
 }
