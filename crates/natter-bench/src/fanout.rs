@@ -133,6 +133,9 @@ pub struct Run<'a> {
     /// Every reader drops its connection this long after sending starts
     /// and comes back within a second, as after a restart (big-room).
     pub storm_after: Option<Duration>,
+    /// The `timeout` each poll asks for: S1's 5 s, or the SDK's 30 s
+    /// where answers without news matter (big-room).
+    pub poll_timeout_s: u64,
 }
 
 #[derive(Deserialize)]
@@ -203,6 +206,7 @@ struct Shared {
     ready: AtomicUsize,
     connecting: tokio::sync::Semaphore,
     churn: Option<Arc<crate::churn::Churn>>,
+    poll_timeout_s: u64,
     /// Wakes every waiting reader for the storm; `storm_at` says when.
     storm: tokio::sync::Notify,
     storm_at: std::sync::OnceLock<Instant>,
@@ -241,6 +245,7 @@ impl Run<'_> {
             ready: AtomicUsize::new(0),
             connecting: tokio::sync::Semaphore::new(CONNECTING_AT_ONCE),
             churn: self.churn.clone(),
+            poll_timeout_s: self.poll_timeout_s,
             storm: tokio::sync::Notify::new(),
             storm_at: std::sync::OnceLock::new(),
             error_samples: Default::default(),
@@ -520,7 +525,10 @@ async fn read_loop(reader: Reader, shared: Arc<Shared>) -> ReaderResult {
         if Instant::now() > hard_stop {
             break;
         }
-        let path = format!("/api/v1/events?cursor={cursor}&timeout=5{watch}");
+        let path = format!(
+            "/api/v1/events?cursor={cursor}&timeout={}{watch}",
+            shared.poll_timeout_s
+        );
         let polled = tokio::select! {
             polled = conn.call(Method::GET, &path, Some(token), None) => Some(polled),
             () = shared.storm.notified(), if !stormed => None,

@@ -141,6 +141,7 @@ pub async fn run(
         watchers: 0,
         churn: None,
         storm_after: None,
+        poll_timeout_s: 5,
     }
     .execute()
     .await?;

@@ -259,6 +259,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         watchers: 0,
         churn: None,
         storm_after: None,
+        poll_timeout_s: 5,
     };
     let mut reports: Vec<Report> = Vec::new();
     let mut failed = false;
@@ -464,6 +465,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 step_run.source_offset = offset;
                 step_run.watchers = watchers;
                 step_run.storm_after = storm_after;
+                step_run.poll_timeout_s = 30;
                 step_run.churn = Some(Arc::new(churn::Churn {
                     room: pop.rooms[0],
                     pool: pool.clone(),
