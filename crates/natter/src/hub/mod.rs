@@ -198,6 +198,7 @@ impl Hub {
             // later reads it from the store.
             return;
         };
+        let mut joined_online = Vec::new();
         let (audience, fill_gap) = {
             let mut state = room.lock();
             let applied = state.offer(event.clone(), self.config.room_cache_events);
@@ -205,7 +206,7 @@ impl Hub {
                 if matches!(e.body, crate::model::EventBody::Message { .. }) {
                     state.typers.forget(e.sender);
                 }
-                self.track_online(&mut state, e);
+                joined_online.extend(self.track_online(&mut state, e));
             }
             // Joins and leaves alone are quiet news in a big room: they
             // wake only its watchers (watching.rs); the members who joined
@@ -230,6 +231,7 @@ impl Hub {
                 feed.wake();
             }
         }
+        self.announce_online_joiners(&room, joined_online);
         if fill_gap {
             self.spawn_gap_fill(room);
         }

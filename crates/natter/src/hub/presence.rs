@@ -200,17 +200,57 @@ impl Hub {
     /// (`Hub::apply`), so a flip racing with it is seen by one side or
     /// the other: checked here after it, or announced by
     /// `broadcast_presence` walking rooms that include this one.
-    pub(super) fn track_online(&self, room: &mut RoomState, event: &Event) {
+    /// Returns the members who joined online, for
+    /// [`Hub::announce_online_joiners`] once the room's lock is let go.
+    pub(super) fn track_online(&self, room: &mut RoomState, event: &Event) -> Vec<UserId> {
+        let mut joined_online = Vec::new();
         for (user, change) in event.body.membership_changes() {
             match change {
                 MembershipChange::Joined(_) if self.is_online(user) => {
-                    room.online.insert(user);
+                    if room.online.insert(user) {
+                        joined_online.push(user);
+                    }
                 }
                 MembershipChange::Joined(_) => {}
                 MembershipChange::Left => {
                     room.online.remove(&user);
                 }
             }
+        }
+        joined_online
+    }
+
+    /// Someone who joins while online is presence news for the room: the
+    /// item a flip would send, to those who hear the room's presence (its
+    /// members, or a big room's watchers with its new count). Under the
+    /// joiner's `presence_order`, so it never lands after a later
+    /// "offline".
+    pub(super) fn announce_online_joiners(&self, room: &Arc<RoomFeed>, joiners: Vec<UserId>) {
+        for joiner in self.loaded_users(joiners) {
+            let _in_order = joiner.presence_order();
+            if !joiner.is_online() {
+                continue;
+            }
+            let (audience, big) = {
+                let mut state = room.lock();
+                if self.is_big(state.members.len()) {
+                    (state.watchers.current(), true)
+                } else {
+                    (state.members.keys().copied().collect(), false)
+                }
+            };
+            let item = Arc::new(Ephemeral::Presence {
+                user: joiner.id,
+                online: true,
+            });
+            let targets = self.loaded_users(audience);
+            for target in &targets {
+                target
+                    .lock()
+                    .push_ephemeral(item.clone(), self.config.ephemeral_cap);
+            }
+            let big = if big { vec![room.clone()] } else { Vec::new() };
+            self.wake_for_presence(targets, big);
         }
     }
 

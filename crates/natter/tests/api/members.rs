@@ -214,3 +214,31 @@ async fn the_online_count_follows_presence_and_membership() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn someone_who_joins_while_online_is_announced_online() {
+    let server = TestServer::start_with(|c| c.hub.presence_grace = Duration::from_secs(60)).await;
+    let (_owner, members, room) = room_of(&server, &["m_ann"]).await;
+    let ann = &members[0];
+    let mut cursor = ann.cursor().await;
+    let cy = server.user("m_cy").await;
+    cy.cursor().await;
+    cy.join(room).await;
+    // The join, then (presence is gathered for 250 ms) Cy online.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, answer) = ann.poll(&cursor, 2).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let announced = crate::common::ephemeral_items(&answer, "presence")
+            .iter()
+            .any(|p| p["user_id"] == cy.user_id && p["online"] == true);
+        if announced {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Cy was never announced online"
+        );
+        cursor = answer["cursor"].as_str().unwrap().to_owned();
+    }
+}

@@ -148,3 +148,13 @@ fn the_web_clients_attention_rules_pass_their_tests_under_node() {
         node_test("web/tests/attention.test.mjs", &[]);
     }
 }
+
+/// The member pane's loaded pages (web/app/member-pages.js: the server's
+/// order and search, joins and leaves applied in place) pass their tests
+/// under Node.
+#[test]
+fn the_web_clients_member_pages_pass_their_tests_under_node() {
+    if node_found("the_web_clients_member_pages_pass_their_tests_under_node") {
+        node_test("web/tests/member-pages.test.mjs", &[]);
+    }
+}
