@@ -112,15 +112,7 @@ impl Churn {
             } else {
                 &self.counts.leaves
             };
-            let answer = conn
-                .call(
-                    Method::POST,
-                    &path,
-                    Some(&member.token),
-                    Some(b"{}".to_vec()),
-                )
-                .await;
-            match answer {
+            match post(&mut conn, &path, member).await {
                 Ok((status, _)) if status.is_success() => {
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
@@ -136,14 +128,7 @@ impl Churn {
         // starts from the same room.
         for member in self.pool.iter().cycle().skip(left).take(joined - left) {
             let path = format!("/api/v1/rooms/{}/leave", self.room);
-            let _ = conn
-                .call(
-                    Method::POST,
-                    &path,
-                    Some(&member.token),
-                    Some(b"{}".to_vec()),
-                )
-                .await;
+            let _ = post(&mut conn, &path, member).await;
         }
         for v in visitors {
             let _ = v.await;
@@ -156,6 +141,21 @@ impl Churn {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
             .is_ok()
     }
+}
+
+/// A join or leave: a POST with an empty body, as `member`.
+async fn post(
+    conn: &mut Conn,
+    path: &str,
+    member: &Account,
+) -> anyhow::Result<(hyper::StatusCode, bytes::Bytes)> {
+    conn.call(
+        Method::POST,
+        path,
+        Some(&member.token),
+        Some(b"{}".to_vec()),
+    )
+    .await
 }
 
 /// One member online for a moment: a cursor, a poll, then the

@@ -40,17 +40,23 @@ async function bigRoom() {
   return made;
 }
 
+/** The member-list reads `page` makes of `roomId` (their query strings). */
+function memberReads(page, roomId) {
+  const reads = [];
+  page.on('request', (request) => {
+    const url = new URL(request.url());
+    if (request.method() === 'GET' && url.pathname === `/api/v1/rooms/${roomId}/members`) reads.push(url.search);
+  });
+  return reads;
+}
+
 /** A page of the owner with the big room open; `requests` lists the
  *  member-list reads it makes (their query strings). */
 async function ownerPage({ locale, viewport } = {}) {
   const { owner, room } = await bigRoom();
   const context = await newContext(env.browser, { locale, viewport });
   const page = await context.newPage();
-  const requests = [];
-  page.on('request', (request) => {
-    const url = new URL(request.url());
-    if (request.method() === 'GET' && url.pathname === `/api/v1/rooms/${room.id}/members`) requests.push(url.search);
-  });
+  const requests = memberReads(page, room.id);
   await loginInUi(page, env.server.base, owner.user.username);
   await openRoomInUi(page, room.title);
   await page.locator('#connection[data-state="connected"]').waitFor();
@@ -199,11 +205,7 @@ test('a reconnect reads no member list again; lost news (ephemeral_gap) reads th
     }
     await route.fulfill({ response, json: answer }).catch(() => {});
   });
-  const requests = [];
-  page.on('request', (request) => {
-    const url = new URL(request.url());
-    if (request.method() === 'GET' && url.pathname === `/api/v1/rooms/${room.id}/members`) requests.push(url.search);
-  });
+  const requests = memberReads(page, room.id);
   await loginInUi(page, env.server.base, owner.user.username);
   await openRoomInUi(page, room.title);
   await page.locator('#connection[data-state="connected"]').waitFor();
