@@ -5,6 +5,7 @@
 mod edge;
 mod error;
 mod extract;
+mod poll_query;
 mod routes;
 mod wire;
 
