@@ -10,7 +10,7 @@ use crate::http::error::ApiResult;
 use crate::http::extract::Auth;
 use crate::http::poll_query::PollQuery;
 use crate::http::wire::EventsOut;
-use crate::http::{AppState, json_response};
+use crate::http::{AppState, json_response_sized};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/events", get(poll))
@@ -30,5 +30,6 @@ async fn poll(State(s): State<AppState>, Auth(caller): Auth, q: PollQuery) -> Ap
             q.watch.as_deref(),
         )
         .await?;
-    json_response(StatusCode::OK, &EventsOut::from(&answer))
+    let out = EventsOut::from(&answer);
+    json_response_sized(StatusCode::OK, &out, out.size_hint())
 }
