@@ -45,6 +45,9 @@ use crate::metrics::Metrics;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The most headers [`Marks::finish`] adds to an answer.
+pub(super) const EDGE_HEADERS: usize = 7;
+
 /// Wraps `inner` (the router) in the edge.
 pub fn layer<S>(inner: S, chat: Arc<Chat>) -> Edge<S> {
     Edge {
@@ -100,8 +103,20 @@ impl std::fmt::Display for RequestId {
 }
 
 impl RequestId {
+    /// The id as `Display` writes it, spelt out without the formatting
+    /// machinery or a temporary `String`: every answer carries one.
     fn header(self) -> HeaderValue {
-        HeaderValue::from_str(&self.to_string()).expect("hex is a valid header")
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [0u8; 8 + 1 + 16];
+        for (i, digit) in text[..8].iter_mut().enumerate() {
+            *digit = HEX[(self.prefix >> (28 - 4 * i) & 0xf) as usize];
+        }
+        text[8] = b'-';
+        let digits = (64 - self.n.leading_zeros()).div_ceil(4).max(1) as usize;
+        for (i, digit) in text[9..9 + digits].iter_mut().enumerate() {
+            *digit = HEX[(self.n >> (4 * (digits - 1 - i)) & 0xf) as usize];
+        }
+        HeaderValue::from_bytes(&text[..9 + digits]).expect("hex is a valid header")
     }
 }
 
@@ -282,6 +297,9 @@ impl Marks {
             metrics.error(code);
         }
         let headers = response.headers_mut();
+        // Room for the edge's headers at once, rather than a rehash of
+        // the map halfway through them.
+        headers.reserve(EDGE_HEADERS);
         headers.insert(X_REQUEST_ID, self.request_id.header());
         headers
             .entry(X_CONTENT_TYPE_OPTIONS)
@@ -323,5 +341,24 @@ impl Marks {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RequestId;
+
+    #[test]
+    fn the_request_id_header_reads_as_displayed() {
+        for (prefix, n) in [
+            (0, 0),
+            (0xdead_beef, 1),
+            (7, 0x10),
+            (u32::MAX, u64::MAX),
+            (1, 12_345),
+        ] {
+            let id = RequestId { prefix, n };
+            assert_eq!(id.header().to_str().unwrap(), id.to_string());
+        }
     }
 }

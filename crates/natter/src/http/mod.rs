@@ -5,6 +5,7 @@
 mod edge;
 mod error;
 mod extract;
+mod poll_query;
 mod routes;
 mod wire;
 
@@ -15,10 +16,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
-use axum::http::Request;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderValue, Request};
+use axum::response::Response;
 use hyper::body::Incoming;
 use tower::{Service, ServiceBuilder};
 
@@ -101,9 +102,26 @@ pub fn metrics_app(metrics: Arc<crate::metrics::Metrics>) -> Router {
 /// A JSON answer from a value that borrows (such as events' cached
 /// encodings), which axum's `Json` cannot hold.
 fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) -> ApiResult<Response> {
-    let body = serde_json::to_vec(value)
+    json_response_sized(status, value, 128)
+}
+
+/// [`json_response`] into a buffer of about the answer's size (a poll
+/// answer knows it from its events' cached JSON), so the encoder does not
+/// grow the buffer several times; and with room for the edge's headers.
+fn json_response_sized<T: serde::Serialize>(
+    status: StatusCode,
+    value: &T,
+    size_hint: usize,
+) -> ApiResult<Response> {
+    let mut body = Vec::with_capacity(size_hint);
+    serde_json::to_writer(&mut body, value)
         .map_err(|e| crate::error::ChatError::Internal(format!("encoding an answer: {e}")))?;
-    Ok((status, [(CONTENT_TYPE, "application/json")], body).into_response())
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.reserve(1 + edge::EDGE_HEADERS);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
 }
 
 async fn not_found() -> ApiError {

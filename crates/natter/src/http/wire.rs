@@ -494,6 +494,15 @@ pub struct EventsOut<'a> {
     pub ephemeral_gap: bool,
 }
 
+impl EventsOut<'_> {
+    /// About the length of this answer's JSON: the events' cached
+    /// encodings, the cursor, and a guess for the rest.
+    pub fn size_hint(&self) -> usize {
+        let events: usize = self.events.iter().map(|e| e.get().len() + 1).sum();
+        64 + events + self.cursor.len() + 96 * self.ephemeral.len()
+    }
+}
+
 impl<'a> From<&'a PollAnswer> for EventsOut<'a> {
     fn from(a: &'a PollAnswer) -> Self {
         EventsOut {

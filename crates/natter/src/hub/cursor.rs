@@ -106,11 +106,25 @@ pub enum CursorError {
 pub struct CursorKey<'a> {
     pub deployment: u64,
     pub user: UserId,
-    pub key: &'a [u8; 32],
+    pub key: &'a CursorMac,
 }
 
-fn tag(key: &[u8; 32], payload: &[u8]) -> Hmac<Sha256> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length works");
+/// The deployment's cursor key, made ready for HMAC once.
+///
+/// Keying HMAC-SHA256 hashes the key's inner and outer pads, two SHA-256
+/// blocks of the five or so each tag costs; every poll checks one tag and
+/// every answer makes one, so the keyed state is kept and cloned instead.
+#[derive(Clone)]
+pub struct CursorMac(Hmac<Sha256>);
+
+impl CursorMac {
+    pub fn new(key: &[u8; 32]) -> CursorMac {
+        CursorMac(<Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length works"))
+    }
+}
+
+fn tag(key: &CursorMac, payload: &[u8]) -> Hmac<Sha256> {
+    let mut mac = key.0.clone();
     mac.update(payload);
     mac
 }
@@ -251,14 +265,18 @@ impl Reader<'_> {
 mod tests {
     use super::*;
 
-    const KEY: [u8; 32] = [7; 32];
     const PINNED: u32 = 1_496_346_127;
+
+    fn key() -> &'static CursorMac {
+        static KEY: std::sync::OnceLock<CursorMac> = std::sync::OnceLock::new();
+        KEY.get_or_init(|| CursorMac::new(&[7; 32]))
+    }
 
     fn to(user: i64) -> CursorKey<'static> {
         CursorKey {
             deployment: 42,
             user: UserId(user),
-            key: &KEY,
+            key: key(),
         }
     }
 
@@ -290,7 +308,7 @@ mod tests {
             Err(CursorError::OtherDeployment)
         );
         assert_eq!(Cursor::decode(&text, to(6)), Err(CursorError::OtherUser));
-        let other_key = [8; 32];
+        let other_key = CursorMac::new(&[8; 32]);
         let wrong_key = CursorKey {
             key: &other_key,
             ..to(5)

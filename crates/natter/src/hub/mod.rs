@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use self::cursor::{Cursor, CursorError, CursorKey, Position};
+pub use self::cursor::{Cursor, CursorError, CursorKey, CursorMac, Position};
 pub use self::poll::PollAnswer;
 pub use self::room_feed::RoomFeed;
 pub use self::typing::{MAX_TYPERS, RENEW_AFTER, TYPING_TTL};
@@ -92,6 +92,8 @@ pub struct Hub {
     metrics: Arc<Metrics>,
     /// Names this process in the cursors it issues (see `cursor`).
     instance: u64,
+    /// The store's cursor key, keyed for HMAC once (it never changes).
+    cursor_mac: CursorMac,
     me: Weak<Hub>,
 }
 
@@ -100,6 +102,7 @@ impl Hub {
     pub fn new(store: Arc<dyn Store>, config: HubConfig, metrics: Arc<Metrics>) -> Arc<Hub> {
         Arc::new_cyclic(|me| Hub {
             metrics,
+            cursor_mac: CursorMac::new(&store.cursor_key()),
             store,
             config,
             rooms: RwLock::new(HashMap::new()),

@@ -45,11 +45,10 @@ impl Hub {
         max_events: usize,
         watch: &[RoomId],
     ) -> ChatResult<PollAnswer> {
-        let key = self.store.cursor_key();
         let to = CursorKey {
             deployment: self.deployment_id(),
             user: user_id,
-            key: &key,
+            key: &self.cursor_mac,
         };
         let cursor = cursor_text
             .map(|text| {

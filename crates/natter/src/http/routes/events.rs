@@ -5,37 +5,21 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use serde::Deserialize;
 
 use crate::http::error::ApiResult;
-use crate::http::extract::{Auth, QueryParams};
+use crate::http::extract::Auth;
+use crate::http::poll_query::PollQuery;
 use crate::http::wire::EventsOut;
-use crate::http::{AppState, json_response};
+use crate::http::{AppState, json_response_sized};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/events", get(poll))
 }
 
-#[derive(Deserialize)]
-struct PollQuery {
-    cursor: Option<String>,
-    /// Seconds to wait when nothing is new.
-    timeout: Option<u64>,
-    /// Events in the answer at most (a slow link asks for fewer).
-    limit: Option<usize>,
-    /// The rooms the page has open, comma separated (docs/protocol.md,
-    /// "Presence").
-    watch: Option<String>,
-}
-
 /// `GET /api/v1/events?cursor=&timeout=&limit=&watch=`: everything after the cursor in
 /// all of the caller's conversations, waiting for it if there is nothing
 /// yet. See docs/protocol.md.
-async fn poll(
-    State(s): State<AppState>,
-    Auth(caller): Auth,
-    QueryParams(q): QueryParams<PollQuery>,
-) -> ApiResult<Response> {
+async fn poll(State(s): State<AppState>, Auth(caller): Auth, q: PollQuery) -> ApiResult<Response> {
     let answer = s
         .chat
         .poll(
@@ -46,5 +30,6 @@ async fn poll(
             q.watch.as_deref(),
         )
         .await?;
-    json_response(StatusCode::OK, &EventsOut::from(&answer))
+    let out = EventsOut::from(&answer);
+    json_response_sized(StatusCode::OK, &out, out.size_hint())
 }
