@@ -543,9 +543,13 @@ async fn read_loop(reader: Reader, shared: Arc<Shared>) -> ReaderResult {
             "/api/v1/events?cursor={cursor}&timeout={}{watch}",
             shared.poll_timeout_s
         );
+        // A reader busy with an answer when the storm broke takes part
+        // as soon as it is done.
+        let storm_missed = !stormed && shared.storm_at.get().is_some();
         let polled = tokio::select! {
-            polled = conn.call(Method::GET, &path, Some(token), None) => Some(polled),
+            polled = conn.call(Method::GET, &path, Some(token), None), if !storm_missed => Some(polled),
             () = shared.storm.notified(), if !stormed => None,
+            () = std::future::ready(()), if storm_missed => None,
             () = shared.give_up.notified() => break,
         };
         let Some(polled) = polled else {
