@@ -273,6 +273,8 @@ impl Run<'_> {
                 // Spread over a second, as full-jitter backoff spreads
                 // clients after a restart.
                 storm_delay: Duration::from_millis((i as u64).wrapping_mul(2_654_435_761) % 1000),
+                // Past the addresses any run's readers start from.
+                storm_source: source_for(i + 4 * crate::conn::CONNECTIONS_PER_SOURCE),
             };
             readers.push(tokio::spawn(async move { read_loop(reader, shared).await }));
         }
@@ -487,8 +489,13 @@ struct Reader {
     room_slot: usize,
     /// The room its polls watch, if any.
     watch: Option<i64>,
-    /// How long after the storm it comes back.
+    /// How long after the storm it comes back, and from where: another
+    /// address, as after a restart clients come from their own (here the
+    /// address the reader left would still hold its old port in
+    /// TIME_WAIT, and finding free ports there cost the generator more
+    /// than the server spent on the storm).
     storm_delay: Duration,
+    storm_source: std::net::IpAddr,
 }
 
 async fn read_loop(reader: Reader, shared: Arc<Shared>) -> ReaderResult {
@@ -499,7 +506,7 @@ async fn read_loop(reader: Reader, shared: Arc<Shared>) -> ReaderResult {
         room_slot,
         ..
     } = &reader;
-    let (server, source, room_slot) = (*server, *source, *room_slot);
+    let (server, mut source, room_slot) = (*server, *source, *room_slot);
     let mut result = ReaderResult::default();
     let connecting = shared.connecting.acquire().await.expect("semaphore open");
     let mut conn = match Conn::open(server, source).await {
@@ -559,6 +566,7 @@ async fn read_loop(reader: Reader, shared: Arc<Shared>) -> ReaderResult {
             result.stormed = true;
             drop(conn);
             tokio::time::sleep(reader.storm_delay).await;
+            source = reader.storm_source;
             conn = match Conn::open(server, source).await {
                 Ok(c) => c,
                 Err(e) => {
