@@ -145,13 +145,19 @@ impl Hub {
         events: &[Arc<crate::model::Event>],
         watching: &Watching,
     ) -> bool {
-        let rooms = self.rooms.read().expect("rooms poisoned");
-        events.iter().all(|e| {
+        // Most answers hold a message: settled without a lock.
+        let others_come_and_go = events.iter().all(|e| {
             e.body.joined_or_left().is_some_and(|member| member != user)
                 && !watching.watches(e.room)
-                && rooms
-                    .get(&e.room)
-                    .is_some_and(|feed| self.is_big(feed.member_count()))
+        });
+        if !others_come_and_go {
+            return false;
+        }
+        let rooms = self.rooms.read().expect("rooms poisoned");
+        events.iter().all(|e| {
+            rooms
+                .get(&e.room)
+                .is_some_and(|feed| self.is_big(feed.member_count()))
         })
     }
 }
