@@ -89,8 +89,18 @@ impl Hub {
             }
             if self.may_have_news(&user, &cursor) {
                 let (answer, seen) = self.collect(&user, &cursor, to, max_events).await?;
+                // An answer the limits cut short may hide other news
+                // behind the joins: it goes at once.
+                let full = answer.events.len() >= max_events.clamp(1, self.config.max_batch_events)
+                    || answer
+                        .events
+                        .iter()
+                        .map(|e| e.approx_wire_bytes())
+                        .sum::<usize>()
+                        >= self.config.max_batch_bytes / 2;
                 let quiet = answer.ephemeral.is_empty()
                     && !answer.ephemeral_gap
+                    && !full
                     && self.only_quiet_news(user_id, &answer.events, &watching);
                 if !answer.is_empty() && !quiet {
                     self.count_deliveries(&answer.events);
