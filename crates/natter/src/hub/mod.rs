@@ -202,6 +202,7 @@ impl Hub {
             return;
         };
         let mut joined_online = Vec::new();
+        let mut left_online = false;
         let (audience, fill_gap) = {
             let mut state = room.lock();
             let applied = state.offer(event.clone(), self.config.room_cache_events);
@@ -209,20 +210,26 @@ impl Hub {
                 if matches!(e.body, crate::model::EventBody::Message { .. }) {
                     state.typers.forget(e.sender);
                 }
-                joined_online.extend(self.track_online(&mut state, e));
+                let (joined, left) = self.track_online(&mut state, e);
+                joined_online.extend(joined);
+                left_online |= left;
             }
             // Joins and leaves alone are quiet news in a big room: they
             // wake only its watchers (watching.rs); the members who joined
             // or left were woken by `apply`.
             let quiet = self.is_big(state.members.len())
                 && applied.iter().all(|e| e.body.joined_or_left().is_some());
-            let audience: Vec<UserId> = if applied.is_empty() {
+            let mut audience: Vec<UserId> = if applied.is_empty() {
                 Vec::new()
             } else if quiet {
                 state.watchers.current()
             } else {
                 state.members.keys().copied().collect()
             };
+            // Whoever joined or left in an event this one released from
+            // behind a gap: `apply` woke only the users of this event,
+            // and a leaver is no member any more.
+            audience.extend(applied.iter().filter_map(|e| e.body.joined_or_left()));
             let fill_gap = state.loaded && !state.gap_fill_scheduled && state.gap().is_some();
             if fill_gap {
                 state.gap_fill_scheduled = true;
@@ -235,6 +242,9 @@ impl Hub {
             }
         }
         self.announce_online_joiners(&room, joined_online);
+        if left_online {
+            self.announce_count_change(&room);
+        }
         if fill_gap {
             self.spawn_gap_fill(room);
         }

@@ -2,8 +2,9 @@
 //! ended less than the grace period ago, so the gap between an answer and
 //! the next poll never makes them flicker. Changes are pushed, as
 //! ephemeral items, to everyone who shares a small room or a direct
-//! conversation with them, and in a big room to those watching it, with
-//! the room's new online count (watching.rs).
+//! conversation with them, and in a big room to those watching it
+//! (watching.rs), who also get the new online count of every big room
+//! whose count changed (`room_online`), once per batch.
 //!
 //! Each room keeps the set of its members online now ("online sets"),
 //! changed where presence flips and where membership events apply, so
@@ -132,22 +133,24 @@ impl Hub {
         };
         let mut audience = HashSet::new();
         audience.insert(user.id);
-        let mut big = Vec::new();
+        let mut counted = Vec::new();
         for feed in feeds {
             let mut state = feed.lock();
-            if state.members.contains_key(&user.id) {
-                if online {
-                    state.online.insert(user.id);
+            let changed = state.members.contains_key(&user.id)
+                && if online {
+                    state.online.insert(user.id)
                 } else {
-                    state.online.remove(&user.id);
-                }
-            }
-            if self.is_big(state.members.len()) {
+                    state.online.remove(&user.id)
+                };
+            let big = self.is_big(state.members.len());
+            if big {
                 audience.extend(state.watchers.current());
-                drop(state);
-                big.push(feed);
             } else {
                 audience.extend(state.members.keys().copied());
+            }
+            drop(state);
+            if changed && big {
+                counted.push(feed);
             }
         }
         let item = Arc::new(Ephemeral::Presence {
@@ -160,20 +163,25 @@ impl Hub {
                 .lock()
                 .push_ephemeral(item.clone(), self.config.ephemeral_cap);
         }
-        self.wake_for_presence(targets, big);
+        self.wake_for_presence(targets, counted);
     }
 
     /// Tells the watchers of a big room how many of its members are online.
     fn announce_online_count(&self, room: &RoomFeed) -> Vec<Arc<UserFeed>> {
-        let (online, watchers) = {
+        let (online, audience) = {
             let mut state = room.lock();
-            (state.online.len(), state.watchers.current())
+            let audience = if self.is_big(state.members.len()) {
+                state.watchers.current()
+            } else {
+                state.members.keys().copied().collect()
+            };
+            (state.online.len(), audience)
         };
         let item = Arc::new(Ephemeral::RoomOnline {
             room: room.id,
             online,
         });
-        let targets = self.loaded_users(watchers);
+        let targets = self.loaded_users(audience);
         for target in &targets {
             target
                 .lock()
@@ -201,9 +209,11 @@ impl Hub {
     /// the other: checked here after it, or announced by
     /// `broadcast_presence` walking rooms that include this one.
     /// Returns the members who joined online, for
-    /// [`Hub::announce_online_joiners`] once the room's lock is let go.
-    pub(super) fn track_online(&self, room: &mut RoomState, event: &Event) -> Vec<UserId> {
+    /// [`Hub::announce_online_joiners`] once the room's lock is let go,
+    /// and whether someone online left (the count changed).
+    pub(super) fn track_online(&self, room: &mut RoomState, event: &Event) -> (Vec<UserId>, bool) {
         let mut joined_online = Vec::new();
+        let mut left_online = false;
         for (user, change) in event.body.membership_changes() {
             match change {
                 MembershipChange::Joined(_) if self.is_online(user) => {
@@ -213,11 +223,20 @@ impl Hub {
                 }
                 MembershipChange::Joined(_) => {}
                 MembershipChange::Left => {
-                    room.online.remove(&user);
+                    left_online |= room.online.remove(&user);
                 }
             }
         }
-        joined_online
+        (joined_online, left_online)
+    }
+
+    /// Someone online left: a big room's watchers get its new count with
+    /// the next presence batch (a small room's members count for
+    /// themselves from the `member_left` event).
+    pub(super) fn announce_count_change(&self, room: &Arc<RoomFeed>) {
+        if self.is_big(room.member_count()) {
+            self.wake_for_presence(Vec::new(), vec![room.clone()]);
+        }
     }
 
     /// Someone who joins while online is presence news for the room: the
@@ -249,8 +268,8 @@ impl Hub {
                     .lock()
                     .push_ephemeral(item.clone(), self.config.ephemeral_cap);
             }
-            let big = if big { vec![room.clone()] } else { Vec::new() };
-            self.wake_for_presence(targets, big);
+            let counted = if big { vec![room.clone()] } else { Vec::new() };
+            self.wake_for_presence(targets, counted);
         }
     }
 
@@ -259,13 +278,13 @@ impl Hub {
     /// online together, each waiting member is answered once with all of
     /// them, instead of once per arrival (which grows with the square of
     /// the room's size).
-    fn wake_for_presence(&self, targets: Vec<Arc<UserFeed>>, big_rooms: Vec<Arc<RoomFeed>>) {
+    fn wake_for_presence(&self, targets: Vec<Arc<UserFeed>>, counted: Vec<Arc<RoomFeed>>) {
         let start_flush = {
             let mut wakes = self.presence_wakes.lock().expect("presence poisoned");
             for t in targets {
                 wakes.users.insert(t.id, t);
             }
-            for room in big_rooms {
+            for room in counted {
                 wakes.rooms.insert(room.id, room);
             }
             !std::mem::replace(&mut wakes.flush_scheduled, true)
@@ -310,7 +329,7 @@ impl Hub {
 #[derive(Default)]
 pub(super) struct PresenceWakes {
     users: std::collections::HashMap<UserId, Arc<UserFeed>>,
-    /// Big rooms whose watchers are to get the new online count.
+    /// Big rooms whose online count changed: their watchers get the new one.
     rooms: std::collections::HashMap<crate::model::RoomId, Arc<RoomFeed>>,
     flush_scheduled: bool,
 }

@@ -277,3 +277,39 @@ async fn joins_and_leaves_in_a_big_room_wait_for_the_next_message_unless_watched
         .unwrap();
     assert_eq!(event_types(&answer), ["member_joined"], "{answer}");
 }
+
+#[tokio::test]
+async fn an_online_member_leaving_a_big_room_lowers_its_watchers_count() {
+    let server = server().await;
+    let (watcher, _bystander, late, room) = big_room(&server).await;
+    let mut cursor = watcher.cursor().await;
+    late.cursor().await;
+    let watch = room.to_string();
+    // The count with both online, once the arrivals are announced.
+    let mut last_count = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while last_count != Some(2) {
+        assert!(tokio::time::Instant::now() < deadline, "no count of 2");
+        let answer = poll_watching(&watcher, &cursor, &watch, 1).await;
+        if let Some(c) = items(&answer, "room_online").last() {
+            last_count = c["online_count"].as_i64();
+        }
+        cursor = answer["cursor"].as_str().unwrap().to_owned();
+    }
+    let (status, _) = late
+        .post(&format!("/api/v1/rooms/{room}/leave"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while last_count != Some(1) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the count stayed at {last_count:?}"
+        );
+        let answer = poll_watching(&watcher, &cursor, &watch, 1).await;
+        if let Some(c) = items(&answer, "room_online").last() {
+            last_count = c["online_count"].as_i64();
+        }
+        cursor = answer["cursor"].as_str().unwrap().to_owned();
+    }
+}
