@@ -341,13 +341,16 @@ pub fn members(conn: &Connection, room: RoomId) -> R<Vec<MemberProfile>> {
 }
 
 /// A page of active members by display name then id; `after` names the
-/// place by the member's current name, found in the same statement.
+/// place by the member's current name, found in the same statement
+/// among the room's member rows (a leaver's row stays), so no page
+/// tells the name of anyone who was never in the room.
 pub fn member_page(conn: &Connection, room: RoomId, query: &MemberQuery) -> R<Vec<MemberProfile>> {
     let mut stmt = q(conn.prepare_cached(&format!(
         "SELECT m.role, {} FROM members m JOIN users u ON u.id = m.user_id
          WHERE m.room_id = ?1 AND m.active = 1
            AND (?2 IS NULL OR (u.display_name, u.id) >
-                ((SELECT display_name FROM users WHERE id = ?2), ?2))
+                ((SELECT u2.display_name FROM members m2 JOIN users u2 ON u2.id = m2.user_id
+                  WHERE m2.room_id = ?1 AND m2.user_id = ?2), ?2))
            AND (?3 IS NULL OR u.display_name LIKE '%' || ?3 || '%' ESCAPE '\\')
          ORDER BY u.display_name, u.id
          LIMIT ?4",
