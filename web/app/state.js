@@ -86,12 +86,25 @@ function change(ctx, event) {
   if (ctx.timeline.reads > 0) ctx.timeline.heard.push(event);
 }
 
-/** room_created, member_joined, member_left, room_updated. */
-function roomEvent(ctx, event) {
-  const { changes, timeline, room } = ctx;
+/** A room event joins the room's timeline, if loaded. */
+function recordRoomEvent({ changes, timeline }, event) {
   if (timeline && insert(timeline, recordOf(event))) mark(changes.added, event.room_id, event.seq);
   changes.members.add(event.room_id);
-  soon(changes, room ? ROOM_LIST_DELAY_MS : UNKNOWN_ROOM_DELAY_MS);
+}
+
+/** room_created, member_joined, member_left, room_updated. */
+function roomEvent(ctx, event) {
+  recordRoomEvent(ctx, event);
+  soon(ctx.changes, ctx.room ? ROOM_LIST_DELAY_MS : UNKNOWN_ROOM_DELAY_MS);
+}
+
+/** Someone else's join or leave in a room the list knows changes
+ *  nothing the room list shows (its online count comes as room_online),
+ *  so it reads no room list: in a room of thousands, every answer that
+ *  carries joins would make every member read theirs. */
+function comeOrGo(ctx, event) {
+  if (ctx.room && event.user_id !== ctx.me) recordRoomEvent(ctx, event);
+  else roomEvent(ctx, event);
 }
 
 /** A join or a leave changes the loaded member lists in place (never a
@@ -99,14 +112,10 @@ function roomEvent(ctx, event) {
  *  way hear of it, for when they arrive. */
 function membership({ state }, event) {
   for (const read of state.memberReads) if (read.roomId === event.room_id) read.heard.push(event);
-  // No presence item says whether a joiner is online: what this page
-  // knows of them, else whether they joined by themselves (someone at
-  // natter just now) rather than being added.
-  let online = state.presence.get(event.user_id);
-  if (event.type === 'member_joined' && online === undefined) {
-    online = event.invited_by === null || event.invited_by === undefined;
-    state.presence.set(event.user_id, online);
-  }
+  // What this page knows of a joiner's presence; someone unknown is
+  // offline until the server's presence item (sent for a joiner who is
+  // online, with the room's new count) says otherwise.
+  const online = Boolean(state.presence.get(event.user_id));
   for (const list of [state.memberLists.get(event.room_id), state.memberSearch]) {
     if (list?.roomId === event.room_id) applyMembership(list, event, online);
   }
@@ -201,13 +210,13 @@ const HANDLERS = {
   member_joined(ctx, event) {
     ctx.state.names.set(event.user_id, event.display_name);
     membership(ctx, event);
-    roomEvent(ctx, event);
+    comeOrGo(ctx, event);
   },
 
   member_left(ctx, event) {
     const { state, changes } = ctx;
     membership(ctx, event);
-    roomEvent(ctx, event);
+    comeOrGo(ctx, event);
     if (event.user_id !== ctx.me) return;
     dropTimeline(state, event.room_id);
     state.memberLists.delete(event.room_id);
