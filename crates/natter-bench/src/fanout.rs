@@ -273,8 +273,11 @@ impl Run<'_> {
                 // Spread over a second, as full-jitter backoff spreads
                 // clients after a restart.
                 storm_delay: Duration::from_millis((i as u64).wrapping_mul(2_654_435_761) % 1000),
-                // Past the addresses any run's readers start from.
-                storm_source: source_for(i + 4 * crate::conn::CONNECTIONS_PER_SOURCE),
+                // Past the addresses of this run's readers and of every
+                // run before it (each run starts past the last one's).
+                storm_source: source_for(
+                    i + self.source_offset + 4 * crate::conn::CONNECTIONS_PER_SOURCE,
+                ),
             };
             readers.push(tokio::spawn(async move { read_loop(reader, shared).await }));
         }
