@@ -222,9 +222,8 @@ test('a room list read before a notification choice does not undo it', async () 
     await held;
     await route.fulfill({ response });
   });
-  // Someone joins: the list is read again (and held on its way).
-  const c = await env.server.user(`cy${unique()}`, 'Chen Yu');
-  await c.joinRoom(room.id);
+  // The room changes: the list is read again (and held on its way).
+  await a.updateRoom(room.id, { visibility: 'private' });
   await until('the list is asked for', () => caught);
   // Another session of the same user chooses "Nothing".
   const elsewhere = new Natter({ baseUrl: env.server.base });
