@@ -142,45 +142,31 @@ impl Hub {
                 } else {
                     state.online.remove(&user.id)
                 };
-            let big = self.is_big(state.members.len());
-            if big {
-                audience.extend(state.watchers.current());
-            } else {
-                audience.extend(state.members.keys().copied());
-            }
+            let (hearers, big) = self.presence_audience(&mut state);
             drop(state);
+            audience.extend(hearers);
             if changed && big {
                 counted.push(feed);
             }
         }
-        let item = Arc::new(Ephemeral::Presence {
-            user: user.id,
-            online,
-        });
-        let targets = self.loaded_users(audience);
-        for target in &targets {
-            target
-                .lock()
-                .push_ephemeral(item.clone(), self.config.ephemeral_cap);
-        }
+        let targets = self.push_item(
+            audience,
+            Ephemeral::Presence {
+                user: user.id,
+                online,
+            },
+        );
         self.wake_for_presence(targets, counted);
     }
 
-    /// Tells the watchers of a big room how many of its members are online.
-    fn announce_online_count(&self, room: &RoomFeed) -> Vec<Arc<UserFeed>> {
-        let (online, audience) = {
-            let mut state = room.lock();
-            let audience = if self.is_big(state.members.len()) {
-                state.watchers.current()
-            } else {
-                state.members.keys().copied().collect()
-            };
-            (state.online.len(), audience)
-        };
-        let item = Arc::new(Ephemeral::RoomOnline {
-            room: room.id,
-            online,
-        });
+    /// Pushes `item` to the ephemeral streams of those of `audience` with
+    /// a feed here; returns their feeds, to be woken.
+    fn push_item(
+        &self,
+        audience: impl IntoIterator<Item = UserId>,
+        item: Ephemeral,
+    ) -> Vec<Arc<UserFeed>> {
+        let item = Arc::new(item);
         let targets = self.loaded_users(audience);
         for target in &targets {
             target
@@ -188,6 +174,21 @@ impl Hub {
                 .push_ephemeral(item.clone(), self.config.ephemeral_cap);
         }
         targets
+    }
+
+    /// Tells the watchers of a big room how many of its members are online.
+    fn announce_online_count(&self, room: &RoomFeed) -> Vec<Arc<UserFeed>> {
+        let (online, audience) = {
+            let mut state = room.lock();
+            (state.online.len(), self.presence_audience(&mut state).0)
+        };
+        self.push_item(
+            audience,
+            Ephemeral::RoomOnline {
+                room: room.id,
+                online,
+            },
+        )
     }
 
     /// Those of `members` online now: a room's online set when its feed
@@ -250,24 +251,14 @@ impl Hub {
             if !joiner.is_online() {
                 continue;
             }
-            let (audience, big) = {
-                let mut state = room.lock();
-                if self.is_big(state.members.len()) {
-                    (state.watchers.current(), true)
-                } else {
-                    (state.members.keys().copied().collect(), false)
-                }
-            };
-            let item = Arc::new(Ephemeral::Presence {
-                user: joiner.id,
-                online: true,
-            });
-            let targets = self.loaded_users(audience);
-            for target in &targets {
-                target
-                    .lock()
-                    .push_ephemeral(item.clone(), self.config.ephemeral_cap);
-            }
+            let (audience, big) = self.presence_audience(&mut room.lock());
+            let targets = self.push_item(
+                audience,
+                Ephemeral::Presence {
+                    user: joiner.id,
+                    online: true,
+                },
+            );
             let counted = if big { vec![room.clone()] } else { Vec::new() };
             self.wake_for_presence(targets, counted);
         }

@@ -112,18 +112,8 @@ impl Hub {
                 return false;
             }
             // A big room tells only those looking at it (watching.rs).
-            let audience: Vec<UserId> = if self.is_big(state.members.len()) {
-                let mut watchers = state.watchers.current();
-                watchers.retain(|m| *m != user);
-                watchers
-            } else {
-                state
-                    .members
-                    .keys()
-                    .copied()
-                    .filter(|m| *m != user)
-                    .collect()
-            };
+            let (mut audience, _) = self.presence_audience(&mut state);
+            audience.retain(|m| *m != user);
             (audience, state.head)
         };
         let item = Arc::new(Ephemeral::Typing {

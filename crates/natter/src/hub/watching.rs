@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::room_feed::RoomState;
 use super::{Hub, RoomFeed, UserFeed};
 use crate::error::ChatResult;
 use crate::model::{RoomId, UserId};
@@ -134,6 +135,16 @@ impl Hub {
     /// reach its watchers only.
     pub(super) fn is_big(&self, members: usize) -> bool {
         members > self.config.big_room_members
+    }
+
+    /// Who hears a room's presence and typing: its members, or a big
+    /// room's watchers; and whether the room is big.
+    pub(super) fn presence_audience(&self, room: &mut RoomState) -> (Vec<UserId>, bool) {
+        if self.is_big(room.members.len()) {
+            (room.watchers.current(), true)
+        } else {
+            (room.members.keys().copied().collect(), false)
+        }
     }
 
     /// Whether an answer holds only quiet news for this poll: joins and

@@ -44,21 +44,25 @@ async fn big_room(server: &TestServer) -> (Client, Client, Client, i64) {
     (watcher, bystander, late, room)
 }
 
+/// Cursors of the watcher (watching `room`) and the bystander, past the
+/// presence news of their own arrival (gathered for 250 ms).
+async fn settled_cursors(watcher: &Client, bystander: &Client, room: i64) -> (String, String) {
+    let watching = watcher.cursor().await;
+    let not_watching = bystander.cursor().await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let w = poll_watching(watcher, &watching, &room.to_string(), 0).await;
+    let b = poll_watching(bystander, &not_watching, "", 0).await;
+    (
+        w["cursor"].as_str().unwrap().to_owned(),
+        b["cursor"].as_str().unwrap().to_owned(),
+    )
+}
+
 #[tokio::test]
 async fn presence_in_a_big_room_reaches_only_those_looking_at_it() {
     let server = server().await;
     let (watcher, bystander, late, room) = big_room(&server).await;
-    let watching = watcher.cursor().await;
-    let not_watching = bystander.cursor().await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let (watching, not_watching) = {
-        let w = poll_watching(&watcher, &watching, &room.to_string(), 0).await;
-        let b = poll_watching(&bystander, &not_watching, "", 0).await;
-        (
-            w["cursor"].as_str().unwrap().to_owned(),
-            b["cursor"].as_str().unwrap().to_owned(),
-        )
-    };
+    let (watching, not_watching) = settled_cursors(&watcher, &bystander, room).await;
     let (w, b) = (watcher.clone(), bystander.clone());
     let (wc, bc) = (watching.clone(), not_watching.clone());
     let watched = tokio::spawn(async move { poll_watching(&w, &wc, &room.to_string(), 5).await });
@@ -195,14 +199,7 @@ fn event_types(answer: &Value) -> Vec<String> {
 async fn joins_and_leaves_in_a_big_room_wait_for_the_next_message_unless_watched() {
     let server = server().await;
     let (watcher, bystander, late, room) = big_room(&server).await;
-    let watching = watcher.cursor().await;
-    let not_watching = bystander.cursor().await;
-    // Past the presence news of their own arrival.
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let watching = poll_watching(&watcher, &watching, &room.to_string(), 0).await["cursor"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (watching, not_watching) = settled_cursors(&watcher, &bystander, room).await;
     let (w, wc) = (watcher.clone(), watching.clone());
     let watched = tokio::spawn(async move { poll_watching(&w, &wc, &room.to_string(), 10).await });
     let (b, bc) = (bystander.clone(), not_watching.clone());
@@ -278,38 +275,38 @@ async fn joins_and_leaves_in_a_big_room_wait_for_the_next_message_unless_watched
     assert_eq!(event_types(&answer), ["member_joined"], "{answer}");
 }
 
+/// Polls, watching `room`, until a `room_online` item says `want`;
+/// returns the cursor after it.
+async fn until_online_count(watcher: &Client, mut cursor: String, room: i64, want: i64) -> String {
+    let watch = room.to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the online count never became {want}"
+        );
+        let answer = poll_watching(watcher, &cursor, &watch, 1).await;
+        cursor = answer["cursor"].as_str().unwrap().to_owned();
+        if items(&answer, "room_online")
+            .last()
+            .is_some_and(|c| c["online_count"] == want)
+        {
+            return cursor;
+        }
+    }
+}
+
 #[tokio::test]
 async fn an_online_member_leaving_a_big_room_lowers_its_watchers_count() {
     let server = server().await;
     let (watcher, _bystander, late, room) = big_room(&server).await;
-    let mut cursor = watcher.cursor().await;
+    let cursor = watcher.cursor().await;
     late.cursor().await;
-    let watch = room.to_string();
-    // The count with both online, once the arrivals are announced.
-    let mut last_count = None;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while last_count != Some(2) {
-        assert!(tokio::time::Instant::now() < deadline, "no count of 2");
-        let answer = poll_watching(&watcher, &cursor, &watch, 1).await;
-        if let Some(c) = items(&answer, "room_online").last() {
-            last_count = c["online_count"].as_i64();
-        }
-        cursor = answer["cursor"].as_str().unwrap().to_owned();
-    }
+    // Both online, once the arrivals are announced.
+    let cursor = until_online_count(&watcher, cursor, room, 2).await;
     let (status, _) = late
         .post(&format!("/api/v1/rooms/{room}/leave"), json!({}))
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while last_count != Some(1) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the count stayed at {last_count:?}"
-        );
-        let answer = poll_watching(&watcher, &cursor, &watch, 1).await;
-        if let Some(c) = items(&answer, "room_online").last() {
-            last_count = c["online_count"].as_i64();
-        }
-        cursor = answer["cursor"].as_str().unwrap().to_owned();
-    }
+    until_online_count(&watcher, cursor, room, 1).await;
 }
