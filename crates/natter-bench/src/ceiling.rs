@@ -30,6 +30,10 @@ use crate::conn::{Conn, source_for};
 use crate::fanout::Answer;
 use crate::stats::{CpuMeter, Latency, Report};
 
+/// The trivial server's threads, named apart from the generator's so
+/// perf, top and its CPU meter can tell them apart.
+const SERVER_THREAD_NAME: &str = "trivial-server";
+
 const EMPTY_ANSWER: &[u8] = br#"{"events":[],"ephemeral":[],"cursor":"c","ephemeral_gap":false}"#;
 
 /// A trivial HTTP/1.1 server on its own runtime and threads, as natter
@@ -55,8 +59,7 @@ impl TrivialServer {
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(threads)
-                // Named apart from the generator's, for perf and top.
-                .thread_name("trivial-server")
+                .thread_name(SERVER_THREAD_NAME)
                 .enable_all()
                 .build()
                 .expect("runtime");
@@ -230,7 +233,7 @@ pub async fn fan_out(
     }
     // Let every client's first poll reach the server and park.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let meter = CpuMeter::start(None);
+    let meter = CpuMeter::for_threads(SERVER_THREAD_NAME);
     let started = Instant::now();
     let mut sent = 0u64;
     loop {
@@ -258,7 +261,6 @@ pub async fn fan_out(
             _ => errors += 1,
         }
     }
-    drop(server);
     let expected = sent * clients as u64;
     let received = latencies.len() as u64;
     let mut report = Report {
@@ -274,11 +276,14 @@ pub async fn fan_out(
         errors,
         delivery_latency: Some(Latency::from_micros(latencies)),
         notes: vec![format!(
-            "a trivial server on {server_threads} threads in this process; CPU is both's"
+            "a trivial server on {server_threads} threads in this process; its CPU is its threads', the generator's includes them"
         )],
         ..Report::default()
     };
+    // Read while the server's threads still run.
     meter.finish(&mut report);
+    report.count_cpu_per_delivery();
+    drop(server);
     Ok(report)
 }
 

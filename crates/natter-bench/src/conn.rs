@@ -51,6 +51,16 @@ struct Head {
     len: usize,
     body: Framing,
     close: bool,
+    /// The values of the headers the caller asked for, in its order.
+    captured: Vec<Option<String>>,
+}
+
+/// A request beyond natter's: extra headers to send, answer headers to keep.
+/// nchan's long poll carries its cursor in `Last-Modified` and `Etag`.
+#[derive(Default)]
+pub struct Extra<'a> {
+    pub send: &'a [(&'a str, &'a str)],
+    pub keep: &'a [&'a str],
 }
 
 enum Framing {
@@ -87,10 +97,26 @@ impl Conn {
         token: Option<&str>,
         json: Option<Vec<u8>>,
     ) -> anyhow::Result<(StatusCode, Bytes)> {
+        let (status, _, body) = self
+            .call_with(method, path, token, json, &Extra::default())
+            .await?;
+        Ok((status, body))
+    }
+
+    /// [`Conn::call`] with the extra headers of `extra`; also answers the
+    /// values of the headers `extra.keep` names.
+    pub async fn call_with(
+        &mut self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        json: Option<Vec<u8>>,
+        extra: &Extra<'_>,
+    ) -> anyhow::Result<(StatusCode, Vec<Option<String>>, Bytes)> {
         if self.closed {
             bail!("the server closed this connection");
         }
-        let answer = self.exchange(method, path, token, json).await;
+        let answer = self.exchange(method, path, token, json, extra).await;
         self.closed |= answer.is_err();
         answer
     }
@@ -101,14 +127,15 @@ impl Conn {
         path: &str,
         token: Option<&str>,
         json: Option<Vec<u8>>,
-    ) -> anyhow::Result<(StatusCode, Bytes)> {
-        self.write_request(&method, path, token, json.as_deref());
+        extra: &Extra<'_>,
+    ) -> anyhow::Result<(StatusCode, Vec<Option<String>>, Bytes)> {
+        self.write_request(&method, path, token, extra.send, json.as_deref());
         self.stream.write_all(&self.output).await?;
-        let mut head = self.read_head().await?;
+        let mut head = self.read_head(extra.keep).await?;
         // An interim answer (100 Continue, 103 Early Hints) precedes the real one.
         while head.status.is_informational() {
             self.input.advance(head.len);
-            head = self.read_head().await?;
+            head = self.read_head(extra.keep).await?;
         }
         self.input.advance(head.len);
         let body = match head.body {
@@ -126,7 +153,7 @@ impl Conn {
             }
         };
         self.closed |= head.close;
-        Ok((head.status, body))
+        Ok((head.status, head.captured, body))
     }
 
     /// A JSON call that must succeed; returns the parsed answer.
@@ -156,6 +183,7 @@ impl Conn {
         method: &Method,
         path: &str,
         token: Option<&str>,
+        headers: &[(&str, &str)],
         json: Option<&[u8]>,
     ) {
         use std::io::Write;
@@ -164,6 +192,9 @@ impl Conn {
         let _ = write!(out, "{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.host);
         if let Some(token) = token {
             let _ = write!(out, "Authorization: Bearer {token}\r\n");
+        }
+        for (name, value) in headers {
+            let _ = write!(out, "{name}: {value}\r\n");
         }
         if let Some(json) = json {
             let _ = write!(
@@ -180,9 +211,9 @@ impl Conn {
         }
     }
 
-    async fn read_head(&mut self) -> anyhow::Result<Head> {
+    async fn read_head(&mut self, keep: &[&str]) -> anyhow::Result<Head> {
         loop {
-            if let Some(head) = parse_head(&self.input)? {
+            if let Some(head) = parse_head(&self.input, keep)? {
                 return Ok(head);
             }
             if self.input.len() > MAX_HEAD {
@@ -246,8 +277,9 @@ impl Conn {
     }
 }
 
-/// The answer head at the start of `input`, if it is all there.
-fn parse_head(input: &[u8]) -> anyhow::Result<Option<Head>> {
+/// The answer head at the start of `input`, if it is all there, with the
+/// values of the headers `keep` names.
+fn parse_head(input: &[u8], keep: &[&str]) -> anyhow::Result<Option<Head>> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
     let httparse::Status::Complete(len) = response.parse(input)? else {
@@ -256,8 +288,15 @@ fn parse_head(input: &[u8]) -> anyhow::Result<Option<Head>> {
     let status = StatusCode::from_u16(response.code.unwrap_or(0))?;
     let (mut length, mut chunked) = (None, false);
     let mut close = response.version == Some(0);
+    let mut captured = vec![None; keep.len()];
     for header in response.headers.iter() {
         let value = std::str::from_utf8(header.value).unwrap_or_default();
+        if let Some(i) = keep
+            .iter()
+            .position(|k| header.name.eq_ignore_ascii_case(k))
+        {
+            captured[i] = Some(value.to_owned());
+        }
         let has_token = |token: &str| {
             value
                 .split(',')
@@ -290,6 +329,7 @@ fn parse_head(input: &[u8]) -> anyhow::Result<Option<Head>> {
         len,
         body,
         close,
+        captured,
     }))
 }
 
@@ -300,13 +340,16 @@ mod tests {
     #[test]
     fn a_head_is_read_only_once_complete() {
         assert!(
-            parse_head(b"HTTP/1.1 200 OK\r\nContent-Len")
+            parse_head(b"HTTP/1.1 200 OK\r\nContent-Len", &[])
                 .unwrap()
                 .is_none()
         );
-        let head = parse_head(b"HTTP/1.1 201 Created\r\ncontent-length: 12\r\n\r\n{\"ok\":true}x")
-            .unwrap()
-            .unwrap();
+        let head = parse_head(
+            b"HTTP/1.1 201 Created\r\ncontent-length: 12\r\n\r\n{\"ok\":true}x",
+            &[],
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(head.status, StatusCode::CREATED);
         assert!(matches!(head.body, Framing::Length(12)));
         assert!(!head.close);
@@ -314,31 +357,57 @@ mod tests {
 
     #[test]
     fn framing_follows_the_headers() {
-        let chunked = parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let chunked = parse_head(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &[],
+        )
+        .unwrap()
+        .unwrap();
         assert!(matches!(chunked.body, Framing::Chunked));
-        let closing = parse_head(b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let closing = parse_head(
+            b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n",
+            &[],
+        )
+        .unwrap()
+        .unwrap();
         assert!(closing.close);
         assert!(matches!(closing.body, Framing::UntilClose));
         let listed = parse_head(
             b"HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\nContent-Length: 0\r\n\r\n",
+            &[],
         )
         .unwrap()
         .unwrap();
         assert!(listed.close);
         let both = parse_head(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\n\r\n",
+            &[],
         )
         .unwrap()
         .unwrap();
         assert!(matches!(both.body, Framing::Chunked));
-        let empty = parse_head(b"HTTP/1.1 204 No Content\r\n\r\n")
+        let empty = parse_head(b"HTTP/1.1 204 No Content\r\n\r\n", &[])
             .unwrap()
             .unwrap();
         assert!(matches!(empty.body, Framing::Length(0)));
+    }
+
+    #[test]
+    fn asked_for_headers_are_kept_whatever_their_case() {
+        let head = parse_head(
+            b"HTTP/1.1 200 OK\r\nLast-Modified: Tue, 01 Dec 2026 19:00:00 GMT\r\netag: 3\r\nContent-Length: 0\r\n\r\n",
+            &["etag", "last-modified", "x-absent"],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            head.captured,
+            [
+                Some("3".to_owned()),
+                Some("Tue, 01 Dec 2026 19:00:00 GMT".to_owned()),
+                None
+            ]
+        );
     }
 
     #[tokio::test]

@@ -432,11 +432,6 @@ impl Run<'_> {
                 self.watchers.min(self.clients)
             ));
         }
-        if let Some(cpu_s) = report.server_cpu_s
-            && received > 0
-        {
-            report.server_cpu_us_per_delivery = Some(cpu_s * 1e6 / received as f64);
-        }
         if self.storm_after.is_some() {
             let back: Vec<Duration> = results.iter().filter_map(|r| r.back_after_storm).collect();
             let slowest = back.iter().max().copied().unwrap_or_default();
@@ -451,6 +446,7 @@ impl Run<'_> {
         let last = results.iter().filter_map(|r| r.last_delivery).max();
         report.deliveries_expected = Some(expected);
         report.deliveries_received = Some(received);
+        report.count_cpu_per_delivery();
         report.lost = Some(expected.saturating_sub(received));
         report.duplicated = Some(results.iter().map(|r| r.duplicated).sum());
         let gaps: u64 = results.iter().map(|r| r.gaps).sum();

@@ -14,6 +14,7 @@ mod fanout;
 mod history;
 mod idle;
 mod merge;
+mod nchan;
 mod presence;
 mod setup;
 mod stats;
@@ -188,6 +189,16 @@ enum Scenario {
         /// One-to-one chats (each 200 messages a day)
         #[arg(long, default_value_t = 40)]
         pairs: u64,
+    },
+    /// S1's shape against nginx + nchan at --server (scripts/vs-nchan.sh starts it): the peer a long-poll delivery's cost is compared with. Give nginx's master as --server-pid.
+    Nchan {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// Messages per second
+        #[arg(long, default_value_t = 20.0, value_parser = positive_rate)]
+        rate: f64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
     /// Adds up the --json reports of several generator processes that drove one server at once.
     Merge {
@@ -495,6 +506,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 out.display()
             );
             return Ok(());
+        }
+        Scenario::Nchan {
+            clients,
+            rate,
+            seconds,
+        } => {
+            let seconds = Duration::from_secs(seconds);
+            let report = nchan::s1(server, pid, clients, rate, seconds).await?;
+            failed = report.lost != Some(0) || report.duplicated != Some(0) || report.errors > 0;
+            reports.push(report);
         }
         Scenario::Merge { files } => {
             reports = merge::run(&files)?;

@@ -59,20 +59,55 @@ pub fn memory(pid: u32) -> Option<Memory> {
     })
 }
 
-/// CPU time (user + system) a process has used, from /proc/<pid>/stat.
-/// Linux reports it in clock ticks, 100 per second on every common build.
+/// CPU time (user + system) a process has used, from /proc/<pid>/stat,
+/// together with its direct children: nginx serves from worker processes
+/// under its master, natter from threads of one process.
 pub fn cpu_time(pid: Option<u32>) -> Option<Duration> {
-    let path = match pid {
-        Some(p) => format!("/proc/{p}/stat"),
-        None => "/proc/self/stat".to_owned(),
+    let Some(pid) = pid else {
+        return stat_cpu("/proc/self/stat");
     };
-    let stat = std::fs::read_to_string(path).ok()?;
-    // The command name may hold spaces; fields restart after its ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
+    let own = stat_cpu(&format!("/proc/{pid}/stat"))?;
+    let children = std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|entry| {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            (stat_field(&stat, 1)? == pid.to_string()).then(|| stat_cpu_of(&stat))?
+        });
+    Some(own + children.sum::<Duration>())
+}
+
+/// CPU time of this process's threads named `name` (as `ps -L` shows
+/// them): a server that runs inside the generator on threads of its own.
+pub fn thread_cpu_time(name: &str) -> Option<Duration> {
+    let threads = std::fs::read_dir("/proc/self/task").ok()?;
+    let named = threads.flatten().filter_map(|task| {
+        let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+        (comm.trim_end() == name).then(|| {
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            stat_cpu_of(&stat)
+        })?
+    });
+    Some(named.sum())
+}
+
+fn stat_cpu(path: &str) -> Option<Duration> {
+    stat_cpu_of(&std::fs::read_to_string(path).ok()?)
+}
+
+/// utime + stime of a stat line. Linux reports them in clock ticks, 100
+/// per second on every common build.
+fn stat_cpu_of(stat: &str) -> Option<Duration> {
+    let utime: u64 = stat_field(stat, 11)?.parse().ok()?;
+    let stime: u64 = stat_field(stat, 12)?.parse().ok()?;
     Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// The `index`-th field after the command name of a stat line (0 is the
+/// state, 1 the parent's pid). The name may hold spaces and parentheses;
+/// the fields restart after its last ')'.
+fn stat_field(stat: &str, index: usize) -> Option<&str> {
+    stat[stat.rfind(')')? + 2..].split_whitespace().nth(index)
 }
 
 /// What one scenario measured. Fields that do not apply stay `None`.
@@ -112,6 +147,16 @@ pub struct Report {
 }
 
 impl Report {
+    /// Sets `server_cpu_us_per_delivery` from the server's CPU time and
+    /// the deliveries received, where both were measured.
+    pub fn count_cpu_per_delivery(&mut self) {
+        if let (Some(cpu_s), Some(received)) = (self.server_cpu_s, self.deliveries_received)
+            && received > 0
+        {
+            self.server_cpu_us_per_delivery = Some(cpu_s * 1e6 / received as f64);
+        }
+    }
+
     /// Prints the report as an aligned two-column table.
     pub fn print_table(&self) {
         let value = serde_json::to_value(self).expect("report serialises");
@@ -139,19 +184,47 @@ impl Report {
 
 /// Measures CPU use of this process and the server over a span of time.
 pub struct CpuMeter {
-    server_pid: Option<u32>,
+    server: ServerCpu,
     wall: std::time::Instant,
     own: Option<Duration>,
-    server: Option<Duration>,
+    server_start: Option<Duration>,
+}
+
+/// Where a meter reads the server's CPU time.
+#[derive(Clone, Copy)]
+enum ServerCpu {
+    /// A process of its own (and its children), if its pid was given.
+    Process(Option<u32>),
+    /// Threads of this process with this name.
+    Threads(&'static str),
+}
+
+impl ServerCpu {
+    fn read(self) -> Option<Duration> {
+        match self {
+            ServerCpu::Process(pid) => pid.and_then(|p| cpu_time(Some(p))),
+            ServerCpu::Threads(name) => thread_cpu_time(name),
+        }
+    }
 }
 
 impl CpuMeter {
     pub fn start(server_pid: Option<u32>) -> CpuMeter {
+        CpuMeter::reading(ServerCpu::Process(server_pid))
+    }
+
+    /// A meter whose server is this process's threads named `name`. The
+    /// generator's own figure then includes them.
+    pub fn for_threads(name: &'static str) -> CpuMeter {
+        CpuMeter::reading(ServerCpu::Threads(name))
+    }
+
+    fn reading(server: ServerCpu) -> CpuMeter {
         CpuMeter {
-            server_pid,
+            server,
             wall: std::time::Instant::now(),
             own: cpu_time(None),
-            server: server_pid.and_then(|p| cpu_time(Some(p))),
+            server_start: server.read(),
         }
     }
 
@@ -162,10 +235,10 @@ impl CpuMeter {
             Some((after? - before?).as_secs_f64() / wall * 100.0)
         };
         report.generator_cpu_percent = pct(self.own, cpu_time(None));
-        let server_now = self.server_pid.and_then(|p| cpu_time(Some(p)));
-        report.server_cpu_percent = pct(self.server, server_now);
+        let server_now = self.server.read();
+        report.server_cpu_percent = pct(self.server_start, server_now);
         report.server_cpu_s = self
-            .server
+            .server_start
             .zip(server_now)
             .map(|(before, after)| (after - before).as_secs_f64());
     }
