@@ -6,7 +6,7 @@
 import {
   beginRead, cancelRead, dropTimeline, finishRead, openTimeline, quoteMissing, timelineOf,
 } from './state.js';
-import { MEMBER_PAGE, appendPage, newList } from './member-pages.js';
+import { MEMBER_PAGE, WHOLE_PAGE, appendPage, newList } from './member-pages.js';
 import {
   childController, client, embed, errorText, isAbort, redraw, roomSignal, sessionSignal, showNotice, state, untilDone,
 } from './session.js';
@@ -209,13 +209,13 @@ export function loadOlder(roomId, signal = roomSignal()) {
  * (member-pages.js). Each member's presence is taken; so is the room's
  * online count, unless a newer one came meanwhile (room_online).
  */
-async function readMembers(roomId, { q = '', list = null, signal }) {
+async function readMembers(roomId, { q = '', list = null, limit = pageSize(roomId), signal }) {
   const counts = state.onlineChanges;
   const read = { roomId, heard: [], asOf: state.rooms.get(roomId)?.head_seq ?? 0 };
   state.memberReads.add(read);
   let answer;
   try {
-    answer = await client.members(roomId, { q: q || undefined, after: list?.next ?? undefined, limit: MEMBER_PAGE, signal });
+    answer = await client.members(roomId, { q: q || undefined, after: list?.next ?? undefined, limit, signal });
   } finally {
     state.memberReads.delete(read);
   }
@@ -230,12 +230,25 @@ async function readMembers(roomId, { q = '', list = null, signal }) {
 
 const onlineOf = (userId) => state.presence.get(userId) ?? false;
 
-/** The first page of a room's member list (on open, and after news was
- *  lost: a resync, an ephemeral gap); the pages loaded before go. */
+/** A big room's list is read a page at a time as the person scrolls; any
+ *  other room's whole (docs/protocol.md, "Presence"): its members hear
+ *  every presence change, so with the whole list the header's online
+ *  count follows them (room-header.js). */
+const isBig = (roomId) => state.rooms.get(roomId)?.big !== false;
+const pageSize = (roomId) => (isBig(roomId) ? MEMBER_PAGE : WHOLE_PAGE);
+
+/** A room's member list (on open, and after news was lost: a resync, an
+ *  ephemeral gap): its first page, or all of it in a room that is not
+ *  big; the pages loaded before go. */
 export async function loadMembers(roomId, signal) {
   const { answer, read } = await readMembers(roomId, { signal });
   if (signal?.aborted) return;
   const list = newList(roomId, '', answer, { asOf: read.asOf, heard: read.heard, onlineOf });
+  while (list.next !== null && !isBig(roomId)) {
+    const more = await readMembers(roomId, { list, signal });
+    if (signal?.aborted) return;
+    appendPage(list, more.answer, more.read.heard, onlineOf);
+  }
   state.memberLists.set(roomId, list);
   state.members.set(roomId, list.members);
 }

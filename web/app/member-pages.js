@@ -7,8 +7,13 @@
 // the room's count by one. No DOM here: web/tests/member-pages.test.mjs
 // runs it under Node.
 
-/** Members per page of the member pane. */
+/** Members per page of a big room's member pane. */
 export const MEMBER_PAGE = 50;
+
+/** The most members the server answers in a page: a room that is not big
+ *  is read whole in pages of this size (one page at the server's default
+ *  size of a big room), so the page can count who is online itself. */
+export const WHOLE_PAGE = 500;
 
 /** Code point order: the server's (SQLite's binary order of UTF-8). */
 function compareText(a, b) {

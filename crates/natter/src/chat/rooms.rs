@@ -13,6 +13,9 @@ pub struct RoomListing {
     pub summary: RoomSummary,
     /// Members online now.
     pub online_count: usize,
+    /// More members than `big_room_members`: presence and typing reach
+    /// only those watching it (hub/watching.rs).
+    pub big: bool,
 }
 
 /// A page of a room's members with their presence, and the room's counts.
@@ -92,6 +95,7 @@ impl Chat {
             let feed = self.hub.room(summary.room.id).await?;
             listings.push(RoomListing {
                 online_count: feed.online_count(),
+                big: self.hub.is_big_room(&feed),
                 summary,
             });
         }

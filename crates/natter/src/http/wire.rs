@@ -136,6 +136,8 @@ pub struct RoomListingOut {
     pub notifications: NotifyLevel,
     pub last_message: Option<CurrentOut>,
     pub online_count: usize,
+    /// Presence and typing reach only those watching it.
+    pub big: bool,
     /// For direct conversations: the other person.
     pub peer: Option<UserOut>,
     /// For direct conversations: how far the other person has read
@@ -155,6 +157,7 @@ impl From<&RoomListing> for RoomListingOut {
             notifications: NotifyLevel::effective(s.notify, s.room.kind),
             last_message: s.last_message.as_ref().map(CurrentOut::from),
             online_count: l.online_count,
+            big: l.big,
             peer: s.peer.as_ref().map(UserOut::from),
             peer_read_seq: s.peer_read_seq,
         }

@@ -96,6 +96,16 @@ impl Drop for Watching {
     }
 }
 
+impl RoomState {
+    /// The room's watchers who are still its members: someone who left
+    /// while their poll watched, or within its linger, hears no more of it.
+    pub(super) fn member_watchers(&mut self) -> Vec<UserId> {
+        let mut watchers = self.watchers.current();
+        watchers.retain(|user| self.members.contains_key(user));
+        watchers
+    }
+}
+
 impl Hub {
     /// Starts `user` watching those of `rooms` they are a member of; the
     /// others are ignored (a room left since the page opened it) without
@@ -137,11 +147,17 @@ impl Hub {
         members > self.config.big_room_members
     }
 
+    /// Whether `room` is big now: the room list says so, for clients to
+    /// read a small room's members whole and a big one's in pages.
+    pub fn is_big_room(&self, room: &RoomFeed) -> bool {
+        self.is_big(room.member_count())
+    }
+
     /// Who hears a room's presence and typing: its members, or a big
     /// room's watchers; and whether the room is big.
     pub(super) fn presence_audience(&self, room: &mut RoomState) -> (Vec<UserId>, bool) {
         if self.is_big(room.members.len()) {
-            (room.watchers.current(), true)
+            (room.member_watchers(), true)
         } else {
             (room.members.keys().copied().collect(), false)
         }
