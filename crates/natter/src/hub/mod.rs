@@ -222,7 +222,7 @@ impl Hub {
             let mut audience: Vec<UserId> = if applied.is_empty() {
                 Vec::new()
             } else if quiet {
-                state.watchers.current()
+                state.member_watchers()
             } else {
                 state.members.keys().copied().collect()
             };

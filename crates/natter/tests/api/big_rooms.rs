@@ -135,6 +135,32 @@ async fn typing_in_a_big_room_reaches_only_those_looking_at_it() {
 }
 
 #[tokio::test]
+async fn someone_who_leaves_a_big_room_they_watch_hears_no_more_typing() {
+    let server = server().await;
+    let (watcher, _bystander, late, room) = big_room(&server).await;
+    let cursor = watcher.cursor().await;
+    let (w, c) = (watcher.clone(), cursor.clone());
+    let watched = tokio::spawn(async move { poll_watching(&w, &c, &room.to_string(), 5).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, _) = watcher
+        .post(&format!("/api/v1/rooms/{room}/leave"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // Their own leave ends the watching poll; they linger as a watcher.
+    let answer = watched.await.unwrap();
+    let cursor = answer["cursor"].as_str().unwrap().to_owned();
+    let (status, _) = late
+        .post(
+            &format!("/api/v1/rooms/{room}/typing"),
+            json!({"typing": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let answer = poll_watching(&watcher, &cursor, "", 1).await;
+    assert!(items(&answer, "typing").is_empty(), "{answer}");
+}
+
+#[tokio::test]
 async fn a_direct_conversation_keeps_presence_whatever_big_room_is_shared() {
     let server = server().await;
     let (_watcher, bystander, late, _room) = big_room(&server).await;
