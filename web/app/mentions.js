@@ -20,6 +20,10 @@ import { childController, client, roomSignal, state } from './session.js';
 const ASK_DEBOUNCE_MS = 200;
 /** How many people it lists. */
 const MATCHES = 8;
+/** How many it asks the server for: the server lists matches by name,
+ *  and matchMembers puts those whose name starts with the text first, so
+ *  "@li" offers "Li Lei" even when dozens of names hold "li" earlier. */
+const ASKED_MATCHES = 50;
 
 /** A message's text as nodes: tokens as `@Name` chips, the rest as
  *  renderText draws it (emoji, links). Built from nodes, never markup. */
@@ -128,7 +132,7 @@ export function mentionPicker(roomId, input) {
     timer = setTimeout(async () => {
       const controller = asking = childController(roomSignal());
       try {
-        const answer = await client.members(roomId, { q: query, limit: MATCHES, signal: controller.signal });
+        const answer = await client.members(roomId, { q: query, limit: ASKED_MATCHES, signal: controller.signal });
         if (controller.signal.aborted) return;
         asked = { query, members: answer.members };
         if (document.activeElement === input) update();
