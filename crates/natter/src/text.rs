@@ -152,6 +152,9 @@ fn is_reserved(name: &str) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Username(String);
 
+/// The longest login name, in characters.
+pub const USERNAME_MAX_CHARS: usize = 32;
+
 impl Username {
     /// Applies the username rules stated in docs/api.md.
     pub fn parse(value: &str) -> Result<Self, Invalid> {
@@ -164,7 +167,7 @@ impl Username {
             .chars()
             .next()
             .is_some_and(|c| c.is_ascii_alphanumeric());
-        if !(3..=32).contains(&len) || !ok_chars || !ok_start {
+        if !(3..=USERNAME_MAX_CHARS).contains(&len) || !ok_chars || !ok_start {
             return Err(Invalid::new(
                 "invalid_username",
                 "username must be 3-32 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit",

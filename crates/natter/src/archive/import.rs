@@ -13,8 +13,9 @@
 //!    receive the history).
 //! 3. **Chats**: each chat is imported in one transaction of the store
 //!    (`Store::import_chat`): its room (found again by its key on a second
-//!    run), its members, then its messages read again from disk, its files
-//!    in the order their first messages were sent. A message's client id
+//!    run), its members, then its messages read again from disk, merged
+//!    from its files in `pubtime` order (a file's own records keep their
+//!    order), so seqs follow the times people wrote. A message's client id
 //!    comes from its time, its sender and its rank among equal ones, so a
 //!    second run stores nothing twice and a run after new days were added
 //!    imports only those.
@@ -28,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::progress::Progress;
-use super::reader::{FileReader, ReadError, Record};
+use super::reader::{Entry, FileReader, ReadError, Record};
 use super::survey::{ChatPlan, Survey, place, survey, unusable};
 use super::{ChatKey, pubtime_ms};
 use crate::model::{UserId, now_ms};
@@ -109,7 +110,8 @@ fn display_name(name: &str, userid: &str) -> String {
         .unwrap_or_else(|_| format!("user {userid}"))
 }
 
-/// Finds or creates the natter user of each user id; returns ids and names.
+/// Finds or creates the natter user of each user id; returns ids and
+/// names. A dry run (`opts.dry_run`) only counts who would be created.
 async fn people(
     store: &dyn Store,
     survey: &Survey,
@@ -124,6 +126,7 @@ async fn people(
         .collect();
     let mut unusable_hash = None;
     let mut found = HashMap::new();
+    let mut local_names: HashMap<String, &String> = HashMap::new();
     for userid in needed {
         let person = survey.people.get(userid).cloned().unwrap_or_default();
         let name = display_name(&person.name, userid);
@@ -134,6 +137,10 @@ async fn people(
                     summary.users_found += 1;
                     user
                 }
+                None if opts.dry_run => {
+                    summary.users_created += 1;
+                    continue;
+                }
                 None => {
                     summary.users_created += 1;
                     store
@@ -142,12 +149,37 @@ async fn people(
                 }
             },
             None => {
-                let username = Username::parse(&format!("{IMPORTED_PREFIX}{userid}"))
-                    .map_err(|e| anyhow::anyhow!("user id {userid}: {e}"))?;
+                // `xml-<id>`, lower-cased: an id too long for a user name,
+                // or one that differs from another only in case, cannot
+                // have an account of its own here (--site keeps ids whole).
+                let Ok(username) = Username::parse(&format!("{IMPORTED_PREFIX}{userid}")) else {
+                    summary.skipped.push(Skip {
+                        place: format!("user {userid}"),
+                        reason: format!(
+                            "too long for a local account name (`{IMPORTED_PREFIX}` and at most {} characters): their messages are left out; --site keeps such ids",
+                            crate::text::USERNAME_MAX_CHARS - IMPORTED_PREFIX.len()
+                        ),
+                    });
+                    continue;
+                };
+                if let Some(other) = local_names.insert(username.as_str().to_owned(), userid) {
+                    summary.skipped.push(Skip {
+                        place: format!("user {userid}"),
+                        reason: format!(
+                            "differs from user {other} only in case, and both would be the local account {}: their messages are left out; --site keeps such ids apart",
+                            username.as_str()
+                        ),
+                    });
+                    continue;
+                }
                 match store.credentials(username.as_str()).await? {
                     Some(c) => {
                         summary.users_found += 1;
                         c.user
+                    }
+                    None if opts.dry_run => {
+                        summary.users_created += 1;
+                        continue;
                     }
                     None => {
                         let hash = match &unusable_hash {
@@ -198,10 +230,17 @@ fn unusable_password_hash() -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
 }
 
-/// The messages of one chat, read again from its files in order.
+/// The messages of one chat, read again from its files and merged in
+/// `pubtime` order: a chat's files may overlap in time (two folders of one
+/// pair, a day file written past midnight), and its seqs follow the times
+/// people wrote. Files open only when their first message is due, so a
+/// chat of years of day files holds one or two open at a time. A file's
+/// own records keep their order.
 struct ChatMessages {
-    files: VecDeque<PathBuf>,
-    current: Option<(PathBuf, FileReader)>,
+    /// Files not opened yet, by the time of their first message.
+    waiting: VecDeque<(i64, PathBuf)>,
+    /// Open files, each with its next message read.
+    open: Vec<OpenFile>,
     users: Arc<HashMap<String, (UserId, String)>>,
     max_chars: usize,
     /// The time of the last message, and per sender how many messages
@@ -211,31 +250,95 @@ struct ChatMessages {
     read: Arc<AtomicU64>,
 }
 
+/// A file being read, and its next message with its time.
+struct OpenFile {
+    path: PathBuf,
+    reader: FileReader,
+    next: (i64, Entry),
+}
+
+impl ChatMessages {
+    fn new(
+        files: Vec<(i64, PathBuf)>,
+        users: Arc<HashMap<String, (UserId, String)>>,
+        max_chars: usize,
+        skipped: Arc<Mutex<Vec<Skip>>>,
+        read: Arc<AtomicU64>,
+    ) -> ChatMessages {
+        ChatMessages {
+            waiting: files.into(),
+            open: Vec::new(),
+            users,
+            max_chars,
+            last: None,
+            skipped,
+            read,
+        }
+    }
+
+    /// Opens the waiting files whose first message comes no later than
+    /// the earliest next message of those open.
+    fn open_due(&mut self) -> Result<(), String> {
+        loop {
+            let earliest = self.open.iter().map(|f| f.next.0).min();
+            match self.waiting.front() {
+                Some((first, _)) if earliest.is_none_or(|e| *first <= e) => {}
+                _ => return Ok(()),
+            }
+            let (_, path) = self.waiting.pop_front().expect("a file waits");
+            let mut reader =
+                FileReader::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            if let Some(next) = next_message(&path, &mut reader)? {
+                self.open.push(OpenFile { path, reader, next });
+            }
+        }
+    }
+
+    /// The earliest next message of the open files (the first opened on a
+    /// tie), and that file's message after it read.
+    fn take_earliest(&mut self) -> Result<Option<(PathBuf, Entry, i64)>, String> {
+        self.open_due()?;
+        let Some(at) = (0..self.open.len()).min_by_key(|&i| self.open[i].next.0) else {
+            return Ok(None);
+        };
+        let file = &mut self.open[at];
+        let path = file.path.clone();
+        let (ms, entry) = match next_message(&file.path, &mut file.reader)? {
+            Some(after) => std::mem::replace(&mut file.next, after),
+            None => self.open.remove(at).next,
+        };
+        Ok(Some((path, entry, ms)))
+    }
+}
+
+/// The next message of `reader` the survey found usable, with its time;
+/// `None` at the file's end (or where it was cut off).
+fn next_message(path: &Path, reader: &mut FileReader) -> Result<Option<(i64, Entry)>, String> {
+    loop {
+        match reader.next_record() {
+            None | Some(Err(ReadError::Truncated { .. })) => return Ok(None),
+            Some(Err(e)) => return Err(format!("{}: {e}", path.display())),
+            Some(Ok(Record::Message(entry))) => {
+                // Those the survey reported as unusable are left out.
+                if let Some(ms) = pubtime_ms(&entry.pubtime).filter(|_| unusable(&entry).is_none())
+                {
+                    return Ok(Some((ms, entry)));
+                }
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
 impl Iterator for ChatMessages {
     type Item = Result<ImportMessage, String>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if self.current.is_none() {
-                let path = self.files.pop_front()?;
-                match FileReader::open(&path) {
-                    Ok(reader) => self.current = Some((path, reader)),
-                    Err(e) => return Some(Err(format!("{}: {e}", path.display()))),
-                }
-            }
-            let (path, reader) = self.current.as_mut().expect("a file is open");
-            let entry = match reader.next_record() {
-                None | Some(Err(ReadError::Truncated { .. })) => {
-                    self.current = None;
-                    continue;
-                }
-                Some(Err(e)) => return Some(Err(format!("{}: {e}", path.display()))),
-                Some(Ok(Record::Message(entry))) => entry,
-                Some(Ok(_)) => continue,
-            };
-            // Those the survey reported as unusable.
-            let Some(ms) = pubtime_ms(&entry.pubtime).filter(|_| unusable(&entry).is_none()) else {
-                continue;
+            let (path, entry, ms) = match self.take_earliest() {
+                Ok(Some(next)) => next,
+                Ok(None) => return None,
+                Err(e) => return Some(Err(e)),
             };
             let Some((sender, _)) = self.users.get(&entry.userid).cloned() else {
                 continue;
@@ -244,7 +347,7 @@ impl Iterator for ChatMessages {
                 Ok(text) => text.into_string(),
                 Err(e) => {
                     self.skipped.lock().expect("skips poisoned").push(Skip {
-                        place: place(path, entry.line),
+                        place: place(&path, entry.line),
                         reason: e.to_string(),
                     });
                     continue;
@@ -328,12 +431,7 @@ pub async fn import(store: Arc<dyn Store>, opts: ImportOptions) -> anyhow::Resul
                 if fresh { "" } else { " (imported before)" }
             );
         }
-        let people: std::collections::BTreeSet<&String> = survey
-            .chats
-            .values()
-            .flat_map(|c| c.people.iter())
-            .collect();
-        summary.users_created = people.len() as u64;
+        people(&*store, &survey, &opts, &mut summary).await?;
         progress.finish();
         summary.seconds = started.elapsed().as_secs_f64();
         return Ok(summary);
@@ -343,6 +441,9 @@ pub async fn import(store: Arc<dyn Store>, opts: ImportOptions) -> anyhow::Resul
     let skipped = Arc::new(Mutex::new(Vec::new()));
     let read = Arc::new(AtomicU64::new(0));
     let total = summary.messages_found;
+    let (chats, mut chat_number) = (survey.chats.len(), 0);
+    let importing = Instant::now();
+    progress.set_total(total);
     for (key, mut plan) in std::mem::take(&mut survey.chats) {
         plan.content.sort();
         let members = plan
@@ -366,27 +467,30 @@ pub async fn import(store: Arc<dyn Store>, opts: ImportOptions) -> anyhow::Resul
             members,
             at: plan.first_ms.unwrap_or_else(now_ms),
         };
-        let messages: ImportSource = Box::new(ChatMessages {
-            files: plan.content.into_iter().map(|(_, p)| p).collect(),
-            current: None,
-            users: users.clone(),
-            max_chars: opts.max_message_chars,
-            last: None,
-            skipped: skipped.clone(),
-            read: read.clone(),
-        });
+        let files = plan.content.len();
+        let messages: ImportSource = Box::new(ChatMessages::new(
+            plan.content,
+            users.clone(),
+            opts.max_message_chars,
+            skipped.clone(),
+            read.clone(),
+        ));
+        chat_number += 1;
         let ticker = {
             let (read, p) = (read.clone(), progress.share());
-            let since = Instant::now();
-            let label = key.stored();
+            let label = format!(
+                "chat {chat_number} of {chats} ({}, {files} files)",
+                key.stored()
+            );
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
                     let done = read.load(Ordering::Relaxed);
-                    let rate = done as f64 / since.elapsed().as_secs_f64().max(0.001);
+                    let rate = done as f64 / importing.elapsed().as_secs_f64().max(0.001);
+                    p.set_done(done);
                     p.note(&format!(
                         "{label}: {done} of {total} messages read ({rate:.0}/s)"
                     ));
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             })
         };

@@ -2,14 +2,18 @@
 //! every few seconds in a log or a pipe.
 
 use std::io::IsTerminal;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// How often a log gets a line.
+const LINE_EVERY: Duration = Duration::from_secs(5);
+
 /// Reports progress: a bar on a terminal, a plain line every few seconds
-/// otherwise (a log file, a pipe).
+/// otherwise (a log file, a pipe). Handles made by [`Progress::share`]
+/// show on the same bar and share the log's pace.
 pub struct Progress {
     bar: Option<indicatif::ProgressBar>,
-    last_line: Mutex<Instant>,
+    last_line: Arc<Mutex<Instant>>,
 }
 
 impl Progress {
@@ -21,7 +25,7 @@ impl Progress {
         });
         Progress {
             bar,
-            last_line: Mutex::new(Instant::now()),
+            last_line: Arc::new(Mutex::new(Instant::now())),
         }
     }
 
@@ -31,7 +35,7 @@ impl Progress {
             Some(bar) => bar.set_message(text.to_owned()),
             None => {
                 let mut last = self.last_line.lock().expect("progress poisoned");
-                if last.elapsed() >= Duration::from_secs(5) {
+                if last.elapsed() >= LINE_EVERY {
                     *last = Instant::now();
                     eprintln!("{text}");
                 }
@@ -39,11 +43,29 @@ impl Progress {
         }
     }
 
+    /// Turns the spinner into a bar of `total` steps (messages).
+    pub(super) fn set_total(&self, total: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{wide_bar} {percent:>3}% {msg}")
+                    .expect("a valid template"),
+            );
+        }
+    }
+
+    /// Moves the bar to `done` of its total.
+    pub(super) fn set_done(&self, done: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+        }
+    }
+
     /// Another handle on the same bar, for a task of its own.
     pub(super) fn share(&self) -> Progress {
         Progress {
             bar: self.bar.clone(),
-            last_line: Mutex::new(Instant::now()),
+            last_line: self.last_line.clone(),
         }
     }
 

@@ -84,14 +84,23 @@ impl Survey {
             place: file.display().to_string(),
             reason,
         };
-        let reader = match FileReader::open(file) {
-            Ok(r) => r,
-            Err(e) => {
+        let direct = direct_folder(root, file);
+        let reader = match (FileReader::open(file), &direct) {
+            (Ok(r), _) => r,
+            // A one-to-one folder names its chat: it is skipped whole
+            // rather than imported without this file.
+            (Err(e), Some(hash)) => {
+                let key = ChatKey::Direct(hash.clone());
+                let reason = format!("{e}: chat {} is skipped", key.stored());
+                let plan = self.chats.entry(key).or_default();
+                plan.broken.get_or_insert(skip(reason));
+                return;
+            }
+            (Err(e), None) => {
                 self.skipped.push(skip(e.to_string()));
                 return;
             }
         };
-        let direct = direct_folder(root, file);
         let mut mass = None;
         let mut members = Vec::new();
         let mut is_members = false;

@@ -571,3 +571,104 @@ async fn without_a_site_people_become_local_accounts_and_bad_options_are_refused
     assert!(!not_empty.status.success());
     assert!(String::from_utf8_lossy(&not_empty.stderr).contains("is not empty"));
 }
+
+#[tokio::test]
+async fn overlapping_files_merge_in_pubtime_order_and_ids_without_an_account_are_reported() {
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("archive");
+    // Two files of one chat whose times interleave (a day file written
+    // past midnight, say): the room's seqs follow the times.
+    write(
+        &source,
+        "2012-02-28/400.xml",
+        content_file(
+            "400",
+            &[
+                entry("Ann", "1", "first", "1330400100"),
+                entry("Ann", "1", "third", "1330400300"),
+                entry("Ann", "1", "fifth", "1330400500"),
+            ],
+        )
+        .as_bytes(),
+    );
+    let long_id = "a".repeat(30);
+    write(
+        &source,
+        "2012-02-29/400.xml",
+        content_file(
+            "400",
+            &[
+                entry("Bob", "2", "second", "1330400200"),
+                entry("Bob", "2", "fourth", "1330400400"),
+                entry("Long", &long_id, "lost in the account name", "1330400450"),
+                entry("Upper", "AB", "mine", "1330400460"),
+                entry("Lower", "ab", "and mine", "1330400470"),
+            ],
+        )
+        .as_bytes(),
+    );
+    let config = work.path().join("natter.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let data = folder.path().join("data");
+    let dir = source.to_str().unwrap();
+
+    let dry = stdout(&run(&data, &config, &["import-xml", dir, "--dry-run"]));
+    assert!(dry.contains("users 3 new, 0 known"), "{dry}");
+    let out = stdout(&run(&data, &config, &["import-xml", dir]));
+    assert!(out.contains("users 3 new, 0 known"), "{out}");
+    assert!(out.contains("messages: 6 imported"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "user {long_id}: too long for a local account name"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("user ab: differs from user AB only in case"),
+        "{out}"
+    );
+    // A second dry run knows the people now.
+    let dry = stdout(&run(&data, &config, &["import-xml", dir, "--dry-run"]));
+    assert!(dry.contains("users 0 new, 3 known"), "{dry}");
+
+    // Read through an export: local accounts have no password to sign in with.
+    let exported = work.path().join("exported");
+    run(&data, &config, &["export-xml", exported.to_str().unwrap()]);
+    let mut files = Vec::new();
+    for entry in walk(&exported) {
+        let text = std::fs::read_to_string(&entry).unwrap();
+        if text.contains("<chatcontent>") {
+            files.push(text);
+        }
+    }
+    assert_eq!(files.len(), 1, "one chat, one content file");
+    let order: Vec<usize> = ["first", "second", "third", "fourth", ">mine<", "fifth"]
+        .iter()
+        .map(|t| {
+            files[0]
+                .find(t)
+                .unwrap_or_else(|| panic!("{t} in {}", files[0]))
+        })
+        .collect();
+    assert!(order.is_sorted(), "time order: {order:?}\n{}", files[0]);
+    assert!(!files[0].contains("lost in the account name"));
+    assert!(!files[0].contains("and mine"));
+}
+
+/// Every file under `root`.
+fn walk(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut folders = vec![root.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
