@@ -203,7 +203,7 @@ impl Hub {
         };
         let mut joined_online = Vec::new();
         let mut left_online = false;
-        let (audience, fill_gap) = {
+        let (audience, watchers, fill_gap) = {
             let mut state = room.lock();
             let applied = state.offer(event.clone(), self.config.room_cache_events);
             for e in &applied {
@@ -219,12 +219,15 @@ impl Hub {
             // or left were woken by `apply`.
             let quiet = self.is_big(state.members.len())
                 && applied.iter().all(|e| e.body.joined_or_left().is_some());
-            let mut audience: Vec<UserId> = if applied.is_empty() {
-                Vec::new()
+            // Its watchers hear them within a presence batch, however
+            // many come and go: 50 joins a second would otherwise answer
+            // each watcher's poll 50 times a second.
+            let (mut audience, watchers): (Vec<UserId>, Vec<UserId>) = if applied.is_empty() {
+                (Vec::new(), Vec::new())
             } else if quiet {
-                state.member_watchers()
+                (Vec::new(), state.member_watchers())
             } else {
-                state.members.keys().copied().collect()
+                (state.members.keys().copied().collect(), Vec::new())
             };
             // Whoever joined or left in an event this one released from
             // behind a gap: `apply` woke only the users of this event,
@@ -234,12 +237,15 @@ impl Hub {
             if fill_gap {
                 state.gap_fill_scheduled = true;
             }
-            (audience, fill_gap)
+            (audience, watchers, fill_gap)
         };
         for feed in self.loaded_users(audience) {
             if feed.has_waiters() {
                 feed.wake();
             }
+        }
+        if !watchers.is_empty() {
+            self.wake_batched(self.loaded_users(watchers), Vec::new());
         }
         self.announce_online_joiners(&room, joined_online);
         if left_online {

@@ -156,7 +156,7 @@ impl Hub {
                 online,
             },
         );
-        self.wake_for_presence(targets, counted);
+        self.wake_batched(targets, counted);
     }
 
     /// Pushes `item` to the ephemeral streams of those of `audience` with
@@ -236,7 +236,7 @@ impl Hub {
     /// themselves from the `member_left` event).
     pub(super) fn announce_count_change(&self, room: &Arc<RoomFeed>) {
         if self.is_big(room.member_count()) {
-            self.wake_for_presence(Vec::new(), vec![room.clone()]);
+            self.wake_batched(Vec::new(), vec![room.clone()]);
         }
     }
 
@@ -260,16 +260,17 @@ impl Hub {
                 },
             );
             let counted = if big { vec![room.clone()] } else { Vec::new() };
-            self.wake_for_presence(targets, counted);
+            self.wake_batched(targets, counted);
         }
     }
 
-    /// Wakes the polls of `targets` for presence news, at most once per
+    /// Wakes the polls of `targets` for presence news (and a big room's
+    /// watchers for its joins and leaves), at most once per
     /// `presence_batch` per user. When many members of a large room come
     /// online together, each waiting member is answered once with all of
     /// them, instead of once per arrival (which grows with the square of
     /// the room's size).
-    fn wake_for_presence(&self, targets: Vec<Arc<UserFeed>>, counted: Vec<Arc<RoomFeed>>) {
+    pub(super) fn wake_batched(&self, targets: Vec<Arc<UserFeed>>, counted: Vec<Arc<RoomFeed>>) {
         let start_flush = {
             let mut wakes = self.presence_wakes.lock().expect("presence poisoned");
             for t in targets {

@@ -13,9 +13,9 @@
 //!
 //! Joins and leaves are room events like any other, in every member's
 //! log, but in a big room they are quiet news: they wake only its
-//! watchers (and the member who joined or left), and a poll that does
-//! not watch the room holds them until something else is new or it times
-//! out. Fifty joins a second in a room of 10,000 then cost its members
+//! watchers (batched like presence wake-ups) and the member who joined
+//! or left, and a poll that does not watch the room holds them until
+//! something else is new or it times out. Fifty joins a second in a room of 10,000 then cost its members
 //! nothing until the next message, which brings them along, in order.
 
 use std::collections::HashMap;

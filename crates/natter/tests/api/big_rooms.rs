@@ -161,6 +161,30 @@ async fn someone_who_leaves_a_big_room_they_watch_hears_no_more_typing() {
 }
 
 #[tokio::test]
+async fn a_big_rooms_watchers_hear_a_burst_of_joins_in_one_answer() {
+    let server = server().await;
+    let (watcher, bystander, _late, room) = big_room(&server).await;
+    let mut newcomers = Vec::new();
+    for i in 0..5 {
+        newcomers.push(server.user(&format!("newcomer{i}")).await);
+    }
+    let (cursor, _) = settled_cursors(&watcher, &bystander, room).await;
+    let (w, c) = (watcher.clone(), cursor.clone());
+    let watched = tokio::spawn(async move { poll_watching(&w, &c, &room.to_string(), 10).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for newcomer in &newcomers {
+        newcomer.join(room).await;
+    }
+    // Woken once for the batch (250 ms), not once per join.
+    let answer = watched.await.unwrap();
+    let joins = event_types(&answer)
+        .iter()
+        .filter(|t| *t == "member_joined")
+        .count();
+    assert!(joins >= 2, "{answer}");
+}
+
+#[tokio::test]
 async fn a_direct_conversation_keeps_presence_whatever_big_room_is_shared() {
     let server = server().await;
     let (_watcher, bystander, late, _room) = big_room(&server).await;
