@@ -165,7 +165,7 @@ test('"Seen" shows for the sender once the other person opens the direct convers
   await bob.context.close();
 });
 
-test('settings: a new name shows, a wrong password is refused, the language switches', async () => {
+test('settings: a new name and avatar show, a wrong password is refused and a right one changes it, the language switches', async () => {
   const a = await env.server.user(`alice${unique()}`, 'Han Meimei');
   const alice = await pageOf(env, a);
   const { page } = alice;
@@ -178,6 +178,12 @@ test('settings: a new name shows, a wrong password is refused, the language swit
   await page.locator('.topbar .account', { hasText: 'Meimei H.' }).waitFor();
   assert.equal((await a.me()).display_name, 'Meimei H.');
 
+  const avatar = `${env.server.base}/api/v1/avatar.svg?initial=M&hue=40`;
+  await dialog.getByLabel('Avatar URL').fill(avatar);
+  await dialog.getByRole('button', { name: 'Save' }).click();
+  await dialog.getByText('Saved.').waitFor();
+  assert.equal((await a.me()).avatar_url, avatar);
+
   await dialog.getByLabel('Current password').fill('not-my-password');
   await dialog.getByLabel('New password').fill('password-2');
   await dialog.getByRole('button', { name: 'Change password' }).click();
@@ -186,6 +192,18 @@ test('settings: a new name shows, a wrong password is refused, the language swit
   await dialog.getByLabel('New password').fill('short');
   await dialog.getByRole('button', { name: 'Change password' }).click();
   await dialog.getByRole('alert').filter({ hasText: /cannot be used: .*8 characters/ }).waitFor();
+  await dialog.getByLabel('Current password').fill('password-1');
+  await dialog.getByLabel('New password').fill('password-2');
+  await dialog.getByRole('button', { name: 'Change password' }).click();
+  await dialog.getByText('Password changed. Your other sessions were logged out.').waitFor();
+  // The other session (the test's own client) is over; the new password signs in.
+  await assert.rejects(a.me(), (e) => e.status === 401);
+  const signIn = await fetch(`${env.server.base}/api/v1/sessions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: a.user.username, password: 'password-2' }),
+  });
+  assert.equal(signIn.status, 201);
 
   await dialog.getByLabel('Language of the app').selectOption('zh-CN');
   await page.getByRole('dialog', { name: '设置' }).waitFor();
@@ -280,6 +298,23 @@ for (const [tag, locale, viewport] of [
     await row.locator('.mention-badge', { hasText: '@1' }).waitFor({ timeout: 10000 });
     await expectAccessible(page, `${tag} mention badge`, { include: '#sidebar' });
     await screenshot(page, `${tag}-mention-badge`);
+
+    // The mention as the person named sees it, and the room's notification choice.
+    await row.click();
+    await page.locator('.message .mention-me').waitFor();
+    await screenshot(page, `${tag}-mention-highlight`);
+    await page.getByLabel(zh ? '这个会话的通知' : 'Notifications for this conversation').focus();
+    await screenshot(page, `${tag}-notification-choice`);
+
+    // "Seen" under one's own last message in a direct conversation.
+    const direct = await a.openDirect(b.user.id);
+    const sent = await a.send(direct.id, zh ? '收到了吗？' : 'Did you get it?');
+    await b.markRead(direct.id, sent.seq);
+    if (phone) await page.locator('.topbar .back').click();
+    await page.locator(`.room[data-room="${direct.id}"]`).click();
+    await page.locator('.message .seen').waitFor({ timeout: 10000 });
+    await screenshot(page, `${tag}-seen`);
+    if (phone) await page.locator('.topbar .back').click();
 
     await page.locator('.new-direct-panel summary').click();
     await page.locator('#new-direct-search').pressSequentially(zh ? '李' : 'Li L');

@@ -172,6 +172,15 @@ test('the emoji picker closes on a pick, Escape and a click elsewhere, and arrow
   await page.press('#composer', 'Enter');
   await page.locator('.message:not(.pending) .text', { hasText: picked }).first().waitFor();
   assert.equal(await picker.isVisible(), false);
+
+  // Sending while it is open closes it.
+  await page.locator('#composer').fill('sent with the picker open');
+  await toggle.click();
+  await picker.waitFor();
+  await page.getByRole('button', { name: 'Send', exact: true }).click();
+  await page.locator('.message:not(.pending) .text', { hasText: 'sent with the picker open' }).waitFor();
+  await picker.waitFor({ state: 'hidden' });
+  assert.equal(await toggle.getAttribute('aria-expanded'), 'false');
   await context.close();
 });
 
