@@ -7,10 +7,13 @@
 
 pub(crate) mod columns;
 pub mod conformance;
+mod open;
 pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
+
+pub use self::open::StoreChoice;
 
 use crate::model::{
     Current, EndReason, Event, Millis, NotifyLevel, Role, Room, RoomId, Seq, SessionId, User,
