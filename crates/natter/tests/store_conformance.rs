@@ -309,3 +309,27 @@ async fn postgres_pool_reconnects_after_its_connections_end() {
         }
     }
 }
+
+/// A server whose commits may not survive a crash is refused at start,
+/// unless the operator says that they accept it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_without_synchronous_commit_is_refused() {
+    let Some(url) = postgres_url("postgres_without_synchronous_commit_is_refused").await else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let mut options = schemas.options();
+    // This session's setting, as a server's `synchronous_commit = off` would be.
+    options.url = format!("{url}{separator}options=-c%20synchronous_commit%3Doff");
+    let refused = PostgresStore::open(options.clone()).await;
+    assert!(
+        matches!(refused, Err(StoreError::Refused(ref why)) if why.contains("synchronous_commit")),
+        "{:?}",
+        refused.err()
+    );
+    options.allow_unsafe_commit = true;
+    PostgresStore::open(options)
+        .await
+        .expect("allowed when asked for");
+}
