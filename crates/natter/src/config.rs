@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::chat::{ChatConfig, RateLimits, RateSpec, RegistrationMode, Secret, Secrets, Site};
 use crate::hub::HubConfig;
 use crate::source::TrustedProxies;
+use crate::store::StoreChoice;
 
 /// Settings as given; every field optional so sources can be layered.
 #[derive(Args, Debug, Default, Clone, Deserialize)]
@@ -22,9 +23,16 @@ pub struct Settings {
     /// Address to listen on [default: 127.0.0.1:8080]
     #[arg(long, env = "NATTER_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// Folder for the SQLite database, created if missing [default: data]
+    /// Folder for the SQLite database, created if missing; unused when `store` is PostgreSQL [default: data]
     #[arg(long, env = "NATTER_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where data is kept: a `postgres://user:password@host:port/database` URL for PostgreSQL (several nodes share it), or unset for SQLite in `data_dir` [default: SQLite in data_dir]
+    // A secret: the URL may hold a password.
+    #[arg(long, env = "NATTER_STORE")]
+    pub store: Option<Secret>,
+    /// Start on a PostgreSQL server whose `synchronous_commit` or `fsync` is off, which can lose acknowledged messages in a crash; without it natter refuses to start there [default: false]
+    #[arg(long, env = "NATTER_POSTGRES_ALLOW_UNSAFE_COMMIT", num_args = 0..=1, default_missing_value = "true")]
+    pub postgres_allow_unsafe_commit: Option<bool>,
     /// A new login ends the user's other sessions; their polls get `session_replaced` [default: false]
     #[arg(long, env = "NATTER_SINGLE_SESSION", num_args = 0..=1, default_missing_value = "true")]
     pub single_session: Option<bool>,
@@ -224,6 +232,10 @@ impl Settings {
         Settings {
             listen: over.listen.or(self.listen),
             data_dir: over.data_dir.or(self.data_dir),
+            store: over.store.or(self.store),
+            postgres_allow_unsafe_commit: over
+                .postgres_allow_unsafe_commit
+                .or(self.postgres_allow_unsafe_commit),
             single_session: over.single_session.or(self.single_session),
             max_message_chars: over.max_message_chars.or(self.max_message_chars),
             edit_window_secs: over.edit_window_secs.or(self.edit_window_secs),
@@ -297,7 +309,11 @@ impl Settings {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The SQLite data folder (also what `backup` copies); unused on
+    /// PostgreSQL.
     pub data_dir: PathBuf,
+    /// The store the node runs on: SQLite in `data_dir`, or PostgreSQL.
+    pub store: StoreChoice,
     pub chat: ChatConfig,
     pub hub: HubConfig,
     pub header_read_timeout: Duration,
@@ -327,11 +343,16 @@ impl Config {
         let hub_defaults = HubConfig::default();
         let secs = Duration::from_secs;
         let limits = rate_limits(&s);
+        let store = StoreChoice::from_setting(
+            s.store.as_ref().map(Secret::as_str),
+            s.postgres_allow_unsafe_commit.unwrap_or(false),
+        )?;
         let config = Config {
             listen: s
                 .listen
                 .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
             data_dir: s.data_dir.unwrap_or_else(|| PathBuf::from("data")),
+            store,
             chat: ChatConfig {
                 single_session: s.single_session.unwrap_or(chat_defaults.single_session),
                 max_message_chars: s
@@ -512,7 +533,7 @@ mod tests {
     #[test]
     fn secrets_never_print() {
         let settings: Settings = toml::from_str(
-            "admin_keys = [\"admin-key-0123456789-0123456789-xyz\"]\nmetrics_token = \"metrics-token-0123456789-0123456789\"\n",
+            "admin_keys = [\"admin-key-0123456789-0123456789-xyz\"]\nmetrics_token = \"metrics-token-0123456789-0123456789\"\nstore = \"postgres://natter:pw-0123456789@db:5432/natter\"\n",
         )
         .unwrap();
         let config = Config::from_settings(settings.clone()).unwrap();
@@ -544,6 +565,24 @@ mod tests {
             "defaults fill the rest"
         );
         assert_eq!(config.chat.default_poll_timeout, Duration::from_secs(30));
+        assert!(
+            matches!(config.store, StoreChoice::Sqlite),
+            "SQLite in the data folder by default"
+        );
+    }
+
+    #[test]
+    fn a_postgres_url_picks_postgres_and_anything_else_is_refused() {
+        let file: Settings = toml::from_str("store = \"postgres://natter@db/natter\"\n").unwrap();
+        let config = Config::from_settings(file).unwrap();
+        assert!(
+            matches!(&config.store, StoreChoice::Postgres(o) if o.url == "postgres://natter@db/natter" && !o.allow_unsafe_commit)
+        );
+        let typo = Settings {
+            store: Some("postgress://db".into()),
+            ..Settings::default()
+        };
+        assert!(Config::from_settings(typo).is_err());
     }
 
     #[test]

@@ -64,6 +64,11 @@ pub enum ChatError {
     /// The disk is full: nothing was stored; it works again once there is room.
     #[error("the server's storage is full; try again later")]
     StorageFull,
+    /// The store cannot be reached right now (its database is down or
+    /// restarting): nothing was written; the same call may succeed soon.
+    /// The detail is logged, not shown.
+    #[error("the store is unavailable: {0}")]
+    StoreUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -91,6 +96,7 @@ impl From<StoreError> for ChatError {
             StoreError::NotAMember => ChatError::NotAMember,
             StoreError::IdempotencyConflict => ChatError::IdempotencyConflict,
             StoreError::Full => ChatError::StorageFull,
+            StoreError::Unavailable(why) => ChatError::StoreUnavailable(why),
             other => ChatError::Internal(other.to_string()),
         }
     }

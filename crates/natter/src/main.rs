@@ -95,6 +95,11 @@ async fn run(small_pages: std::io::Result<()>) -> anyhow::Result<()> {
     }
     match cli.command.unwrap_or(Command::Serve) {
         Command::Backup { dest } => {
+            if !matches!(config.store, natter::store::StoreChoice::Sqlite) {
+                anyhow::bail!(
+                    "backup copies the SQLite data folder; back a PostgreSQL store up with pg_dump"
+                );
+            }
             let copy = natter::store::sqlite::backup(&config.data_dir, &dest)?;
             println!(
                 "backed up {} into {}: {} users, {} rooms, {} events, {} bytes, checked",
@@ -115,7 +120,7 @@ async fn run(small_pages: std::io::Result<()>) -> anyhow::Result<()> {
             dry_run,
         } => {
             check_site(&config, site.as_deref())?;
-            let store = open_store(&config)?;
+            let store = open_store(&config).await?;
             let options = natter::archive::import::ImportOptions {
                 dir,
                 site,
@@ -133,7 +138,7 @@ async fn run(small_pages: std::io::Result<()>) -> anyhow::Result<()> {
         }
         Command::ExportXml { dir, site } => {
             check_site(&config, site.as_deref())?;
-            let store = open_store(&config)?;
+            let store = open_store(&config).await?;
             let done = natter::archive::export::export(store, &dir, site.as_deref()).await?;
             println!(
                 "exported {} rooms and {} direct conversations, {} messages, into {} files under {}",
@@ -160,12 +165,11 @@ async fn run(small_pages: std::io::Result<()>) -> anyhow::Result<()> {
     }
 }
 
-/// The store of the data folder, for a command that runs while natter
-/// does not (the folder's lock refuses a second natter).
-fn open_store(config: &Config) -> anyhow::Result<std::sync::Arc<dyn natter::store::Store>> {
-    Ok(std::sync::Arc::new(
-        natter::store::sqlite::SqliteStore::open(&config.data_dir)?,
-    ))
+/// The configured store, for a command that runs while natter does not
+/// (a SQLite folder's lock refuses a second natter), opened as the
+/// server opens it.
+async fn open_store(config: &Config) -> anyhow::Result<std::sync::Arc<dyn natter::store::Store>> {
+    Ok(config.store.open(&config.data_dir).await?)
 }
 
 /// Refuses a `--site` the configuration does not name.

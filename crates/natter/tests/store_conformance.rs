@@ -1,10 +1,20 @@
-//! The SQLite store against the store conformance suite
-//! (`natter::store::conformance`), which every store must pass.
+//! The stores against the store conformance suite
+//! (`natter::store::conformance`), which every store must pass, and the
+//! PostgreSQL store's own promises: one migration when nodes start at
+//! once, no NUL in its text, a fast `Unavailable` when the database is
+//! out of reach, and a pool that reconnects by itself.
+//!
+//! The PostgreSQL tests use `NATTER_TEST_POSTGRES` (default
+//! `postgres://postgres@127.0.0.1:5432/test`), each in a schema of its
+//! own that is dropped at the end. Without a server they say that they
+//! skipped, and pass, except under `CI=true`, where they fail.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use natter::store::Store;
+use natter::store::postgres::{PostgresOptions, PostgresStore};
 use natter::store::sqlite::SqliteStore;
+use natter::store::{Action, NewEvent, NewRoom, NewUser, Store, StoreError};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_passes_the_store_conformance_suite() {
@@ -20,4 +30,306 @@ async fn sqlite_passes_the_store_conformance_suite() {
         }
     })
     .await;
+}
+
+/// The server's URL, or `None` (after saying so) when there is none to
+/// test against outside CI.
+async fn postgres_url(test: &str) -> Option<String> {
+    let url = std::env::var("NATTER_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let reached = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_postgres::connect(&url, tokio_postgres::NoTls),
+    )
+    .await;
+    match reached {
+        Ok(Ok(_)) => Some(url),
+        Ok(Err(e)) => unreachable_server(test, &url, &e.to_string()),
+        Err(_) => unreachable_server(test, &url, "no answer within 5 s"),
+    }
+}
+
+fn unreachable_server(test: &str, url: &str, why: &str) -> Option<String> {
+    let redacted = natter::store::postgres::redacted(url);
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: PostgreSQL at {redacted} is unreachable under CI: {why}");
+    }
+    eprintln!(
+        "SKIPPED {test}: PostgreSQL at {redacted} is unreachable ({why}); set NATTER_TEST_POSTGRES"
+    );
+    None
+}
+
+/// A schema name no other run uses.
+fn fresh_schema() -> String {
+    format!("natter_t_{:016x}", rand::random::<u64>())
+}
+
+/// Drops the schemas a test made, when it ends (even by a panic).
+struct Schemas {
+    url: String,
+    names: Mutex<Vec<String>>,
+}
+
+impl Schemas {
+    fn new(url: &str) -> Arc<Schemas> {
+        Arc::new(Schemas {
+            url: url.to_owned(),
+            names: Mutex::default(),
+        })
+    }
+
+    /// Options for a store in a new schema, dropped with `self`.
+    fn options(&self) -> PostgresOptions {
+        let schema = fresh_schema();
+        self.names.lock().unwrap().push(schema.clone());
+        let mut options = PostgresOptions::new(&self.url);
+        options.schema = Some(schema);
+        options
+    }
+}
+
+impl Drop for Schemas {
+    fn drop(&mut self) {
+        let names = std::mem::take(&mut *self.names.lock().unwrap());
+        let url = self.url.clone();
+        // Its own thread and runtime: drop may run inside a runtime.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let Ok((client, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+                else {
+                    return;
+                };
+                tokio::spawn(conn);
+                for name in names {
+                    let _ = client
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                        .await;
+                }
+            });
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_passes_the_store_conformance_suite() {
+    let Some(url) = postgres_url("postgres_passes_the_store_conformance_suite").await else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    natter::store::conformance::run_all(|| {
+        let options = schemas.options();
+        async move {
+            let store = PostgresStore::open(options)
+                .await
+                .expect("open a fresh store");
+            Arc::new(store) as Arc<dyn Store>
+        }
+    })
+    .await;
+}
+
+/// Three nodes starting at once on an empty schema: all open, the schema
+/// is made once, and they share one deployment id and cursor key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nodes_starting_at_once_migrate_once() {
+    let Some(url) = postgres_url("postgres_nodes_starting_at_once_migrate_once").await else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    let options = schemas.options();
+    let starts: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(PostgresStore::open(options.clone())))
+        .collect();
+    let mut nodes = Vec::new();
+    for start in starts {
+        nodes.push(start.await.unwrap().expect("every node starts"));
+    }
+    for node in &nodes[1..] {
+        assert_eq!(node.deployment_id(), nodes[0].deployment_id());
+        assert_eq!(node.cursor_key(), nodes[0].cursor_key());
+    }
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let schema = options.schema.unwrap();
+    let applied: i64 = client
+        .query_one(
+            &format!("SELECT COUNT(*) FROM {schema}.natter_migrations"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(applied, 1, "each migration applied once");
+    // A restart keeps the identity.
+    let again = PostgresStore::open(schemas_options(&url, &schema))
+        .await
+        .unwrap();
+    assert_eq!(again.deployment_id(), nodes[0].deployment_id());
+}
+
+fn schemas_options(url: &str, schema: &str) -> PostgresOptions {
+    let mut options = PostgresOptions::new(url);
+    options.schema = Some(schema.to_owned());
+    options
+}
+
+/// Text PostgreSQL cannot hold (U+0000) is refused with an error, and
+/// nothing of the write is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refuses_nul_with_an_error() {
+    let Some(url) = postgres_url("postgres_refuses_nul_with_an_error").await else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    let store = PostgresStore::open(schemas.options()).await.unwrap();
+    let new_user = |name: &str| NewUser {
+        username: name.into(),
+        display_name: name.into(),
+        password_hash: "x".into(),
+        at: 1,
+        invite: None,
+    };
+    assert!(matches!(
+        store.create_user(new_user("nul\0name")).await,
+        Err(StoreError::Aborted(_))
+    ));
+    assert!(store.credentials("nul\0name").await.unwrap().is_none());
+    let ann = store.create_user(new_user("ann")).await.unwrap().id;
+    let (room, _) = store
+        .create_room(NewRoom {
+            creator: ann,
+            creator_name: "ann".into(),
+            community: None,
+            title: "room".into(),
+            visibility: natter::model::Visibility::Public,
+            at: 1,
+        })
+        .await
+        .unwrap();
+    let sent = store
+        .append(NewEvent {
+            room: room.id,
+            actor: ann,
+            actor_name: "ann".into(),
+            at: 2,
+            action: Action::Send {
+                client_msg_id: "c".into(),
+                text: "a\0b".into(),
+                reply_to: None,
+            },
+        })
+        .await;
+    assert!(matches!(sent, Err(StoreError::Aborted(ref why)) if why.contains("U+0000")));
+    assert_eq!(store.room(room.id).await.unwrap().unwrap().head, 1);
+}
+
+/// A database out of reach fails a call within seconds, as
+/// `Unavailable`, not after a long hang and not as an internal error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_postgres_is_unavailable_fast() {
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Instant::now();
+    let opened = PostgresStore::open(PostgresOptions::new(format!(
+        "postgres://postgres@127.0.0.1:{port}/test"
+    )))
+    .await;
+    assert!(
+        matches!(opened, Err(StoreError::Unavailable(_))),
+        "{:?}",
+        opened.err()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Connections the server ends (a restart does that to all of them) are
+/// replaced by the pool: calls succeed again without a restart of natter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_pool_reconnects_after_its_connections_end() {
+    let Some(url) = postgres_url("postgres_pool_reconnects_after_its_connections_end").await else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    let name = fresh_schema();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let mut options = schemas.options();
+    options.url = format!("{url}{separator}application_name={name}");
+    let store = PostgresStore::open(options).await.unwrap();
+    assert!(
+        store
+            .user(natter::model::UserId(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let ended: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = $1) t",
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ended >= 1, "the store's connections were ended");
+
+    let started = Instant::now();
+    loop {
+        match store.user(natter::model::UserId(1)).await {
+            Ok(found) => {
+                assert!(found.is_none());
+                break;
+            }
+            Err(StoreError::Unavailable(_)) if started.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("after its connections ended: {e}"),
+        }
+    }
+}
+
+/// A server whose commits may not survive a crash is refused at start,
+/// unless the operator says that they accept it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_without_synchronous_commit_is_refused() {
+    let Some(url) = postgres_url("postgres_without_synchronous_commit_is_refused").await else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let mut options = schemas.options();
+    // This session's setting, as a server's `synchronous_commit = off` would be.
+    options.url = format!("{url}{separator}options=-c%20synchronous_commit%3Doff");
+    let refused = PostgresStore::open(options.clone()).await;
+    assert!(
+        matches!(refused, Err(StoreError::Refused(ref why)) if why.contains("synchronous_commit")),
+        "{:?}",
+        refused.err()
+    );
+    options.allow_unsafe_commit = true;
+    PostgresStore::open(options)
+        .await
+        .expect("allowed when asked for");
 }

@@ -18,7 +18,7 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     /// Seconds after which a refused call may be tried again
-    /// (`Retry-After`), for rate limits.
+    /// (`Retry-After`), for rate limits and an unreachable store.
     pub retry_after: Option<u64>,
     /// The connection is closed after this answer (a body that never
     /// came leaves the connection in an unknown state).
@@ -129,6 +129,18 @@ impl From<ChatError> for ApiError {
                 return ApiError::new(status, code, message);
             }
             ChatError::StorageFull => (S::INSUFFICIENT_STORAGE, "storage_full"),
+            ChatError::StoreUnavailable(detail) => {
+                // A database restart makes many of these at once; each is
+                // worth a line, since it says which call failed and why.
+                tracing::warn!(error = %detail, "store unavailable");
+                let mut error = ApiError::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the server cannot reach its database; try again shortly",
+                );
+                error.retry_after = Some(1);
+                return error;
+            }
             ChatError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 return ApiError::new(
@@ -149,3 +161,25 @@ pub struct ErrorCode(pub &'static str);
 
 /// Handler results.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    /// A database that is down is a 503 with its own code, telling a
+    /// client to try again, not a 500.
+    #[test]
+    fn an_unavailable_store_is_a_503() {
+        let error = ApiError::from(ChatError::from(StoreError::Unavailable(
+            "connection refused".into(),
+        )));
+        assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error.code, "store_unavailable");
+        assert_eq!(error.retry_after, Some(1));
+        assert!(
+            !error.message.contains("refused"),
+            "details stay in the log"
+        );
+    }
+}

@@ -23,7 +23,6 @@ use crate::config::Config;
 use crate::http;
 use crate::http::Peer;
 use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
 use axum::http::Request;
 use hyper::body::Incoming;
 use tower::ServiceExt;
@@ -35,10 +34,12 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
-    // Only now is it true: the data folder is locked, checked and migrated.
+    let store: Arc<dyn Store> = config.store.open(&config.data_dir).await?;
+    // Only now is it true: the store is locked (SQLite) or reachable
+    // (PostgreSQL), checked and migrated.
     tracing::info!(
         listen = %listener.local_addr()?,
+        store = %config.store,
         data_dir = %config.data_dir.display(),
         "natter is serving"
     );

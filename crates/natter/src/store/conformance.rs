@@ -6,7 +6,10 @@
 //! sequence per room under concurrent appends, idempotent sends, membership
 //! windows, read markers, every change to a message (who may, what is
 //! refused, what the current state and the log say afterwards), mention
-//! counts, notification choices, people searches and archive imports.
+//! counts, notification choices, people searches and archive imports,
+//! and that racing duplicates (a send retried at once, a conversation
+//! opened by both people at once) resolve to one row, as they must when
+//! several nodes share one database.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,6 +42,7 @@ where
     people_searches(fresh().await).await;
     member_pages(fresh().await).await;
     archive_imports(fresh().await).await;
+    concurrent_duplicates_resolve_to_one(fresh().await).await;
 }
 
 async fn user(store: &dyn Store, name: &str) -> UserId {
@@ -844,4 +848,53 @@ async fn archive_imports(store: Arc<dyn Store>) {
         [first.room, direct.id]
     );
     assert_eq!(store.rooms_after(first.room, 10).await.unwrap().len(), 1);
+}
+
+/// The same send from many tasks at once is stored once, and every other
+/// one gets the idempotent replay; a pair opening their conversation at
+/// once gets one conversation, made once.
+async fn concurrent_duplicates_resolve_to_one(store: Arc<dyn Store>) {
+    let ann = user(&*store, "ann").await;
+    let bob = user(&*store, "bob").await;
+    let room = room(&*store, ann).await;
+    let sends: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { act(&*store, room, ann, send("same", "once")).await })
+        })
+        .collect();
+    let (mut appended_seqs, mut replayed) = (Vec::new(), Vec::new());
+    for task in sends {
+        match task.await.unwrap() {
+            Ok(Outcome::Appended(e)) => appended_seqs.push(e.seq),
+            Ok(Outcome::Unchanged(Some(e))) => replayed.push(e.seq),
+            other => panic!("a duplicate send answers the stored message: {other:?}"),
+        }
+    }
+    assert_eq!(appended_seqs.len(), 1, "stored once");
+    assert!(
+        replayed.iter().all(|s| *s == appended_seqs[0]),
+        "{replayed:?}"
+    );
+    assert_eq!(
+        store.room(room).await.unwrap().unwrap().head,
+        appended_seqs[0]
+    );
+
+    let opens: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            let (opener, peer) = if i % 2 == 0 { (ann, bob) } else { (bob, ann) };
+            tokio::spawn(async move { store.open_direct(opener, "x".into(), peer, 1).await })
+        })
+        .collect();
+    let mut rooms = Vec::new();
+    let mut created = 0;
+    for task in opens {
+        let (room, event) = task.await.unwrap().expect("open the conversation");
+        rooms.push(room.id);
+        created += usize::from(event.is_some());
+    }
+    assert_eq!(created, 1, "made once");
+    assert!(rooms.iter().all(|r| *r == rooms[0]), "{rooms:?}");
 }

@@ -5,10 +5,15 @@
 //! returns `Ok` has been committed: the domain acknowledges a message only
 //! after `append_message` returns, which is what "acked means durable" rests on.
 
+pub(crate) mod columns;
 pub mod conformance;
+mod open;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
+
+pub use self::open::StoreChoice;
 
 use crate::model::{
     Current, EndReason, Event, Millis, NotifyLevel, Role, Room, RoomId, Seq, SessionId, User,
@@ -39,8 +44,9 @@ pub enum StoreError {
     /// A bound was reached (reactions on one message).
     #[error("too many: {0}")]
     TooMany(&'static str),
-    /// A write's own source of data failed midway (an import's archive):
-    /// nothing of it was written.
+    /// A write's own data cannot be stored: its source failed midway (an
+    /// import's archive), or it holds text the database cannot keep (a NUL
+    /// character in PostgreSQL). Nothing of it was written.
     #[error("{0}")]
     Aborted(String),
     /// A client message id was reused for a different text.
@@ -53,6 +59,12 @@ pub enum StoreError {
     /// the file and says why (natter refuses to start).
     #[error("{0}")]
     Refused(String),
+    /// The database cannot be reached right now (a PostgreSQL server that
+    /// is down or restarting): nothing was written, and the same call may
+    /// succeed once it is back. Reported fast, so a request fails in
+    /// seconds instead of hanging.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
     /// Anything the caller cannot fix: I/O, corruption, a bug.
     #[error("store failure: {0}")]
     Internal(String),

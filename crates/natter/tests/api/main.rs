@@ -25,6 +25,7 @@ mod messages;
 mod meta;
 mod metrics;
 mod people;
+mod postgres;
 mod rate_limits;
 mod rooms;
 mod sdk;

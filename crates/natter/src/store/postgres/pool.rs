@@ -1,0 +1,137 @@
+//! The connection pool: how natter reaches PostgreSQL, with short
+//! timeouts so a database that is down fails a call in seconds
+//! (`Unavailable`) instead of hanging it, and connections that the
+//! server closed replaced by new ones on their next use, so the pool
+//! reconnects by itself when the database is back.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use super::fail::pool_error;
+use crate::store::{StoreError, StoreResult};
+
+/// How to reach the database, and what natter accepts of it.
+#[derive(Clone)]
+pub struct PostgresOptions {
+    /// A libpq-style URL, `postgres://user:password@host:port/database`
+    /// (its `options` parameter may set `search_path`).
+    pub url: String,
+    /// The schema natter's tables live in, created if missing; `None`
+    /// uses the URL's `search_path` (by default `public`). Tests give
+    /// each run a schema of its own.
+    pub schema: Option<String>,
+    /// Start even when the server's `synchronous_commit` or `fsync` is
+    /// off, which lets a crash lose acknowledged messages. Off by default:
+    /// natter refuses to start on such a server.
+    pub allow_unsafe_commit: bool,
+    /// Connections kept open at most.
+    pub max_connections: usize,
+    /// The longest a call waits to connect or for a free connection
+    /// before it fails with `Unavailable`.
+    pub timeout: Duration,
+}
+
+impl PostgresOptions {
+    /// The defaults for `url`: the `public` schema (or the URL's), safe
+    /// commits only, 16 connections, 3 s timeouts.
+    pub fn new(url: impl Into<String>) -> PostgresOptions {
+        PostgresOptions {
+            url: url.into(),
+            schema: None,
+            allow_unsafe_commit: false,
+            max_connections: 16,
+            timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+impl std::fmt::Debug for PostgresOptions {
+    // Never print a password in the URL.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresOptions")
+            .field("url", &redacted(&self.url))
+            .field("schema", &self.schema)
+            .field("allow_unsafe_commit", &self.allow_unsafe_commit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `url` without the password of its user part, for logs and errors.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<not a URL>".into();
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{scheme}://{name}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// Whether `name` is a plain lower-case identifier: what a schema name
+/// must be here, since it goes into `search_path` and `CREATE SCHEMA`.
+pub(super) fn plain_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63
+}
+
+/// A pool for `options`; it connects lazily, on the first call.
+pub(super) fn build(options: &PostgresOptions) -> StoreResult<Pool> {
+    let mut config = tokio_postgres::Config::from_str(&options.url).map_err(|e| {
+        StoreError::Refused(format!(
+            "store {}: not a PostgreSQL URL: {e}",
+            redacted(&options.url)
+        ))
+    })?;
+    if let Some(schema) = &options.schema {
+        if !plain_identifier(schema) {
+            return Err(StoreError::Refused(format!(
+                "schema {schema:?}: use lower-case letters, digits and _ only"
+            )));
+        }
+        let before = config.get_options().unwrap_or_default().to_owned();
+        config.options(format!("{before} -c search_path={schema}").trim());
+    }
+    if config.get_application_name().is_none() {
+        // What pg_stat_activity shows; a URL may name its own.
+        config.application_name("natter");
+    }
+    config
+        .connect_timeout(options.timeout)
+        // A peer that vanished without closing (a dead host, a cut
+        // network) is noticed by the kernel instead of never.
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(10));
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            // Connections the server closed (a restart) are dropped when
+            // they come back to the pool; the next call opens a new one.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(options.max_connections.max(1))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(options.timeout))
+        .create_timeout(Some(options.timeout))
+        .recycle_timeout(Some(options.timeout))
+        .build()
+        .map_err(|e| StoreError::Internal(format!("cannot build the connection pool: {e}")))
+}
+
+/// A connection from `pool`, or `Unavailable` within the pool's timeouts.
+pub(super) async fn connection(pool: &Pool) -> StoreResult<deadpool_postgres::Object> {
+    pool.get().await.map_err(pool_error)
+}
