@@ -30,6 +30,10 @@ pub struct Settings {
     // A secret: the URL may hold a password.
     #[arg(long, env = "NATTER_STORE")]
     pub store: Option<Secret>,
+    /// The bus between the nodes of a cluster: a `redis://host:port` URL (every node of a deployment on PostgreSQL names the same Redis), or unset for one node alone [default: one node]
+    // A secret: the URL may hold a password.
+    #[arg(long, env = "NATTER_BUS")]
+    pub bus: Option<Secret>,
     /// Start on a PostgreSQL server whose `synchronous_commit` or `fsync` is off, which can lose acknowledged messages in a crash; without it natter refuses to start there [default: false]
     #[arg(long, env = "NATTER_POSTGRES_ALLOW_UNSAFE_COMMIT", num_args = 0..=1, default_missing_value = "true")]
     pub postgres_allow_unsafe_commit: Option<bool>,
@@ -233,6 +237,7 @@ impl Settings {
             listen: over.listen.or(self.listen),
             data_dir: over.data_dir.or(self.data_dir),
             store: over.store.or(self.store),
+            bus: over.bus.or(self.bus),
             postgres_allow_unsafe_commit: over
                 .postgres_allow_unsafe_commit
                 .or(self.postgres_allow_unsafe_commit),
@@ -314,6 +319,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The store the node runs on: SQLite in `data_dir`, or PostgreSQL.
     pub store: StoreChoice,
+    /// The Redis URL of a cluster's bus; `None`: one node alone.
+    pub bus: Option<Secret>,
     pub chat: ChatConfig,
     pub hub: HubConfig,
     pub header_read_timeout: Duration,
@@ -347,7 +354,23 @@ impl Config {
             s.store.as_ref().map(Secret::as_str),
             s.postgres_allow_unsafe_commit.unwrap_or(false),
         )?;
+        let bus = match s.bus {
+            Some(url) if url.as_str().trim().is_empty() => None,
+            Some(url) => {
+                anyhow::ensure!(
+                    url.as_str().starts_with("redis://"),
+                    "bus: use a redis:// URL, or leave it unset for one node alone"
+                );
+                anyhow::ensure!(
+                    matches!(store, StoreChoice::Postgres(_)),
+                    "bus: the nodes of a cluster share a PostgreSQL store; SQLite serves one node alone"
+                );
+                Some(url)
+            }
+            None => None,
+        };
         let config = Config {
+            bus,
             listen: s
                 .listen
                 .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),

@@ -2,9 +2,10 @@
 //! room's sequence jump reads the gap from the store (DESIGN.md, "Shape of
 //! the system"). This drives the chat service directly over a bus that
 //! drops every third room event and checks that a waiting reader still
-//! gets every message once, in order.
+//! gets every message once, in order; and over one that loses the last
+//! message before a silence, which only the hub's head checks find.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -136,4 +137,101 @@ async fn a_lossy_bus_still_delivers_every_message_once_in_order() {
     );
     let expected: Vec<String> = (0..MESSAGES).map(|n| format!("message {n}")).collect();
     assert_eq!(texts, expected, "every message once, in order");
+}
+
+/// Loses every room event while `losing` is set, and says it can (as
+/// Redis pub/sub can), so the hub checks the store's heads.
+struct SilentBus {
+    inner: LocalBus,
+    losing: AtomicBool,
+}
+
+impl Bus for SilentBus {
+    fn publish(&self, message: BusMessage) {
+        if matches!(message, BusMessage::RoomEvent(_)) && self.losing.load(Ordering::Relaxed) {
+            return;
+        }
+        self.inner.publish(message);
+    }
+
+    fn subscribe(&self, sink: Weak<dyn BusSink>) {
+        self.inner.subscribe(sink);
+    }
+
+    fn lossy(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_message_before_a_silence_arrives_though_the_bus_lost_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let bus = Arc::new(SilentBus {
+        inner: LocalBus::new(),
+        losing: AtomicBool::new(false),
+    });
+    let chat = Chat::new(
+        store,
+        bus.clone(),
+        HubConfig {
+            head_check_interval: Duration::from_millis(200),
+            ..HubConfig::default()
+        },
+        ChatConfig {
+            limits: natter::chat::RateLimits::off(),
+            ..ChatConfig::default()
+        },
+    );
+    let here = natter::source::Source::of(std::net::Ipv4Addr::LOCALHOST.into());
+    for name in ["writer", "reader"] {
+        chat.register(here, name, "password-1", None, None)
+            .await
+            .unwrap();
+    }
+    let writer = chat.login(here, "writer", "password-1").await.unwrap();
+    let reader = chat.login(here, "reader", "password-1").await.unwrap();
+    let writer = chat.authenticate(&writer.token).await.unwrap();
+    let reader = chat.authenticate(&reader.token).await.unwrap();
+    let room = chat
+        .create_room(&writer, "silent", Visibility::Public)
+        .await
+        .unwrap();
+    chat.join(&reader, room.id).await.unwrap();
+    let cursor = chat
+        .poll(&reader, None, Some(0), None, None)
+        .await
+        .unwrap()
+        .cursor;
+
+    // The reader waits; the one message sent is lost on the bus, and
+    // nothing comes after it.
+    let waiting = {
+        let chat = chat.clone();
+        tokio::spawn(async move {
+            chat.poll(&reader, Some(&cursor), Some(10), None, None)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bus.losing.store(true, Ordering::Relaxed);
+    let sent_at = Instant::now();
+    chat.send(&writer, room.id, "lost", "lost on the bus", None)
+        .await
+        .unwrap();
+    let answer = waiting.await.unwrap().unwrap();
+    let texts: Vec<&str> = answer
+        .events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::Message { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["lost on the bus"]);
+    assert!(
+        sent_at.elapsed() < Duration::from_secs(2),
+        "found by a head check within two of its intervals and a bit: {:?}",
+        sent_at.elapsed()
+    );
 }

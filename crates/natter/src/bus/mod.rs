@@ -4,6 +4,8 @@
 //! the gap from the store, so delivery stays exact even if a message is lost.
 
 pub mod local;
+pub mod redis;
+pub mod wire;
 
 use std::sync::{Arc, Weak};
 
@@ -34,4 +36,10 @@ pub trait Bus: Send + Sync + 'static {
     /// Registers this node's consumer; held weakly so the bus never keeps a
     /// stopped server alive.
     fn subscribe(&self, sink: Weak<dyn BusSink>);
+    /// Whether a message can be lost on the way to another node (Redis
+    /// pub/sub): the hub then checks the store's room heads now and then
+    /// for what it never heard (hub/heads.rs).
+    fn lossy(&self) -> bool {
+        false
+    }
 }

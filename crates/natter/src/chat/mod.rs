@@ -220,7 +220,11 @@ impl Chat {
         config: ChatConfig,
     ) -> Arc<Chat> {
         let metrics = Arc::new(Metrics::new());
+        let head_checks = hub_config.head_check_interval;
         let hub = Hub::new(store.clone(), hub_config, metrics.clone());
+        if bus.lossy() {
+            hub.spawn_head_checks(head_checks);
+        }
         let chat = Arc::new(Chat {
             store,
             bus: bus.clone(),

@@ -5,10 +5,12 @@
 //! user's `watch` channel. A committed event reaches [`Hub::apply`] through
 //! the bus, lands in its room's feed, and wakes the feeds of the room's
 //! members. Waiting polls never touch the store; the store is read only to
-//! load a feed the first time, to catch up past the cache, and to fill a
-//! sequence gap left by a lost bus message.
+//! load a feed the first time, to catch up past the cache, to fill a
+//! sequence gap left by a lost bus message, and (with a bus that can lose
+//! messages) for the periodic head checks of `heads.rs`.
 
 mod cursor;
+mod heads;
 mod poll;
 mod presence;
 mod room_feed;
@@ -61,6 +63,9 @@ pub struct HubConfig {
     /// Rooms with more members are big: presence and typing in them reach
     /// only the members looking at them (`watching.rs`).
     pub big_room_members: usize,
+    /// How often a node on a bus that can lose messages compares its
+    /// rooms' heads with the store's (`heads.rs`).
+    pub head_check_interval: Duration,
 }
 
 impl Default for HubConfig {
@@ -75,6 +80,7 @@ impl Default for HubConfig {
             max_batch_bytes: 256 * 1024,
             presence_batch: Duration::from_millis(250),
             big_room_members: 200,
+            head_check_interval: Duration::from_secs(1),
         }
     }
 }

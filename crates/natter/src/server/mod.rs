@@ -17,7 +17,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use self::connections::{ConnectionGate, Refusal};
+use crate::bus::Bus;
 use crate::bus::local::LocalBus;
+use crate::bus::redis::RedisBus;
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::http;
@@ -43,12 +45,11 @@ pub async fn serve(
         data_dir = %config.data_dir.display(),
         "natter is serving"
     );
-    let chat = Chat::new(
-        store,
-        Arc::new(LocalBus::new()),
-        config.hub.clone(),
-        config.chat.clone(),
-    );
+    let bus: Arc<dyn Bus> = match &config.bus {
+        Some(url) => RedisBus::start(url.as_str(), store.deployment_id())?,
+        None => Arc::new(LocalBus::new()),
+    };
+    let chat = Chat::new(store, bus, config.hub.clone(), config.chat.clone());
     let app = http::app(chat.clone(), &config);
 
     let mut builder = http1::Builder::new();

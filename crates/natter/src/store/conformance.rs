@@ -43,6 +43,7 @@ where
     member_pages(fresh().await).await;
     archive_imports(fresh().await).await;
     concurrent_duplicates_resolve_to_one(fresh().await).await;
+    room_heads(fresh().await).await;
 }
 
 async fn user(store: &dyn Store, name: &str) -> UserId {
@@ -897,4 +898,32 @@ async fn concurrent_duplicates_resolve_to_one(store: Arc<dyn Store>) {
     }
     assert_eq!(created, 1, "made once");
     assert!(rooms.iter().all(|r| *r == rooms[0]), "{rooms:?}");
+}
+
+/// A cluster node's head check: the committed head of each room asked for
+/// that exists, rooms it never heard of left out.
+async fn room_heads(store: Arc<dyn Store>) {
+    let owner = user(&*store, "owner").await;
+    let quiet = room(&*store, owner).await;
+    let busy = room(&*store, owner).await;
+    for i in 0..3 {
+        appended(act(&*store, busy, owner, send(&format!("h{i}"), "hi")).await);
+    }
+    let mut heads = store
+        .room_heads(&[busy, quiet, RoomId(999_999)])
+        .await
+        .unwrap();
+    heads.sort();
+    let mut want = vec![
+        (quiet, store.room(quiet).await.unwrap().unwrap().head),
+        (busy, store.room(busy).await.unwrap().unwrap().head),
+    ];
+    want.sort();
+    assert_eq!(heads, want);
+    assert_eq!(
+        want.iter().find(|h| h.0 == busy).unwrap().1,
+        4,
+        "created, then three"
+    );
+    assert!(store.room_heads(&[]).await.unwrap().is_empty());
 }

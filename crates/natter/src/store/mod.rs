@@ -458,6 +458,10 @@ pub trait Store: Send + Sync + 'static {
         at: Millis,
     ) -> StoreResult<(Room, Option<Event>)>;
     async fn room(&self, id: RoomId) -> StoreResult<Option<Room>>;
+    /// The newest committed seq of each of `rooms` that exists, in no
+    /// particular order: a node of a cluster compares them with what its
+    /// bus delivered, and reads what the bus lost (hub/heads.rs).
+    async fn room_heads(&self, rooms: &[RoomId]) -> StoreResult<Vec<(RoomId, Seq)>>;
     async fn room_snapshot(&self, id: RoomId) -> StoreResult<Option<RoomSnapshot>>;
     /// Public group rooms, newest first: every community's when
     /// `community` is `None`, else that community's and everyone's.

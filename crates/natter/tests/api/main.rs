@@ -12,6 +12,7 @@ mod bad_input;
 mod big_rooms;
 mod browser;
 mod changes;
+mod cluster;
 mod communities;
 mod data_folder;
 mod delivery;

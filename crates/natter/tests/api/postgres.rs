@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use crate::common::TestServer;
 
 /// The server's URL, or `None` after saying why there is none.
-async fn postgres_url() -> Option<String> {
+pub(crate) async fn postgres_url() -> Option<String> {
     let url = std::env::var("NATTER_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let reached = tokio::time::timeout(

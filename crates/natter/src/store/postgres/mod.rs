@@ -394,6 +394,12 @@ impl Store for PostgresStore {
             .await
     }
 
+    async fn room_heads(&self, rooms: &[RoomId]) -> StoreResult<Vec<(RoomId, Seq)>> {
+        let ids: Vec<i64> = rooms.iter().map(|r| r.0).collect();
+        self.read(&ids, |c, ids| Box::pin(queries::room_heads(c, ids)))
+            .await
+    }
+
     async fn room_snapshot(&self, id: RoomId) -> StoreResult<Option<RoomSnapshot>> {
         self.snapshot(&id, |tx, id| Box::pin(queries::room_snapshot(tx, *id)))
             .await

@@ -320,6 +320,11 @@ impl Store for SqliteStore {
         self.read(move |c| queries::room(c, id)).await
     }
 
+    async fn room_heads(&self, rooms: &[RoomId]) -> StoreResult<Vec<(RoomId, Seq)>> {
+        let rooms = rooms.to_vec();
+        self.read(move |c| queries::room_heads(c, &rooms)).await
+    }
+
     async fn room_snapshot(&self, id: RoomId) -> StoreResult<Option<RoomSnapshot>> {
         self.read(move |c| queries::room_snapshot(c, id)).await
     }

@@ -237,6 +237,15 @@ pub(super) async fn room(c: &impl GenericClient, id: RoomId) -> R<Option<Room>> 
     .transpose()
 }
 
+/// The heads of the rooms with these ids, in one statement.
+pub(super) async fn room_heads(c: &impl GenericClient, ids: &[i64]) -> R<Vec<(RoomId, Seq)>> {
+    all(c, "SELECT id, head FROM rooms WHERE id = ANY($1)", &[&ids])
+        .await?
+        .iter()
+        .map(|r| Ok((RoomId(r.try_get(0)?), r.try_get(1)?)))
+        .collect()
+}
+
 /// Run in a repeatable-read transaction, so the head and the member set
 /// describe the same moment.
 pub(super) async fn room_snapshot(c: &impl GenericClient, id: RoomId) -> R<Option<RoomSnapshot>> {

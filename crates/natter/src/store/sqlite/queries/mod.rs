@@ -197,6 +197,19 @@ pub fn room(conn: &Connection, id: RoomId) -> R<Option<Room>> {
     .optional())
 }
 
+/// The heads of `rooms`, in one statement however many: the ids go as
+/// one JSON array.
+pub fn room_heads(conn: &Connection, rooms: &[RoomId]) -> R<Vec<(RoomId, Seq)>> {
+    let ids =
+        serde_json::to_string(&rooms.iter().map(|r| r.0).collect::<Vec<_>>()).expect("ids encode");
+    let mut stmt = q(conn.prepare_cached(
+        "SELECT id, head FROM rooms WHERE id IN (SELECT value FROM json_each(?1))",
+    ))?;
+    q(stmt
+        .query_map([ids], |r| Ok((RoomId(r.get(0)?), r.get(1)?)))
+        .and_then(|it| it.collect()))
+}
+
 pub fn room_snapshot(conn: &Connection, id: RoomId) -> R<Option<RoomSnapshot>> {
     // One read transaction, so the head and the member set describe the
     // same moment.

@@ -1,0 +1,207 @@
+//! The bus between the nodes of a cluster: Redis pub/sub on one channel
+//! per deployment (`natter:<deployment id>:bus`), so two deployments on
+//! one Redis never hear each other.
+//!
+//! A message is delivered to this node's hub at once, in process, as the
+//! single-node bus does, then published for the others. Redis pub/sub is
+//! at-most-once: a message published while a node is disconnected, or
+//! dropped because Redis was away long enough to fill the outbox, never
+//! reaches it. Nothing depends on it arriving: the store is the source of
+//! truth, a node that sees a room's seq jump reads the gap from it, and
+//! the hub's head checks (hub/heads.rs) read what was lost after the last
+//! message before a silence. Both connections reconnect by themselves.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
+
+use super::local::LocalBus;
+use super::{Bus, BusMessage, BusSink, wire};
+
+/// Messages waiting for Redis; past this (Redis away for a while) newer
+/// ones are dropped, which the head checks repair.
+const OUTBOX: usize = 10_000;
+/// How long a connection or a command to Redis may take.
+const TIMEOUT: Duration = Duration::from_secs(3);
+/// The longest wait between two attempts to reconnect.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// [`Bus`] over Redis pub/sub.
+pub struct RedisBus {
+    /// This process among the nodes: its own messages come back from
+    /// Redis and are dropped.
+    node: u64,
+    local: LocalBus,
+    outbox: mpsc::Sender<Vec<u8>>,
+    /// Tells the subscriber task to stop when the bus goes.
+    stop: watch::Sender<bool>,
+}
+
+impl RedisBus {
+    /// A bus on the Redis at `url` for the deployment `deployment` (the
+    /// store's id). Checks the URL now; connects in the background and
+    /// keeps reconnecting, so a node starts while Redis is away and
+    /// delivers through the store until it is back.
+    pub fn start(url: &str, deployment: u64) -> anyhow::Result<Arc<RedisBus>> {
+        let client = redis::Client::open(url)
+            .map_err(|e| anyhow::anyhow!("the bus URL cannot be used: {e}"))?;
+        let channel = format!("natter:{deployment:016x}:bus");
+        let (outbox, queued) = mpsc::channel(OUTBOX);
+        let (stop, stopped) = watch::channel(false);
+        let bus = Arc::new(RedisBus {
+            node: rand::random(),
+            local: LocalBus::new(),
+            outbox,
+            stop,
+        });
+        tokio::spawn(publish_loop(client.clone(), channel.clone(), queued));
+        tokio::spawn(subscribe_loop(
+            client,
+            channel,
+            Arc::downgrade(&bus),
+            stopped,
+        ));
+        Ok(bus)
+    }
+}
+
+impl Drop for RedisBus {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Bus for RedisBus {
+    fn publish(&self, message: BusMessage) {
+        let bytes = wire::encode(self.node, &message);
+        self.local.publish(message);
+        if self.outbox.try_send(bytes).is_err() {
+            tracing::warn!(
+                "the bus to Redis is full or closed: a message goes only through the store"
+            );
+        }
+    }
+
+    fn subscribe(&self, sink: Weak<dyn BusSink>) {
+        self.local.subscribe(sink);
+    }
+
+    fn lossy(&self) -> bool {
+        true
+    }
+}
+
+/// The wait before reconnect attempt `attempt` (0, 1, …).
+fn backoff(attempt: u32) -> Duration {
+    (Duration::from_millis(100) * 2u32.saturating_pow(attempt.min(5))).min(MAX_BACKOFF)
+}
+
+/// Sends the outbox to Redis, one PUBLISH each, until the bus is gone.
+async fn publish_loop(client: redis::Client, channel: String, mut queued: mpsc::Receiver<Vec<u8>>) {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(TIMEOUT))
+        .set_response_timeout(Some(TIMEOUT));
+    let mut attempt = 0;
+    loop {
+        let mut conn = match client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+        {
+            Ok(conn) => conn,
+            Err(e) => {
+                if queued.is_closed() {
+                    return;
+                }
+                tracing::warn!(error = %e, "cannot reach Redis to publish; retrying");
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+                continue;
+            }
+        };
+        attempt = 0;
+        while let Some(bytes) = queued.recv().await {
+            let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(bytes)
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "publishing to Redis failed; reconnecting");
+                break;
+            }
+        }
+        if queued.is_closed() && queued.is_empty() {
+            return;
+        }
+    }
+}
+
+/// Hears the channel and hands other nodes' messages to this node's hub,
+/// reconnecting whenever the connection ends, until the bus is gone.
+async fn subscribe_loop(
+    client: redis::Client,
+    channel: String,
+    bus: Weak<RedisBus>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut attempt = 0;
+    while !*stopped.borrow() {
+        let connected = tokio::time::timeout(TIMEOUT, async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            redis::RedisResult::Ok(pubsub)
+        })
+        .await;
+        let pubsub = match connected {
+            Ok(Ok(pubsub)) => pubsub,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot subscribe to Redis; retrying");
+                if sleep_or_stop(backoff(attempt), &mut stopped).await {
+                    return;
+                }
+                attempt += 1;
+                continue;
+            }
+            Err(_) => {
+                tracing::warn!("subscribing to Redis timed out; retrying");
+                if sleep_or_stop(backoff(attempt), &mut stopped).await {
+                    return;
+                }
+                attempt += 1;
+                continue;
+            }
+        };
+        if attempt > 0 {
+            tracing::info!("the bus to Redis is back");
+        }
+        attempt = 0;
+        let mut messages = pubsub.into_on_message();
+        loop {
+            let message = tokio::select! {
+                m = messages.next() => m,
+                _ = stopped.changed() => return,
+            };
+            let Some(message) = message else {
+                tracing::warn!("the Redis subscription ended; reconnecting");
+                break;
+            };
+            let Some(bus) = bus.upgrade() else { return };
+            match wire::decode(message.get_payload_bytes()) {
+                Some((node, _)) if node == bus.node => {}
+                Some((_, message)) => bus.local.publish(message),
+                None => tracing::debug!("a message on the bus channel that natter did not write"),
+            }
+        }
+    }
+}
+
+/// Sleeps `wait`, or less if the bus stops meanwhile; answers whether it
+/// stopped.
+async fn sleep_or_stop(wait: Duration, stopped: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => *stopped.borrow(),
+        _ = stopped.changed() => true,
+    }
+}

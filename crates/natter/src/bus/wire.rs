@@ -1,0 +1,212 @@
+//! How a [`BusMessage`] travels between nodes: JSON, with a room event in
+//! the same columns the stores keep it in (store/columns.rs), so the bus,
+//! the disk and the API can each change their own format, and a node
+//! that reads an event from the bus holds exactly what one reading it
+//! from the store would.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::BusMessage;
+use crate::model::{EncodedOnce, EndReason, Event, Millis, RoomId, Seq, SessionId, UserId};
+use crate::store::columns::{self, Stored};
+
+/// One message on the wire, with the node that sent it (a node hears its
+/// own messages back from Redis and drops them: it delivered them already).
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    node: u64,
+    #[serde(flatten)]
+    message: Wire,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Wire {
+    Event {
+        room: RoomId,
+        seq: Seq,
+        at: Millis,
+        sender: UserId,
+        sender_name: String,
+        kind: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target_seq: Option<Seq>,
+    },
+    SessionsEnded {
+        user: UserId,
+        sessions: Vec<SessionId>,
+        reason: String,
+    },
+}
+
+/// The bytes `node` publishes for `message`.
+pub fn encode(node: u64, message: &BusMessage) -> Vec<u8> {
+    let message = match message {
+        BusMessage::RoomEvent(event) => {
+            let c = columns::columns(&event.body);
+            Wire::Event {
+                room: event.room,
+                seq: event.seq,
+                at: event.at,
+                sender: event.sender,
+                sender_name: event.sender_name.clone(),
+                kind: event.body.kind().to_owned(),
+                client_msg_id: c.client_msg_id.map(str::to_owned),
+                text: c.text.map(str::to_owned),
+                data: c.data,
+                target_seq: c.target_seq,
+            }
+        }
+        BusMessage::SessionsEnded {
+            user,
+            sessions,
+            reason,
+        } => Wire::SessionsEnded {
+            user: *user,
+            sessions: sessions.clone(),
+            reason: reason.as_str().to_owned(),
+        },
+    };
+    serde_json::to_vec(&Envelope { node, message }).expect("a bus message encodes")
+}
+
+/// The node that sent `bytes` and its message; `None` for bytes no natter
+/// wrote (another program on the channel, a newer natter's kind).
+pub fn decode(bytes: &[u8]) -> Option<(u64, BusMessage)> {
+    let Envelope { node, message } = serde_json::from_slice(bytes).ok()?;
+    let message = match message {
+        Wire::Event {
+            room,
+            seq,
+            at,
+            sender,
+            sender_name,
+            kind,
+            client_msg_id,
+            text,
+            data,
+            target_seq,
+        } => {
+            let body = columns::body(Stored {
+                kind,
+                client_msg_id,
+                text,
+                data,
+                target_seq,
+            })
+            .ok()?;
+            BusMessage::RoomEvent(Arc::new(Event {
+                room,
+                seq,
+                at,
+                sender,
+                sender_name,
+                body,
+                encoded: EncodedOnce::default(),
+            }))
+        }
+        Wire::SessionsEnded {
+            user,
+            sessions,
+            reason,
+        } => BusMessage::SessionsEnded {
+            user,
+            sessions,
+            reason: EndReason::parse(&reason),
+        },
+    };
+    Some((node, message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{EventBody, Role};
+
+    fn event(body: EventBody) -> Arc<Event> {
+        Arc::new(Event {
+            room: RoomId(7),
+            seq: 42,
+            at: 1_767_225_600_000,
+            sender: UserId(3),
+            sender_name: "李雷".into(),
+            body,
+            encoded: EncodedOnce::default(),
+        })
+    }
+
+    #[test]
+    fn every_kind_of_message_comes_back_as_it_went() {
+        let bodies = [
+            EventBody::Message {
+                client_msg_id: "c-1".into(),
+                text: "你好 [微笑]\n\u{1F600}".into(),
+                reply_to: Some(40),
+                redacted: false,
+            },
+            EventBody::MessageEdited {
+                target: 40,
+                text: "edited".into(),
+            },
+            EventBody::MessageDeleted { target: 40 },
+            EventBody::ReactionAdded {
+                target: 40,
+                reaction: "👍".into(),
+            },
+            EventBody::MemberJoined {
+                user: UserId(9),
+                name: "韩梅梅".into(),
+                role: Role::Member,
+                invited_by: Some(UserId(3)),
+            },
+            EventBody::MemberLeft { user: UserId(9) },
+        ];
+        for body in bodies {
+            let sent = event(body);
+            let bytes = encode(5, &BusMessage::RoomEvent(sent.clone()));
+            let Some((5, BusMessage::RoomEvent(got))) = decode(&bytes) else {
+                panic!("{}", String::from_utf8_lossy(&bytes));
+            };
+            assert_eq!(*got, *sent);
+        }
+        let ended = BusMessage::SessionsEnded {
+            user: UserId(3),
+            sessions: vec![SessionId(11), SessionId(12)],
+            reason: EndReason::Replaced,
+        };
+        let Some((
+            1,
+            BusMessage::SessionsEnded {
+                user,
+                sessions,
+                reason,
+            },
+        )) = decode(&encode(1, &ended))
+        else {
+            panic!("sessions ended did not come back");
+        };
+        assert_eq!(
+            (user, sessions, reason),
+            (
+                UserId(3),
+                vec![SessionId(11), SessionId(12)],
+                EndReason::Replaced
+            )
+        );
+    }
+
+    #[test]
+    fn bytes_natter_did_not_write_are_ignored() {
+        assert!(decode(b"hello").is_none());
+        assert!(decode(br#"{"node":1,"type":"teleport"}"#).is_none());
+        assert!(decode(br#"{"node":1,"type":"event","room":1,"seq":1,"at":0,"sender":1,"sender_name":"a","kind":"message_edited"}"#).is_none());
+    }
+}

@@ -1,0 +1,186 @@
+//! Two nodes on one PostgreSQL and one Redis, as a cluster runs behind a
+//! load balancer with no sticky sessions: a poll waiting on one node is
+//! woken by a send on the other, a client whose requests alternate between
+//! nodes gets every message once, in order, and a logout on one node ends
+//! the polls on the other. Uses `NATTER_TEST_POSTGRES` and
+//! `NATTER_TEST_REDIS` (default `redis://127.0.0.1:6379`); without them it
+//! says that it skipped, except under `CI=true`, where it fails.
+
+use std::time::{Duration, Instant};
+
+use natter::chat::Secret;
+use natter::store::StoreChoice;
+use natter::store::postgres::PostgresOptions;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::common::{Client, TestServer};
+use crate::postgres::postgres_url;
+
+/// Redis's URL, or `None` after saying why there is none.
+async fn redis_url() -> Option<String> {
+    let url =
+        std::env::var("NATTER_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let address = url
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned();
+    let reached = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::net::TcpStream::connect(address),
+    )
+    .await;
+    if matches!(reached, Ok(Ok(_))) {
+        return Some(url);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("Redis at {url} is unreachable under CI");
+    }
+    eprintln!("SKIPPED the cluster test: Redis at {url} is unreachable; set NATTER_TEST_REDIS");
+    None
+}
+
+/// Two nodes of one deployment, and the schema to drop afterwards.
+struct Cluster {
+    nodes: [TestServer; 2],
+    postgres: String,
+    schema: String,
+}
+
+impl Cluster {
+    async fn start() -> Option<Cluster> {
+        let postgres = postgres_url().await?;
+        let redis = redis_url().await?;
+        let schema = format!("natter_t_{:016x}", rand::random::<u64>());
+        let node = |config: &mut natter::Config| {
+            let mut options = PostgresOptions::new(&postgres);
+            options.schema = Some(schema.clone());
+            config.store = StoreChoice::Postgres(options);
+            config.bus = Some(Secret(redis.clone()));
+        };
+        let a = TestServer::start_with(node).await;
+        let b = TestServer::start_with(node).await;
+        // Both subscribed before anyone sends.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Some(Cluster {
+            nodes: [a, b],
+            postgres,
+            schema,
+        })
+    }
+
+    /// `client` with its requests going to node `n`.
+    fn on(&self, n: usize, client: &Client) -> Client {
+        let mut moved = client.clone();
+        moved.base = self.nodes[n].base.clone();
+        moved
+    }
+
+    async fn stop(self) {
+        let [a, b] = self.nodes;
+        a.stop().await;
+        b.stop().await;
+        let (client, conn) = tokio_postgres::connect(&self.postgres, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema))
+            .await
+            .unwrap();
+    }
+}
+
+fn texts(answer: &Value) -> Vec<String> {
+    answer["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "message")
+        .map(|e| e["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_send_on_one_node_reaches_polls_on_the_other_and_alternating_requests_miss_nothing() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let alice = cluster.nodes[0].user("alice").await;
+    let bob = cluster.on(1, &cluster.nodes[0].user("bob").await);
+    let room = alice.create_room("two nodes", "public").await;
+    bob.join(room).await;
+
+    // Bob waits on node B; Alice sends on node A.
+    let cursor = bob.cursor().await;
+    let waiting = {
+        let (bob, cursor) = (bob.clone(), cursor.clone());
+        tokio::spawn(async move { bob.poll(&cursor, 10).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = Instant::now();
+    alice.say(room, "x-1", "across the cluster").await;
+    let (status, answer) = waiting.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(texts(&answer), ["across the cluster"]);
+    assert!(
+        sent.elapsed() < Duration::from_secs(1),
+        "woken through the bus, not a head check: {:?}",
+        sent.elapsed()
+    );
+
+    // Sends and polls landing on either node, as round-robin does.
+    let mut cursor = answer["cursor"].as_str().unwrap().to_owned();
+    for i in 0..30 {
+        let sender = cluster.on(i % 2, &alice);
+        sender
+            .say(room, &format!("r-{i}"), &format!("message {i}"))
+            .await;
+    }
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut n = 0;
+    while got.len() < 30 && Instant::now() < deadline {
+        let (status, answer) = cluster.on(n % 2, &bob).poll(&cursor, 5).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        got.extend(texts(&answer));
+        cursor = answer["cursor"].as_str().unwrap().to_owned();
+        n += 1;
+    }
+    let want: Vec<String> = (0..30).map(|i| format!("message {i}")).collect();
+    assert_eq!(
+        got, want,
+        "every message once, in order, whichever node answered"
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_logout_on_one_node_ends_the_polls_on_the_other_at_once() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let bob = cluster.nodes[0].user("bob").await;
+    let on_b = cluster.on(1, &bob);
+    let cursor = on_b.cursor().await;
+    let waiting = {
+        let (on_b, cursor) = (on_b.clone(), cursor.clone());
+        tokio::spawn(async move { on_b.poll(&cursor, 10).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ended = Instant::now();
+    let (status, body) = bob.delete("/api/v1/sessions/current").await;
+    assert!(status.is_success(), "{status} {body}");
+    let (status, answer) = waiting.await.unwrap();
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    assert_eq!(answer["error"]["code"], "session_ended", "{answer}");
+    assert!(
+        ended.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        ended.elapsed()
+    );
+    // And node B refuses the token from now on.
+    let (status, _) = on_b.get("/api/v1/me").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    cluster.stop().await;
+}
