@@ -22,6 +22,9 @@ pub enum BusMessage {
         sessions: Vec<SessionId>,
         reason: EndReason,
     },
+    /// A user's display name changed (or a node met them first): every
+    /// node's name cache takes it, so the next send anywhere carries it.
+    ProfileChanged { user: UserId, display_name: String },
 }
 
 /// Something that consumes bus messages (the node's chat service).

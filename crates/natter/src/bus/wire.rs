@@ -45,6 +45,10 @@ enum Wire {
         sessions: Vec<SessionId>,
         reason: String,
     },
+    ProfileChanged {
+        user: UserId,
+        display_name: String,
+    },
 }
 
 /// The bytes `node` publishes for `message`.
@@ -73,6 +77,10 @@ pub fn encode(node: u64, message: &BusMessage) -> Vec<u8> {
             user: *user,
             sessions: sessions.clone(),
             reason: reason.as_str().to_owned(),
+        },
+        BusMessage::ProfileChanged { user, display_name } => Wire::ProfileChanged {
+            user: *user,
+            display_name: display_name.clone(),
         },
     };
     serde_json::to_vec(&Envelope { node, message }).expect("a bus message encodes")
@@ -122,6 +130,9 @@ pub fn decode(bytes: &[u8]) -> Option<(u64, BusMessage)> {
             sessions,
             reason: EndReason::parse(&reason),
         },
+        Wire::ProfileChanged { user, display_name } => {
+            BusMessage::ProfileChanged { user, display_name }
+        }
     };
     Some((node, message))
 }
@@ -201,6 +212,16 @@ mod tests {
                 EndReason::Replaced
             )
         );
+        let renamed = BusMessage::ProfileChanged {
+            user: UserId(3),
+            display_name: "Li Lei".into(),
+        };
+        let Some((1, BusMessage::ProfileChanged { user, display_name })) =
+            decode(&encode(1, &renamed))
+        else {
+            panic!("a profile change did not come back");
+        };
+        assert_eq!((user, display_name.as_str()), (UserId(3), "Li Lei"));
     }
 
     #[test]

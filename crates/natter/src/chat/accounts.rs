@@ -34,15 +34,23 @@ pub struct Login {
 
 /// Sessions recently seen, by token hash, so authenticating a poll does not
 /// read the store every time. Ended sessions are dropped from it at once.
+/// In a cluster an entry is read again from the store after `max_age`:
+/// an ending announced on the bus may never reach this node.
 #[derive(Default)]
 pub(super) struct SessionCache {
     // Every request reads it; only logins and logouts write.
     inner: RwLock<CacheInner>,
+    max_age: Option<std::time::Duration>,
 }
+
+/// How long a node of a cluster trusts a cached session before it reads
+/// it again: a logout elsewhere whose bus message was lost is refused
+/// here within this long.
+pub(super) const CLUSTER_SESSION_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Default)]
 struct CacheInner {
-    by_hash: HashMap<[u8; 32], (Caller, Millis)>,
+    by_hash: HashMap<[u8; 32], (Caller, Millis, std::time::Instant)>,
     hash_of: HashMap<SessionId, [u8; 32]>,
     /// Bumped by every `forget`: a session read from the store before a
     /// forget may already have ended, so it is not cached.
@@ -53,13 +61,26 @@ struct CacheInner {
 const SESSION_CACHE_MAX: usize = 100_000;
 
 impl SessionCache {
+    /// A cache whose entries are read again after `max_age` (`None`:
+    /// kept until they end, on a single node).
+    pub(super) fn new(max_age: Option<std::time::Duration>) -> SessionCache {
+        SessionCache {
+            max_age,
+            ..SessionCache::default()
+        }
+    }
+
     fn get(&self, hash: &[u8; 32]) -> Option<(Caller, Millis)> {
-        self.inner
+        let (caller, expires_at, cached_at) = *self
+            .inner
             .read()
             .expect("cache poisoned")
             .by_hash
-            .get(hash)
-            .copied()
+            .get(hash)?;
+        if self.max_age.is_some_and(|age| cached_at.elapsed() > age) {
+            return None;
+        }
+        Some((caller, expires_at))
     }
 
     /// The forget count to pass to [`SessionCache::put`] after a store read.
@@ -78,7 +99,9 @@ impl SessionCache {
             inner.by_hash.clear();
             inner.hash_of.clear();
         }
-        inner.by_hash.insert(hash, (caller, expires_at));
+        inner
+            .by_hash
+            .insert(hash, (caller, expires_at, std::time::Instant::now()));
         inner.hash_of.insert(caller.session, hash);
     }
 
@@ -329,5 +352,28 @@ impl Chat {
         let user = self.store.update_profile(user, patch).await?;
         self.remember_name(&user);
         Ok(user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_node_reads_a_cached_session_again_after_its_max_age() {
+        let caller = Caller {
+            user: UserId(1),
+            session: SessionId(2),
+        };
+        let single = SessionCache::new(None);
+        let cluster = SessionCache::new(Some(std::time::Duration::from_millis(50)));
+        for cache in [&single, &cluster] {
+            let generation = cache.generation();
+            cache.put([7; 32], caller, i64::MAX, generation);
+            assert!(cache.get(&[7; 32]).is_some(), "fresh entries are kept");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(80));
+        assert!(single.get(&[7; 32]).is_some(), "one node trusts its bus");
+        assert!(cluster.get(&[7; 32]).is_none(), "a cluster node asks again");
     }
 }

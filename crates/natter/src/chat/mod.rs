@@ -233,7 +233,9 @@ impl Chat {
             metrics,
             storage_full: Arc::default(),
             config,
-            sessions: accounts::SessionCache::default(),
+            sessions: accounts::SessionCache::new(
+                bus.lossy().then_some(accounts::CLUSTER_SESSION_MAX_AGE),
+            ),
             names: Mutex::new(HashMap::new()),
             passwords: passwords::PasswordPool::start(),
             decoy_hash: tokio::sync::OnceCell::new(),
@@ -304,11 +306,21 @@ impl Chat {
         Ok(user.display_name)
     }
 
+    /// Keeps `user`'s display name for the next send; a name this node
+    /// did not have yet goes to the other nodes too, whose caches could
+    /// hold an older one (a rename here, a first sign-in through a site).
     fn remember_name(&self, user: &User) {
-        self.names
+        let before = self
+            .names
             .lock()
             .expect("names poisoned")
             .insert(user.id, user.display_name.clone());
+        if before.as_deref() != Some(user.display_name.as_str()) {
+            self.bus.publish(BusMessage::ProfileChanged {
+                user: user.id,
+                display_name: user.display_name.clone(),
+            });
+        }
     }
 
     /// A user's public profile.
@@ -405,6 +417,12 @@ impl BusSink for Chat {
             } => {
                 self.sessions.forget(sessions);
                 self.hub.end_sessions(*user, sessions, *reason);
+            }
+            BusMessage::ProfileChanged { user, display_name } => {
+                self.names
+                    .lock()
+                    .expect("names poisoned")
+                    .insert(*user, display_name.clone());
             }
         }
     }

@@ -49,17 +49,26 @@ struct Cluster {
 
 impl Cluster {
     async fn start() -> Option<Cluster> {
+        Cluster::start_with_redis(|redis| [redis.to_owned(), redis.to_owned()]).await
+    }
+
+    /// Nodes whose buses are `buses(the test's Redis)`.
+    async fn start_with_redis(buses: impl Fn(&str) -> [String; 2]) -> Option<Cluster> {
         let postgres = postgres_url().await?;
         let redis = redis_url().await?;
         let schema = format!("natter_t_{:016x}", rand::random::<u64>());
-        let node = |config: &mut natter::Config| {
-            let mut options = PostgresOptions::new(&postgres);
-            options.schema = Some(schema.clone());
-            config.store = StoreChoice::Postgres(options);
-            config.bus = Some(Secret(redis.clone()));
+        let node = |bus: String| {
+            let (postgres, schema) = (postgres.clone(), schema.clone());
+            move |config: &mut natter::Config| {
+                let mut options = PostgresOptions::new(&postgres);
+                options.schema = Some(schema.clone());
+                config.store = StoreChoice::Postgres(options);
+                config.bus = Some(Secret(bus.clone()));
+            }
         };
-        let a = TestServer::start_with(node).await;
-        let b = TestServer::start_with(node).await;
+        let [bus_a, bus_b] = buses(&redis);
+        let a = TestServer::start_with(node(bus_a)).await;
+        let b = TestServer::start_with(node(bus_b)).await;
         // Both subscribed before anyone sends.
         tokio::time::sleep(Duration::from_millis(300)).await;
         Some(Cluster {
@@ -182,5 +191,77 @@ async fn a_logout_on_one_node_ends_the_polls_on_the_other_at_once() {
     // And node B refuses the token from now on.
     let (status, _) = on_b.get("/api/v1/me").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_rename_on_one_node_names_the_next_send_on_the_other() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let alice = cluster.nodes[0].user("alice").await;
+    let room = alice.create_room("names", "public").await;
+    // Node B knows Alice's name from a send there.
+    let on_b = cluster.on(1, &alice);
+    assert_eq!(
+        on_b.say(room, "n-1", "before").await["sender_name"],
+        "alice"
+    );
+    let (status, body) = alice
+        .patch(
+            "/api/v1/me",
+            serde_json::json!({"display_name": "Alice Liddell"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let sent = on_b
+            .say(room, &format!("n-{}", rand::random::<u32>()), "after")
+            .await;
+        if sent["sender_name"] == "Alice Liddell" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node B still names her {}",
+            sent["sender_name"]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_without_redis_still_commits_and_delivers_through_the_store() {
+    // Node B's Redis is away (nothing listens there): its sends still
+    // commit, and each node reads the other's from the store.
+    let Some(cluster) =
+        Cluster::start_with_redis(|redis| [redis.to_owned(), "redis://127.0.0.1:9".into()]).await
+    else {
+        return;
+    };
+    let alice = cluster.nodes[0].user("alice").await;
+    let bob = cluster.on(1, &cluster.nodes[0].user("bob").await);
+    let room = alice.create_room("no redis on b", "public").await;
+    bob.join(room).await;
+    for (sender, reader, text) in [(&alice, &bob, "from-a"), (&bob, &alice, "from-b")] {
+        let cursor = reader.cursor().await;
+        let waiting = {
+            let (reader, cursor) = (reader.clone(), cursor.clone());
+            tokio::spawn(async move { reader.poll(&cursor, 10).await })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let sent = Instant::now();
+        sender.say(room, text, text).await;
+        let (status, answer) = waiting.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(texts(&answer), [text]);
+        assert!(
+            sent.elapsed() < Duration::from_secs(3),
+            "{text}: within a head check or two, {:?}",
+            sent.elapsed()
+        );
+    }
     cluster.stop().await;
 }
