@@ -14,7 +14,7 @@ use natter::store::postgres::PostgresOptions;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::common::{Client, TestServer};
+use crate::common::{Client, Process, TestServer, message_texts};
 use crate::postgres::postgres_url;
 
 /// Redis's URL, or `None` after saying why there is none.
@@ -264,4 +264,107 @@ async fn a_node_without_redis_still_commits_and_delivers_through_the_store() {
         );
     }
     cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_burst_leaves_its_clients_to_the_other_missing_nothing() {
+    let (Some(postgres), Some(redis)) = (postgres_url().await, redis_url().await) else {
+        return;
+    };
+    let schema = format!("natter_t_{:016x}", rand::random::<u64>());
+    let (admin, conn) = tokio_postgres::connect(&postgres, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let separator = if postgres.contains('?') { '&' } else { '?' };
+    let store = format!("{postgres}{separator}options=-c%20search_path%3D{schema}");
+    let env = [
+        ("NATTER_STORE", store.as_str()),
+        ("NATTER_BUS", redis.as_str()),
+    ];
+    let folder = tempfile::tempdir().unwrap();
+    let a = Process::start_with_env(&folder.path().join("a"), &env).await;
+    let b = Process::start_with_env(&folder.path().join("b"), &env).await;
+
+    let mut alice = Client::new(&a.base);
+    alice.register_and_login("alice").await;
+    let mut bob = Client::new(&a.base);
+    bob.register_and_login("bob").await;
+    let room = alice.create_room("killed", "public").await;
+    bob.join(room).await;
+    let cursor = bob.cursor().await;
+
+    // Four senders on node A; A is killed while they send.
+    let mut senders = Vec::new();
+    for t in 0..4 {
+        let alice = alice.clone();
+        senders.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for n in 0.. {
+                let id = format!("t{t}-{n}");
+                let sent = alice
+                    .http
+                    .post(format!("{}/api/v1/rooms/{room}/messages", alice.base))
+                    .bearer_auth(alice.token.as_deref().unwrap())
+                    .json(&serde_json::json!({"client_msg_id": id, "text": id}))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == StatusCode::CREATED => acked.push(id),
+                    _ => break,
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    a.kill9();
+    let mut acked = Vec::new();
+    for s in senders {
+        acked.extend(s.await.unwrap());
+    }
+    assert!(
+        acked.len() > 20,
+        "too few sends before the kill: {}",
+        acked.len()
+    );
+
+    // Bob's next polls land on node B with the cursor node A gave him.
+    bob.base = b.base.clone();
+    let mut cursor = cursor;
+    let mut seen = Vec::new();
+    loop {
+        let (status, body) = bob.poll(&cursor, 0).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let texts = message_texts(&body);
+        if texts.is_empty() {
+            break;
+        }
+        seen.extend(texts);
+        cursor = body["cursor"].as_str().unwrap().to_owned();
+    }
+    for id in &acked {
+        assert!(seen.contains(id), "acknowledged message {id} was lost");
+    }
+    let unique: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "nothing twice");
+    // And the room goes on, on node B.
+    alice.base = b.base.clone();
+    alice.say(room, "after", "after the kill").await;
+    let (_, body) = bob.poll(&cursor, 5).await;
+    assert_eq!(message_texts(&body), ["after the kill"]);
+    println!(
+        "{} acknowledged before node A was killed, {} read on node B",
+        acked.len(),
+        seen.len()
+    );
+    drop(b);
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
 }

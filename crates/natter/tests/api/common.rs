@@ -445,6 +445,16 @@ impl Process {
 
     /// Starts natter as the command of `wrapper` (e.g. `prlimit … --`).
     pub async fn start_under(wrapper: &[&str], data: &std::path::Path) -> Process {
+        Self::start_full(wrapper, data, &[]).await
+    }
+
+    /// Starts natter with more settings in its environment (a node of a
+    /// cluster: `NATTER_STORE`, `NATTER_BUS`).
+    pub async fn start_with_env(data: &std::path::Path, env: &[(&str, &str)]) -> Process {
+        Self::start_full(&[], data, env).await
+    }
+
+    async fn start_full(wrapper: &[&str], data: &std::path::Path, env: &[(&str, &str)]) -> Process {
         let port = StdListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -457,6 +467,7 @@ impl Process {
             .env("NATTER_LOG", "warn")
             // Tests send faster than a person; the limits have tests of their own.
             .env("NATTER_RATE_LIMITS", "off")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
