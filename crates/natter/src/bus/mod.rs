@@ -25,6 +25,15 @@ pub enum BusMessage {
     /// A user's display name changed (or a node met them first): every
     /// node's name cache takes it, so the next send anywhere carries it.
     ProfileChanged { user: UserId, display_name: String },
+    /// A node's polls brought a user online, or the last of them ended
+    /// its grace (hub/cluster.rs).
+    Presence {
+        node: u64,
+        user: UserId,
+        online: bool,
+    },
+    /// A node is alive and has these users online.
+    NodeAlive { node: u64, online: Vec<UserId> },
 }
 
 /// Something that consumes bus messages (the node's chat service).

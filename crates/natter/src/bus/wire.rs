@@ -49,6 +49,16 @@ enum Wire {
         user: UserId,
         display_name: String,
     },
+    /// `hub`: the hub that flipped (the envelope's `node` is its bus).
+    Presence {
+        hub: u64,
+        user: UserId,
+        online: bool,
+    },
+    NodeAlive {
+        hub: u64,
+        online: Vec<UserId>,
+    },
 }
 
 /// The bytes `node` publishes for `message`.
@@ -81,6 +91,15 @@ pub fn encode(node: u64, message: &BusMessage) -> Vec<u8> {
         BusMessage::ProfileChanged { user, display_name } => Wire::ProfileChanged {
             user: *user,
             display_name: display_name.clone(),
+        },
+        BusMessage::Presence { node, user, online } => Wire::Presence {
+            hub: *node,
+            user: *user,
+            online: *online,
+        },
+        BusMessage::NodeAlive { node, online } => Wire::NodeAlive {
+            hub: *node,
+            online: online.clone(),
         },
     };
     serde_json::to_vec(&Envelope { node, message }).expect("a bus message encodes")
@@ -133,6 +152,12 @@ pub fn decode(bytes: &[u8]) -> Option<(u64, BusMessage)> {
         Wire::ProfileChanged { user, display_name } => {
             BusMessage::ProfileChanged { user, display_name }
         }
+        Wire::Presence { hub, user, online } => BusMessage::Presence {
+            node: hub,
+            user,
+            online,
+        },
+        Wire::NodeAlive { hub, online } => BusMessage::NodeAlive { node: hub, online },
     };
     Some((node, message))
 }

@@ -224,6 +224,7 @@ impl Chat {
         let hub = Hub::new(store.clone(), hub_config, metrics.clone());
         if bus.lossy() {
             hub.spawn_head_checks(head_checks);
+            hub.join_cluster(bus.clone());
         }
         let chat = Arc::new(Chat {
             store,
@@ -417,6 +418,12 @@ impl BusSink for Chat {
             } => {
                 self.sessions.forget(sessions);
                 self.hub.end_sessions(*user, sessions, *reason);
+            }
+            BusMessage::Presence { node, user, online } => {
+                self.hub.peer_presence(*node, *user, *online);
+            }
+            BusMessage::NodeAlive { node, online } => {
+                self.hub.peer_alive(*node, online.clone());
             }
             BusMessage::ProfileChanged { user, display_name } => {
                 self.names

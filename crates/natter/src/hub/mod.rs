@@ -9,6 +9,7 @@
 //! sequence gap left by a lost bus message, and (with a bus that can lose
 //! messages) for the periodic head checks of `heads.rs`.
 
+mod cluster;
 mod cursor;
 mod heads;
 mod poll;
@@ -100,6 +101,8 @@ pub struct Hub {
     instance: u64,
     /// The store's cursor key, keyed for HMAC once (it never changes).
     cursor_mac: CursorMac,
+    /// The other nodes' presence, when this node is one of a cluster.
+    cluster: std::sync::OnceLock<cluster::ClusterPresence>,
     me: Weak<Hub>,
 }
 
@@ -116,6 +119,7 @@ impl Hub {
             shutdown: watch::Sender::new(false),
             presence_wakes: Mutex::default(),
             instance: rand::random(),
+            cluster: std::sync::OnceLock::new(),
             me: me.clone(),
         })
     }

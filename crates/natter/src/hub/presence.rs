@@ -57,15 +57,18 @@ impl Hub {
         session: SessionId,
     ) -> ChatResult<OpenPoll> {
         let _in_order = user.presence_order();
-        let (id, came_online) = {
+        let (id, came_online, came_here) = {
             let mut state = user.lock();
             let id = state
                 .open_poll(session, self.config.max_polls_per_user)
                 .ok_or(ChatError::TooManyPolls)?;
-            (id, !user.set_online(true))
+            (id, !user.set_online(true), !user.set_local_online(true))
         };
         if came_online {
             self.broadcast_presence(user, true);
+        }
+        if came_here {
+            self.tell_peers(user.id, true);
         }
         self.metrics.polls_waiting.inc();
         Ok(OpenPoll {
@@ -101,10 +104,15 @@ impl Hub {
                         Some(ended) if ended + grace <= tokio::time::Instant::now() => {
                             state.offline_check_pending = false;
                             drop(state);
-                            let went_offline = user.set_online(false);
+                            let Some(hub) = hub.upgrade() else { return };
+                            user.set_local_online(false);
+                            hub.tell_peers(user.id, false);
+                            // Online still through another node's polls?
+                            let went_offline =
+                                !hub.online_elsewhere(user.id) && user.set_online(false);
                             // Still under `_in_order`: a poll opening now
                             // announces "online" only after this "offline".
-                            if went_offline && let Some(hub) = hub.upgrade() {
+                            if went_offline {
                                 hub.broadcast_presence(&user, false);
                             }
                             return;
@@ -119,7 +127,7 @@ impl Hub {
 
     /// Tells the user, everyone who shares a small room with them, and the
     /// watchers of their big rooms.
-    fn broadcast_presence(&self, user: &UserFeed, online: bool) {
+    pub(super) fn broadcast_presence(&self, user: &UserFeed, online: bool) {
         let rooms: Vec<_> = user
             .lock()
             .rooms
@@ -197,11 +205,16 @@ impl Hub {
         &self,
         members: impl IntoIterator<Item = UserId>,
     ) -> HashSet<UserId> {
-        self.loaded_users(members)
+        let members: Vec<UserId> = members.into_iter().collect();
+        let mut online: HashSet<UserId> = self
+            .loaded_users(members.iter().copied())
             .iter()
             .filter(|f| f.is_online())
             .map(|f| f.id)
-            .collect()
+            .collect();
+        // Members with no feed here may be online through another node.
+        online.extend(members.into_iter().filter(|m| self.online_elsewhere(*m)));
+        online
     }
 
     /// Keeps a room's online set across a membership event applied to

@@ -30,6 +30,10 @@ pub struct UserFeed {
     /// read it under its own lock: polls lock a user, then rooms, and a
     /// room never waits for a user's lock (presence.rs, "online sets").
     online: AtomicBool,
+    /// Whether the user is online through this node's polls (one open, or
+    /// one ended within the grace); `online` also counts other nodes'
+    /// (cluster.rs).
+    local_online: AtomicBool,
 }
 
 #[derive(Default)]
@@ -74,6 +78,7 @@ impl UserFeed {
             state: Mutex::new(UserState::default()),
             presence_order: Mutex::new(()),
             online: AtomicBool::new(false),
+            local_online: AtomicBool::new(false),
         }
     }
 
@@ -111,6 +116,17 @@ impl UserFeed {
     /// keep one order.
     pub(super) fn set_online(&self, online: bool) -> bool {
         self.online.swap(online, Ordering::SeqCst)
+    }
+
+    /// Whether this node's own polls keep the user online.
+    pub(super) fn is_local_online(&self) -> bool {
+        self.local_online.load(Ordering::SeqCst)
+    }
+
+    /// Flips presence through this node's polls; returns what it was.
+    /// Under [`UserFeed::presence_order`], like [`UserFeed::set_online`].
+    pub(super) fn set_local_online(&self, online: bool) -> bool {
+        self.local_online.swap(online, Ordering::SeqCst)
     }
 }
 

@@ -14,7 +14,7 @@ use natter::store::postgres::PostgresOptions;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::common::{Client, Process, TestServer, message_texts};
+use crate::common::{Client, Process, TestServer, ephemeral_items, message_texts};
 use crate::postgres::postgres_url;
 
 /// Redis's URL, or `None` after saying why there is none.
@@ -64,6 +64,7 @@ impl Cluster {
                 options.schema = Some(schema.clone());
                 config.store = StoreChoice::Postgres(options);
                 config.bus = Some(Secret(bus.clone()));
+                config.hub.presence_grace = Duration::from_secs(1);
             }
         };
         let [bus_a, bus_b] = buses(&redis);
@@ -266,29 +267,66 @@ async fn a_node_without_redis_still_commits_and_delivers_through_the_store() {
     cluster.stop().await;
 }
 
+/// Two natter processes of one deployment (a schema of its own, dropped
+/// by [`Processes::drop_schema`]), for tests that kill one.
+struct Processes {
+    nodes: [Process; 2],
+    admin: tokio_postgres::Client,
+    schema: String,
+    _folder: tempfile::TempDir,
+}
+
+impl Processes {
+    async fn start() -> Option<Processes> {
+        let (Some(postgres), Some(redis)) = (postgres_url().await, redis_url().await) else {
+            return None;
+        };
+        let schema = format!("natter_t_{:016x}", rand::random::<u64>());
+        let (admin, conn) = tokio_postgres::connect(&postgres, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .unwrap();
+        let separator = if postgres.contains('?') { '&' } else { '?' };
+        let store = format!("{postgres}{separator}options=-c%20search_path%3D{schema}");
+        let env = [
+            ("NATTER_STORE", store.as_str()),
+            ("NATTER_BUS", redis.as_str()),
+            ("NATTER_PRESENCE_GRACE_SECS", "1"),
+        ];
+        let folder = tempfile::tempdir().unwrap();
+        let a = Process::start_with_env(&folder.path().join("a"), &env).await;
+        let b = Process::start_with_env(&folder.path().join("b"), &env).await;
+        Some(Processes {
+            nodes: [a, b],
+            admin,
+            schema,
+            _folder: folder,
+        })
+    }
+
+    async fn drop_schema(admin: tokio_postgres::Client, schema: &str) {
+        admin
+            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_mid_burst_leaves_its_clients_to_the_other_missing_nothing() {
-    let (Some(postgres), Some(redis)) = (postgres_url().await, redis_url().await) else {
+    let Some(Processes {
+        nodes: [a, b],
+        admin,
+        schema,
+        _folder,
+    }) = Processes::start().await
+    else {
         return;
     };
-    let schema = format!("natter_t_{:016x}", rand::random::<u64>());
-    let (admin, conn) = tokio_postgres::connect(&postgres, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    admin
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let separator = if postgres.contains('?') { '&' } else { '?' };
-    let store = format!("{postgres}{separator}options=-c%20search_path%3D{schema}");
-    let env = [
-        ("NATTER_STORE", store.as_str()),
-        ("NATTER_BUS", redis.as_str()),
-    ];
-    let folder = tempfile::tempdir().unwrap();
-    let a = Process::start_with_env(&folder.path().join("a"), &env).await;
-    let b = Process::start_with_env(&folder.path().join("b"), &env).await;
 
     let mut alice = Client::new(&a.base);
     alice.register_and_login("alice").await;
@@ -363,8 +401,144 @@ async fn a_node_killed_mid_burst_leaves_its_clients_to_the_other_missing_nothing
         seen.len()
     );
     drop(b);
-    admin
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    Processes::drop_schema(admin, &schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_of_a_node_killed_go_offline_on_the_others() {
+    let Some(Processes {
+        nodes: [a, b],
+        admin,
+        schema,
+        _folder,
+    }) = Processes::start().await
+    else {
+        return;
+    };
+    let mut alice = Client::new(&a.base);
+    alice.register_and_login("alice").await;
+    let mut bob = Client::new(&a.base);
+    bob.register_and_login("bob").await;
+    let room = alice.create_room("a node dies", "public").await;
+    bob.join(room).await;
+    let mut cursor = alice.cursor().await;
+
+    // Bob waits on node B: online for Alice on node A.
+    bob.base = b.base.clone();
+    let bob_cursor = bob.cursor().await;
+    // Not `Client::poll`, which fails the test when the node goes away.
+    let waiting = bob
+        .http
+        .get(format!(
+            "{}/api/v1/events?cursor={bob_cursor}&timeout=30",
+            bob.base
+        ))
+        .bearer_auth(bob.token.clone().unwrap())
+        .send();
+    let waiting = tokio::spawn(waiting);
+    until_presence(
+        &alice,
+        &mut cursor,
+        bob.user_id,
+        true,
+        Duration::from_secs(3),
+    )
+    .await;
+    // Node B dies with his poll open: nobody there says he left.
+    let killed = Instant::now();
+    b.kill9();
+    let _ = waiting.await;
+    until_presence(
+        &alice,
+        &mut cursor,
+        bob.user_id,
+        false,
+        Duration::from_secs(15),
+    )
+    .await;
+    println!(
+        "offline on node A {:?} after node B was killed",
+        killed.elapsed()
+    );
+    drop(a);
+    Processes::drop_schema(admin, &schema).await;
+}
+
+/// Polls `client` from `cursor` until an answer carries a presence item
+/// for `user` saying `online`; fails after `within`.
+async fn until_presence(
+    client: &Client,
+    cursor: &mut String,
+    user: i64,
+    online: bool,
+    within: Duration,
+) {
+    let deadline = Instant::now() + within;
+    loop {
+        let (status, answer) = client.poll(cursor, 1).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        *cursor = answer["cursor"].as_str().unwrap().to_owned();
+        if ephemeral_items(&answer, "presence")
+            .iter()
+            .any(|p| p["user_id"] == user && p["online"] == online)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no presence {online} for user {user} within {within:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn presence_follows_a_poll_on_any_node() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let alice = cluster.nodes[0].user("alice").await;
+    let bob = cluster.on(1, &cluster.nodes[0].user("bob").await);
+    let room = alice.create_room("presence", "public").await;
+    bob.join(room).await;
+    let mut cursor = alice.cursor().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Bob's poll on node B makes him online for Alice on node A.
+    let came = Instant::now();
+    let bob_polls = {
+        let bob = bob.clone();
+        tokio::spawn(async move {
+            let cursor = bob.cursor().await;
+            bob.poll(&cursor, 3).await
+        })
+    };
+    until_presence(
+        &alice,
+        &mut cursor,
+        bob.user_id,
+        true,
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(
+        came.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        came.elapsed()
+    );
+    let (_, rooms) = alice.get("/api/v1/rooms").await;
+    assert_eq!(rooms["rooms"][0]["online_count"], 2, "{rooms}");
+
+    // His poll ends and its grace (1 s here) passes: offline on node A too.
+    bob_polls.await.unwrap();
+    until_presence(
+        &alice,
+        &mut cursor,
+        bob.user_id,
+        false,
+        Duration::from_secs(6),
+    )
+    .await;
+    let (_, rooms) = alice.get("/api/v1/rooms").await;
+    assert_eq!(rooms["rooms"][0]["online_count"], 1, "{rooms}");
+    cluster.stop().await;
 }

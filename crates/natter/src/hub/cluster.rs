@@ -1,0 +1,211 @@
+//! Presence across the nodes of a cluster: a user is online while a poll
+//! of theirs is open on any node (or ended there within the grace), and a
+//! dead node's users go offline after it.
+//!
+//! Each node says on the bus when a user comes online or goes offline
+//! through its own polls, and every 2 s which users are (a heartbeat that
+//! also carries the whole list, so a node that starts late or missed a
+//! message catches up). A node not heard from for 7 s is taken for dead:
+//! its users count as offline here unless another node has them. A flip
+//! heard from another node is announced here as a local one would be, to
+//! this node's polls that hear the user's presence (presence.rs).
+//!
+//! The typing and read-marker items, and each node's own ephemeral
+//! stream, stay per node.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Hub;
+use crate::bus::{Bus, BusMessage};
+use crate::model::UserId;
+
+/// How often a node says which users it has online.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// How long a silent node still counts.
+const NODE_TIMEOUT: Duration = Duration::from_secs(7);
+
+/// This node's view of the others.
+pub(super) struct ClusterPresence {
+    bus: Arc<dyn Bus>,
+    peers: std::sync::Mutex<HashMap<u64, Peer>>,
+}
+
+/// Another node, as last heard.
+struct Peer {
+    heard: Instant,
+    online: HashSet<UserId>,
+}
+
+impl Hub {
+    /// Makes this hub one node of a cluster on `bus`: presence is shared
+    /// with the other nodes from now on.
+    pub fn join_cluster(&self, bus: Arc<dyn Bus>) {
+        let joined = self.cluster.set(ClusterPresence {
+            bus,
+            peers: std::sync::Mutex::new(HashMap::new()),
+        });
+        if joined.is_err() {
+            return;
+        }
+        let hub = self.me.clone();
+        let mut shutdown = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.changed() => return,
+                }
+                let Some(hub) = hub.upgrade() else { return };
+                hub.heartbeat();
+            }
+        });
+    }
+
+    /// Whether another node has `user` online.
+    pub(super) fn online_elsewhere(&self, user: UserId) -> bool {
+        self.cluster.get().is_some_and(|c| {
+            c.peers
+                .lock()
+                .expect("peers poisoned")
+                .values()
+                .any(|p| p.online.contains(&user))
+        })
+    }
+
+    /// Tells the other nodes that this node's polls brought `user`
+    /// online, or that the last of them ended its grace.
+    pub(super) fn tell_peers(&self, user: UserId, online: bool) {
+        if let Some(cluster) = self.cluster.get() {
+            cluster.bus.publish(BusMessage::Presence {
+                node: self.instance,
+                user,
+                online,
+            });
+        }
+    }
+
+    /// Another node's flip of `user`, from the bus.
+    pub fn peer_presence(&self, node: u64, user: UserId, online: bool) {
+        let Some(cluster) = self.cluster.get() else {
+            return;
+        };
+        if node == self.instance {
+            return;
+        }
+        {
+            let mut peers = cluster.peers.lock().expect("peers poisoned");
+            let peer = peers.entry(node).or_insert_with(|| Peer {
+                heard: Instant::now(),
+                online: HashSet::new(),
+            });
+            peer.heard = Instant::now();
+            if online {
+                peer.online.insert(user);
+            } else {
+                peer.online.remove(&user);
+            }
+        }
+        self.settle_presence([user]);
+    }
+
+    /// Another node's heartbeat: the users it has online now.
+    pub fn peer_alive(&self, node: u64, online: Vec<UserId>) {
+        let Some(cluster) = self.cluster.get() else {
+            return;
+        };
+        if node == self.instance {
+            return;
+        }
+        let online: HashSet<UserId> = online.into_iter().collect();
+        let changed: Vec<UserId> = {
+            let mut peers = cluster.peers.lock().expect("peers poisoned");
+            let peer = peers.entry(node).or_insert_with(|| Peer {
+                heard: Instant::now(),
+                online: HashSet::new(),
+            });
+            peer.heard = Instant::now();
+            let changed = peer.online.symmetric_difference(&online).copied().collect();
+            peer.online = online;
+            changed
+        };
+        self.settle_presence(changed);
+    }
+
+    /// Says which users this node has online, and forgets nodes that
+    /// have been silent too long.
+    fn heartbeat(&self) {
+        let Some(cluster) = self.cluster.get() else {
+            return;
+        };
+        let online: Vec<UserId> = self
+            .users
+            .read()
+            .expect("users poisoned")
+            .values()
+            .filter(|f| f.is_local_online())
+            .map(|f| f.id)
+            .collect();
+        cluster.bus.publish(BusMessage::NodeAlive {
+            node: self.instance,
+            online,
+        });
+        let gone: Vec<UserId> = {
+            let mut peers = cluster.peers.lock().expect("peers poisoned");
+            let now = Instant::now();
+            let mut gone = Vec::new();
+            peers.retain(|node, peer| {
+                let alive = now.duration_since(peer.heard) < NODE_TIMEOUT;
+                if !alive {
+                    tracing::warn!(node = %format!("{node:016x}"), users = peer.online.len(), "a node fell silent; its users count as offline here");
+                    gone.extend(peer.online.iter().copied());
+                }
+                alive
+            });
+            gone
+        };
+        self.settle_presence(gone);
+    }
+
+    /// Re-derives the presence of `users` from this node's polls and the
+    /// others', and announces what changed. A user with no feed here is
+    /// loaded only if a room this node holds has them: nobody else here
+    /// hears their presence.
+    fn settle_presence(&self, users: impl IntoIterator<Item = UserId>) {
+        let users: Vec<UserId> = users.into_iter().collect();
+        if users.is_empty() {
+            return;
+        }
+        let Some(hub) = self.me.upgrade() else { return };
+        tokio::spawn(async move {
+            for user in users {
+                let known = !hub.loaded_users([user]).is_empty();
+                if !known && !hub.holds_a_room_of(user) {
+                    continue;
+                }
+                let Ok(feed) = hub.user(user).await else {
+                    continue;
+                };
+                let _in_order = feed.presence_order();
+                let online = feed.is_local_online() || hub.online_elsewhere(user);
+                if feed.set_online(online) != online {
+                    hub.broadcast_presence(&feed, online);
+                }
+            }
+        });
+    }
+
+    /// Whether a room this node holds has `user` among its members.
+    fn holds_a_room_of(&self, user: UserId) -> bool {
+        self.rooms
+            .read()
+            .expect("rooms poisoned")
+            .values()
+            .any(|room| room.lock().members.contains_key(&user))
+    }
+}
