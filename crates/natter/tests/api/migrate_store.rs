@@ -630,13 +630,13 @@ async fn a_run_that_crashes_midway_is_finished_by_the_next() {
         &folder,
         &target.cli_url(),
         &["--batch-rows", "2"],
-        &[("NATTER_TEST_CRASH_AFTER_BATCHES", "5")],
+        &[("NATTER_TEST_CRASH_AFTER_BATCHES", "8")],
     )
     .await;
     assert_eq!(crashed.status.code(), Some(137), "{}", stderr(&crashed));
     assert!(
-        stderr(&crashed).contains("copying"),
-        "it was midway: {}",
+        stderr(&crashed).contains("copying events"),
+        "it was midway, in the events: {}",
         stderr(&crashed)
     );
     assert!(!target.has_tables().await, "nothing was committed");
