@@ -82,9 +82,12 @@ pub enum Outcome {
 /// folder.
 #[derive(Debug)]
 pub struct Summary {
+    /// The deployment id kept, which the operator can match with the
+    /// folder's (clients' cursors carry it).
     pub deployment_id: u64,
     /// Rows per table, in the order they were copied.
     pub tables: Vec<Copied>,
+    /// How long the whole command took, checks included.
     pub seconds: f64,
 }
 
@@ -95,6 +98,7 @@ pub struct Copied {
     pub table: &'static str,
     /// What its rows are, in words ("memberships").
     pub label: &'static str,
+    /// Rows copied, which is every row the folder held.
     pub rows: u64,
 }
 

@@ -24,7 +24,9 @@ pub(crate) struct Source {
 /// How big a batch may grow: rows, and about how many bytes.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BatchSize {
+    /// Rows at most: what a `COPY` is sized by.
     pub rows: usize,
+    /// Bytes at most, roughly: what memory is bounded by.
     pub bytes: usize,
 }
 
