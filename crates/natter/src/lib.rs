@@ -16,6 +16,7 @@ pub mod hub;
 pub mod mentions;
 pub mod metrics;
 pub mod model;
+pub(crate) mod progress;
 pub mod server;
 pub mod source;
 pub mod store;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use natter::config::{Config, Settings};
+use natter::store::StoreChoice;
 use tracing_subscriber::EnvFilter;
 
 /// natter — self-hosted web instant chat. Run without a command to serve.
@@ -46,6 +47,18 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Move this deployment from its SQLite data folder onto PostgreSQL: users, sessions, rooms, every event, cursors kept valid (docs/operations.md); natter must not be running
+    MigrateStore {
+        /// The SQLite data folder to copy [default: the configured data_dir]
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// The PostgreSQL database to fill, which must hold no deployment yet: a postgres:// URL [default: the configured `store`, when it is one]
+        #[arg(long)]
+        to: Option<String>,
+        /// Rows read and written per batch
+        #[arg(long, default_value_t = natter::store::migrate::DEFAULT_BATCH_ROWS)]
+        batch_rows: usize,
+    },
     /// Write every room back in the XML archive's layout into DIR (new or empty); natter must not be running
     ExportXml {
         dir: PathBuf,
@@ -82,7 +95,9 @@ async fn run(small_pages: std::io::Result<()>) -> anyhow::Result<()> {
         }
         None => Settings::default(),
     };
-    let config = Config::from_settings(file.overlay(cli.settings))?;
+    let settings = file.overlay(cli.settings);
+    let allow_unsafe_commit = settings.postgres_allow_unsafe_commit.unwrap_or(false);
+    let config = Config::from_settings(settings)?;
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&config.log)?)
         .with_target(false)
@@ -95,7 +110,7 @@ async fn run(small_pages: std::io::Result<()>) -> anyhow::Result<()> {
     }
     match cli.command.unwrap_or(Command::Serve) {
         Command::Backup { dest } => {
-            if !matches!(config.store, natter::store::StoreChoice::Sqlite) {
+            if !matches!(config.store, StoreChoice::Sqlite) {
                 anyhow::bail!(
                     "backup copies the SQLite data folder; back a PostgreSQL store up with pg_dump"
                 );
@@ -150,6 +165,35 @@ async fn run(small_pages: std::io::Result<()>) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::MigrateStore {
+            from,
+            to,
+            batch_rows,
+        } => {
+            let to = match to {
+                Some(url) => StoreChoice::from_setting(Some(&url), allow_unsafe_commit)?,
+                None => config.store.clone(),
+            };
+            let StoreChoice::Postgres(to) = to else {
+                anyhow::bail!(
+                    "migrate-store needs the PostgreSQL database to fill: --to postgres://… (or a postgres:// `store` setting)"
+                );
+            };
+            let mut options = natter::store::migrate::MigrateOptions::new(
+                from.unwrap_or_else(|| config.data_dir.clone()),
+                to,
+            );
+            options.batch_rows = batch_rows;
+            // The crash test's hook (tests/api/migrate_store.rs).
+            options.crash_after_batches = std::env::var("NATTER_TEST_CRASH_AFTER_BATCHES")
+                .ok()
+                .and_then(|n| n.parse().ok());
+            print_migration(
+                &options.clone(),
+                natter::store::migrate::migrate_store(options).await?,
+            );
+            Ok(())
+        }
         Command::Serve => {
             // Each waiting poll holds a socket: allow as many as the system does.
             match rlimit::increase_nofile_limit(u64::MAX) {
@@ -182,6 +226,50 @@ fn check_site(config: &Config, site: Option<&str>) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn print_migration(
+    options: &natter::store::migrate::MigrateOptions,
+    outcome: natter::store::migrate::Outcome,
+) {
+    use natter::store::migrate::Outcome;
+    let to = natter::store::postgres::redacted(&options.to.url);
+    match outcome {
+        Outcome::AlreadyDone { deployment_id, at } => println!(
+            "{to} already holds this deployment (id {deployment_id:016x}), copied from {} at {}: nothing to do",
+            options.from.display(),
+            utc_time(at)
+        ),
+        Outcome::Copied(summary) => {
+            let counts: Vec<String> = summary
+                .tables
+                .iter()
+                .map(|t| format!("{} {}", t.label, t.rows))
+                .collect();
+            println!(
+                "migrated {} into {to} in {:.1} s: {}",
+                options.from.display(),
+                summary.seconds,
+                counts.join(", ")
+            );
+            println!(
+                "deployment id {:016x} and cursor key kept: sessions and cursors stay valid; start natter with --store {to}",
+                summary.deployment_id
+            );
+        }
+    }
+}
+
+/// `YYYY-MM-DD hh:mm:ss UTC` of milliseconds since the epoch.
+fn utc_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    format!(
+        "{} {:02}:{:02}:{:02} UTC",
+        natter::archive::utc_date(ms),
+        secs.div_euclid(3600).rem_euclid(24),
+        secs.div_euclid(60).rem_euclid(60),
+        secs.rem_euclid(60)
+    )
 }
 
 fn print_import_summary(s: &natter::archive::import::Summary, dry_run: bool) {

@@ -28,11 +28,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::progress::Progress;
 use super::reader::{Entry, FileReader, ReadError, Record};
 use super::survey::{ChatPlan, Survey, place, survey, unusable};
 use super::{ChatKey, pubtime_ms};
 use crate::model::{UserId, now_ms};
+use crate::progress::Progress;
 use crate::store::{
     ImportChat, ImportMessage, ImportSource, NewUser, ProfilePatch, Store, StoreError,
 };

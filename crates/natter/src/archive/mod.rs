@@ -13,12 +13,11 @@
 //!
 //! `reader.rs` reads one file, streaming; `survey.rs` reads every file
 //! once to plan an import; `import.rs` imports chat by chat, each in one
-//! transaction of the store (`progress.rs` shows how far it is);
+//! transaction of the store (`crate::progress` shows how far it is);
 //! `export.rs` writes the layout back.
 
 pub mod export;
 pub mod import;
-mod progress;
 pub mod reader;
 mod survey;
 

@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::import::Skip;
-use super::progress::Progress;
 use super::reader::{Entry, FileReader, ReadError, Record};
 use super::{ChatKey, direct_folder, pubtime_ms, xml_files};
+use crate::progress::Progress;
 
 /// Someone the archive names.
 #[derive(Clone, Debug, Default)]

@@ -7,6 +7,7 @@
 
 pub(crate) mod columns;
 pub mod conformance;
+pub mod migrate;
 mod open;
 pub mod postgres;
 pub mod sqlite;

@@ -54,7 +54,7 @@ impl Cluster {
 
     /// Nodes whose buses are `buses(the test's Redis)`.
     async fn start_with_redis(buses: impl Fn(&str) -> [String; 2]) -> Option<Cluster> {
-        let postgres = postgres_url().await?;
+        let postgres = postgres_url("the cluster test").await?;
         let redis = redis_url().await?;
         let schema = format!("natter_t_{:016x}", rand::random::<u64>());
         let node = |bus: String| {
@@ -278,7 +278,9 @@ struct Processes {
 
 impl Processes {
     async fn start() -> Option<Processes> {
-        let (Some(postgres), Some(redis)) = (postgres_url().await, redis_url().await) else {
+        let (Some(postgres), Some(redis)) =
+            (postgres_url("the cluster test").await, redis_url().await)
+        else {
             return None;
         };
         let schema = format!("natter_t_{:016x}", rand::random::<u64>());

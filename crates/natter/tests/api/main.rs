@@ -25,6 +25,7 @@ mod mentions;
 mod messages;
 mod meta;
 mod metrics;
+mod migrate_store;
 mod people;
 mod postgres;
 mod rate_limits;

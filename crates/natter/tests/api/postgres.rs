@@ -12,8 +12,9 @@ use reqwest::StatusCode;
 
 use crate::common::TestServer;
 
-/// The server's URL, or `None` after saying why there is none.
-pub(crate) async fn postgres_url() -> Option<String> {
+/// The server's URL, or `None` after saying why there is none (and
+/// that `test` skipped); under `CI=true` a missing server fails `test`.
+pub async fn postgres_url(test: &str) -> Option<String> {
     let url = std::env::var("NATTER_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let reached = tokio::time::timeout(
@@ -26,17 +27,15 @@ pub(crate) async fn postgres_url() -> Option<String> {
     }
     let redacted = natter::store::postgres::redacted(&url);
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("PostgreSQL at {redacted} is unreachable under CI");
+        panic!("{test}: PostgreSQL at {redacted} is unreachable under CI");
     }
-    eprintln!(
-        "SKIPPED the PostgreSQL API test: {redacted} is unreachable; set NATTER_TEST_POSTGRES"
-    );
+    eprintln!("SKIPPED {test}: PostgreSQL at {redacted} is unreachable; set NATTER_TEST_POSTGRES");
     None
 }
 
 #[tokio::test]
 async fn a_server_on_postgres_sends_and_reads_messages() {
-    let Some(url) = postgres_url().await else {
+    let Some(url) = postgres_url("a_server_on_postgres_sends_and_reads_messages").await else {
         return;
     };
     let schema = format!("natter_t_{:016x}", rand::random::<u64>());

@@ -10,6 +10,7 @@
 //! unique keys. A database that is down fails calls within the pool's
 //! timeouts with `StoreError::Unavailable` (`pool.rs`).
 
+pub(crate) mod copy_in;
 mod fail;
 mod guard;
 mod pool;

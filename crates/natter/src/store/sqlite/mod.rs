@@ -8,6 +8,7 @@
 
 mod backup;
 mod checkpointer;
+pub(crate) mod copy_out;
 mod encoding;
 mod folder;
 mod queries;

@@ -202,6 +202,12 @@ CREATE TABLE archive_chats (
     },
 ];
 
+/// The schema version this natter writes: a data folder is copied to
+/// another store only at this version, whose tables the copy knows.
+pub(super) fn newest_version() -> usize {
+    MIGRATIONS.len()
+}
+
 /// Migration 6's fill: the mentions of every message already stored, read
 /// from its current text as sending would have.
 fn fill_mentions_v6(conn: &Connection) -> rusqlite::Result<()> {

@@ -1,5 +1,6 @@
-//! How an import shows its progress: a bar on a terminal, a plain line
-//! every few seconds in a log or a pipe.
+//! How a long command (an archive import, a store migration) shows its
+//! progress: a bar on a terminal, a plain line every few seconds in a log
+//! or a pipe.
 
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
@@ -30,7 +31,7 @@ impl Progress {
     }
 
     /// Shows `text` now on a terminal; in a log, at most every 5 s.
-    pub(super) fn note(&self, text: &str) {
+    pub(crate) fn note(&self, text: &str) {
         match &self.bar {
             Some(bar) => bar.set_message(text.to_owned()),
             None => {
@@ -43,8 +44,16 @@ impl Progress {
         }
     }
 
+    /// Shows `text` as a line of its own, on a terminal above the bar.
+    pub(crate) fn say(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
     /// Turns the spinner into a bar of `total` steps (messages).
-    pub(super) fn set_total(&self, total: u64) {
+    pub(crate) fn set_total(&self, total: u64) {
         if let Some(bar) = &self.bar {
             bar.set_length(total);
             bar.set_style(
@@ -55,21 +64,21 @@ impl Progress {
     }
 
     /// Moves the bar to `done` of its total.
-    pub(super) fn set_done(&self, done: u64) {
+    pub(crate) fn set_done(&self, done: u64) {
         if let Some(bar) = &self.bar {
             bar.set_position(done);
         }
     }
 
     /// Another handle on the same bar, for a task of its own.
-    pub(super) fn share(&self) -> Progress {
+    pub(crate) fn share(&self) -> Progress {
         Progress {
             bar: self.bar.clone(),
             last_line: self.last_line.clone(),
         }
     }
 
-    pub(super) fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
