@@ -34,6 +34,9 @@ pub struct Settings {
     // A secret: the URL may hold a password.
     #[arg(long, env = "NATTER_BUS")]
     pub bus: Option<Secret>,
+    /// The Redis channel of this deployment's bus; give a copy of a deployment's database (a restored dump, a staging copy) that shares a Redis a channel of its own [default: natter:<deployment id>:bus]
+    #[arg(long, env = "NATTER_BUS_CHANNEL")]
+    pub bus_channel: Option<String>,
     /// Start on a PostgreSQL server whose `synchronous_commit` or `fsync` is off, which can lose acknowledged messages in a crash; without it natter refuses to start there [default: false]
     #[arg(long, env = "NATTER_POSTGRES_ALLOW_UNSAFE_COMMIT", num_args = 0..=1, default_missing_value = "true")]
     pub postgres_allow_unsafe_commit: Option<bool>,
@@ -238,6 +241,7 @@ impl Settings {
             data_dir: over.data_dir.or(self.data_dir),
             store: over.store.or(self.store),
             bus: over.bus.or(self.bus),
+            bus_channel: over.bus_channel.or(self.bus_channel),
             postgres_allow_unsafe_commit: over
                 .postgres_allow_unsafe_commit
                 .or(self.postgres_allow_unsafe_commit),
@@ -321,6 +325,8 @@ pub struct Config {
     pub store: StoreChoice,
     /// The Redis URL of a cluster's bus; `None`: one node alone.
     pub bus: Option<Secret>,
+    /// The bus's channel, if not the deployment's default.
+    pub bus_channel: Option<String>,
     pub chat: ChatConfig,
     pub hub: HubConfig,
     pub header_read_timeout: Duration,
@@ -369,8 +375,15 @@ impl Config {
             }
             None => None,
         };
+        if let Some(channel) = &s.bus_channel {
+            anyhow::ensure!(
+                (1..=200).contains(&channel.len()) && !channel.chars().any(char::is_control),
+                "bus_channel: 1-200 characters, none of them control characters"
+            );
+        }
         let config = Config {
             bus,
+            bus_channel: s.bus_channel,
             listen: s
                 .listen
                 .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),

@@ -1,6 +1,8 @@
 //! The bus between the nodes of a cluster: Redis pub/sub on one channel
-//! per deployment (`natter:<deployment id>:bus`), so two deployments on
-//! one Redis never hear each other.
+//! per deployment (`natter:<deployment id>:bus` unless `bus_channel` names
+//! another), so two deployments on one Redis never hear each other. A
+//! copy of a deployment's database (a restored dump) has the same id: it
+//! needs a channel of its own if it shares the Redis.
 //!
 //! A message is delivered to this node's hub at once, in process, as the
 //! single-node bus does, then published for the others. Redis pub/sub is
@@ -11,6 +13,7 @@
 //! the hub's head checks (hub/heads.rs) read what was lost after the last
 //! message before a silence. Both connections reconnect by themselves.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -27,6 +30,11 @@ const OUTBOX: usize = 10_000;
 const TIMEOUT: Duration = Duration::from_secs(3);
 /// The longest wait between two attempts to reconnect.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How often the subscription is pinged: a connection to a host that
+/// vanished without closing it would otherwise wait for ever.
+const PING_EVERY: Duration = Duration::from_secs(5);
+/// Messages sent to Redis in one pipeline at most.
+const BATCH: usize = 256;
 
 /// [`Bus`] over Redis pub/sub.
 pub struct RedisBus {
@@ -35,25 +43,28 @@ pub struct RedisBus {
     node: u64,
     local: LocalBus,
     outbox: mpsc::Sender<Vec<u8>>,
+    /// Messages the full outbox turned away since it last had room (they
+    /// go only through the store); logged once per such stretch.
+    turned_away: AtomicU64,
     /// Tells the subscriber task to stop when the bus goes.
     stop: watch::Sender<bool>,
 }
 
 impl RedisBus {
-    /// A bus on the Redis at `url` for the deployment `deployment` (the
-    /// store's id). Checks the URL now; connects in the background and
-    /// keeps reconnecting, so a node starts while Redis is away and
-    /// delivers through the store until it is back.
-    pub fn start(url: &str, deployment: u64) -> anyhow::Result<Arc<RedisBus>> {
+    /// A bus on the Redis at `url`, on `channel` (one per deployment).
+    /// Checks the URL now; connects in the background and keeps
+    /// reconnecting, so a node starts while Redis is away and delivers
+    /// through the store until it is back.
+    pub fn start(url: &str, channel: String) -> anyhow::Result<Arc<RedisBus>> {
         let client = redis::Client::open(url)
             .map_err(|e| anyhow::anyhow!("the bus URL cannot be used: {e}"))?;
-        let channel = format!("natter:{deployment:016x}:bus");
         let (outbox, queued) = mpsc::channel(OUTBOX);
         let (stop, stopped) = watch::channel(false);
         let bus = Arc::new(RedisBus {
             node: rand::random(),
             local: LocalBus::new(),
             outbox,
+            turned_away: AtomicU64::new(0),
             stop,
         });
         tokio::spawn(publish_loop(client.clone(), channel.clone(), queued));
@@ -78,9 +89,14 @@ impl Bus for RedisBus {
         let bytes = wire::encode(self.node, &message);
         self.local.publish(message);
         if self.outbox.try_send(bytes).is_err() {
-            tracing::warn!(
-                "the bus to Redis is full or closed: a message goes only through the store"
-            );
+            if self.turned_away.fetch_add(1, Ordering::Relaxed) == 0 {
+                tracing::warn!(
+                    "the bus to Redis is full (Redis away or slow): messages go only through the store until it has room"
+                );
+            }
+        } else if self.turned_away.load(Ordering::Relaxed) > 0 {
+            let missed = self.turned_away.swap(0, Ordering::Relaxed);
+            tracing::info!(messages = missed, "the bus to Redis has room again");
         }
     }
 
@@ -121,12 +137,15 @@ async fn publish_loop(client: redis::Client, channel: String, mut queued: mpsc::
             }
         };
         attempt = 0;
-        while let Some(bytes) = queued.recv().await {
-            let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-                .arg(&channel)
-                .arg(bytes)
-                .query_async(&mut conn)
-                .await;
+        let mut batch = Vec::with_capacity(BATCH);
+        // What has queued up goes in one pipeline: one round trip per
+        // batch, not per message.
+        while queued.recv_many(&mut batch, BATCH).await > 0 {
+            let mut pipe = redis::pipe();
+            for bytes in batch.drain(..) {
+                pipe.cmd("PUBLISH").arg(&channel).arg(bytes).ignore();
+            }
+            let sent: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
             if let Err(e) = sent {
                 tracing::warn!(error = %e, "publishing to Redis failed; reconnecting");
                 break;
@@ -177,11 +196,22 @@ async fn subscribe_loop(
             tracing::info!("the bus to Redis is back");
         }
         attempt = 0;
-        let mut messages = pubsub.into_on_message();
+        let (mut sink, mut messages) = pubsub.split();
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await;
         loop {
             let message = tokio::select! {
                 m = messages.next() => m,
                 _ = stopped.changed() => return,
+                _ = ping.tick() => {
+                    let answered = tokio::time::timeout(TIMEOUT, sink.ping::<redis::Value>()).await;
+                    if !matches!(answered, Ok(Ok(_))) {
+                        tracing::warn!("Redis stopped answering the subscription's ping; reconnecting");
+                        break;
+                    }
+                    continue;
+                }
             };
             let Some(message) = message else {
                 tracing::warn!("the Redis subscription ended; reconnecting");

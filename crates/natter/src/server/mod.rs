@@ -46,8 +46,21 @@ pub async fn serve(
         "natter is serving"
     );
     let bus: Arc<dyn Bus> = match &config.bus {
-        Some(url) => RedisBus::start(url.as_str(), store.deployment_id())?,
-        None => Arc::new(LocalBus::new()),
+        Some(url) => {
+            let channel = config
+                .bus_channel
+                .clone()
+                .unwrap_or_else(|| format!("natter:{:016x}:bus", store.deployment_id()));
+            RedisBus::start(url.as_str(), channel)?
+        }
+        None => {
+            if matches!(config.store, crate::store::StoreChoice::Postgres(_)) {
+                tracing::warn!(
+                    "on PostgreSQL without a bus: this must be the only node on this database (give every node the same --bus for a cluster)"
+                );
+            }
+            Arc::new(LocalBus::new())
+        }
     };
     let chat = Chat::new(store, bus, config.hub.clone(), config.chat.clone());
     let app = http::app(chat.clone(), &config);

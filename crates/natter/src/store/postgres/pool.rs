@@ -111,7 +111,13 @@ pub(super) fn build(options: &PostgresOptions) -> StoreResult<Pool> {
         // A peer that vanished without closing (a dead host, a cut
         // network) is noticed by the kernel instead of never.
         .keepalives(true)
-        .keepalives_idle(Duration::from_secs(10));
+        .keepalives_idle(Duration::from_secs(10))
+        .keepalives_interval(Duration::from_secs(2))
+        .keepalives_retries(3)
+        // Data sent and not acknowledged for this long ends the
+        // connection: a query to a host that stopped answering fails in
+        // seconds, not when TCP gives up minutes later.
+        .tcp_user_timeout(Duration::from_secs(10));
     let manager = Manager::from_config(
         config,
         NoTls,
