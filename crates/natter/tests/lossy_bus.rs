@@ -140,10 +140,11 @@ async fn a_lossy_bus_still_delivers_every_message_once_in_order() {
 }
 
 /// Loses every room event while `losing` is set, and says it can (as
-/// Redis pub/sub can), so the hub checks the store's heads.
+/// Redis pub/sub can) if `says_lossy`, so the hub checks the store's heads.
 struct SilentBus {
     inner: LocalBus,
     losing: AtomicBool,
+    says_lossy: bool,
 }
 
 impl Bus for SilentBus {
@@ -159,7 +160,7 @@ impl Bus for SilentBus {
     }
 
     fn lossy(&self) -> bool {
-        true
+        self.says_lossy
     }
 }
 
@@ -170,6 +171,7 @@ async fn the_last_message_before_a_silence_arrives_though_the_bus_lost_it() {
     let bus = Arc::new(SilentBus {
         inner: LocalBus::new(),
         losing: AtomicBool::new(false),
+        says_lossy: true,
     });
     let chat = Chat::new(
         store,
@@ -233,5 +235,78 @@ async fn the_last_message_before_a_silence_arrives_though_the_bus_lost_it() {
         sent_at.elapsed() < Duration::from_secs(2),
         "found by a head check within two of its intervals and a bit: {:?}",
         sent_at.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_send_announces_what_its_first_try_committed_unannounced() {
+    // The first try commits, but its announcement never arrives (as when
+    // the connection broke during COMMIT and the client got a 503); no
+    // head checks run. The client's retry with the same id is a replay,
+    // and announces the message.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let bus = Arc::new(SilentBus {
+        inner: LocalBus::new(),
+        losing: AtomicBool::new(false),
+        says_lossy: false,
+    });
+    let chat = Chat::new(
+        store,
+        bus.clone(),
+        HubConfig::default(),
+        ChatConfig {
+            limits: natter::chat::RateLimits::off(),
+            ..ChatConfig::default()
+        },
+    );
+    let here = natter::source::Source::of(std::net::Ipv4Addr::LOCALHOST.into());
+    for name in ["writer", "reader"] {
+        chat.register(here, name, "password-1", None, None)
+            .await
+            .unwrap();
+    }
+    let writer = chat.login(here, "writer", "password-1").await.unwrap();
+    let reader = chat.login(here, "reader", "password-1").await.unwrap();
+    let writer = chat.authenticate(&writer.token).await.unwrap();
+    let reader = chat.authenticate(&reader.token).await.unwrap();
+    let room = chat
+        .create_room(&writer, "retried", Visibility::Public)
+        .await
+        .unwrap();
+    chat.join(&reader, room.id).await.unwrap();
+    let cursor = chat
+        .poll(&reader, None, Some(0), None, None)
+        .await
+        .unwrap()
+        .cursor;
+    let waiting = {
+        let chat = chat.clone();
+        tokio::spawn(async move { chat.poll(&reader, Some(&cursor), Some(5), None, None).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bus.losing.store(true, Ordering::Relaxed);
+    chat.send(&writer, room.id, "once", "committed, unannounced", None)
+        .await
+        .unwrap();
+    bus.losing.store(false, Ordering::Relaxed);
+    let started = Instant::now();
+    chat.send(&writer, room.id, "once", "committed, unannounced", None)
+        .await
+        .unwrap();
+    let answer = waiting.await.unwrap().unwrap();
+    let texts: Vec<&str> = answer
+        .events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::Message { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["committed, unannounced"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
     );
 }

@@ -349,8 +349,13 @@ impl Chat {
                 Some(AvatarUrl::parse(url)?.into_string())
             });
         }
+        let renamed = patch.display_name.is_some();
         let user = self.store.update_profile(user, patch).await?;
         self.remember_name(&user);
+        if renamed {
+            // Every node, whatever this one had cached.
+            self.tell_name(&user);
+        }
         Ok(user)
     }
 }

@@ -203,8 +203,12 @@ pub struct Chat {
     metrics: Arc<Metrics>,
     /// The last write found the disk full (logged once, not per write).
     storage_full: Arc<AtomicBool>,
-    /// Display names of senders, so a send needs no extra read.
-    names: Mutex<HashMap<UserId, String>>,
+    /// Display names of senders, so a send needs no extra read, with when
+    /// each was read.
+    names: Mutex<HashMap<UserId, (String, std::time::Instant)>>,
+    /// In a cluster, a name is read from the store again after this long:
+    /// a rename on another node whose bus message was lost is taken up.
+    names_max_age: Option<std::time::Duration>,
     passwords: passwords::PasswordPool,
     /// Checked against when a login names no account, so the answer takes
     /// as long as a wrong password and reveals nothing.
@@ -238,6 +242,7 @@ impl Chat {
                 bus.lossy().then_some(accounts::CLUSTER_SESSION_MAX_AGE),
             ),
             names: Mutex::new(HashMap::new()),
+            names_max_age: bus.lossy().then_some(NAMES_MAX_AGE_IN_A_CLUSTER),
             passwords: passwords::PasswordPool::start(),
             decoy_hash: tokio::sync::OnceCell::new(),
         });
@@ -299,7 +304,9 @@ impl Chat {
 
     /// The user's display name, cached.
     async fn display_name(&self, user: UserId) -> ChatResult<String> {
-        if let Some(name) = self.names.lock().expect("names poisoned").get(&user) {
+        if let Some((name, read)) = self.names.lock().expect("names poisoned").get(&user)
+            && self.names_max_age.is_none_or(|age| read.elapsed() <= age)
+        {
             return Ok(name.clone());
         }
         let user = self.user(user).await?;
@@ -307,21 +314,27 @@ impl Chat {
         Ok(user.display_name)
     }
 
-    /// Keeps `user`'s display name for the next send; a name this node
-    /// did not have yet goes to the other nodes too, whose caches could
-    /// hold an older one (a rename here, a first sign-in through a site).
+    /// Keeps `user`'s display name for the next send. A name that replaces
+    /// a different one cached here goes to the other nodes too (a rename,
+    /// or a site sign-in that brought a new name), whose caches may hold
+    /// the old one; a first read does not, so a node never spreads a name
+    /// it read just before a rename elsewhere.
     fn remember_name(&self, user: &User) {
-        let before = self
-            .names
-            .lock()
-            .expect("names poisoned")
-            .insert(user.id, user.display_name.clone());
-        if before.as_deref() != Some(user.display_name.as_str()) {
-            self.bus.publish(BusMessage::ProfileChanged {
-                user: user.id,
-                display_name: user.display_name.clone(),
-            });
+        let before = self.names.lock().expect("names poisoned").insert(
+            user.id,
+            (user.display_name.clone(), std::time::Instant::now()),
+        );
+        if before.is_some_and(|(name, _)| name != user.display_name) {
+            self.tell_name(user);
         }
+    }
+
+    /// Tells every node's cache `user`'s display name.
+    fn tell_name(&self, user: &User) {
+        self.bus.publish(BusMessage::ProfileChanged {
+            user: user.id,
+            display_name: user.display_name.clone(),
+        });
     }
 
     /// A user's public profile.
@@ -355,12 +368,21 @@ impl Chat {
                     (written, announce)
                 }
                 Outcome::Unchanged(event) => {
+                    let event = event.map(Arc::new);
+                    // A replay of an earlier send is announced again: that
+                    // send may have committed while its answer was lost (a
+                    // connection cut during COMMIT), unannounced. Hubs
+                    // drop an event they have by its seq.
+                    let announce = event
+                        .iter()
+                        .map(|e| BusMessage::RoomEvent(e.clone()))
+                        .collect();
                     let written = Written {
-                        event: event.map(Arc::new),
+                        event,
                         new: false,
                         message,
                     };
-                    (written, Vec::new())
+                    (written, announce)
                 }
             })
         })
@@ -429,11 +451,15 @@ impl BusSink for Chat {
                 self.names
                     .lock()
                     .expect("names poisoned")
-                    .insert(*user, display_name.clone());
+                    .insert(*user, (display_name.clone(), std::time::Instant::now()));
             }
         }
     }
 }
+
+/// How long a node of a cluster trusts a cached display name before it
+/// reads it again (see `Chat::display_name`).
+const NAMES_MAX_AGE_IN_A_CLUSTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A 400 for input the rules refuse, with its stable code.
 fn invalid(code: &'static str, message: String) -> ChatError {
