@@ -5,8 +5,10 @@
 //! A lost message in the middle of a room's traffic shows as a seq jump
 //! at the next one and is read at once (`Hub::apply`'s gap fill); these
 //! checks catch the case where the lost message was the last before
-//! silence, and a bus that was away for a while. Their cost is one query
-//! per 500 rooms held per interval, whatever the traffic.
+//! silence, and a bus that was away for a while. A room found behind is
+//! read only if it is still short of that head at the next round: events
+//! on their way through the bus are not read twice. Their cost is one
+//! query per 500 rooms held per interval, whatever the traffic.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,7 +43,7 @@ impl Hub {
     }
 
     /// One round: the store's heads against this node's, and a catch-up
-    /// of every room behind.
+    /// of every room still behind what the last round saw.
     pub(crate) async fn check_heads(&self) {
         let held: HashMap<RoomId, Seq> = {
             let rooms = self.rooms.read().expect("rooms poisoned");
@@ -54,6 +56,8 @@ impl Hub {
                 .collect()
         };
         let ids: Vec<RoomId> = held.keys().copied().collect();
+        let mut behind = HashMap::new();
+        let mut lost = Vec::new();
         for chunk in ids.chunks(HEADS_PER_QUERY) {
             let heads = match self.store.room_heads(chunk).await {
                 Ok(heads) => heads,
@@ -62,11 +66,25 @@ impl Hub {
                     return;
                 }
             };
+            let seen_last = self.heads_behind.lock().expect("heads poisoned");
             for (room, head) in heads {
-                if held.get(&room).is_some_and(|ours| head > *ours) {
-                    self.catch_up(room, head).await;
+                let Some(&ours) = held.get(&room) else {
+                    continue;
+                };
+                if head <= ours {
+                    continue;
+                }
+                match seen_last.get(&room) {
+                    Some(&then) if ours < then => lost.push((room, then)),
+                    _ => {
+                        behind.insert(room, head);
+                    }
                 }
             }
+        }
+        *self.heads_behind.lock().expect("heads poisoned") = behind;
+        for (room, head) in lost {
+            self.catch_up(room, head).await;
         }
     }
 
@@ -82,12 +100,12 @@ impl Hub {
         else {
             return;
         };
-        tracing::info!(room.id = %room, seq.to = head, "the bus lost events; reading them from the store");
         loop {
             let ours = feed.head();
             if ours >= head {
                 return;
             }
+            tracing::debug!(room.id = %room, seq.from = ours + 1, seq.to = head, "reading events the bus did not bring");
             match self.store.events_after(room, ours, CATCH_UP_BATCH).await {
                 Ok(events) if events.is_empty() => return,
                 Ok(events) => {

@@ -103,6 +103,9 @@ pub struct Hub {
     cursor_mac: CursorMac,
     /// The other nodes' presence, when this node is one of a cluster.
     cluster: std::sync::OnceLock<cluster::ClusterPresence>,
+    /// Rooms the last head check found behind the store, with the
+    /// store's head then (`heads.rs`).
+    heads_behind: Mutex<HashMap<RoomId, crate::model::Seq>>,
     me: Weak<Hub>,
 }
 
@@ -120,6 +123,7 @@ impl Hub {
             presence_wakes: Mutex::default(),
             instance: rand::random(),
             cluster: std::sync::OnceLock::new(),
+            heads_behind: Mutex::new(HashMap::new()),
             me: me.clone(),
         })
     }
