@@ -4,7 +4,7 @@
 # on this machine. Needs nginx and libnginx-mod-nchan (Debian packages).
 # Usage:
 #   scripts/vs-nchan.sh              # 3 rounds: nchan, then natter's S1 (with its no-op floor)
-#   ROUNDS=1 CLIENTS=1000 RATE=20 SECONDS=10 scripts/vs-nchan.sh
+#   ROUNDS=1 CLIENTS=1000 RATE=20 SECONDS_EACH=10 scripts/vs-nchan.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-3} clients=${CLIENTS:-1000} rate=${RATE:-20} seconds=${SECONDS_EACH:-10}

@@ -231,8 +231,10 @@ impl CpuMeter {
     /// Fills the CPU fields of `report` with percentages of one core.
     pub fn finish(self, report: &mut Report) {
         let wall = self.wall.elapsed().as_secs_f64();
+        // A process tree or a set of threads can lose a member mid-run
+        // (an nginx worker that exits): its time then goes down, not up.
         let pct = |before: Option<Duration>, after: Option<Duration>| {
-            Some((after? - before?).as_secs_f64() / wall * 100.0)
+            Some(after?.checked_sub(before?)?.as_secs_f64() / wall * 100.0)
         };
         report.generator_cpu_percent = pct(self.own, cpu_time(None));
         let server_now = self.server.read();
@@ -240,6 +242,7 @@ impl CpuMeter {
         report.server_cpu_s = self
             .server_start
             .zip(server_now)
-            .map(|(before, after)| (after - before).as_secs_f64());
+            .and_then(|(before, after)| after.checked_sub(before))
+            .map(|spent| spent.as_secs_f64());
     }
 }
