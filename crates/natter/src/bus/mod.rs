@@ -9,7 +9,7 @@ pub mod wire;
 
 use std::sync::{Arc, Weak};
 
-use crate::model::{EndReason, Event, SessionId, UserId};
+use crate::model::{EndReason, Ephemeral, Event, SessionId, UserId};
 
 /// What travels between nodes.
 #[derive(Clone, Debug)]
@@ -34,6 +34,15 @@ pub enum BusMessage {
     },
     /// A node is alive and has these users online.
     NodeAlive { node: u64, online: Vec<UserId> },
+    /// A typing notice announced on a node (an `Ephemeral::Typing`).
+    Typing { node: u64, item: Ephemeral },
+    /// An item for one user's sessions on every node: a read marker, a
+    /// notification choice, a peer's read receipt.
+    UserItem {
+        node: u64,
+        user: UserId,
+        item: Ephemeral,
+    },
 }
 
 /// Something that consumes bus messages (the node's chat service).

@@ -88,6 +88,7 @@ impl Bus for RedisBus {
     fn publish(&self, message: BusMessage) {
         let bytes = wire::encode(self.node, &message);
         self.local.publish(message);
+        let Some(bytes) = bytes else { return };
         if self.outbox.try_send(bytes).is_err() {
             if self.turned_away.fetch_add(1, Ordering::Relaxed) == 0 {
                 tracing::warn!(

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::BusMessage;
-use crate::model::{EncodedOnce, EndReason, Event, Millis, RoomId, Seq, SessionId, UserId};
+use crate::model::{
+    EncodedOnce, EndReason, Ephemeral, Event, Millis, NotifyLevel, RoomId, Seq, SessionId, UserId,
+};
 use crate::store::columns::{self, Stored};
 
 /// One message on the wire, with the node that sent it (a node hears its
@@ -59,10 +61,92 @@ enum Wire {
         hub: u64,
         online: Vec<UserId>,
     },
+    Typing {
+        hub: u64,
+        item: Item,
+    },
+    UserItem {
+        hub: u64,
+        user: UserId,
+        item: Item,
+    },
 }
 
-/// The bytes `node` publishes for `message`.
-pub fn encode(node: u64, message: &BusMessage) -> Vec<u8> {
+/// The ephemeral items that travel between nodes (presence and online
+/// counts have messages of their own).
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Item {
+    Typing {
+        room: RoomId,
+        user: UserId,
+        typing: bool,
+        seq: Seq,
+        expires_at: Millis,
+    },
+    Read {
+        room: RoomId,
+        seq: Seq,
+    },
+    ReadReceipt {
+        room: RoomId,
+        user: UserId,
+        seq: Seq,
+    },
+    Notifications {
+        room: RoomId,
+        level: NotifyLevel,
+    },
+}
+
+impl Item {
+    fn of(item: &Ephemeral) -> Option<Item> {
+        Some(match *item {
+            Ephemeral::Typing {
+                room,
+                user,
+                typing,
+                seq,
+                expires_at,
+            } => Item::Typing {
+                room,
+                user,
+                typing,
+                seq,
+                expires_at,
+            },
+            Ephemeral::Read { room, seq } => Item::Read { room, seq },
+            Ephemeral::ReadReceipt { room, user, seq } => Item::ReadReceipt { room, user, seq },
+            Ephemeral::Notifications { room, level } => Item::Notifications { room, level },
+            Ephemeral::Presence { .. } | Ephemeral::RoomOnline { .. } => return None,
+        })
+    }
+
+    fn into_ephemeral(self) -> Ephemeral {
+        match self {
+            Item::Typing {
+                room,
+                user,
+                typing,
+                seq,
+                expires_at,
+            } => Ephemeral::Typing {
+                room,
+                user,
+                typing,
+                seq,
+                expires_at,
+            },
+            Item::Read { room, seq } => Ephemeral::Read { room, seq },
+            Item::ReadReceipt { room, user, seq } => Ephemeral::ReadReceipt { room, user, seq },
+            Item::Notifications { room, level } => Ephemeral::Notifications { room, level },
+        }
+    }
+}
+
+/// The bytes `node` publishes for `message`; `None` for what does not
+/// travel between nodes (an item that has a message of its own).
+pub fn encode(node: u64, message: &BusMessage) -> Option<Vec<u8>> {
     let message = match message {
         BusMessage::RoomEvent(event) => {
             let c = columns::columns(&event.body);
@@ -101,8 +185,17 @@ pub fn encode(node: u64, message: &BusMessage) -> Vec<u8> {
             hub: *node,
             online: online.clone(),
         },
+        BusMessage::Typing { node, item } => Wire::Typing {
+            hub: *node,
+            item: Item::of(item)?,
+        },
+        BusMessage::UserItem { node, user, item } => Wire::UserItem {
+            hub: *node,
+            user: *user,
+            item: Item::of(item)?,
+        },
     };
-    serde_json::to_vec(&Envelope { node, message }).expect("a bus message encodes")
+    Some(serde_json::to_vec(&Envelope { node, message }).expect("a bus message encodes"))
 }
 
 /// The node that sent `bytes` and its message; `None` for bytes no natter
@@ -158,6 +251,15 @@ pub fn decode(bytes: &[u8]) -> Option<(u64, BusMessage)> {
             online,
         },
         Wire::NodeAlive { hub, online } => BusMessage::NodeAlive { node: hub, online },
+        Wire::Typing { hub, item } => BusMessage::Typing {
+            node: hub,
+            item: item.into_ephemeral(),
+        },
+        Wire::UserItem { hub, user, item } => BusMessage::UserItem {
+            node: hub,
+            user,
+            item: item.into_ephemeral(),
+        },
     };
     Some((node, message))
 }
@@ -207,7 +309,7 @@ mod tests {
         ];
         for body in bodies {
             let sent = event(body);
-            let bytes = encode(5, &BusMessage::RoomEvent(sent.clone()));
+            let bytes = encode(5, &BusMessage::RoomEvent(sent.clone())).unwrap();
             let Some((5, BusMessage::RoomEvent(got))) = decode(&bytes) else {
                 panic!("{}", String::from_utf8_lossy(&bytes));
             };
@@ -225,7 +327,7 @@ mod tests {
                 sessions,
                 reason,
             },
-        )) = decode(&encode(1, &ended))
+        )) = decode(&encode(1, &ended).unwrap())
         else {
             panic!("sessions ended did not come back");
         };
@@ -242,11 +344,65 @@ mod tests {
             display_name: "Li Lei".into(),
         };
         let Some((1, BusMessage::ProfileChanged { user, display_name })) =
-            decode(&encode(1, &renamed))
+            decode(&encode(1, &renamed).unwrap())
         else {
             panic!("a profile change did not come back");
         };
         assert_eq!((user, display_name.as_str()), (UserId(3), "Li Lei"));
+    }
+
+    #[test]
+    fn ephemeral_items_for_other_nodes_come_back_and_the_rest_stay_home() {
+        let items = [
+            Ephemeral::Typing {
+                room: RoomId(7),
+                user: UserId(3),
+                typing: true,
+                seq: 41,
+                expires_at: 1_767_225_606_000,
+            },
+            Ephemeral::Read {
+                room: RoomId(7),
+                seq: 42,
+            },
+            Ephemeral::ReadReceipt {
+                room: RoomId(9),
+                user: UserId(3),
+                seq: 42,
+            },
+            Ephemeral::Notifications {
+                room: RoomId(7),
+                level: NotifyLevel::Mentions,
+            },
+        ];
+        for item in items {
+            let sent = BusMessage::UserItem {
+                node: 4,
+                user: UserId(3),
+                item: item.clone(),
+            };
+            let Some((
+                1,
+                BusMessage::UserItem {
+                    node,
+                    user,
+                    item: got,
+                },
+            )) = decode(&encode(1, &sent).unwrap())
+            else {
+                panic!("{item:?} did not come back");
+            };
+            assert_eq!((node, user, got), (4, UserId(3), item));
+        }
+        let presence = BusMessage::UserItem {
+            node: 4,
+            user: UserId(3),
+            item: Ephemeral::Presence {
+                user: UserId(5),
+                online: true,
+            },
+        };
+        assert!(encode(1, &presence).is_none());
     }
 
     #[test]

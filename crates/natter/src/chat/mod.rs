@@ -447,6 +447,12 @@ impl BusSink for Chat {
             BusMessage::NodeAlive { node, online } => {
                 self.hub.peer_alive(*node, online.clone());
             }
+            BusMessage::Typing { node, item } => {
+                self.hub.peer_typing_from(*node, item.clone());
+            }
+            BusMessage::UserItem { node, user, item } => {
+                self.hub.peer_user_item(*node, *user, item.clone());
+            }
             BusMessage::ProfileChanged { user, display_name } => {
                 self.names
                     .lock()

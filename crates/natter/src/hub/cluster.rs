@@ -10,8 +10,10 @@
 //! heard from another node is announced here as a local one would be, to
 //! this node's polls that hear the user's presence (presence.rs).
 //!
-//! The typing and read-marker items, and each node's own ephemeral
-//! stream, stay per node.
+//! Typing notices and the items for one user's sessions (read markers,
+//! notification choices, a peer's read receipt) go to the other nodes
+//! too; each node's ephemeral stream, and so a cursor's place in it,
+//! stays its own.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use tokio::time::Instant;
 
 use super::Hub;
 use crate::bus::{Bus, BusMessage};
-use crate::model::UserId;
+use crate::model::{Ephemeral, UserId};
 
 /// How often a node says which users it has online.
 const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -87,6 +89,41 @@ impl Hub {
                 user,
                 online,
             });
+        }
+    }
+
+    /// Tells the other nodes of an item for `user`'s sessions there.
+    pub(super) fn tell_peers_item(&self, user: UserId, item: &Ephemeral) {
+        if let Some(cluster) = self.cluster.get() {
+            cluster.bus.publish(BusMessage::UserItem {
+                node: self.instance,
+                user,
+                item: item.clone(),
+            });
+        }
+    }
+
+    /// Tells the other nodes of a typing notice.
+    pub(super) fn tell_peers_typing(&self, item: &Ephemeral) {
+        if let Some(cluster) = self.cluster.get() {
+            cluster.bus.publish(BusMessage::Typing {
+                node: self.instance,
+                item: item.clone(),
+            });
+        }
+    }
+
+    /// Another node's item for `user`'s sessions, from the bus.
+    pub fn peer_user_item(&self, node: u64, user: UserId, item: Ephemeral) {
+        if node != self.instance {
+            self.push_ephemeral_here(user, item);
+        }
+    }
+
+    /// Another node's typing notice, from the bus.
+    pub fn peer_typing_from(&self, node: u64, item: Ephemeral) {
+        if node != self.instance {
+            self.peer_typing(item);
         }
     }
 

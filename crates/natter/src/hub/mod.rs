@@ -321,8 +321,16 @@ impl Hub {
         }
     }
 
-    /// Pushes an ephemeral item to one user's sessions (their read markers).
+    /// Pushes an ephemeral item to one user's sessions (their read
+    /// markers, notification choices, a peer's read receipt), on every
+    /// node of a cluster.
     pub fn push_ephemeral(&self, user: UserId, item: Ephemeral) {
+        self.tell_peers_item(user, &item);
+        self.push_ephemeral_here(user, item);
+    }
+
+    /// [`Hub::push_ephemeral`] on this node only.
+    pub(super) fn push_ephemeral_here(&self, user: UserId, item: Ephemeral) {
         let item = Arc::new(item);
         for feed in self.loaded_users([user]) {
             feed.lock()

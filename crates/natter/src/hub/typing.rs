@@ -123,6 +123,33 @@ impl Hub {
             seq: head,
             expires_at: now_ms() + TYPING_TTL.as_millis() as Millis,
         });
+        self.tell_peers_typing(&item);
+        self.push_typing_here(audience, item);
+        true
+    }
+
+    /// Another node's typing notice, from the bus: to those here who hear
+    /// the room's presence and typing (its loaded members, or a big
+    /// room's watchers). The throttle and the cap ran on the typist's node.
+    pub fn peer_typing(&self, item: Ephemeral) {
+        let Ephemeral::Typing { room, user, .. } = item else {
+            return;
+        };
+        let Some(feed) = self
+            .rooms
+            .read()
+            .expect("rooms poisoned")
+            .get(&room)
+            .cloned()
+        else {
+            return;
+        };
+        let mut audience = self.presence_audience(&mut feed.lock()).0;
+        audience.retain(|m| *m != user);
+        self.push_typing_here(audience, Arc::new(item));
+    }
+
+    fn push_typing_here(&self, audience: Vec<UserId>, item: Arc<Ephemeral>) {
         for target in self.loaded_users(audience) {
             target
                 .lock()
@@ -131,7 +158,6 @@ impl Hub {
                 target.wake();
             }
         }
-        true
     }
 }
 

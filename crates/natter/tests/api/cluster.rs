@@ -558,3 +558,56 @@ async fn presence_follows_a_poll_on_any_node() {
     assert_eq!(rooms["rooms"][0]["online_count"], 1, "{rooms}");
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn typing_and_seen_reach_people_on_the_other_node() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let alice = cluster.nodes[0].user("alice").await;
+    let bob = cluster.on(1, &cluster.nodes[0].user("bob").await);
+    let (status, direct) = alice
+        .post(
+            "/api/v1/direct",
+            serde_json::json!({"user_id": bob.user_id}),
+        )
+        .await;
+    assert!(status.is_success(), "{direct}");
+    let room = direct["room"]["id"].as_i64().unwrap();
+    let sent = alice.say(room, "s-1", "are you there?").await;
+
+    // Alice waits on node A; Bob types and reads on node B.
+    let mut cursor = alice.cursor().await;
+    let (status, body) = bob
+        .post(
+            &format!("/api/v1/rooms/{room}/typing"),
+            serde_json::json!({"typing": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = bob
+        .post(
+            &format!("/api/v1/rooms/{room}/read"),
+            serde_json::json!({"seq": sent["seq"]}),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let (mut typing, mut seen) = (false, false);
+    while !(typing && seen) {
+        assert!(
+            Instant::now() < deadline,
+            "typing {typing}, seen {seen} on node A"
+        );
+        let (status, answer) = alice.poll(&cursor, 1).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        cursor = answer["cursor"].as_str().unwrap().to_owned();
+        typing |= ephemeral_items(&answer, "typing")
+            .iter()
+            .any(|t| t["user_id"] == bob.user_id && t["typing"] == true);
+        seen |= ephemeral_items(&answer, "read_receipt")
+            .iter()
+            .any(|r| r["user_id"] == bob.user_id && r["seq"] == sent["seq"]);
+    }
+    cluster.stop().await;
+}
