@@ -226,6 +226,7 @@ impl Chat {
         let metrics = Arc::new(Metrics::new());
         let head_checks = hub_config.head_check_interval;
         let hub = Hub::new(store.clone(), hub_config, metrics.clone());
+        hub.spawn_eviction();
         if bus.lossy() {
             hub.spawn_head_checks(head_checks);
             hub.join_cluster(bus.clone());

@@ -11,6 +11,7 @@
 
 mod cluster;
 mod cursor;
+mod eviction;
 mod heads;
 mod poll;
 mod presence;
@@ -67,6 +68,9 @@ pub struct HubConfig {
     /// How often a node on a bus that can lose messages compares its
     /// rooms' heads with the store's (`heads.rs`).
     pub head_check_interval: Duration,
+    /// Feeds unused this long leave memory (`eviction.rs`); `None` keeps
+    /// them.
+    pub evict_idle_after: Option<Duration>,
 }
 
 impl Default for HubConfig {
@@ -82,6 +86,7 @@ impl Default for HubConfig {
             presence_batch: Duration::from_millis(250),
             big_room_members: 200,
             head_check_interval: Duration::from_secs(1),
+            evict_idle_after: Some(Duration::from_secs(600)),
         }
     }
 }
@@ -106,6 +111,8 @@ pub struct Hub {
     /// Rooms the last head check found behind the store, with the
     /// store's head then (`heads.rs`).
     heads_behind: Mutex<HashMap<RoomId, crate::model::Seq>>,
+    /// The eviction clock: rounds since start (`eviction.rs`).
+    eviction_round: std::sync::atomic::AtomicU64,
     me: Weak<Hub>,
 }
 
@@ -124,6 +131,7 @@ impl Hub {
             instance: rand::random(),
             cluster: std::sync::OnceLock::new(),
             heads_behind: Mutex::new(HashMap::new()),
+            eviction_round: std::sync::atomic::AtomicU64::new(0),
             me: me.clone(),
         })
     }
@@ -131,6 +139,8 @@ impl Hub {
     /// The room's feed, loading it from the store on first use.
     pub async fn room(&self, id: RoomId) -> ChatResult<Arc<RoomFeed>> {
         let feed = get_or_insert(&self.rooms, id, || RoomFeed::new(id));
+        feed.used
+            .store(self.round(), std::sync::atomic::Ordering::Relaxed);
         let loaded = feed
             .loaded
             .get_or_try_init(|| async {
@@ -167,6 +177,8 @@ impl Hub {
     /// The user's feed, loading their memberships on first use.
     pub async fn user(&self, id: UserId) -> ChatResult<Arc<UserFeed>> {
         let feed = get_or_insert(&self.users, id, || UserFeed::new(id));
+        feed.used
+            .store(self.round(), std::sync::atomic::Ordering::Relaxed);
         feed.loaded
             .get_or_try_init(|| async {
                 let records = self.store.memberships_of(id).await?;

@@ -236,7 +236,13 @@ impl Hub {
             return true;
         }
         let rooms = self.rooms.read().expect("rooms poisoned");
+        let round = self.round();
         state.rooms.values().any(|m| {
+            // A poll keeps its rooms' feeds in memory (eviction.rs): a
+            // message to an evicted room would wake nobody here.
+            if let Some(feed) = rooms.get(&m.room) {
+                feed.used.store(round, std::sync::atomic::Ordering::Relaxed);
+            }
             let given = cursor.rooms.get(&m.room).copied();
             let Some((after, upto)) = undelivered(m, given) else {
                 return false;

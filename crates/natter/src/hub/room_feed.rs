@@ -20,6 +20,9 @@ pub struct RoomFeed {
     /// Set once the head and members have been read from the store.
     pub(super) loaded: OnceCell<()>,
     state: Mutex<RoomState>,
+    /// The hub's eviction round when this feed was last looked up by a
+    /// request (eviction.rs).
+    pub(super) used: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -56,6 +59,7 @@ impl RoomFeed {
             id,
             loaded: OnceCell::new(),
             state: Mutex::new(RoomState::default()),
+            used: std::sync::atomic::AtomicU64::new(0),
         }
     }
 

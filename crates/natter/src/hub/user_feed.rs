@@ -34,6 +34,9 @@ pub struct UserFeed {
     /// one ended within the grace); `online` also counts other nodes'
     /// (cluster.rs).
     local_online: AtomicBool,
+    /// The hub's eviction round when this feed was last looked up by a
+    /// request (eviction.rs).
+    pub(super) used: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -79,6 +82,7 @@ impl UserFeed {
             presence_order: Mutex::new(()),
             online: AtomicBool::new(false),
             local_online: AtomicBool::new(false),
+            used: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
