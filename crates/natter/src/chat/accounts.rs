@@ -260,7 +260,8 @@ impl Chat {
                 Ok((session, sessions_ended(user_id, ended, EndReason::Replaced)))
             })
             .await?;
-        self.remember_name(&user);
+        // Not cached from here: this row was read before the password
+        // check, and a rename on another node may have come since.
         Ok(Login {
             token,
             session,
@@ -349,13 +350,8 @@ impl Chat {
                 Some(AvatarUrl::parse(url)?.into_string())
             });
         }
-        let renamed = patch.display_name.is_some();
         let user = self.store.update_profile(user, patch).await?;
         self.remember_name(&user);
-        if renamed {
-            // Every node, whatever this one had cached.
-            self.tell_name(&user);
-        }
         Ok(user)
     }
 }

@@ -310,24 +310,31 @@ impl Chat {
         {
             return Ok(name.clone());
         }
+        let asked = std::time::Instant::now();
         let user = self.user(user).await?;
-        self.remember_name(&user);
+        // A rename heard from another node while this read was on its
+        // way is newer than what it read.
+        let mut names = self.names.lock().expect("names poisoned");
+        let newer = names.get(&user.id).is_some_and(|(_, at)| *at > asked);
+        if !newer {
+            names.insert(
+                user.id,
+                (user.display_name.clone(), std::time::Instant::now()),
+            );
+        }
         Ok(user.display_name)
     }
 
-    /// Keeps `user`'s display name for the next send. A name that replaces
-    /// a different one cached here goes to the other nodes too (a rename,
-    /// or a site sign-in that brought a new name), whose caches may hold
-    /// the old one; a first read does not, so a node never spreads a name
-    /// it read just before a rename elsewhere.
+    /// Keeps `user`'s display name, just written (a rename, a site
+    /// sign-in), for the next send here, and tells the other nodes' caches.
+    /// Reads never spread a name: one read just before a rename elsewhere
+    /// would spread the old one.
     fn remember_name(&self, user: &User) {
-        let before = self.names.lock().expect("names poisoned").insert(
+        self.names.lock().expect("names poisoned").insert(
             user.id,
             (user.display_name.clone(), std::time::Instant::now()),
         );
-        if before.is_some_and(|(name, _)| name != user.display_name) {
-            self.tell_name(user);
-        }
+        self.tell_name(user);
     }
 
     /// Tells every node's cache `user`'s display name.

@@ -80,13 +80,22 @@ impl Hub {
         })
     }
 
-    /// Tells the other nodes that this node's polls brought `user`
-    /// online, or that the last of them ended its grace.
-    pub(super) fn tell_peers(&self, user: UserId, online: bool) {
+    /// Records whether this node's own polls keep `user` online and, on
+    /// a change, tells the other nodes, in one step against heartbeats
+    /// (`presence_told`). The first check costs a poll nothing when
+    /// nothing changes.
+    pub(super) fn set_local_presence(&self, user: &super::UserFeed, online: bool) {
+        if user.is_local_online() == online {
+            return;
+        }
+        let _told = self.presence_told.lock().expect("presence poisoned");
+        if user.set_local_online(online) == online {
+            return;
+        }
         if let Some(cluster) = self.cluster.get() {
             cluster.bus.publish(BusMessage::Presence {
                 node: self.instance,
-                user,
+                user: user.id,
                 online,
             });
         }
@@ -180,18 +189,21 @@ impl Hub {
         let Some(cluster) = self.cluster.get() else {
             return;
         };
-        let online: Vec<UserId> = self
-            .users
-            .read()
-            .expect("users poisoned")
-            .values()
-            .filter(|f| f.is_local_online())
-            .map(|f| f.id)
-            .collect();
-        cluster.bus.publish(BusMessage::NodeAlive {
-            node: self.instance,
-            online,
-        });
+        {
+            let _told = self.presence_told.lock().expect("presence poisoned");
+            let online: Vec<UserId> = self
+                .users
+                .read()
+                .expect("users poisoned")
+                .values()
+                .filter(|f| f.is_local_online())
+                .map(|f| f.id)
+                .collect();
+            cluster.bus.publish(BusMessage::NodeAlive {
+                node: self.instance,
+                online,
+            });
+        }
         let gone: Vec<UserId> = {
             let mut peers = cluster.peers.lock().expect("peers poisoned");
             let now = Instant::now();
@@ -220,9 +232,25 @@ impl Hub {
         }
         let Some(hub) = self.me.upgrade() else { return };
         tokio::spawn(async move {
+            // Who the rooms held here have, once for the whole batch.
+            let members_here: HashSet<UserId> = {
+                let rooms = hub.rooms.read().expect("rooms poisoned");
+                let wanted: HashSet<UserId> = users.iter().copied().collect();
+                rooms
+                    .values()
+                    .flat_map(|room| {
+                        room.lock()
+                            .members
+                            .keys()
+                            .filter(|m| wanted.contains(m))
+                            .copied()
+                            .collect::<Vec<_>>()
+                    })
+                    .collect()
+            };
             for user in users {
                 let known = !hub.loaded_users([user]).is_empty();
-                if !known && !hub.holds_a_room_of(user) {
+                if !known && !members_here.contains(&user) {
                     continue;
                 }
                 let Ok(feed) = hub.user(user).await else {
@@ -230,19 +258,12 @@ impl Hub {
                 };
                 let _in_order = feed.presence_order();
                 let online = feed.is_local_online() || hub.online_elsewhere(user);
-                if feed.set_online(online) != online {
+                // A feed loaded just now was never announced here: the
+                // rooms' online sets may count them either way.
+                if feed.set_online(online) != online || !known {
                     hub.broadcast_presence(&feed, online);
                 }
             }
         });
-    }
-
-    /// Whether a room this node holds has `user` among its members.
-    fn holds_a_room_of(&self, user: UserId) -> bool {
-        self.rooms
-            .read()
-            .expect("rooms poisoned")
-            .values()
-            .any(|room| room.lock().members.contains_key(&user))
     }
 }

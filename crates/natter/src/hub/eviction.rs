@@ -61,7 +61,7 @@ impl Hub {
     /// One round: moves the clock on and lets idle feeds go.
     fn evict_idle(&self) {
         let now = self.eviction_round.fetch_add(1, Ordering::Relaxed) + 1;
-        let idle = |used: u64| now.saturating_sub(used) >= IDLE_ROUNDS;
+        let idle = |used: u64| now.saturating_sub(used) > IDLE_ROUNDS;
         let users = evict(&self.users, |feed| {
             idle(feed.used.load(Ordering::Relaxed))
                 && !feed.is_online()

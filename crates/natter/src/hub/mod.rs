@@ -111,6 +111,10 @@ pub struct Hub {
     /// Rooms the last head check found behind the store, with the
     /// store's head then (`heads.rs`).
     heads_behind: Mutex<HashMap<RoomId, crate::model::Seq>>,
+    /// Held while this node sets a user's presence through its own polls
+    /// and says so on the bus, and while a heartbeat lists them, so a
+    /// heartbeat never carries a list older than a flip sent before it.
+    presence_told: Mutex<()>,
     /// The eviction clock: rounds since start (`eviction.rs`).
     eviction_round: std::sync::atomic::AtomicU64,
     me: Weak<Hub>,
@@ -132,6 +136,7 @@ impl Hub {
             cluster: std::sync::OnceLock::new(),
             heads_behind: Mutex::new(HashMap::new()),
             eviction_round: std::sync::atomic::AtomicU64::new(0),
+            presence_told: Mutex::new(()),
             me: me.clone(),
         })
     }
@@ -183,6 +188,12 @@ impl Hub {
             .get_or_try_init(|| async {
                 let records = self.store.memberships_of(id).await?;
                 feed.lock().load(records);
+                // A new feed of someone online on another node starts
+                // online (cluster.rs): a later "offline" then flips it.
+                if self.online_elsewhere(id) {
+                    let _in_order = feed.presence_order();
+                    feed.set_online(true);
+                }
                 Ok::<_, ChatError>(())
             })
             .await?;
@@ -383,9 +394,11 @@ impl Hub {
     /// Whether the user has a poll open on this node or had one within the
     /// presence grace period.
     pub fn is_online(&self, user: UserId) -> bool {
-        self.loaded_users([user])
-            .first()
-            .is_some_and(|f| f.is_online())
+        match self.loaded_users([user]).first() {
+            Some(feed) => feed.is_online(),
+            // No feed here: online if another node of a cluster has them.
+            None => self.online_elsewhere(user),
+        }
     }
 
     /// Answers every waiting poll with an empty batch (graceful shutdown);

@@ -57,19 +57,17 @@ impl Hub {
         session: SessionId,
     ) -> ChatResult<OpenPoll> {
         let _in_order = user.presence_order();
-        let (id, came_online, came_here) = {
+        let (id, came_online) = {
             let mut state = user.lock();
             let id = state
                 .open_poll(session, self.config.max_polls_per_user)
                 .ok_or(ChatError::TooManyPolls)?;
-            (id, !user.set_online(true), !user.set_local_online(true))
+            (id, !user.set_online(true))
         };
         if came_online {
             self.broadcast_presence(user, true);
         }
-        if came_here {
-            self.tell_peers(user.id, true);
-        }
+        self.set_local_presence(user, true);
         self.metrics.polls_waiting.inc();
         Ok(OpenPoll {
             hub: self.me.clone(),
@@ -105,8 +103,7 @@ impl Hub {
                             state.offline_check_pending = false;
                             drop(state);
                             let Some(hub) = hub.upgrade() else { return };
-                            user.set_local_online(false);
-                            hub.tell_peers(user.id, false);
+                            hub.set_local_presence(&user, false);
                             // Online still through another node's polls?
                             let went_offline =
                                 !hub.online_elsewhere(user.id) && user.set_online(false);

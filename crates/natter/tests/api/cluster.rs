@@ -611,3 +611,53 @@ async fn typing_and_seen_reach_people_on_the_other_node() {
     }
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn a_room_loaded_after_someone_came_online_elsewhere_follows_them_offline() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    // Bob does everything on node B; Alice's room is not held on node A
+    // until she looks at it, after Bob came online.
+    let bob = cluster.nodes[1].user("bob").await;
+    let alice = cluster.nodes[0].user("alice").await;
+    let room = bob.create_room("loaded late", "public").await;
+    cluster.on(1, &alice).join(room).await;
+    let bob_polls = {
+        let bob = bob.clone();
+        tokio::spawn(async move {
+            let cursor = bob.cursor().await;
+            bob.poll(&cursor, 3).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let online_count = |alice: Client| async move {
+        let (_, rooms) = alice.get("/api/v1/rooms").await;
+        rooms["rooms"][0]["online_count"].clone()
+    };
+    assert_eq!(online_count(alice.clone()).await, 1, "Alice is not polling");
+    let (_, members) = alice.get(&format!("/api/v1/rooms/{room}/members")).await;
+    let bob_there = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == bob.user_id)
+        .unwrap()
+        .clone();
+    assert_eq!(bob_there["online"], true, "{members}");
+    // His poll ends on B and its grace passes: node A's count follows.
+    bob_polls.await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(6);
+    loop {
+        let (_, members) = alice.get(&format!("/api/v1/rooms/{room}/members")).await;
+        if members["online_count"] == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node A still counts Bob: {members}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cluster.stop().await;
+}
