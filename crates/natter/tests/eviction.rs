@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use natter::bus::local::LocalBus;
-use natter::chat::{Chat, ChatConfig};
 use natter::hub::HubConfig;
-use natter::model::{EventBody, Visibility};
 use natter::store::sqlite::SqliteStore;
+
+mod support;
+use support::TwoInARoom;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_feeds_are_evicted_and_a_returning_client_carries_on() {
@@ -17,7 +18,7 @@ async fn idle_feeds_are_evicted_and_a_returning_client_carries_on() {
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let bus = Arc::new(LocalBus::new());
     let node = || {
-        Chat::new(
+        support::node(
             store.clone(),
             bus.clone(),
             HubConfig {
@@ -25,28 +26,16 @@ async fn idle_feeds_are_evicted_and_a_returning_client_carries_on() {
                 presence_grace: Duration::from_millis(100),
                 ..HubConfig::default()
             },
-            ChatConfig {
-                limits: natter::chat::RateLimits::off(),
-                ..ChatConfig::default()
-            },
         )
     };
     let chat = node();
-    let here = natter::source::Source::of(std::net::Ipv4Addr::LOCALHOST.into());
-    for name in ["writer", "reader"] {
-        chat.register(here, name, "password-1", None, None)
-            .await
-            .unwrap();
-    }
-    let writer = chat.login(here, "writer", "password-1").await.unwrap();
-    let reader = chat.login(here, "reader", "password-1").await.unwrap();
-    let writer = chat.authenticate(&writer.token).await.unwrap();
-    let reader = chat.authenticate(&reader.token).await.unwrap();
-    let room = chat
-        .create_room(&writer, "idle", Visibility::Public)
-        .await
-        .unwrap();
-    chat.join(&reader, room.id).await.unwrap();
+    let TwoInARoom {
+        writer,
+        reader,
+        writer_token,
+        room,
+        ..
+    } = support::two_in_a_room(&chat, "idle").await;
     chat.send(&writer, room.id, "before", "before the idle time", None)
         .await
         .unwrap();
@@ -81,15 +70,10 @@ async fn idle_feeds_are_evicted_and_a_returning_client_carries_on() {
         .poll(&reader, Some(&cursor), Some(5), None, None)
         .await
         .unwrap();
-    let texts: Vec<&str> = answer
-        .events
-        .iter()
-        .filter_map(|e| match &e.body {
-            EventBody::Message { text, .. } => Some(text.as_str()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(texts, ["after the idle time"]);
+    assert_eq!(
+        support::message_texts(&answer.events),
+        ["after the idle time"]
+    );
     let (users, rooms) = chat.hub().feeds_held();
     assert!(
         users >= 1 && rooms >= 1,
@@ -101,11 +85,6 @@ async fn idle_feeds_are_evicted_and_a_returning_client_carries_on() {
     // and bus, which has to wake the parked poll through its room) still
     // wakes it at once.
     let other = node();
-    let writer_token = chat
-        .login(here, "writer", "password-1")
-        .await
-        .unwrap()
-        .token;
     let writer = other.authenticate(&writer_token).await.unwrap();
     let cursor = answer.cursor;
     let waiting = {

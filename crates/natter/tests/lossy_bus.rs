@@ -16,6 +16,9 @@ use natter::hub::HubConfig;
 use natter::model::{EventBody, Visibility};
 use natter::store::sqlite::SqliteStore;
 
+mod support;
+use support::TwoInARoom;
+
 /// Drops every `n`-th room event; everything else passes through.
 struct LossyBus {
     inner: LocalBus,
@@ -167,44 +170,26 @@ impl Bus for SilentBus {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_message_before_a_silence_arrives_though_the_bus_lost_it() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let bus = Arc::new(SilentBus {
         inner: LocalBus::new(),
         losing: AtomicBool::new(false),
         says_lossy: true,
     });
-    let chat = Chat::new(
-        store,
+    let chat = support::node(
+        Arc::new(SqliteStore::open(dir.path()).unwrap()),
         bus.clone(),
         HubConfig {
             head_check_interval: Duration::from_millis(200),
             ..HubConfig::default()
         },
-        ChatConfig {
-            limits: natter::chat::RateLimits::off(),
-            ..ChatConfig::default()
-        },
     );
-    let here = natter::source::Source::of(std::net::Ipv4Addr::LOCALHOST.into());
-    for name in ["writer", "reader"] {
-        chat.register(here, name, "password-1", None, None)
-            .await
-            .unwrap();
-    }
-    let writer = chat.login(here, "writer", "password-1").await.unwrap();
-    let reader = chat.login(here, "reader", "password-1").await.unwrap();
-    let writer = chat.authenticate(&writer.token).await.unwrap();
-    let reader = chat.authenticate(&reader.token).await.unwrap();
-    let room = chat
-        .create_room(&writer, "silent", Visibility::Public)
-        .await
-        .unwrap();
-    chat.join(&reader, room.id).await.unwrap();
-    let cursor = chat
-        .poll(&reader, None, Some(0), None, None)
-        .await
-        .unwrap()
-        .cursor;
+    let TwoInARoom {
+        writer,
+        reader,
+        room,
+        cursor,
+        ..
+    } = support::two_in_a_room(&chat, "silent").await;
 
     // The reader waits; the one message sent is lost on the bus, and
     // nothing comes after it.
@@ -222,15 +207,7 @@ async fn the_last_message_before_a_silence_arrives_though_the_bus_lost_it() {
         .await
         .unwrap();
     let answer = waiting.await.unwrap().unwrap();
-    let texts: Vec<&str> = answer
-        .events
-        .iter()
-        .filter_map(|e| match &e.body {
-            EventBody::Message { text, .. } => Some(text.as_str()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(texts, ["lost on the bus"]);
+    assert_eq!(support::message_texts(&answer.events), ["lost on the bus"]);
     assert!(
         sent_at.elapsed() < Duration::from_secs(2),
         "found by a head check within two of its intervals and a bit: {:?}",
@@ -245,41 +222,23 @@ async fn a_retried_send_announces_what_its_first_try_committed_unannounced() {
     // head checks run. The client's retry with the same id is a replay,
     // and announces the message.
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let bus = Arc::new(SilentBus {
         inner: LocalBus::new(),
         losing: AtomicBool::new(false),
         says_lossy: false,
     });
-    let chat = Chat::new(
-        store,
+    let chat = support::node(
+        Arc::new(SqliteStore::open(dir.path()).unwrap()),
         bus.clone(),
         HubConfig::default(),
-        ChatConfig {
-            limits: natter::chat::RateLimits::off(),
-            ..ChatConfig::default()
-        },
     );
-    let here = natter::source::Source::of(std::net::Ipv4Addr::LOCALHOST.into());
-    for name in ["writer", "reader"] {
-        chat.register(here, name, "password-1", None, None)
-            .await
-            .unwrap();
-    }
-    let writer = chat.login(here, "writer", "password-1").await.unwrap();
-    let reader = chat.login(here, "reader", "password-1").await.unwrap();
-    let writer = chat.authenticate(&writer.token).await.unwrap();
-    let reader = chat.authenticate(&reader.token).await.unwrap();
-    let room = chat
-        .create_room(&writer, "retried", Visibility::Public)
-        .await
-        .unwrap();
-    chat.join(&reader, room.id).await.unwrap();
-    let cursor = chat
-        .poll(&reader, None, Some(0), None, None)
-        .await
-        .unwrap()
-        .cursor;
+    let TwoInARoom {
+        writer,
+        reader,
+        room,
+        cursor,
+        ..
+    } = support::two_in_a_room(&chat, "retried").await;
     let waiting = {
         let chat = chat.clone();
         tokio::spawn(async move { chat.poll(&reader, Some(&cursor), Some(5), None, None).await })
@@ -295,15 +254,10 @@ async fn a_retried_send_announces_what_its_first_try_committed_unannounced() {
         .await
         .unwrap();
     let answer = waiting.await.unwrap().unwrap();
-    let texts: Vec<&str> = answer
-        .events
-        .iter()
-        .filter_map(|e| match &e.body {
-            EventBody::Message { text, .. } => Some(text.as_str()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(texts, ["committed, unannounced"]);
+    assert_eq!(
+        support::message_texts(&answer.events),
+        ["committed, unannounced"]
+    );
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "{:?}",

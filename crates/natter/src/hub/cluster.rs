@@ -53,20 +53,7 @@ impl Hub {
         if joined.is_err() {
             return;
         }
-        let hub = self.me.clone();
-        let mut shutdown = self.shutdown.subscribe();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(HEARTBEAT);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = shutdown.changed() => return,
-                }
-                let Some(hub) = hub.upgrade() else { return };
-                hub.heartbeat();
-            }
-        });
+        self.every(HEARTBEAT, |hub| async move { hub.heartbeat() });
     }
 
     /// Whether another node has `user` online.

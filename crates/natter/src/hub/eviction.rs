@@ -32,25 +32,7 @@ impl Hub {
             return;
         };
         let round = (idle / IDLE_ROUNDS as u32).max(Duration::from_millis(10));
-        let hub = self.me.clone();
-        let mut shutdown = self.shutdown.subscribe();
-        // A hub made outside a runtime (a unit test) keeps its feeds.
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        runtime.spawn(async move {
-            let mut tick = tokio::time::interval(round);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = shutdown.changed() => return,
-                }
-                let Some(hub) = hub.upgrade() else { return };
-                hub.evict_idle();
-            }
-        });
+        self.every(round, |hub| async move { hub.evict_idle() });
     }
 
     /// The round to stamp a feed with when a request uses it.

@@ -26,20 +26,7 @@ impl Hub {
     /// Checks the heads of the rooms this node holds every `interval`,
     /// until the hub shuts down or goes.
     pub fn spawn_head_checks(&self, interval: Duration) {
-        let hub = self.me.clone();
-        let mut shutdown = self.shutdown.subscribe();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = shutdown.changed() => return,
-                }
-                let Some(hub) = hub.upgrade() else { return };
-                hub.check_heads().await;
-            }
-        });
+        self.every(interval, |hub| async move { hub.check_heads().await });
     }
 
     /// One round: the store's heads against this node's, and a catch-up
@@ -91,13 +78,7 @@ impl Hub {
     /// Reads the events of `room` after this node's head, up to `head`
     /// at least, and applies them as the bus would have.
     async fn catch_up(&self, room: RoomId, head: Seq) {
-        let Some(feed) = self
-            .rooms
-            .read()
-            .expect("rooms poisoned")
-            .get(&room)
-            .cloned()
-        else {
+        let Some(feed) = self.loaded_room(room) else {
             return;
         };
         loop {

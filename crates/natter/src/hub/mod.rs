@@ -141,6 +141,35 @@ impl Hub {
         })
     }
 
+    /// Runs `work` every `period`, the first time one period from now,
+    /// until the hub shuts down or goes: the head checks, the cluster's
+    /// heartbeat, the eviction rounds. A hub made outside a runtime (a
+    /// unit test) runs none.
+    fn every<F, Fut>(&self, period: Duration, work: F)
+    where
+        F: Fn(Arc<Hub>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let hub = self.me.clone();
+        let mut shutdown = self.shutdown.subscribe();
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.changed() => return,
+                }
+                let Some(hub) = hub.upgrade() else { return };
+                work(hub).await;
+            }
+        });
+    }
+
     /// The room's feed, loading it from the store on first use.
     pub async fn room(&self, id: RoomId) -> ChatResult<Arc<RoomFeed>> {
         let feed = get_or_insert(&self.rooms, id, || RoomFeed::new(id));
@@ -200,6 +229,11 @@ impl Hub {
         Ok(feed)
     }
 
+    /// The room's feed if this node holds it, never loading it.
+    fn loaded_room(&self, id: RoomId) -> Option<Arc<RoomFeed>> {
+        self.rooms.read().expect("rooms poisoned").get(&id).cloned()
+    }
+
     fn loaded_users(&self, ids: impl IntoIterator<Item = UserId>) -> Vec<Arc<UserFeed>> {
         let users = self.users.read().expect("users poisoned");
         ids.into_iter()
@@ -227,13 +261,7 @@ impl Hub {
     }
 
     fn apply_to_room(&self, event: &Arc<Event>) {
-        let Some(room) = self
-            .rooms
-            .read()
-            .expect("rooms poisoned")
-            .get(&event.room)
-            .cloned()
-        else {
+        let Some(room) = self.loaded_room(event.room) else {
             // Nobody on this node has looked at the room; whoever does
             // later reads it from the store.
             return;

@@ -135,13 +135,7 @@ impl Hub {
         let Ephemeral::Typing { room, user, .. } = item else {
             return;
         };
-        let Some(feed) = self
-            .rooms
-            .read()
-            .expect("rooms poisoned")
-            .get(&room)
-            .cloned()
-        else {
+        let Some(feed) = self.loaded_room(room) else {
             return;
         };
         let mut audience = self.presence_audience(&mut feed.lock()).0;

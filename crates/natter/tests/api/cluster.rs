@@ -12,9 +12,11 @@ use natter::chat::Secret;
 use natter::store::StoreChoice;
 use natter::store::postgres::PostgresOptions;
 use reqwest::StatusCode;
-use serde_json::Value;
 
-use crate::common::{Client, Process, TestServer, ephemeral_items, message_texts};
+use crate::common::{
+    Client, Process, TestServer, ephemeral_items, message_texts, read_to_the_end,
+    send_until_refused,
+};
 use crate::postgres::postgres_url;
 
 /// Redis's URL, or `None` after saying why there is none.
@@ -112,16 +114,6 @@ impl Cluster {
     }
 }
 
-fn texts(answer: &Value) -> Vec<String> {
-    answer["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == "message")
-        .map(|e| e["text"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test]
 async fn a_send_on_one_node_reaches_polls_on_the_other_and_alternating_requests_miss_nothing() {
     let Some(cluster) = Cluster::start().await else {
@@ -143,7 +135,7 @@ async fn a_send_on_one_node_reaches_polls_on_the_other_and_alternating_requests_
     alice.say(room, "x-1", "across the cluster").await;
     let (status, answer) = waiting.await.unwrap();
     assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!(texts(&answer), ["across the cluster"]);
+    assert_eq!(message_texts(&answer), ["across the cluster"]);
     assert!(
         sent.elapsed() < Duration::from_secs(1),
         "woken through the bus, not a head check: {:?}",
@@ -164,7 +156,7 @@ async fn a_send_on_one_node_reaches_polls_on_the_other_and_alternating_requests_
     while got.len() < 30 && Instant::now() < deadline {
         let (status, answer) = cluster.on(n % 2, &bob).poll(&cursor, 5).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
-        got.extend(texts(&answer));
+        got.extend(message_texts(&answer));
         cursor = answer["cursor"].as_str().unwrap().to_owned();
         n += 1;
     }
@@ -271,7 +263,7 @@ async fn a_node_without_redis_still_commits_and_delivers_through_the_store() {
         sender.say(room, text, text).await;
         let (status, answer) = waiting.await.unwrap();
         assert_eq!(status, StatusCode::OK, "{answer}");
-        assert_eq!(texts(&answer), [text]);
+        assert_eq!(message_texts(&answer), [text]);
         assert!(
             sent.elapsed() < Duration::from_secs(3),
             "{text}: within a head check or two, {:?}",
@@ -353,28 +345,7 @@ async fn a_node_killed_mid_burst_leaves_its_clients_to_the_other_missing_nothing
     let cursor = bob.cursor().await;
 
     // Four senders on node A; A is killed while they send.
-    let mut senders = Vec::new();
-    for t in 0..4 {
-        let alice = alice.clone();
-        senders.push(tokio::spawn(async move {
-            let mut acked = Vec::new();
-            for n in 0.. {
-                let id = format!("t{t}-{n}");
-                let sent = alice
-                    .http
-                    .post(format!("{}/api/v1/rooms/{room}/messages", alice.base))
-                    .bearer_auth(alice.token.as_deref().unwrap())
-                    .json(&serde_json::json!({"client_msg_id": id, "text": id}))
-                    .send()
-                    .await;
-                match sent {
-                    Ok(r) if r.status() == StatusCode::CREATED => acked.push(id),
-                    _ => break,
-                }
-            }
-            acked
-        }));
-    }
+    let senders = send_until_refused(&alice, room);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     a.kill9();
     let mut acked = Vec::new();
@@ -389,18 +360,7 @@ async fn a_node_killed_mid_burst_leaves_its_clients_to_the_other_missing_nothing
 
     // Bob's next polls land on node B with the cursor node A gave him.
     bob.base = b.base.clone();
-    let mut cursor = cursor;
-    let mut seen = Vec::new();
-    loop {
-        let (status, body) = bob.poll(&cursor, 0).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let texts = message_texts(&body);
-        if texts.is_empty() {
-            break;
-        }
-        seen.extend(texts);
-        cursor = body["cursor"].as_str().unwrap().to_owned();
-    }
+    let (seen, cursor) = read_to_the_end(&bob, cursor).await;
     for id in &acked {
         assert!(seen.contains(id), "acknowledged message {id} was lost");
     }

@@ -418,6 +418,51 @@ pub fn message_texts(body: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Four senders posting to `room` as `client` as fast as acks come, until
+/// a send fails (the server was killed); each answers the ids that were
+/// acknowledged.
+pub fn send_until_refused(client: &Client, room: i64) -> Vec<JoinHandle<Vec<String>>> {
+    (0..4)
+        .map(|t| {
+            let c = client.clone();
+            tokio::spawn(async move {
+                let mut acked = Vec::new();
+                for n in 0.. {
+                    let id = format!("t{t}-{n}");
+                    let sent = c
+                        .http
+                        .post(format!("{}/api/v1/rooms/{room}/messages", c.base))
+                        .bearer_auth(c.token.as_deref().unwrap())
+                        .json(&json!({"client_msg_id": id, "text": id}))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status() == StatusCode::CREATED => acked.push(id),
+                        _ => break,
+                    }
+                }
+                acked
+            })
+        })
+        .collect()
+}
+
+/// Every message text after `cursor`, polled without waiting until an
+/// answer brings none; and the cursor reached.
+pub async fn read_to_the_end(client: &Client, mut cursor: String) -> (Vec<String>, String) {
+    let mut seen = Vec::new();
+    loop {
+        let (status, body) = client.poll(&cursor, 0).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let texts = message_texts(&body);
+        if texts.is_empty() {
+            return (seen, cursor);
+        }
+        seen.extend(texts);
+        cursor = body["cursor"].as_str().unwrap().to_owned();
+    }
+}
+
 /// Runs the real binary on a free port with its own data folder.
 pub struct Process {
     pub child: Child,

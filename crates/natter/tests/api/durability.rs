@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::common::{Client, Process, TestServer, assert_error, message_texts};
+use crate::common::{
+    Client, Process, TestServer, assert_error, message_texts, read_to_the_end, send_until_refused,
+};
 
 #[tokio::test]
 async fn graceful_restart_keeps_everything_and_cursors_resume() {
@@ -146,28 +148,7 @@ async fn sigkill_loses_no_acknowledged_message() {
     let cursor = alice.cursor().await;
 
     // Four senders in flight; the server is killed while they send.
-    let mut tasks = Vec::new();
-    for t in 0..4 {
-        let c = alice.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut acked = Vec::new();
-            for n in 0.. {
-                let id = format!("t{t}-{n}");
-                let sent = c
-                    .http
-                    .post(format!("{}/api/v1/rooms/{room}/messages", c.base))
-                    .bearer_auth(c.token.as_deref().unwrap())
-                    .json(&json!({"client_msg_id": id, "text": id}))
-                    .send()
-                    .await;
-                match sent {
-                    Ok(r) if r.status() == StatusCode::CREATED => acked.push(id),
-                    _ => break,
-                }
-            }
-            acked
-        }));
-    }
+    let tasks = send_until_refused(&alice, room);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     first.kill9();
     let mut acked = Vec::new();
@@ -183,18 +164,7 @@ async fn sigkill_loses_no_acknowledged_message() {
     let second = Process::start(&data).await;
     alice.base = second.base.clone();
     // Resume from the cursor taken before any of these sends.
-    let mut cursor = cursor;
-    let mut seen = Vec::new();
-    loop {
-        let (status, body) = alice.poll(&cursor, 0).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let texts = message_texts(&body);
-        if texts.is_empty() {
-            break;
-        }
-        seen.extend(texts);
-        cursor = body["cursor"].as_str().unwrap().to_owned();
-    }
+    let (seen, _) = read_to_the_end(&alice, cursor).await;
     for id in &acked {
         assert!(seen.contains(id), "acknowledged message {id} was lost");
     }
