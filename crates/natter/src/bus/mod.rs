@@ -43,6 +43,10 @@ pub enum BusMessage {
         user: UserId,
         item: Ephemeral,
     },
+    /// This node began, or began again, to hear the other nodes (a Redis
+    /// subscription made or remade): what they said before is lost here.
+    /// Never sent to another node.
+    Hearing,
 }
 
 /// Something that consumes bus messages (the node's chat service).

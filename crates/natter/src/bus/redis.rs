@@ -197,6 +197,10 @@ async fn subscribe_loop(
             tracing::info!("the bus to Redis is back");
         }
         attempt = 0;
+        match bus.upgrade() {
+            Some(bus) => bus.local.publish(BusMessage::Hearing),
+            None => return,
+        }
         let (mut sink, mut messages) = pubsub.split();
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -194,6 +194,7 @@ pub fn encode(node: u64, message: &BusMessage) -> Option<Vec<u8>> {
             user: *user,
             item: Item::of(item)?,
         },
+        BusMessage::Hearing => return None,
     };
     Some(serde_json::to_vec(&Envelope { node, message }).expect("a bus message encodes"))
 }

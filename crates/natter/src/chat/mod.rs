@@ -461,6 +461,7 @@ impl BusSink for Chat {
             BusMessage::UserItem { node, user, item } => {
                 self.hub.peer_user_item(*node, *user, item.clone());
             }
+            BusMessage::Hearing => self.hub.hearing_the_others(),
             BusMessage::ProfileChanged { user, display_name } => {
                 self.names
                     .lock()

@@ -12,8 +12,10 @@
 //!
 //! Typing notices and the items for one user's sessions (read markers,
 //! notification choices, a peer's read receipt) go to the other nodes
-//! too; each node's ephemeral stream, and so a cursor's place in it,
-//! stays its own.
+//! too. Each node's ephemeral stream stays its own; a poll that moves
+//! continues from its cursor's time (user_feed.rs), so the nodes decide
+//! that a silent node is dead within a check of each other, not within a
+//! heartbeat.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -29,6 +31,10 @@ use crate::model::{Ephemeral, UserId};
 const HEARTBEAT: Duration = Duration::from_secs(2);
 /// How long a silent node still counts.
 const NODE_TIMEOUT: Duration = Duration::from_secs(7);
+/// How often a node looks for silent ones: every node hears a heartbeat
+/// at about the same instant, so they all find a node dead within this
+/// of each other, well inside `user_feed::NODES_APART_MS`.
+const DEATH_CHECK: Duration = Duration::from_millis(250);
 
 /// This node's view of the others.
 pub(super) struct ClusterPresence {
@@ -54,6 +60,25 @@ impl Hub {
             return;
         }
         self.every(HEARTBEAT, |hub| async move { hub.heartbeat() });
+        self.every(DEATH_CHECK, |hub| async move { hub.forget_silent_nodes() });
+    }
+
+    /// This node began to hear the other nodes again: what they said
+    /// meanwhile never came, so every ephemeral stream here has a gap.
+    /// Presence comes back with their next heartbeats, room events with
+    /// the head checks.
+    pub fn hearing_the_others(&self) {
+        let feeds: Vec<Arc<super::UserFeed>> = self
+            .users
+            .read()
+            .expect("users poisoned")
+            .values()
+            .cloned()
+            .collect();
+        for feed in feeds {
+            feed.lock().lost_ephemeral();
+            feed.wake();
+        }
     }
 
     /// Whether another node has `user` online.
@@ -170,27 +195,32 @@ impl Hub {
         self.settle_presence(changed);
     }
 
-    /// Says which users this node has online, and forgets nodes that
-    /// have been silent too long.
+    /// Says which users this node has online.
     fn heartbeat(&self) {
         let Some(cluster) = self.cluster.get() else {
             return;
         };
-        {
-            let _told = self.presence_told.lock().expect("presence poisoned");
-            let online: Vec<UserId> = self
-                .users
-                .read()
-                .expect("users poisoned")
-                .values()
-                .filter(|f| f.is_local_online())
-                .map(|f| f.id)
-                .collect();
-            cluster.bus.publish(BusMessage::NodeAlive {
-                node: self.instance,
-                online,
-            });
-        }
+        let _told = self.presence_told.lock().expect("presence poisoned");
+        let online: Vec<UserId> = self
+            .users
+            .read()
+            .expect("users poisoned")
+            .values()
+            .filter(|f| f.is_local_online())
+            .map(|f| f.id)
+            .collect();
+        cluster.bus.publish(BusMessage::NodeAlive {
+            node: self.instance,
+            online,
+        });
+    }
+
+    /// Forgets the nodes that have been silent too long; their users go
+    /// offline here unless another node has them.
+    fn forget_silent_nodes(&self) {
+        let Some(cluster) = self.cluster.get() else {
+            return;
+        };
         let gone: Vec<UserId> = {
             let mut peers = cluster.peers.lock().expect("peers poisoned");
             let now = Instant::now();

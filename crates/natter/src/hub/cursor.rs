@@ -1,6 +1,8 @@
 //! The resume cursor of the event stream: for every room of the user, the
 //! last sequence number delivered and a stamp of that event, plus the
-//! position in the user's ephemeral stream (presence, read markers).
+//! place in the user's ephemeral stream (presence, read markers): which
+//! stream, the position in it, and when the issuing node read it, so a
+//! node that does not hold that stream continues by time instead.
 //!
 //! Encoded as URL-safe base64 of a small binary record: a version byte,
 //! the deployment id, the user it was issued to, the hub process that
@@ -25,11 +27,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::model::{Event, RoomId, Seq, UserId};
+use crate::model::{Event, Millis, RoomId, Seq, UserId};
 
 /// Version 1 had no tag and no user, version 2 no stamps: such cursors get
-/// a resync.
-const VERSION: u8 = 3;
+/// a resync. Version 3 had no time in its ephemeral place: it is read
+/// with time 0, which continues its rooms and gives an ephemeral gap.
+const VERSION: u8 = 4;
+const VERSION_WITHOUT_TIME: u8 = 3;
 /// Bytes of the HMAC-SHA256 tag kept.
 const TAG_LEN: usize = 16;
 /// No honest cursor comes near this; it bounds decoding work.
@@ -42,11 +46,22 @@ pub struct Cursor {
     pub issued_by: u64,
     /// Last delivered event per room.
     pub rooms: BTreeMap<RoomId, Position>,
-    /// Which ephemeral stream `ephemeral_seen` counts in (changes when the
-    /// server restarts or forgets the user's stream).
-    pub ephemeral_stream: u64,
+    /// Where the ephemeral stream stands.
+    pub ephemeral: StreamPlace,
+}
+
+/// A place in a user's ephemeral stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamPlace {
+    /// Which stream `seen` counts in: one per user feed on one node, so
+    /// it changes when a poll moves to another node, the server restarts
+    /// or forgets the user's feed.
+    pub stream: u64,
     /// Last ephemeral item delivered.
-    pub ephemeral_seen: u64,
+    pub seen: u64,
+    /// When the issuing node read its stream for `seen` (its wall clock,
+    /// ms; 0 unknown): another node continues from that time.
+    pub at: Millis,
 }
 
 /// Where a cursor stands in one room: the last event delivered, and that
@@ -137,8 +152,9 @@ impl Cursor {
         out.extend_from_slice(&to.deployment.to_le_bytes());
         put_varint(&mut out, to.user.0 as u64);
         out.extend_from_slice(&self.issued_by.to_le_bytes());
-        out.extend_from_slice(&self.ephemeral_stream.to_le_bytes());
-        put_varint(&mut out, self.ephemeral_seen);
+        out.extend_from_slice(&self.ephemeral.stream.to_le_bytes());
+        put_varint(&mut out, self.ephemeral.seen);
+        put_varint(&mut out, self.ephemeral.at.max(0) as u64);
         put_varint(&mut out, self.rooms.len() as u64);
         let mut previous = 0i64;
         for (room, at) in &self.rooms {
@@ -167,7 +183,8 @@ impl Cursor {
         }
         let (payload, given) = bytes.split_at(bytes.len() - TAG_LEN);
         let mut r = Reader { bytes: payload };
-        if r.byte()? != VERSION {
+        let version = r.byte()?;
+        if version != VERSION && version != VERSION_WITHOUT_TIME {
             return Err(CursorError::Garbled);
         }
         if r.u64_le()? != to.deployment {
@@ -181,8 +198,13 @@ impl Cursor {
             return Err(CursorError::OtherUser);
         }
         let issued_by = r.u64_le()?;
-        let ephemeral_stream = r.u64_le()?;
-        let ephemeral_seen = r.varint()?;
+        let stream = r.u64_le()?;
+        let seen = r.varint()?;
+        let at = if version == VERSION {
+            i64::try_from(r.varint()?).map_err(|_| CursorError::Garbled)?
+        } else {
+            0
+        };
         let count = r.varint()?;
         if count > bytes.len() as u64 {
             return Err(CursorError::Garbled);
@@ -206,8 +228,7 @@ impl Cursor {
         Ok(Cursor {
             issued_by,
             rooms,
-            ephemeral_stream,
-            ephemeral_seen,
+            ephemeral: StreamPlace { stream, seen, at },
         })
     }
 }
@@ -283,8 +304,11 @@ mod tests {
     fn sample() -> Cursor {
         let mut c = Cursor {
             issued_by: 0xfeed,
-            ephemeral_stream: 77,
-            ephemeral_seen: 300,
+            ephemeral: StreamPlace {
+                stream: 77,
+                seen: 300,
+                at: 1_795_667_876_614,
+            },
             ..Cursor::default()
         };
         let at = |seq, stamp| Position { seq, stamp };
@@ -366,6 +390,38 @@ mod tests {
                 "bit {i} flipped was accepted"
             );
         }
+    }
+
+    /// Clients hold version 3 cursors across the upgrade: their rooms
+    /// continue, and their ephemeral place has no time.
+    #[test]
+    fn a_version_3_cursor_still_reads() {
+        let c = sample();
+        let mut v3 = vec![VERSION_WITHOUT_TIME];
+        v3.extend_from_slice(&42u64.to_le_bytes());
+        put_varint(&mut v3, 5);
+        v3.extend_from_slice(&c.issued_by.to_le_bytes());
+        v3.extend_from_slice(&c.ephemeral.stream.to_le_bytes());
+        put_varint(&mut v3, c.ephemeral.seen);
+        put_varint(&mut v3, c.rooms.len() as u64);
+        let mut previous = 0;
+        for (room, at) in &c.rooms {
+            put_varint(&mut v3, (room.0 - previous) as u64);
+            put_varint(&mut v3, at.seq as u64);
+            v3.extend_from_slice(&at.stamp.to_le_bytes());
+            previous = room.0;
+        }
+        let tag = tag(key(), &v3).finalize().into_bytes();
+        v3.extend_from_slice(&tag[..TAG_LEN]);
+        let read = Cursor::decode(&URL_SAFE_NO_PAD.encode(v3), to(5)).unwrap();
+        assert_eq!(read.rooms, c.rooms);
+        assert_eq!(
+            read.ephemeral,
+            StreamPlace {
+                at: 0,
+                ..c.ephemeral
+            }
+        );
     }
 
     #[test]

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cursor::StreamPlace;
 use super::{Cursor, CursorError, CursorKey, Hub, Position, UserFeed, cursor};
 use crate::error::{ChatError, ChatResult};
-use crate::model::{Ephemeral, Event, RoomId, Seq, SessionId, UserId, now_ms};
+use crate::model::{Ephemeral, Event, Millis, RoomId, Seq, SessionId, UserId, now_ms};
 use crate::store::MembershipRecord;
 
 /// What a poll returns.
@@ -30,6 +31,16 @@ impl PollAnswer {
     fn is_empty(&self) -> bool {
         self.events.is_empty() && self.ephemeral.is_empty() && !self.ephemeral_gap
     }
+}
+
+/// How a collected answer stands in the ephemeral stream.
+struct EphemeralRead {
+    /// The place the answer's cursor holds.
+    place: StreamPlace,
+    /// The answer's items all arrived so near a moved cursor's time that
+    /// the client may have them from its last node: until then (this
+    /// node's clock) they wait for other news (user_feed.rs).
+    maybe_seen_until: Option<Millis>,
 }
 
 impl Hub {
@@ -81,14 +92,15 @@ impl Hub {
         // Quiet news is waiting (watching.rs): answered at the end if
         // nothing else comes.
         let mut holding = false;
-        let deadline = tokio::time::Instant::now() + timeout;
+        let mut deadline = tokio::time::Instant::now() + timeout;
+        let came = now_ms();
         let mut shutdown = self.shutdown.subscribe();
         loop {
             if let Some(reason) = user.lock().poll_ended(poll.id) {
                 return Err(ChatError::SessionEnded(reason));
             }
             if self.may_have_news(&user, &cursor) {
-                let (answer, seen) = self.collect(&user, &cursor, to, max_events).await?;
+                let (answer, read) = self.collect(&user, &cursor, came, to, max_events).await?;
                 // An answer the limits cut short may hide other news
                 // behind the joins: it goes at once.
                 let full = answer.events.len() >= max_events.clamp(1, self.config.max_batch_events)
@@ -98,7 +110,11 @@ impl Hub {
                         .map(|e| e.approx_wire_bytes())
                         .sum::<usize>()
                         >= self.config.max_batch_bytes / 2;
-                let quiet = answer.ephemeral.is_empty()
+                // A poll that moved from another node may have had these
+                // items there: answering them at once would send the
+                // client straight to the next node, to get them again.
+                let items_wait = read.maybe_seen_until.is_some();
+                let quiet = (answer.ephemeral.is_empty() || items_wait)
                     && !answer.ephemeral_gap
                     && !full
                     && self.only_quiet_news(user_id, &answer.events, &watching);
@@ -107,11 +123,18 @@ impl Hub {
                     return Ok(answer);
                 }
                 holding = !answer.is_empty();
-                // Only stale items were new (typing notices past their
-                // time): the cursor moves past them, so they are not
-                // looked at again.
-                if seen != cursor.ephemeral_seen {
-                    cursor.ephemeral_seen = seen;
+                if let Some(until) = read.maybe_seen_until.filter(|_| holding) {
+                    let wait = Duration::from_millis((until - now_ms()).max(0) as u64);
+                    deadline = deadline.min(tokio::time::Instant::now() + wait);
+                }
+                // Nothing new of the stream (or only typing notices past
+                // their time): the cursor moves to this node's stream, or
+                // past the stale items, so they are not looked at again.
+                let place = (read.place.stream, read.place.seen);
+                if answer.ephemeral.is_empty()
+                    && place != (cursor.ephemeral.stream, cursor.ephemeral.seen)
+                {
+                    cursor.ephemeral = read.place;
                     moved = true;
                 }
             }
@@ -129,7 +152,7 @@ impl Hub {
         // poll gets it. Held on purpose, it is no slow delivery: counted,
         // but kept out of the latency histogram.
         if holding && !*shutdown.borrow() {
-            let (answer, _) = self.collect(&user, &cursor, to, max_events).await?;
+            let (answer, _) = self.collect(&user, &cursor, came, to, max_events).await?;
             self.metrics.deliveries.inc_by(answer.events.len() as u64);
             return Ok(answer);
         }
@@ -198,7 +221,7 @@ impl Hub {
 
     /// A cursor at the current heads of the user's rooms.
     async fn fresh_cursor(&self, user: &UserFeed, to: CursorKey<'_>) -> ChatResult<PollAnswer> {
-        let (rooms, seen) = {
+        let (rooms, ephemeral) = {
             let state = user.lock();
             let rooms: Vec<RoomId> = state
                 .rooms
@@ -206,7 +229,12 @@ impl Hub {
                 .filter(|m| m.active)
                 .map(|m| m.room)
                 .collect();
-            (rooms, state.ephemeral_last())
+            let place = StreamPlace {
+                stream: user.stream,
+                seen: state.ephemeral_last(),
+                at: now_ms(),
+            };
+            (rooms, place)
         };
         let mut heads = BTreeMap::new();
         for room in rooms {
@@ -215,8 +243,7 @@ impl Hub {
         let cursor = Cursor {
             issued_by: self.instance,
             rooms: heads,
-            ephemeral_stream: user.stream,
-            ephemeral_seen: seen,
+            ephemeral,
         };
         Ok(PollAnswer {
             events: Vec::new(),
@@ -231,7 +258,7 @@ impl Hub {
     /// find nothing, and should cost next to nothing.
     fn may_have_news(&self, user: &UserFeed, cursor: &Cursor) -> bool {
         let state = user.lock();
-        if cursor.ephemeral_stream != user.stream || state.ephemeral_last() != cursor.ephemeral_seen
+        if cursor.ephemeral.stream != user.stream || state.ephemeral_last() != cursor.ephemeral.seen
         {
             return true;
         }
@@ -259,30 +286,37 @@ impl Hub {
     }
 
     /// Everything newer than `cursor` for this user, from memory where the
-    /// room caches reach, else from the store; and the ephemeral position
-    /// the answer's cursor holds.
+    /// room caches reach, else from the store; and where the answer's
+    /// cursor stands in the ephemeral stream. `came`: when the poll came.
     async fn collect(
         &self,
         user: &UserFeed,
         cursor: &Cursor,
+        came: Millis,
         to: CursorKey<'_>,
         max_events: usize,
-    ) -> ChatResult<(PollAnswer, u64)> {
+    ) -> ChatResult<(PollAnswer, EphemeralRead)> {
         let max_events = max_events.clamp(1, self.config.max_batch_events);
         let mut bytes = 0;
-        let (mut memberships, ephemeral) = {
+        let (mut memberships, ephemeral, read_at) = {
             let state = user.lock();
             (
                 state.rooms.values().copied().collect::<Vec<_>>(),
-                state.ephemeral_since(user.stream, cursor.ephemeral_stream, cursor.ephemeral_seen),
+                state.ephemeral_since(user.stream, cursor.ephemeral, came),
+                // Under the lock: every item pushed after it arrived later.
+                now_ms(),
             )
         };
         memberships.sort_by_key(|m| m.room);
+        let place = StreamPlace {
+            stream: user.stream,
+            seen: ephemeral.last,
+            at: read_at,
+        };
         let mut next = Cursor {
             issued_by: self.instance,
             rooms: BTreeMap::new(),
-            ephemeral_stream: user.stream,
-            ephemeral_seen: ephemeral.last,
+            ephemeral: place,
         };
         let mut events: Vec<Arc<Event>> = Vec::new();
         for m in memberships {
@@ -319,16 +353,19 @@ impl Hub {
             }
             events.extend(got);
         }
-        let now = now_ms();
         let mut items = ephemeral.items;
-        items.retain(|item| !item.is_stale(now));
+        items.retain(|item| !item.is_stale(read_at));
         let answer = PollAnswer {
             events,
             ephemeral: items,
             cursor: next.encode(to),
             ephemeral_gap: ephemeral.gap,
         };
-        Ok((answer, ephemeral.last))
+        let read = EphemeralRead {
+            place,
+            maybe_seen_until: ephemeral.maybe_seen_until,
+        };
+        Ok((answer, read))
     }
 
     /// Events of a room in `(after, upto]`, at most `limit`.

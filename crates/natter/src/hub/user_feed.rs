@@ -10,7 +10,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{OnceCell, watch};
 
-use crate::model::{EndReason, Ephemeral, MembershipChange, RoomId, Seq, SessionId, UserId};
+use super::cursor::StreamPlace;
+use crate::model::{
+    EndReason, Ephemeral, MembershipChange, Millis, RoomId, Seq, SessionId, UserId, now_ms,
+};
 use crate::store::MembershipRecord;
 
 /// The live state of one user.
@@ -44,11 +47,17 @@ pub(super) struct UserState {
     loaded: bool,
     pub rooms: HashMap<RoomId, MembershipRecord>,
     pending: Vec<(RoomId, Seq, MembershipChange)>,
-    ephemeral: VecDeque<(u64, Arc<Ephemeral>)>,
+    /// Position, arrival time (wall clock, ms) and item.
+    ephemeral: VecDeque<(u64, Millis, Arc<Ephemeral>)>,
     ephemeral_last: u64,
-    /// The newest position the cap pushed out: a cursor before it missed
-    /// something.
+    /// The newest position the cap pushed out or the bus lost: a cursor
+    /// before it missed something.
     ephemeral_dropped: u64,
+    /// When that happened: a cursor of another node's stream from before
+    /// it missed something too.
+    ephemeral_dropped_at: Millis,
+    /// When this stream began: it holds nothing from before.
+    started_at: Millis,
     polls: HashMap<u64, PollSlot>,
     next_poll: u64,
     /// When the last open poll closed.
@@ -63,12 +72,25 @@ struct PollSlot {
     ended: Option<EndReason>,
 }
 
+/// How far apart two nodes may see one item arrive: the skew between
+/// their clocks plus the bus's delay. A cursor of another node's stream,
+/// issued at time T, gets the items that arrived here after T minus this;
+/// those up to T plus this may have reached it there already.
+pub(super) const NODES_APART_MS: Millis = 1_000;
+
 /// What the ephemeral stream holds for a cursor position.
 pub struct EphemeralSince {
     pub items: Vec<Arc<Ephemeral>>,
     pub last: u64,
-    /// Items were lost (another stream, or evicted): re-read presence.
+    /// Items were lost (a stream that began after the cursor's time, or
+    /// items evicted): re-read presence.
     pub gap: bool,
+    /// For a cursor of another node's stream whose items all arrived
+    /// before its poll came, so near the cursor's time that the client
+    /// may have them already: the time (this node's clock) after which
+    /// nothing in the window is a duplicate any more. See
+    /// docs/protocol.md, "Several nodes".
+    pub maybe_seen_until: Option<Millis>,
 }
 
 impl UserFeed {
@@ -78,7 +100,10 @@ impl UserFeed {
             loaded: OnceCell::new(),
             stream: rand::random::<u64>() | 1,
             wake: watch::Sender::new(0),
-            state: Mutex::new(UserState::default()),
+            state: Mutex::new(UserState {
+                started_at: now_ms(),
+                ..UserState::default()
+            }),
             presence_order: Mutex::new(()),
             online: AtomicBool::new(false),
             local_online: AtomicBool::new(false),
@@ -175,46 +200,95 @@ impl UserState {
 
     /// Appends to the ephemeral stream, keeping at most `cap` items.
     pub fn push_ephemeral(&mut self, item: Arc<Ephemeral>, cap: usize) {
+        self.push_ephemeral_at(item, cap, now_ms());
+    }
+
+    fn push_ephemeral_at(&mut self, item: Arc<Ephemeral>, cap: usize, now: Millis) {
         self.ephemeral_last += 1;
         // A typing notice supersedes the same person's older one in the
         // same room: only the newest means anything, and renewals every
         // few seconds must not push presence and read items out.
         if item.supersedes_older() {
-            self.ephemeral.retain(|(_, e)| !item.replaces(e));
+            self.ephemeral.retain(|(_, _, e)| !item.replaces(e));
         }
         // Make room first: pushing onto a full deque would double its
         // buffer, for every user that ever received `cap` items.
         while !self.ephemeral.is_empty() && self.ephemeral.len() >= cap {
-            if let Some((n, _)) = self.ephemeral.pop_front() {
+            if let Some((n, at, _)) = self.ephemeral.pop_front() {
                 self.ephemeral_dropped = n;
+                self.ephemeral_dropped_at = at;
             }
         }
         if cap > 0 {
-            self.ephemeral.push_back((self.ephemeral_last, item));
+            self.ephemeral.push_back((self.ephemeral_last, now, item));
         } else {
             self.ephemeral_dropped = self.ephemeral_last;
+            self.ephemeral_dropped_at = now;
         }
     }
 
-    /// The ephemeral items after position `seen` of stream `stream`.
-    pub fn ephemeral_since(&self, own_stream: u64, stream: u64, seen: u64) -> EphemeralSince {
-        let same = stream == own_stream && seen <= self.ephemeral_last;
-        if !same {
+    /// Records that items for this stream may have been lost here (the
+    /// bus to the other nodes was away): every cursor from before now
+    /// gets a gap.
+    pub fn lost_ephemeral(&mut self) {
+        self.ephemeral_dropped = self.ephemeral_last;
+        self.ephemeral_dropped_at = now_ms();
+    }
+
+    /// The ephemeral items after `place`, for a poll that came to this
+    /// node at `poll_came`.
+    ///
+    /// In this feed's own stream, exactly those after its position. In
+    /// another node's (a poll that moved), those that arrived here since
+    /// the cursor's time less [`NODES_APART_MS`]: each item is a state
+    /// (who is online, who types, where a room was read), so one the
+    /// client had already changes nothing when applied again. A gap if
+    /// this stream began, or lost items, after that time.
+    pub fn ephemeral_since(
+        &self,
+        own_stream: u64,
+        place: StreamPlace,
+        poll_came: Millis,
+    ) -> EphemeralSince {
+        let since = |keep: &dyn Fn(u64, Millis) -> bool| {
+            self.ephemeral
+                .iter()
+                .filter(|(n, at, _)| keep(*n, *at))
+                .map(|(_, _, e)| e.clone())
+                .collect()
+        };
+        if place.stream == own_stream && place.seen <= self.ephemeral_last {
+            return EphemeralSince {
+                items: since(&|n, _| n > place.seen),
+                last: self.ephemeral_last,
+                gap: place.seen < self.ephemeral_dropped,
+                maybe_seen_until: None,
+            };
+        }
+        let from = place.at - NODES_APART_MS;
+        let missed = place.at == 0
+            || self.started_at > from
+            || (self.ephemeral_dropped > 0 && self.ephemeral_dropped_at >= from);
+        if missed {
             return EphemeralSince {
                 items: Vec::new(),
                 last: self.ephemeral_last,
                 gap: true,
+                maybe_seen_until: None,
             };
         }
+        let maybe_seen_until = place.at + NODES_APART_MS;
+        let items: Vec<Arc<Ephemeral>> = since(&|_, at| at >= from);
+        let all_maybe_seen = self
+            .ephemeral
+            .iter()
+            .filter(|(_, at, _)| *at >= from)
+            .all(|(_, at, _)| *at <= maybe_seen_until && *at < poll_came);
         EphemeralSince {
-            items: self
-                .ephemeral
-                .iter()
-                .filter(|(n, _)| *n > seen)
-                .map(|(_, e)| e.clone())
-                .collect(),
+            maybe_seen_until: (!items.is_empty() && all_maybe_seen).then_some(maybe_seen_until),
+            items,
             last: self.ephemeral_last,
-            gap: seen < self.ephemeral_dropped,
+            gap: false,
         }
     }
 
@@ -274,8 +348,33 @@ impl UserState {
 mod tests {
     use std::sync::Arc;
 
-    use super::UserState;
+    use super::{NODES_APART_MS, StreamPlace, UserState};
     use crate::model::{Ephemeral, RoomId, UserId};
+
+    fn own(seen: u64) -> StreamPlace {
+        StreamPlace {
+            stream: 1,
+            seen,
+            at: 0,
+        }
+    }
+
+    impl UserState {
+        fn ephemeral_since_now(
+            &self,
+            own_stream: u64,
+            place: StreamPlace,
+        ) -> super::EphemeralSince {
+            self.ephemeral_since(own_stream, place, i64::MAX)
+        }
+    }
+
+    fn presence(user: i64, online: bool) -> Arc<Ephemeral> {
+        Arc::new(Ephemeral::Presence {
+            user: UserId(user),
+            online,
+        })
+    }
 
     /// A user's ephemeral stream keeps the newest `cap` items in a buffer
     /// that never outgrows `cap`: there is one such buffer per user.
@@ -295,10 +394,10 @@ mod tests {
             "{}",
             state.ephemeral.capacity()
         );
-        let since = state.ephemeral_since(1, 1, 1_000 - 10);
+        let since = state.ephemeral_since_now(1, own(1_000 - 10));
         assert_eq!(since.items.len(), 10);
         assert!(!since.gap);
-        assert!(state.ephemeral_since(1, 1, 1_000 - 65).gap);
+        assert!(state.ephemeral_since_now(1, own(1_000 - 65)).gap);
     }
 
     /// Typing renewals replace the same person's older notice, so a room
@@ -325,7 +424,7 @@ mod tests {
                 8,
             );
         }
-        let since = state.ephemeral_since(1, 1, 0);
+        let since = state.ephemeral_since_now(1, own(0));
         assert!(!since.gap);
         assert_eq!(
             since.items.len(),
@@ -333,5 +432,64 @@ mod tests {
             "the presence item and one notice per typer"
         );
         assert_eq!(since.items[0], online);
+    }
+
+    /// A cursor of another node's stream, issued at time T, gets what
+    /// arrived here from T less the nodes' distance on; items that near T
+    /// are held as possibly seen; a stream that began, or lost items,
+    /// after that is a gap.
+    #[test]
+    fn a_cursor_from_another_node_continues_by_time() {
+        let t = 1_000_000;
+        let mut state = UserState {
+            started_at: t - 60_000,
+            ..UserState::default()
+        };
+        state.push_ephemeral_at(presence(2, true), 64, t - 5_000);
+        state.push_ephemeral_at(presence(3, true), 64, t - 200);
+        let there = |at| StreamPlace {
+            stream: 99,
+            seen: 7,
+            at,
+        };
+        let since = state.ephemeral_since_now(1, there(t));
+        assert!(!since.gap);
+        assert_eq!(
+            since.items,
+            vec![presence(3, true)],
+            "the old item was seen"
+        );
+        assert_eq!(since.maybe_seen_until, Some(t + NODES_APART_MS));
+        assert_eq!(since.last, 2);
+
+        let since = state.ephemeral_since(1, there(t), t - 300);
+        assert_eq!(since.items.len(), 1);
+        assert_eq!(
+            since.maybe_seen_until, None,
+            "it came while the poll waited"
+        );
+
+        state.push_ephemeral_at(presence(4, true), 64, t + 3_000);
+        let since = state.ephemeral_since_now(1, there(t));
+        assert_eq!(since.items.len(), 2);
+        assert_eq!(since.maybe_seen_until, None, "one item is surely new");
+
+        let since = state.ephemeral_since_now(1, there(t + 10_000));
+        assert!(since.items.is_empty() && !since.gap);
+
+        assert!(
+            state.ephemeral_since_now(1, there(0)).gap,
+            "a cursor without a time"
+        );
+        assert!(
+            state.ephemeral_since_now(1, there(t - 60_000)).gap,
+            "issued before this stream began"
+        );
+        state.lost_ephemeral();
+        assert!(state.ephemeral_since_now(1, there(t + 3_000)).gap);
+        assert!(
+            state.ephemeral_since_now(1, own(2)).gap,
+            "and in its own stream"
+        );
     }
 }

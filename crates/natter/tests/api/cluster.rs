@@ -621,3 +621,103 @@ async fn a_room_loaded_after_someone_came_online_elsewhere_follows_them_offline(
     }
     cluster.stop().await;
 }
+
+/// A client behind a round-robin balancer: each poll lands on the other
+/// node than the last. Typing, read markers from its other session and
+/// presence reach it one after another, each within a few polls, and no
+/// poll says `ephemeral_gap`: the stream continues from node to node
+/// (docs/protocol.md, "Several nodes").
+#[tokio::test]
+async fn a_poll_that_moves_between_nodes_continues_its_ephemeral_stream() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let alice = cluster.nodes[0].user("alice").await;
+    let bob = cluster.on(1, &cluster.nodes[0].user("bob").await);
+    let carol = cluster.on(1, &cluster.nodes[0].user("carol").await);
+    let room = alice.create_room("moving", "public").await;
+    bob.join(room).await;
+    carol.join(room).await;
+    let sent = alice.say(room, "m-1", "hello").await;
+    let mut alice_too = cluster.nodes[0].client();
+    alice_too.login("alice").await;
+    // Both nodes have heard Alice's stream since before her cursor's
+    // time: the first poll on a node that meets her later cannot know
+    // what she missed, and says so.
+    let (status, answer) = cluster.on(1, &alice).poll(&alice.cursor().await, 1).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["ephemeral_gap"], true, "{answer}");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let mut cursor = alice.cursor().await;
+    let mut polls = 0;
+    let mut next_node = 1;
+    // Polls, each on the other node, until `wanted` is in an answer.
+    let mut until = async |what: &str, wanted: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(8);
+        loop {
+            assert!(Instant::now() < deadline, "no {what} within 8 s");
+            let (status, answer) = cluster.on(next_node, &alice).poll(&cursor, 3).await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+            assert_eq!(
+                answer["ephemeral_gap"], false,
+                "a moved poll said ephemeral_gap, waiting for {what}: {answer}"
+            );
+            next_node = 1 - next_node;
+            polls += 1;
+            cursor = answer["cursor"].as_str().unwrap().to_owned();
+            if answer["ephemeral"].as_array().unwrap().iter().any(wanted) {
+                return;
+            }
+        }
+    };
+
+    let typing = |on: bool| serde_json::json!({"typing": on});
+    let (status, body) = bob
+        .post(&format!("/api/v1/rooms/{room}/typing"), typing(true))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    until("Bob typing", &|e| {
+        e["type"] == "typing" && e["user_id"] == bob.user_id && e["typing"] == true
+    })
+    .await;
+
+    let (status, body) = alice_too
+        .post(
+            &format!("/api/v1/rooms/{room}/read"),
+            serde_json::json!({"seq": sent["seq"]}),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    until("the read marker of her other session", &|e| {
+        e["type"] == "read" && e["room_id"] == room && e["seq"] == sent["seq"]
+    })
+    .await;
+
+    let carol_polls = {
+        let carol = carol.clone();
+        tokio::spawn(async move {
+            let cursor = carol.cursor().await;
+            carol.poll(&cursor, 3).await
+        })
+    };
+    until("Carol online", &|e| {
+        e["type"] == "presence" && e["user_id"] == carol.user_id && e["online"] == true
+    })
+    .await;
+
+    let (status, body) = bob
+        .post(&format!("/api/v1/rooms/{room}/typing"), typing(false))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    until("Bob stopping", &|e| {
+        e["type"] == "typing" && e["user_id"] == bob.user_id && e["typing"] == false
+    })
+    .await;
+    // An item the last node answered may come once more from the next
+    // one, after a moment, never in a burst of quick answers.
+    eprintln!("{polls} polls for four items");
+    assert!(polls <= 16, "{polls} polls for four items");
+    carol_polls.await.unwrap();
+    cluster.stop().await;
+}
