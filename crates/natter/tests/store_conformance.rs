@@ -16,6 +16,10 @@ use natter::store::postgres::{PostgresOptions, PostgresStore};
 use natter::store::sqlite::SqliteStore;
 use natter::store::{Action, NewEvent, NewRoom, NewUser, Store, StoreError};
 
+#[path = "support/services.rs"]
+mod services;
+use services::{fresh_schema, postgres_url};
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_passes_the_store_conformance_suite() {
     // Each test gets a fresh data folder, kept until the suite ends.
@@ -30,39 +34,6 @@ async fn sqlite_passes_the_store_conformance_suite() {
         }
     })
     .await;
-}
-
-/// The server's URL, or `None` (after saying so) when there is none to
-/// test against outside CI.
-async fn postgres_url(test: &str) -> Option<String> {
-    let url = std::env::var("NATTER_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let reached = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio_postgres::connect(&url, tokio_postgres::NoTls),
-    )
-    .await;
-    match reached {
-        Ok(Ok(_)) => Some(url),
-        Ok(Err(e)) => unreachable_server(test, &url, &e.to_string()),
-        Err(_) => unreachable_server(test, &url, "no answer within 5 s"),
-    }
-}
-
-fn unreachable_server(test: &str, url: &str, why: &str) -> Option<String> {
-    let redacted = natter::store::postgres::redacted(url);
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: PostgreSQL at {redacted} is unreachable under CI: {why}");
-    }
-    eprintln!(
-        "SKIPPED {test}: PostgreSQL at {redacted} is unreachable ({why}); set NATTER_TEST_POSTGRES"
-    );
-    None
-}
-
-/// A schema name no other run uses.
-fn fresh_schema() -> String {
-    format!("natter_t_{:016x}", rand::random::<u64>())
 }
 
 /// Drops the schemas a test made, when it ends (even by a panic).
@@ -332,4 +303,48 @@ async fn postgres_without_synchronous_commit_is_refused() {
     PostgresStore::open(options)
         .await
         .expect("allowed when asked for");
+}
+
+/// Two nodes' stores race to send in one room while the test holds the
+/// room's row (`SELECT … FOR UPDATE` in a transaction left open for
+/// 300 ms, as a slow send of a third node would): the sends wait, then
+/// commit in seq order, and a reader following the room never sees a seq
+/// before the ones below it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sends_behind_a_held_room_commit_in_seq_order() {
+    let Some(url) = postgres_url("postgres_sends_behind_a_held_room_commit_in_seq_order").await
+    else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    let options = schemas.options();
+    let schema = options.schema.clone().unwrap();
+    let mut nodes: Vec<Arc<dyn Store>> = Vec::new();
+    for _ in 0..2 {
+        nodes.push(Arc::new(
+            PostgresStore::open(options.clone()).await.unwrap(),
+        ));
+    }
+    let held = std::sync::atomic::AtomicU32::new(0);
+    natter::store::conformance::racing_nodes_behind_a_slow_transaction(nodes, |room| {
+        let (url, schema, held) = (url.clone(), schema.clone(), &held);
+        async move {
+            let (mut holder, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let tx = holder.transaction().await.unwrap();
+            tx.query_one(
+                &format!("SELECT head FROM {schema}.rooms WHERE id = $1 FOR UPDATE"),
+                &[&room.0],
+            )
+            .await
+            .unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            tx.commit().await.unwrap();
+            held.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    })
+    .await;
+    assert_eq!(held.into_inner(), 5);
 }

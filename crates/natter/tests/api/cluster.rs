@@ -8,111 +8,13 @@
 
 use std::time::{Duration, Instant};
 
-use natter::chat::Secret;
-use natter::store::StoreChoice;
-use natter::store::postgres::PostgresOptions;
 use reqwest::StatusCode;
 
+use crate::cluster_nodes::Cluster;
 use crate::common::{
-    Client, Process, TestServer, ephemeral_items, message_texts, read_to_the_end,
-    send_until_refused,
+    Client, Process, ephemeral_items, message_texts, read_to_the_end, send_until_refused,
 };
-use crate::postgres::postgres_url;
-
-/// Redis's URL, or `None` after saying why there is none.
-async fn redis_url() -> Option<String> {
-    let url =
-        std::env::var("NATTER_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let address = url
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .to_owned();
-    let reached = tokio::time::timeout(
-        Duration::from_secs(3),
-        tokio::net::TcpStream::connect(address),
-    )
-    .await;
-    if matches!(reached, Ok(Ok(_))) {
-        return Some(url);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("Redis at {url} is unreachable under CI");
-    }
-    eprintln!("SKIPPED the cluster test: Redis at {url} is unreachable; set NATTER_TEST_REDIS");
-    None
-}
-
-/// Two nodes of one deployment, and the schema to drop afterwards.
-struct Cluster {
-    nodes: [TestServer; 2],
-    postgres: String,
-    schema: String,
-}
-
-impl Cluster {
-    /// Two nodes on the test's Redis, whose head checks are too rare to
-    /// matter: what these tests see came through the bus.
-    async fn start() -> Option<Cluster> {
-        Cluster::start_with_redis(
-            |redis| [redis.to_owned(), redis.to_owned()],
-            Duration::from_secs(60),
-        )
-        .await
-    }
-
-    /// Nodes whose buses are `buses(the test's Redis)`, checking the
-    /// store's heads every `head_checks`.
-    async fn start_with_redis(
-        buses: impl Fn(&str) -> [String; 2],
-        head_checks: Duration,
-    ) -> Option<Cluster> {
-        let postgres = postgres_url("the cluster test").await?;
-        let redis = redis_url().await?;
-        let schema = format!("natter_t_{:016x}", rand::random::<u64>());
-        let node = |bus: String| {
-            let (postgres, schema) = (postgres.clone(), schema.clone());
-            move |config: &mut natter::Config| {
-                let mut options = PostgresOptions::new(&postgres);
-                options.schema = Some(schema.clone());
-                config.store = StoreChoice::Postgres(options);
-                config.bus = Some(Secret(bus.clone()));
-                config.hub.presence_grace = Duration::from_secs(1);
-                config.hub.head_check_interval = head_checks;
-            }
-        };
-        let [bus_a, bus_b] = buses(&redis);
-        let a = TestServer::start_with(node(bus_a)).await;
-        let b = TestServer::start_with(node(bus_b)).await;
-        // Both subscribed before anyone sends.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        Some(Cluster {
-            nodes: [a, b],
-            postgres,
-            schema,
-        })
-    }
-
-    /// `client` with its requests going to node `n`.
-    fn on(&self, n: usize, client: &Client) -> Client {
-        let mut moved = client.clone();
-        moved.base = self.nodes[n].base.clone();
-        moved
-    }
-
-    async fn stop(self) {
-        let [a, b] = self.nodes;
-        a.stop().await;
-        b.stop().await;
-        let (client, conn) = tokio_postgres::connect(&self.postgres, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema))
-            .await
-            .unwrap();
-    }
-}
+use crate::services::{drop_schema, fresh_schema, postgres_url, redis_url};
 
 #[tokio::test]
 async fn a_send_on_one_node_reaches_polls_on_the_other_and_alternating_requests_miss_nothing() {
@@ -240,8 +142,12 @@ async fn a_rename_on_one_node_names_the_next_send_on_the_other() {
 async fn a_node_without_redis_still_commits_and_delivers_through_the_store() {
     // Node B's Redis is away (nothing listens there): its sends still
     // commit, and each node reads the other's from the store.
-    let Some(cluster) = Cluster::start_with_redis(
-        |redis| [redis.to_owned(), "redis://127.0.0.1:9".into()],
+    let Some(cluster) = Cluster::start_with(
+        2,
+        |i, redis| match i {
+            0 => redis.to_owned(),
+            _ => "redis://127.0.0.1:9".into(),
+        },
         Duration::from_secs(1),
     )
     .await
@@ -273,23 +179,24 @@ async fn a_node_without_redis_still_commits_and_delivers_through_the_store() {
     cluster.stop().await;
 }
 
-/// Two natter processes of one deployment (a schema of its own, dropped
-/// by [`Processes::drop_schema`]), for tests that kill one.
+/// Two natter processes of one deployment (a schema of its own, for the
+/// test to drop), for tests that kill one.
 struct Processes {
     nodes: [Process; 2],
-    admin: tokio_postgres::Client,
+    postgres: String,
     schema: String,
     _folder: tempfile::TempDir,
 }
 
 impl Processes {
     async fn start() -> Option<Processes> {
-        let (Some(postgres), Some(redis)) =
-            (postgres_url("the cluster test").await, redis_url().await)
-        else {
+        let (Some(postgres), Some(redis)) = (
+            postgres_url("the cluster test").await,
+            redis_url("the cluster test").await,
+        ) else {
             return None;
         };
-        let schema = format!("natter_t_{:016x}", rand::random::<u64>());
+        let schema = fresh_schema();
         let (admin, conn) = tokio_postgres::connect(&postgres, tokio_postgres::NoTls)
             .await
             .unwrap();
@@ -310,17 +217,10 @@ impl Processes {
         let b = Process::start_with_env(&folder.path().join("b"), &env).await;
         Some(Processes {
             nodes: [a, b],
-            admin,
+            postgres,
             schema,
             _folder: folder,
         })
-    }
-
-    async fn drop_schema(admin: tokio_postgres::Client, schema: &str) {
-        admin
-            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-            .await
-            .unwrap();
     }
 }
 
@@ -328,7 +228,7 @@ impl Processes {
 async fn a_node_killed_mid_burst_leaves_its_clients_to_the_other_missing_nothing() {
     let Some(Processes {
         nodes: [a, b],
-        admin,
+        postgres,
         schema,
         _folder,
     }) = Processes::start().await
@@ -377,14 +277,14 @@ async fn a_node_killed_mid_burst_leaves_its_clients_to_the_other_missing_nothing
         seen.len()
     );
     drop(b);
-    Processes::drop_schema(admin, &schema).await;
+    drop_schema(&postgres, &schema).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_users_of_a_node_killed_go_offline_on_the_others() {
     let Some(Processes {
         nodes: [a, b],
-        admin,
+        postgres,
         schema,
         _folder,
     }) = Processes::start().await
@@ -437,7 +337,7 @@ async fn the_users_of_a_node_killed_go_offline_on_the_others() {
         killed.elapsed()
     );
     drop(a);
-    Processes::drop_schema(admin, &schema).await;
+    drop_schema(&postgres, &schema).await;
 }
 
 /// Polls `client` from `cursor` until an answer carries a presence item

@@ -1,6 +1,8 @@
 //! Black-box tests: a real server on a free port, spoken to over HTTP.
 
 mod common;
+#[path = "../support/services.rs"]
+mod services;
 
 mod abuse;
 mod accounts;
@@ -13,6 +15,7 @@ mod big_rooms;
 mod browser;
 mod changes;
 mod cluster;
+mod cluster_nodes;
 mod communities;
 mod data_folder;
 mod delivery;

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use crate::admin::{KEY, admin};
 use crate::common::{Client, TestServer, message_texts, natter_command};
-use crate::postgres::postgres_url;
+use crate::services::postgres_url;
 use crate::sso::{claims, exchange, hs, site};
 
 /// A schema of its own in the test database, dropped with the value.
@@ -41,7 +41,7 @@ impl Target {
             .await
             .unwrap();
         tokio::spawn(conn);
-        let schema = format!("natter_t_{:016x}", rand::random::<u64>());
+        let schema = crate::services::fresh_schema();
         db.batch_execute(&format!("CREATE SCHEMA {schema}"))
             .await
             .unwrap();

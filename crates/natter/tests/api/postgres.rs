@@ -4,41 +4,19 @@
 //! in a schema of its own, dropped at the end; without a server it says
 //! that it skipped, except under `CI=true`, where it fails.
 
-use std::time::Duration;
-
 use natter::store::StoreChoice;
 use natter::store::postgres::PostgresOptions;
 use reqwest::StatusCode;
 
 use crate::common::TestServer;
-
-/// The server's URL, or `None` after saying why there is none (and
-/// that `test` skipped); under `CI=true` a missing server fails `test`.
-pub async fn postgres_url(test: &str) -> Option<String> {
-    let url = std::env::var("NATTER_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let reached = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio_postgres::connect(&url, tokio_postgres::NoTls),
-    )
-    .await;
-    if matches!(reached, Ok(Ok(_))) {
-        return Some(url);
-    }
-    let redacted = natter::store::postgres::redacted(&url);
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: PostgreSQL at {redacted} is unreachable under CI");
-    }
-    eprintln!("SKIPPED {test}: PostgreSQL at {redacted} is unreachable; set NATTER_TEST_POSTGRES");
-    None
-}
+use crate::services::postgres_url;
 
 #[tokio::test]
 async fn a_server_on_postgres_sends_and_reads_messages() {
     let Some(url) = postgres_url("a_server_on_postgres_sends_and_reads_messages").await else {
         return;
     };
-    let schema = format!("natter_t_{:016x}", rand::random::<u64>());
+    let schema = crate::services::fresh_schema();
     let on_postgres = |config: &mut natter::Config| {
         let mut options = PostgresOptions::new(&url);
         options.schema = Some(schema.clone());
