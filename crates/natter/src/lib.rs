@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod bus;
 pub mod chat;
+pub(crate) mod columns;
 pub mod config;
 pub mod emoji;
 pub mod error;

@@ -1,5 +1,5 @@
 //! How a [`BusMessage`] travels between nodes: JSON, with a room event in
-//! the same columns the stores keep it in (store/columns.rs), so the bus,
+//! the same columns the stores keep it in (columns.rs), so the bus,
 //! the disk and the API can each change their own format, and a node
 //! that reads an event from the bus holds exactly what one reading it
 //! from the store would.
@@ -9,10 +9,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::BusMessage;
+use crate::columns::{self, Stored};
 use crate::model::{
     EncodedOnce, EndReason, Ephemeral, Event, Millis, NotifyLevel, RoomId, Seq, SessionId, UserId,
 };
-use crate::store::columns::{self, Stored};
 
 /// One message on the wire, with the node that sent it (a node hears its
 /// own messages back from Redis and drops them: it delivered them already).

@@ -165,15 +165,12 @@ pub type ApiResult<T> = Result<T, ApiError>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StoreError;
 
     /// A database that is down is a 503 with its own code, telling a
     /// client to try again, not a 500.
     #[test]
     fn an_unavailable_store_is_a_503() {
-        let error = ApiError::from(ChatError::from(StoreError::Unavailable(
-            "connection refused".into(),
-        )));
+        let error = ApiError::from(ChatError::StoreUnavailable("connection refused".into()));
         assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(error.code, "store_unavailable");
         assert_eq!(error.retry_after, Some(1));

@@ -5,7 +5,6 @@
 //! returns `Ok` has been committed: the domain acknowledges a message only
 //! after `append_message` returns, which is what "acked means durable" rests on.
 
-pub(crate) mod columns;
 pub mod conformance;
 pub mod migrate;
 mod open;

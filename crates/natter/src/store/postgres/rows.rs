@@ -4,9 +4,9 @@
 use tokio_postgres::Row;
 
 use super::fail::R;
+use crate::columns::{self, Stored, Unreadable};
 use crate::model::{Event, Role, Room, RoomId, RoomKind, User, UserId, Visibility};
 use crate::store::StoreError;
-use crate::store::columns::{self, Stored, Unreadable};
 
 /// Columns [`room`] expects, in order.
 pub(super) const ROOM_COLUMNS: &str =

@@ -73,7 +73,7 @@ CREATE TABLE members (
     PRIMARY KEY (room_id, user_id)
 );
 CREATE INDEX members_by_user ON members (user_id, room_id);
--- The log, in the columns of store/columns.rs. A heap table is not
+-- The log, in the columns of columns.rs. A heap table is not
 -- clustered, so the SQLite store's reasons for an arrival-order id do
 -- not apply: the key is (room, seq).
 CREATE TABLE events (

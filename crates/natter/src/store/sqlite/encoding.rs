@@ -1,13 +1,13 @@
 //! How SQLite reads and writes a room event's row; the format of the
-//! columns themselves is the stores' shared one (`store/columns.rs`).
+//! columns themselves is the stores' shared one (`columns.rs`).
 
 use rusqlite::Row;
 use rusqlite::types::Type;
 
+use crate::columns::{self, Stored, Unreadable};
 use crate::model::{Event, Millis, RoomId, UserId};
-use crate::store::columns::{self, Stored, Unreadable};
 
-pub(crate) use crate::store::columns::columns;
+pub(crate) use crate::columns::columns;
 
 /// Columns [`read`] expects, in order.
 pub const EVENT_COLUMNS: &str =

@@ -96,7 +96,7 @@ async fn append_event(
     .await?
     .ok_or(StoreError::NotFound("room"))?
     .try_get(0)?;
-    let columns = crate::store::columns::columns(&body);
+    let columns = crate::columns::columns(&body);
     exec(
         c,
         &format!(

@@ -1,7 +1,9 @@
 //! How a room event lies in a store's `events` table, the same in every
 //! database: the stores' own format, apart from the domain type and the
 //! wire, so either can change without rewriting history on disk, and so a
-//! deployment can be copied from one database to another row by row.
+//! deployment can be copied from one database to another row by row. The
+//! bus between nodes sends events in the same columns (bus/wire.rs), so
+//! it sits beside the model, below both the stores and the bus.
 //!
 //! | kind | `client_msg_id` | `text` | `target_seq` | `data` |
 //! | --- | --- | --- | --- | --- |
