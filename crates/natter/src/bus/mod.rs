@@ -32,8 +32,14 @@ pub enum BusMessage {
         user: UserId,
         online: bool,
     },
-    /// A node is alive and has these users online.
-    NodeAlive { node: u64, online: Vec<UserId> },
+    /// A node is alive, has these users online, and holds this many
+    /// polls of each user with one open (the cluster's per-user poll cap
+    /// counts them).
+    NodeAlive {
+        node: u64,
+        online: Vec<UserId>,
+        polls: Vec<(UserId, u32)>,
+    },
     /// A typing notice announced on a node (an `Ephemeral::Typing`).
     Typing { node: u64, item: Ephemeral },
     /// An item for one user's sessions on every node: a read marker, a

@@ -60,6 +60,9 @@ enum Wire {
     NodeAlive {
         hub: u64,
         online: Vec<UserId>,
+        /// Absent from nodes of natter before the cluster-wide poll cap.
+        #[serde(default)]
+        polls: Vec<(UserId, u32)>,
     },
     Typing {
         hub: u64,
@@ -181,9 +184,14 @@ pub fn encode(node: u64, message: &BusMessage) -> Option<Vec<u8>> {
             user: *user,
             online: *online,
         },
-        BusMessage::NodeAlive { node, online } => Wire::NodeAlive {
+        BusMessage::NodeAlive {
+            node,
+            online,
+            polls,
+        } => Wire::NodeAlive {
             hub: *node,
             online: online.clone(),
+            polls: polls.clone(),
         },
         BusMessage::Typing { node, item } => Wire::Typing {
             hub: *node,
@@ -251,7 +259,11 @@ pub fn decode(bytes: &[u8]) -> Option<(u64, BusMessage)> {
             user,
             online,
         },
-        Wire::NodeAlive { hub, online } => BusMessage::NodeAlive { node: hub, online },
+        Wire::NodeAlive { hub, online, polls } => BusMessage::NodeAlive {
+            node: hub,
+            online,
+            polls,
+        },
         Wire::Typing { hub, item } => BusMessage::Typing {
             node: hub,
             item: item.into_ephemeral(),

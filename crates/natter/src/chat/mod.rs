@@ -452,8 +452,12 @@ impl BusSink for Chat {
             BusMessage::Presence { node, user, online } => {
                 self.hub.peer_presence(*node, *user, *online);
             }
-            BusMessage::NodeAlive { node, online } => {
-                self.hub.peer_alive(*node, online.clone());
+            BusMessage::NodeAlive {
+                node,
+                online,
+                polls,
+            } => {
+                self.hub.peer_alive(*node, online.clone(), polls);
             }
             BusMessage::Typing { node, item } => {
                 self.hub.peer_typing_from(*node, item.clone());

@@ -1,6 +1,8 @@
 //! Presence across the nodes of a cluster: a user is online while a poll
 //! of theirs is open on any node (or ended there within the grace), and a
-//! dead node's users go offline after it.
+//! dead node's users go offline after it. The heartbeat also says how many
+//! polls each user holds open on the node, so the per-user poll cap counts
+//! the whole cluster's (as of the last heartbeats, at most 2 s old).
 //!
 //! Each node says on the bus when a user comes online or goes offline
 //! through its own polls, and every 2 s which users are (a heartbeat that
@@ -43,9 +45,12 @@ pub(super) struct ClusterPresence {
 }
 
 /// Another node, as last heard.
+#[derive(Default)]
 struct Peer {
-    heard: Instant,
+    heard: Option<Instant>,
     online: HashSet<UserId>,
+    /// Open polls per user, from its last heartbeat.
+    polls: HashMap<UserId, u32>,
 }
 
 impl Hub {
@@ -79,6 +84,19 @@ impl Hub {
             feed.lock().lost_ephemeral();
             feed.wake();
         }
+    }
+
+    /// How many polls of `user` the other nodes held open at their last
+    /// heartbeats.
+    pub(super) fn polls_elsewhere(&self, user: UserId) -> usize {
+        self.cluster.get().map_or(0, |c| {
+            c.peers
+                .lock()
+                .expect("peers poisoned")
+                .values()
+                .map(|p| p.polls.get(&user).copied().unwrap_or(0) as usize)
+                .sum()
+        })
     }
 
     /// Whether another node has `user` online.
@@ -158,11 +176,8 @@ impl Hub {
         }
         {
             let mut peers = cluster.peers.lock().expect("peers poisoned");
-            let peer = peers.entry(node).or_insert_with(|| Peer {
-                heard: Instant::now(),
-                online: HashSet::new(),
-            });
-            peer.heard = Instant::now();
+            let peer = peers.entry(node).or_default();
+            peer.heard = Some(Instant::now());
             if online {
                 peer.online.insert(user);
             } else {
@@ -172,8 +187,9 @@ impl Hub {
         self.settle_presence([user]);
     }
 
-    /// Another node's heartbeat: the users it has online now.
-    pub fn peer_alive(&self, node: u64, online: Vec<UserId>) {
+    /// Another node's heartbeat: the users it has online now, and their
+    /// open polls there.
+    pub fn peer_alive(&self, node: u64, online: Vec<UserId>, polls: &[(UserId, u32)]) {
         let Some(cluster) = self.cluster.get() else {
             return;
         };
@@ -183,13 +199,11 @@ impl Hub {
         let online: HashSet<UserId> = online.into_iter().collect();
         let changed: Vec<UserId> = {
             let mut peers = cluster.peers.lock().expect("peers poisoned");
-            let peer = peers.entry(node).or_insert_with(|| Peer {
-                heard: Instant::now(),
-                online: HashSet::new(),
-            });
-            peer.heard = Instant::now();
+            let peer = peers.entry(node).or_default();
+            peer.heard = Some(Instant::now());
             let changed = peer.online.symmetric_difference(&online).copied().collect();
             peer.online = online;
+            peer.polls = polls.iter().copied().collect();
             changed
         };
         self.settle_presence(changed);
@@ -200,18 +214,30 @@ impl Hub {
         let Some(cluster) = self.cluster.get() else {
             return;
         };
-        let _told = self.presence_told.lock().expect("presence poisoned");
-        let online: Vec<UserId> = self
-            .users
-            .read()
-            .expect("users poisoned")
-            .values()
-            .filter(|f| f.is_local_online())
-            .map(|f| f.id)
+        let local = || -> Vec<Arc<super::UserFeed>> {
+            self.users
+                .read()
+                .expect("users poisoned")
+                .values()
+                .filter(|f| f.is_local_online())
+                .cloned()
+                .collect()
+        };
+        // Polls are counted outside `presence_told`, which orders only
+        // the online list against flips.
+        let polls = local()
+            .iter()
+            .filter_map(|f| {
+                let open = f.lock().open_polls() as u32;
+                (open > 0).then_some((f.id, open))
+            })
             .collect();
+        let _told = self.presence_told.lock().expect("presence poisoned");
+        let online = local().iter().map(|f| f.id).collect();
         cluster.bus.publish(BusMessage::NodeAlive {
             node: self.instance,
             online,
+            polls,
         });
     }
 
@@ -226,7 +252,9 @@ impl Hub {
             let now = Instant::now();
             let mut gone = Vec::new();
             peers.retain(|node, peer| {
-                let alive = now.duration_since(peer.heard) < NODE_TIMEOUT;
+                let alive = peer
+                    .heard
+                    .is_some_and(|heard| now.duration_since(heard) < NODE_TIMEOUT);
                 if !alive {
                     tracing::warn!(node = %format!("{node:016x}"), users = peer.online.len(), "a node fell silent; its users count as offline here");
                     gone.extend(peer.online.iter().copied());

@@ -56,11 +56,16 @@ impl Hub {
         user: &Arc<UserFeed>,
         session: SessionId,
     ) -> ChatResult<OpenPoll> {
+        // In a cluster the cap counts the polls open on the other nodes.
+        let cap = self
+            .config
+            .max_polls_per_user
+            .saturating_sub(self.polls_elsewhere(user.id));
         let _in_order = user.presence_order();
         let (id, came_online) = {
             let mut state = user.lock();
             let id = state
-                .open_poll(session, self.config.max_polls_per_user)
+                .open_poll(session, cap)
                 .ok_or(ChatError::TooManyPolls)?;
             (id, !user.set_online(true))
         };

@@ -27,27 +27,43 @@ impl Cluster {
     }
 
     /// `n` nodes, node `i` on the bus `bus(i, the test's Redis)`, each
-    /// checking the store's heads every `head_checks`; `None` after
-    /// saying why when PostgreSQL or Redis is missing outside CI.
+    /// checking the store's heads every `head_checks`.
     pub async fn start_with(
         n: usize,
         bus: impl Fn(usize, &str) -> String,
         head_checks: Duration,
+    ) -> Option<Cluster> {
+        Cluster::start_tuned(n, |i, redis, config| {
+            config.bus = Some(Secret(bus(i, redis)));
+            config.hub.head_check_interval = head_checks;
+        })
+        .await
+    }
+
+    /// `n` nodes on the test's PostgreSQL schema and Redis (presence grace
+    /// 1 s, head checks every 60 s), then `tune(i, the test's Redis,
+    /// node i's configuration)`; `None` after saying why when PostgreSQL
+    /// or Redis is missing outside CI.
+    pub async fn start_tuned(
+        n: usize,
+        tune: impl Fn(usize, &str, &mut natter::Config),
     ) -> Option<Cluster> {
         let postgres = postgres_url("the cluster test").await?;
         let redis = redis_url("the cluster test").await?;
         let schema = fresh_schema();
         let mut nodes = Vec::with_capacity(n);
         for i in 0..n {
-            let (postgres, schema, bus) = (postgres.clone(), schema.clone(), bus(i, &redis));
+            let mut options = PostgresOptions::new(&postgres);
+            options.schema = Some(schema.clone());
+            let tune = &tune;
+            let redis = redis.as_str();
             nodes.push(
                 TestServer::start_with(move |config: &mut natter::Config| {
-                    let mut options = PostgresOptions::new(&postgres);
-                    options.schema = Some(schema);
                     config.store = StoreChoice::Postgres(options);
-                    config.bus = Some(Secret(bus));
+                    config.bus = Some(Secret(redis.to_owned()));
                     config.hub.presence_grace = Duration::from_secs(1);
-                    config.hub.head_check_interval = head_checks;
+                    config.hub.head_check_interval = Duration::from_secs(60);
+                    tune(i, redis, config);
                 })
                 .await,
             );
