@@ -5,9 +5,11 @@
 
 pub mod local;
 pub mod redis;
+pub mod redis_rates;
 pub mod wire;
 
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use crate::model::{EndReason, Ephemeral, Event, SessionId, UserId};
 
@@ -73,4 +75,20 @@ pub trait Bus: Send + Sync + 'static {
     fn lossy(&self) -> bool {
         false
     }
+    /// The rate-limit counters the nodes on this bus share; `None` on a
+    /// single node, whose own counters are the whole truth.
+    fn shared_rates(&self) -> Option<Arc<dyn SharedRates>> {
+        None
+    }
+}
+
+/// Rate-limit counters every node of a cluster shares, so that a user or
+/// a host gets each limit once, not once per node.
+#[async_trait::async_trait]
+pub trait SharedRates: Send + Sync {
+    /// Counts one call of `key`, which may make one call per `every`
+    /// sustained and `burst` at once: `Some(Ok(()))` lets it pass,
+    /// `Some(Err(wait))` refuses it for `wait`; `None` when the counters
+    /// cannot be reached in time, and the node counts on its own.
+    async fn take(&self, key: &str, every: Duration, burst: u32) -> Option<Result<(), Duration>>;
 }

@@ -21,7 +21,8 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 
 use super::local::LocalBus;
-use super::{Bus, BusMessage, BusSink, wire};
+use super::redis_rates::RedisRates;
+use super::{Bus, BusMessage, BusSink, SharedRates, wire};
 
 /// Messages waiting for Redis; past this (Redis away for a while) newer
 /// ones are dropped, which the head checks repair.
@@ -48,10 +49,13 @@ pub struct RedisBus {
     turned_away: AtomicU64,
     /// Tells the subscriber task to stop when the bus goes.
     stop: watch::Sender<bool>,
+    /// The cluster's rate-limit counters, in the same Redis.
+    rates: Arc<RedisRates>,
 }
 
 impl RedisBus {
-    /// A bus on the Redis at `url`, on `channel` (one per deployment).
+    /// A bus on the Redis at `url`, on `channel` (one per deployment),
+    /// with the shared rate limits under keys `<channel>:rates:…`.
     /// Checks the URL now; connects in the background and keeps
     /// reconnecting, so a node starts while Redis is away and delivers
     /// through the store until it is back.
@@ -66,6 +70,7 @@ impl RedisBus {
             outbox,
             turned_away: AtomicU64::new(0),
             stop,
+            rates: Arc::new(RedisRates::new(client.clone(), format!("{channel}:rates"))),
         });
         tokio::spawn(publish_loop(client.clone(), channel.clone(), queued));
         tokio::spawn(subscribe_loop(
@@ -107,6 +112,10 @@ impl Bus for RedisBus {
 
     fn lossy(&self) -> bool {
         true
+    }
+
+    fn shared_rates(&self) -> Option<Arc<dyn SharedRates>> {
+        Some(self.rates.clone())
     }
 }
 

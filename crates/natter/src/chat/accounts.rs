@@ -171,7 +171,7 @@ impl Chat {
             Some(name) => DisplayName::parse_chosen(name)?.into_string(),
             None => username.as_str().to_owned(),
         };
-        self.limits.by_source(Limit::Register, source)?;
+        self.limits.by_source(Limit::Register, source).await?;
         let password_hash = self.passwords.hash(password.as_str().to_owned()).await?;
         let user = self
             .store
@@ -194,7 +194,7 @@ impl Chat {
     /// runs; accounts that do not exist are delayed the same way, so the
     /// answers say nothing about which exist.
     pub async fn login(&self, source: Source, username: &str, password: &str) -> ChatResult<Login> {
-        self.limits.by_source(Limit::Login, source)?;
+        self.limits.by_source(Limit::Login, source).await?;
         // Any malformed username simply cannot match an account.
         let username = Username::parse(username).map_err(|_| ChatError::InvalidCredentials)?;
         let attempt = self.limits.begin_login(username.as_str())?;

@@ -14,7 +14,7 @@ impl Chat {
     /// are in; returns whether the room was told (see hub/typing.rs for
     /// what holds a notice back).
     pub async fn typing(&self, caller: &Caller, room: RoomId, typing: bool) -> ChatResult<bool> {
-        self.limits.by_user(Limit::Typing, caller.user)?;
+        self.limits.by_user(Limit::Typing, caller.user).await?;
         let (feed, _) = self.membership(caller, room).await?;
         Ok(self.hub.typing(&feed, caller.user, typing))
     }
@@ -46,7 +46,7 @@ impl Chat {
         room: RoomId,
         level: Option<NotifyLevel>,
     ) -> ChatResult<NotifyLevel> {
-        self.limits.by_user(Limit::RoomChange, caller.user)?;
+        self.limits.by_user(Limit::RoomChange, caller.user).await?;
         let (feed, _) = self.membership(caller, room).await?;
         self.store.set_notify(room, caller.user, level).await?;
         let kind = if feed.is_direct() {

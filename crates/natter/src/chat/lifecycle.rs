@@ -40,7 +40,7 @@ impl Chat {
                 "this account signs in through its site and has no password here",
             ));
         }
-        self.limits.by_user(Limit::PasswordCheck, user)?;
+        self.limits.by_user(Limit::PasswordCheck, user).await?;
         let attempt = self.limits.begin_login(&account.username)?;
         let credentials = self
             .store

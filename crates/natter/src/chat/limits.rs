@@ -4,7 +4,11 @@
 //! conversations, page history.
 //!
 //! Each limit is a burst plus a sustained rate (GCRA, from `governor`),
-//! counted per key in memory on this node. A refused call gets
+//! counted per key in memory on this node and, in a cluster, also in the
+//! counters all nodes share (`bus::SharedRates`, in Redis): a call this
+//! node's own count refuses never reaches them, one it lets pass is
+//! counted there too, and if they do not answer the node's own count
+//! decides. A refused call gets
 //! [`ChatError::RateLimited`] with the time after which it would pass,
 //! and has changed nothing. Logins have a second, per-account rule: after
 //! a few wrong passwords in a row each further attempt waits twice as
@@ -25,6 +29,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
 use super::login_delay::{LoginAttempt, LoginDelays};
+use crate::bus::SharedRates;
 use crate::error::{ChatError, ChatResult};
 use crate::metrics::Metrics;
 use crate::model::UserId;
@@ -50,6 +55,11 @@ impl RateSpec {
             per: Duration::from_secs(per_secs),
             burst,
         }
+    }
+
+    /// The sustained spacing of calls.
+    fn every(&self) -> Duration {
+        self.per / self.count.max(1)
     }
 
     fn quota(&self) -> Quota {
@@ -239,6 +249,7 @@ type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
 
 /// One limit's counters.
 struct Counter<K: Hash + Eq + Clone> {
+    spec: RateSpec,
     limiter: Keyed<K>,
     /// Checks since stale keys were last dropped.
     checks: AtomicU32,
@@ -250,6 +261,7 @@ const SWEEP_EVERY: u32 = 4096;
 impl<K: Hash + Eq + Clone> Counter<K> {
     fn new(spec: RateSpec) -> Counter<K> {
         Counter {
+            spec,
             limiter: RateLimiter::keyed(spec.quota()),
             checks: AtomicU32::new(0),
         }
@@ -283,11 +295,18 @@ pub(super) struct Limiters {
     people_searches: Option<Counter<UserId>>,
     login_delays: LoginDelays,
     metrics: Arc<Metrics>,
+    /// The counters of the whole cluster, when this node is one.
+    shared: Option<Arc<dyn SharedRates>>,
 }
 
 impl Limiters {
-    pub(super) fn new(config: &RateLimits, metrics: Arc<Metrics>) -> Limiters {
+    pub(super) fn new(
+        config: &RateLimits,
+        metrics: Arc<Metrics>,
+        shared: Option<Arc<dyn SharedRates>>,
+    ) -> Limiters {
         Limiters {
+            shared,
             login: config.login_per_source.map(Counter::new),
             register: config.register_per_source.map(Counter::new),
             site_sign_in: config.site_sign_in_per_source.map(Counter::new),
@@ -313,23 +332,25 @@ impl Limiters {
     }
 
     /// Counts one call from `source`; refuses it past the limit.
-    pub(super) fn by_source(&self, limit: Limit, source: Source) -> ChatResult<()> {
+    pub(super) async fn by_source(&self, limit: Limit, source: Source) -> ChatResult<()> {
         let counter = match limit {
             Limit::Login => &self.login,
             Limit::Register => &self.register,
             Limit::SiteSignIn => &self.site_sign_in,
             _ => unreachable!("{limit:?} is not counted per source"),
         };
-        match counter {
-            Some(counter) => counter
-                .check(&source)
-                .map_err(|wait| self.refuse(limit, wait)),
-            None => Ok(()),
-        }
+        let Some(counter) = counter else {
+            return Ok(());
+        };
+        counter
+            .check(&source)
+            .map_err(|wait| self.refuse(limit, wait))?;
+        self.in_the_cluster(limit, counter.spec, &source.to_string())
+            .await
     }
 
     /// Counts one call by `user`; refuses it past the limit.
-    pub(super) fn by_user(&self, limit: Limit, user: UserId) -> ChatResult<()> {
+    pub(super) async fn by_user(&self, limit: Limit, user: UserId) -> ChatResult<()> {
         let counter = match limit {
             Limit::Send => &self.sends,
             Limit::CreateRoom => &self.rooms,
@@ -343,11 +364,26 @@ impl Limiters {
             Limit::PeopleSearch => &self.people_searches,
             _ => unreachable!("{limit:?} is not counted per user"),
         };
-        match counter {
-            Some(counter) => counter
-                .check(&user)
-                .map_err(|wait| self.refuse(limit, wait)),
-            None => Ok(()),
+        let Some(counter) = counter else {
+            return Ok(());
+        };
+        counter
+            .check(&user)
+            .map_err(|wait| self.refuse(limit, wait))?;
+        self.in_the_cluster(limit, counter.spec, &user.0.to_string())
+            .await
+    }
+
+    /// Counts a call this node let pass in the counters of the whole
+    /// cluster, if there are any and they answer.
+    async fn in_the_cluster(&self, limit: Limit, spec: RateSpec, key: &str) -> ChatResult<()> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let key = format!("{}:{key}", limit.name());
+        match shared.take(&key, spec.every(), spec.burst).await {
+            Some(Err(wait)) => Err(self.refuse(limit, wait)),
+            Some(Ok(())) | None => Ok(()),
         }
     }
 
@@ -389,19 +425,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_burst_then_the_sustained_rate() {
+    #[tokio::test]
+    async fn a_burst_then_the_sustained_rate() {
         let limits = Limiters::new(
             &RateLimits {
                 sends_per_user: Some("1/h burst 3".parse().unwrap()),
                 ..RateLimits::default()
             },
             Arc::default(),
+            None,
         );
         for _ in 0..3 {
-            limits.by_user(Limit::Send, UserId(1)).unwrap();
+            limits.by_user(Limit::Send, UserId(1)).await.unwrap();
         }
-        match limits.by_user(Limit::Send, UserId(1)) {
+        match limits.by_user(Limit::Send, UserId(1)).await {
             Err(ChatError::RateLimited { limit, retry_after }) => {
                 assert_eq!(limit, Limit::Send);
                 assert!(retry_after > Duration::from_secs(3000), "{retry_after:?}");
@@ -409,6 +446,6 @@ mod tests {
             other => panic!("not limited: {other:?}"),
         }
         // Another user has their own bucket.
-        limits.by_user(Limit::Send, UserId(2)).unwrap();
+        limits.by_user(Limit::Send, UserId(2)).await.unwrap();
     }
 }

@@ -60,7 +60,7 @@ impl Chat {
         let started = std::time::Instant::now();
         let text = MessageText::parse(text, self.config.max_message_chars)?;
         let client_msg_id = ClientMsgId::parse(client_msg_id)?;
-        self.limits.by_user(Limit::Send, caller.user)?;
+        self.limits.by_user(Limit::Send, caller.user).await?;
         // Also loads the room's feed before the write, so the event lands in it.
         self.membership(caller, room).await?;
         let action = Action::Send {
@@ -94,7 +94,7 @@ impl Chat {
         text: &str,
     ) -> ChatResult<Changed> {
         let text = MessageText::parse(text, self.config.max_message_chars)?;
-        self.limits.by_user(Limit::Send, caller.user)?;
+        self.limits.by_user(Limit::Send, caller.user).await?;
         let (target, _) = self.target(caller, room, seq).await?;
         if target.deleted {
             return Err(ChatError::MessageDeleted);
@@ -126,7 +126,7 @@ impl Chat {
         room: RoomId,
         seq: Seq,
     ) -> ChatResult<Changed> {
-        self.limits.by_user(Limit::Send, caller.user)?;
+        self.limits.by_user(Limit::Send, caller.user).await?;
         let (target, role) = self.target(caller, room, seq).await?;
         if target.sender != caller.user && !role.can_manage() {
             return Err(ChatError::NotAllowed(
@@ -149,7 +149,7 @@ impl Chat {
         add: bool,
     ) -> ChatResult<Changed> {
         let reaction = ReactionText::parse(reaction)?.into_string();
-        self.limits.by_user(Limit::Send, caller.user)?;
+        self.limits.by_user(Limit::Send, caller.user).await?;
         if self.target(caller, room, seq).await?.0.deleted {
             return Err(ChatError::MessageDeleted);
         }
@@ -238,7 +238,7 @@ impl Chat {
                 "before must be a positive sequence number".into(),
             ));
         }
-        self.limits.by_user(Limit::History, caller.user)?;
+        self.limits.by_user(Limit::History, caller.user).await?;
         self.membership(caller, room).await?;
         Ok(self.store.history(room, before, limit).await?)
     }
@@ -248,7 +248,7 @@ impl Chat {
         if seq < 0 {
             return Err(invalid("invalid_seq", "seq must not be negative".into()));
         }
-        self.limits.by_user(Limit::ReadMarker, caller.user)?;
+        self.limits.by_user(Limit::ReadMarker, caller.user).await?;
         let (feed, _) = self.membership(caller, room).await?;
         let read = self.store.set_read(room, caller.user, seq).await?;
         self.hub

@@ -235,7 +235,7 @@ impl Chat {
             store,
             bus: bus.clone(),
             hub,
-            limits: limits::Limiters::new(&config.limits, metrics.clone()),
+            limits: limits::Limiters::new(&config.limits, metrics.clone(), bus.shared_rates()),
             metrics,
             storage_full: Arc::default(),
             config,

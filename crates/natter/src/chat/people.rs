@@ -37,7 +37,9 @@ impl Chat {
                 format!("limit must be 1..={MAX_PEOPLE}"),
             ));
         }
-        self.limits.by_user(Limit::PeopleSearch, caller.user)?;
+        self.limits
+            .by_user(Limit::PeopleSearch, caller.user)
+            .await?;
         let community = self.community_of(caller.user).await?;
         let (username_prefix, local_only) = match &community {
             _ if self.config.shared_community => (None, false),

@@ -67,7 +67,7 @@ impl Chat {
         visibility: Visibility,
     ) -> ChatResult<Room> {
         let title = RoomTitle::parse(title)?;
-        self.limits.by_user(Limit::CreateRoom, caller.user)?;
+        self.limits.by_user(Limit::CreateRoom, caller.user).await?;
         let new_room = NewRoom {
             creator: caller.user,
             creator_name: self.display_name(caller.user).await?,
@@ -158,7 +158,7 @@ impl Chat {
             // Nothing changes, so nothing is announced.
             return Ok(current);
         }
-        self.limits.by_user(Limit::RoomChange, caller.user)?;
+        self.limits.by_user(Limit::RoomChange, caller.user).await?;
         let update = Action::UpdateRoom { title, visibility };
         self.append(id, caller.user, update).await?;
         self.store.room(id).await?.ok_or(ChatError::RoomNotFound)
@@ -172,7 +172,7 @@ impl Chat {
         if feed.role_of(caller.user).is_some() {
             return Ok(room);
         }
-        self.limits.by_user(Limit::RoomChange, caller.user)?;
+        self.limits.by_user(Limit::RoomChange, caller.user).await?;
         if room.kind == RoomKind::Direct
             || room.visibility == Visibility::Private
             || !self.may_find(caller, &room).await?
@@ -198,7 +198,7 @@ impl Chat {
                 "only the room's owner and admins can invite to a private room",
             ));
         }
-        self.limits.by_user(Limit::Invite, caller.user)?;
+        self.limits.by_user(Limit::Invite, caller.user).await?;
         // Only someone the inviter may reach, into a room of a community
         // the invitee belongs to; anyone else is nobody the inviter knows.
         let invitee = self.community_of(user).await?;
@@ -219,7 +219,7 @@ impl Chat {
                 "a direct conversation cannot be left",
             ));
         }
-        self.limits.by_user(Limit::RoomChange, caller.user)?;
+        self.limits.by_user(Limit::RoomChange, caller.user).await?;
         self.remove_member(id, caller.user).await
     }
 
@@ -291,7 +291,7 @@ impl Chat {
             }
             .into());
         }
-        self.limits.by_user(Limit::OpenDirect, caller.user)?;
+        self.limits.by_user(Limit::OpenDirect, caller.user).await?;
         // natter's own users (the system user that signs notices) are
         // nobody to talk to, nor is anyone of another community.
         let peer_community = self.community_of(peer).await?;

@@ -236,7 +236,7 @@ impl Chat {
         site: Option<&str>,
         token: &str,
     ) -> ChatResult<Login> {
-        self.limits.by_source(Limit::SiteSignIn, source)?;
+        self.limits.by_source(Limit::SiteSignIn, source).await?;
         if token.len() > 8192 {
             return Err(refused("token_malformed", "the token is too long"));
         }

@@ -662,3 +662,56 @@ async fn the_poll_cap_counts_the_polls_open_on_every_node() {
     }
     cluster.stop().await;
 }
+
+/// Rate limits count a user's calls on every node: with 3 sends a minute,
+/// sends alternating between the nodes are refused at the fourth, however
+/// they fall. A node whose Redis is away counts on its own, at once.
+#[tokio::test]
+async fn rate_limits_count_the_calls_on_every_node() {
+    let Some(cluster) = Cluster::start_tuned(3, |i, _, config| {
+        config.chat.limits.sends_per_user = Some("3/m".parse().unwrap());
+        if i == 2 {
+            config.bus = Some(natter::chat::Secret("redis://127.0.0.1:9".into()));
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    let alice = cluster.nodes[0].user("alice").await;
+    let room = alice.create_room("limits", "public").await;
+    let send = |node: usize, n: usize| {
+        let alice = cluster.on(node, &alice);
+        async move {
+            alice
+                .post(
+                    &format!("/api/v1/rooms/{room}/messages"),
+                    serde_json::json!({"client_msg_id": format!("m{n}"), "text": "hi"}),
+                )
+                .await
+        }
+    };
+    for n in 0..3 {
+        let (status, body) = send(n % 2, n).await;
+        assert_eq!(status, StatusCode::CREATED, "send {n}: {body}");
+    }
+    // Node B has counted only one of the three itself.
+    let (status, body) = send(1, 3).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+
+    // Node C cannot reach Redis: it counts on its own, without waiting.
+    let started = Instant::now();
+    for n in 10..13 {
+        let (status, body) = send(2, n).await;
+        assert_eq!(status, StatusCode::CREATED, "send {n} on node C: {body}");
+    }
+    let (status, body) = send(2, 13).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "node C took {:?} for four sends",
+        started.elapsed()
+    );
+    cluster.stop().await;
+}
