@@ -57,6 +57,17 @@ impl Typers {
             .is_some_and(|at| now.duration_since(at) < TYPING_TTL)
     }
 
+    /// Another node announced `user`'s notice: the room here counts it
+    /// too, so a renewal or a stop that lands here, and the cap, see the
+    /// typers of the whole cluster.
+    fn heard(&mut self, user: UserId, typing: bool, now: Instant) {
+        if typing {
+            self.announced.insert(user, now);
+        } else {
+            self.announced.remove(&user);
+        }
+    }
+
     /// The typer's message arrived: clients clear its notice themselves.
     pub fn forget(&mut self, user: UserId) {
         self.announced.remove(&user);
@@ -130,15 +141,24 @@ impl Hub {
 
     /// Another node's typing notice, from the bus: to those here who hear
     /// the room's presence and typing (its loaded members, or a big
-    /// room's watchers). The throttle and the cap ran on the typist's node.
+    /// room's watchers). The throttle and the cap ran on the typist's
+    /// node; the room here notes the typer, for the next notice that
+    /// lands here.
     pub fn peer_typing(&self, item: Ephemeral) {
-        let Ephemeral::Typing { room, user, .. } = item else {
+        let Ephemeral::Typing {
+            room, user, typing, ..
+        } = item
+        else {
             return;
         };
         let Some(feed) = self.loaded_room(room) else {
             return;
         };
-        let mut audience = self.presence_audience(&mut feed.lock()).0;
+        let mut audience = {
+            let mut state = feed.lock();
+            state.typers.heard(user, typing, Instant::now());
+            self.presence_audience(&mut state).0
+        };
         audience.retain(|m| *m != user);
         self.push_typing_here(audience, Arc::new(item));
     }

@@ -715,3 +715,63 @@ async fn rate_limits_count_the_calls_on_every_node() {
     );
     cluster.stop().await;
 }
+
+/// A typer whose "stopped" lands on another node than their "typing"
+/// (a balancer with no sticky sessions) is shown stopping at once, not
+/// when the notice expires 6 s later; and a renewal there within 2 s is
+/// not announced again.
+#[tokio::test]
+async fn typing_stopped_on_another_node_than_it_started_is_announced() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let alice = cluster.nodes[0].user("alice").await;
+    let bob = cluster.nodes[0].user("bob").await;
+    let room = alice.create_room("typing", "public").await;
+    bob.join(room).await;
+    let mut cursor = alice.cursor().await;
+    // Both nodes hold the room.
+    let (status, _) = cluster
+        .on(1, &bob)
+        .get(&format!("/api/v1/rooms/{room}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let typing = |node: usize, on: bool| {
+        let bob = cluster.on(node, &bob);
+        async move {
+            let (status, body) = bob
+                .post(
+                    &format!("/api/v1/rooms/{room}/typing"),
+                    serde_json::json!({"typing": on}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    };
+    let until_typing = async |cursor: &mut String, on: bool| {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            assert!(Instant::now() < deadline, "no typing {on} within 2 s");
+            let (status, answer) = alice.poll(cursor, 2).await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+            *cursor = answer["cursor"].as_str().unwrap().to_owned();
+            if ephemeral_items(&answer, "typing")
+                .iter()
+                .any(|t| t["typing"] == on)
+            {
+                return;
+            }
+        }
+    };
+    typing(0, true).await;
+    until_typing(&mut cursor, true).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A renewal on node B is within the 2 s: not announced again.
+    typing(1, true).await;
+    let (_, answer) = alice.poll(&cursor, 1).await;
+    assert!(ephemeral_items(&answer, "typing").is_empty(), "{answer}");
+    cursor = answer["cursor"].as_str().unwrap().to_owned();
+    typing(1, false).await;
+    until_typing(&mut cursor, false).await;
+    cluster.stop().await;
+}
