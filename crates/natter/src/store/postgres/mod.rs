@@ -51,6 +51,8 @@ type Work<A, T> = for<'t> fn(&'t Client, &'t A) -> Query<'t, T>;
 /// The PostgreSQL implementation of [`Store`].
 pub struct PostgresStore {
     pool: Pool,
+    /// See [`PostgresOptions::call_timeout`].
+    call_timeout: std::time::Duration,
     deployment_id: u64,
     cursor_key: [u8; 32],
 }
@@ -79,6 +81,7 @@ impl PostgresStore {
         );
         Ok(PostgresStore {
             pool,
+            call_timeout: options.call_timeout,
             deployment_id: identity.deployment_id,
             cursor_key: identity.cursor_key,
         })
@@ -90,14 +93,14 @@ impl PostgresStore {
     async fn write<A: Sync, T>(&self, input: &A, work: TxWork<A, T>) -> StoreResult<T> {
         let mut attempt = 1;
         loop {
-            let mut conn = pool::connection(&self.pool).await?;
-            let result = async {
+            let conn = pool::connection(&self.pool).await?;
+            let result = within(self.call_timeout, conn, async |conn| {
                 let tx = conn.transaction().await?;
                 let value = work(&tx, input).await?;
                 tx.commit().await?;
                 Ok::<_, Fail>(value)
-            }
-            .await;
+            })
+            .await?;
             match result {
                 Err(e) if e.retryable() && attempt < WRITE_ATTEMPTS => attempt += 1,
                 other => return other.map_err(Fail::into_store),
@@ -108,8 +111,8 @@ impl PostgresStore {
     /// Runs `work` in a read-only repeatable-read transaction: every
     /// statement of it sees the same moment.
     async fn snapshot<A: Sync, T>(&self, input: &A, work: TxWork<A, T>) -> StoreResult<T> {
-        let mut conn = pool::connection(&self.pool).await?;
-        async {
+        let conn = pool::connection(&self.pool).await?;
+        within(self.call_timeout, conn, async |conn| {
             let tx = conn
                 .build_transaction()
                 .isolation_level(IsolationLevel::RepeatableRead)
@@ -119,15 +122,46 @@ impl PostgresStore {
             let value = work(&tx, input).await?;
             tx.commit().await?;
             Ok::<_, Fail>(value)
-        }
-        .await
+        })
+        .await?
         .map_err(Fail::into_store)
     }
 
     /// Runs `work`, a read of one statement (or of rows that need not agree).
     async fn read<A: Sync, T>(&self, input: &A, work: Work<A, T>) -> StoreResult<T> {
         let conn = pool::connection(&self.pool).await?;
-        work(&conn, input).await.map_err(Fail::into_store)
+        within(self.call_timeout, conn, async |conn| {
+            work(conn, input).await
+        })
+        .await?
+        .map_err(Fail::into_store)
+    }
+}
+
+/// Runs `work` on `conn`, unless the server does not answer within
+/// `limit`: then the connection leaves the pool and closes (the server
+/// rolls back what it had not committed), and the call is `Unavailable`.
+/// A write cut off so may still have committed; its client's retry is
+/// answered from the idempotency key.
+async fn within<T>(
+    limit: std::time::Duration,
+    mut conn: deadpool_postgres::Object,
+    work: impl AsyncFnOnce(&mut deadpool_postgres::Object) -> T,
+) -> StoreResult<T> {
+    let answered = tokio::time::timeout(limit, work(&mut conn)).await;
+    match answered {
+        Ok(value) => Ok(value),
+        Err(_) => {
+            drop(deadpool_postgres::Object::take(conn));
+            tracing::warn!(
+                seconds = limit.as_secs_f64(),
+                "PostgreSQL did not answer in time; closing that connection"
+            );
+            Err(crate::store::StoreError::Unavailable(format!(
+                "the database did not answer within {} s",
+                limit.as_secs_f64()
+            )))
+        }
     }
 }
 

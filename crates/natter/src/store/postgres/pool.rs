@@ -32,11 +32,16 @@ pub struct PostgresOptions {
     /// The longest a call waits to connect or for a free connection
     /// before it fails with `Unavailable`.
     pub timeout: Duration,
+    /// The longest a call's statements may take once connected: a server
+    /// that accepts and then never answers (stopped, wedged) fails calls
+    /// with `Unavailable` after this, and their connections are closed.
+    pub call_timeout: Duration,
 }
 
 impl PostgresOptions {
     /// The defaults for `url`: the `public` schema (or the URL's), safe
-    /// commits only, 16 connections, 3 s timeouts.
+    /// commits only, 16 connections, 3 s timeouts to connect, 10 s for a
+    /// call's statements.
     pub fn new(url: impl Into<String>) -> PostgresOptions {
         PostgresOptions {
             url: url.into(),
@@ -44,6 +49,7 @@ impl PostgresOptions {
             allow_unsafe_commit: false,
             max_connections: 16,
             timeout: Duration::from_secs(3),
+            call_timeout: Duration::from_secs(10),
         }
     }
 }
