@@ -36,6 +36,17 @@ async fn sqlite_passes_the_store_conformance_suite() {
     .await;
 }
 
+/// A user to create, with a hash no password matches.
+fn new_user(name: &str) -> NewUser {
+    NewUser {
+        username: name.into(),
+        display_name: name.into(),
+        password_hash: "x".into(),
+        at: 1,
+        invite: None,
+    }
+}
+
 /// Drops the schemas a test made, when it ends (even by a panic).
 struct Schemas {
     url: String,
@@ -162,13 +173,6 @@ async fn postgres_refuses_nul_with_an_error() {
     };
     let schemas = Schemas::new(&url);
     let store = PostgresStore::open(schemas.options()).await.unwrap();
-    let new_user = |name: &str| NewUser {
-        username: name.into(),
-        display_name: name.into(),
-        password_hash: "x".into(),
-        at: 1,
-        invite: None,
-    };
     assert!(matches!(
         store.create_user(new_user("nul\0name")).await,
         Err(StoreError::Aborted(_))
@@ -414,13 +418,6 @@ async fn a_postgres_that_stops_answering_fails_calls_after_the_call_timeout() {
     options.url = url.replacen(&host_port, &proxy, 1);
     options.call_timeout = Duration::from_secs(2);
     let store = PostgresStore::open(options).await.unwrap();
-    let new_user = |name: &str| NewUser {
-        username: name.into(),
-        display_name: name.into(),
-        password_hash: "x".into(),
-        at: 1,
-        invite: None,
-    };
     let ann = store.create_user(new_user("ann")).await.unwrap().id;
 
     frozen.send(true).unwrap();

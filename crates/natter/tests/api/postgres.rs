@@ -44,12 +44,5 @@ async fn a_server_on_postgres_sends_and_reads_messages() {
     assert_eq!(last["seq"], sent["seq"]);
     server.stop().await;
 
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    crate::services::drop_schema(&url, &schema).await;
 }
