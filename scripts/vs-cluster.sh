@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # One node on SQLite against three nodes on PostgreSQL + Redis, in one run
 # on this machine, with the same natter-bench client:
-#   1. one natter on SQLite: S1 and S2 (with their no-op references);
+#   1. one natter on SQLite: S1 and S2 (with their no-op references), the
+#      wake-up run's shape and S4, as references;
 #   2. three natter nodes on one fresh PostgreSQL schema and Redis: S1 and
 #      S2 with reader/sender i on node i % 3 (so two thirds of the wake-ups
 #      cross nodes), S1 again with every request to the next node (a
 #      round-robin balancer, no sticky sessions), the cross-node wake-up
 #      (1,000 waiting over the three nodes, every send on the first node,
 #      a slow rate so each message's wake-up is measured alone), and S4
-#      (durable sends on PostgreSQL), with the CPU of postgres and Redis
-#      beside natter's and what PostgreSQL's sessions were waiting on.
+#      (durable sends on PostgreSQL, then with one sender per room), with
+#      the CPU of postgres and Redis beside natter's, PostgreSQL's commits
+#      and WAL syncs, and what its sessions were waiting on.
 # Everything is created under a run prefix (users) or a schema of its own
 # (dropped at the end) and stops by itself. Run it alone on the machine:
 #   flock -o /tmp/natter-cargo.lock scripts/vs-cluster.sh
@@ -95,6 +97,11 @@ echo "### single node on SQLite: s1"
 $bench --server "127.0.0.1:$port" --server-pid "${servers[0]}" "${json[@]}" s1 --clients "$clients" || true
 echo "### single node on SQLite: s2"
 $bench --server "127.0.0.1:$port" --server-pid "${servers[0]}" "${json[@]}" s2 --clients "$clients" || true
+echo "### single node on SQLite: the wake-up run's shape, $clients waiting, $wake_rate msg/s (the reference for the cross-node one)"
+$bench --server "127.0.0.1:$port" --server-pid "${servers[0]}" "${json[@]}" s1 --clients "$clients" --no-ceiling \
+  --rate "$wake_rate" --seconds "$wake_seconds" || true
+echo "### single node on SQLite: s4"
+$bench --server "127.0.0.1:$port" --server-pid "${servers[0]}" "${json[@]}" s4 || true
 stop_nodes
 
 # 2. Three nodes on one PostgreSQL schema and Redis.
@@ -119,24 +126,31 @@ echo "### 3 nodes: cross-node wake-up, $clients waiting over the nodes, every se
 with_services_cpu $bench "${cluster[@]}" "${json[@]}" s1 --clients "$clients" --no-ceiling \
   --rate "$wake_rate" --seconds "$wake_seconds"
 
-echo "### 3 nodes: s4 (durable sends on PostgreSQL)"
 wal() { psql "$pg" -qXAt -F' ' -c "SELECT wal_records, wal_write, wal_sync, (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) FROM pg_stat_wal"; }
-read -r rec0 write0 sync0 commit0 < <(wal)
-# What the active sessions of this database wait on, sampled every 0.2 s.
-(
-  end=$((SECONDS + 120))
-  while [ $SECONDS -lt $end ]; do
-    psql "$pg" -qXAt -c "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()" 2>/dev/null || true
-    sleep 0.2
-  done
-) > "$work/waits" &
-sampler=$!
-with_services_cpu $bench "${cluster[@]}" "${json[@]}" s4
-kill "$sampler" 2>/dev/null || true
-wait "$sampler" 2>/dev/null || true
-read -r rec1 write1 sync1 commit1 < <(wal)
-echo "  postgres over s4 and its setup (whole server): $((commit1 - commit0)) commits, $((rec1 - rec0)) WAL records, $((write1 - write0)) WAL writes, $((sync1 - sync0)) WAL syncs"
-echo "  what the active sessions waited on (samples every 0.2 s during s4; CPU = running):"
-sort "$work/waits" | uniq -c | sort -rn | head -8 | sed 's/^/    /'
+# s4_on_postgres [s4 flags…]: S4 on the cluster, with PostgreSQL's commits
+# and WAL syncs over it and what its active sessions waited on.
+s4_on_postgres() {
+  local rec0 write0 sync0 commit0 rec1 write1 sync1 commit1 sampler
+  read -r rec0 write0 sync0 commit0 < <(wal)
+  (
+    end=$((SECONDS + 120))
+    while [ $SECONDS -lt $end ]; do
+      psql "$pg" -qXAt -c "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()" 2>/dev/null || true
+      sleep 0.2
+    done
+  ) > "$work/waits" &
+  sampler=$!
+  with_services_cpu $bench "${cluster[@]}" "${json[@]}" s4 "$@"
+  kill "$sampler" 2>/dev/null || true
+  wait "$sampler" 2>/dev/null || true
+  read -r rec1 write1 sync1 commit1 < <(wal)
+  echo "  postgres over s4 and its setup (whole server): $((commit1 - commit0)) commits, $((rec1 - rec0)) WAL records, $((write1 - write0)) WAL writes, $((sync1 - sync0)) WAL syncs"
+  echo "  what the active sessions waited on (samples every 0.2 s over s4 and its setup; CPU = running):"
+  sort "$work/waits" | uniq -c | sort -rn | head -8 | sed 's/^/    /'
+}
+echo "### 3 nodes: s4 (durable sends on PostgreSQL: 200 senders, 100 rooms)"
+s4_on_postgres
+echo "### 3 nodes: s4 with one sender per room (100 senders, 100 rooms: no two sends wait on one room's row)"
+s4_on_postgres --senders 100 --rooms 100
 stop_nodes
 echo "### done $(date -u +%Y-%m-%dT%H:%M:%SZ)"
