@@ -54,7 +54,8 @@ struct Cli {
     server_pid: Vec<u32>,
     /// With several servers: each client keeps to server `i % n`
     /// (sticky), or every poll and every send goes to the next server, as
-    /// behind a round-robin balancer with no sticky sessions
+    /// behind a round-robin balancer with no sticky sessions (each client
+    /// then holds a connection to every server: n times the open files)
     #[arg(long, value_enum, default_value_t = Spread::Sticky, global = true)]
     spread: Spread,
     /// Print the report as JSON instead of a table
