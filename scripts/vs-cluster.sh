@@ -142,7 +142,7 @@ s4_on_postgres() {
   ) > "$work/waits" &
   sampler=$!
   # CPU ticks of postgres and of the three nodes, every second, to find
-  # the busiest seconds of the sends apart from the setup's.
+  # postgres's busiest seconds, which are the sends', not the setup's.
   (
     end=$((SECONDS + 120))
     while [ $SECONDS -lt $end ]; do
@@ -166,11 +166,12 @@ for i in range(len(rows)):
         if rows[j][0] - rows[i][0] >= 5:
             wall = rows[j][0] - rows[i][0]
             pg, nat = (rows[j][1] - rows[i][1]) / hz / wall, (rows[j][2] - rows[i][2]) / hz / wall
-            if best is None or pg + nat > best[1] + best[2]:
+            # The setup is natter's (argon2 per user), the sends postgres's.
+            if best is None or pg > best[1]:
                 best = (wall, pg, nat)
             break
 if best:
-    print(f"  busiest {best[0]:.1f} s of s4: postgres {best[1] * 100:.0f}% of a core, the three nodes {best[2] * 100:.0f}%, together {(best[1] + best[2]) * 100:.0f}% of the machine's 200%")
+    print(f"  the {best[0]:.1f} s of s4 where postgres was busiest: postgres {best[1] * 100:.0f}% of a core, the three nodes {best[2] * 100:.0f}%, together {(best[1] + best[2]) * 100:.0f}% of the machine's 200%")
 EOF2
   read -r rec1 write1 sync1 commit1 < <(wal)
   echo "  postgres over s4 and its setup (whole server): $((commit1 - commit0)) commits, $((rec1 - rec0)) WAL records, $((write1 - write0)) WAL writes, $((sync1 - sync0)) WAL syncs"
