@@ -120,7 +120,7 @@ pub async fn round_trips(clients: usize, duration: Duration) -> anyhow::Result<R
     let server = TrivialServer::start(1, |_request| async { Bytes::from_static(EMPTY_ANSWER) })?;
     let addr = server.addr;
     let done = Arc::new(AtomicU64::new(0));
-    let meter = CpuMeter::start(None);
+    let meter = CpuMeter::start(&[]);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..clients {

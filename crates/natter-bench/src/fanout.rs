@@ -2,7 +2,6 @@
 //! and every delivery is checked (per-room sequence continuity) and timed
 //! (the send time travels in the message text).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -11,9 +10,10 @@ use hyper::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::conn::{Conn, source_for};
+use crate::conn::source_for;
+use crate::route::{Client, Servers};
 use crate::setup::{self, Account};
-use crate::stats::{CpuMeter, Latency, Report, memory};
+use crate::stats::{CpuMeter, Latency, Report, cpu_time, memory};
 
 /// Users, rooms and memberships for a run, created once.
 pub struct Population {
@@ -26,9 +26,10 @@ pub struct Population {
 impl Population {
     /// Reader `i` is in room `i % rooms`. With no more senders than rooms
     /// every sender joins (and sends round-robin to) every room; with more,
-    /// sender `i` keeps to room `i % rooms`.
+    /// sender `i` keeps to room `i % rooms`. On several servers reader
+    /// and sender `i` are set up through server `i % n`.
     pub async fn create(
-        server: SocketAddr,
+        servers: &Servers,
         rooms: usize,
         readers: usize,
         senders: usize,
@@ -38,10 +39,10 @@ impl Population {
         eprintln!(
             "setting up {readers} readers, {senders} senders, {rooms} rooms (prefix {prefix})"
         );
-        let owner = setup::accounts(server, &format!("{prefix}o"), 1).await?;
-        let room_ids = setup::rooms(server, &owner[0], &prefix, rooms).await?;
-        let reader_accounts = setup::accounts(server, &format!("{prefix}r"), readers).await?;
-        let sender_accounts = setup::accounts(server, &format!("{prefix}s"), senders).await?;
+        let owner = setup::accounts(servers, &format!("{prefix}o"), 1).await?;
+        let room_ids = setup::rooms(servers, &owner[0], &prefix, rooms).await?;
+        let reader_accounts = setup::accounts(servers, &format!("{prefix}r"), readers).await?;
+        let sender_accounts = setup::accounts(servers, &format!("{prefix}s"), senders).await?;
         let mut memberships = Vec::new();
         for (i, a) in reader_accounts.iter().enumerate() {
             memberships.push((a.clone(), room_ids[i % rooms]));
@@ -53,7 +54,7 @@ impl Population {
                 memberships.push((a.clone(), room_ids[i % rooms]));
             }
         }
-        setup::join(server, memberships).await?;
+        setup::join(servers, memberships).await?;
         Ok(Population {
             prefix,
             rooms: room_ids,
@@ -105,8 +106,10 @@ impl Change {
 pub struct Run<'a> {
     /// What senders do at each step.
     pub change: Change,
-    pub server: SocketAddr,
-    pub server_pid: Option<u32>,
+    /// The nodes readers and senders spread over (one for a single server).
+    pub servers: Servers,
+    /// The servers' processes, whose memory and CPU are added up.
+    pub server_pids: &'a [u32],
     pub population: &'a Population,
     /// How many of the population's readers connect (the first N).
     pub clients: usize,
@@ -155,9 +158,17 @@ pub(crate) struct EventIn {
 
 impl EventIn {
     /// When a message was sent, in microseconds since the run's epoch: the
-    /// senders put it in the text.
+    /// senders put it in the text (on several servers followed by
+    /// `@<node>`, the server it was sent to).
     fn sent_us(&self) -> Option<u64> {
-        self.text.as_deref()?.parse().ok()
+        let text = self.text.as_deref()?;
+        text.split_once('@').map_or(text, |(us, _)| us).parse().ok()
+    }
+
+    /// The server a message was sent to, when the run has several: a
+    /// delivery by another one came over the bus.
+    fn sent_on(&self) -> Option<usize> {
+        self.text.as_deref()?.split_once('@')?.1.parse().ok()
     }
 }
 
@@ -185,6 +196,10 @@ struct ReaderResult {
     gaps: u64,
     errors: u64,
     latencies_us: Vec<u32>,
+    /// With several servers, the same latencies split by whether the poll
+    /// was answered by the node the message was sent to.
+    same_node_us: Vec<u32>,
+    cross_node_us: Vec<u32>,
     last_delivery: Option<Instant>,
 }
 
@@ -202,6 +217,9 @@ struct Shared {
     /// The wall clock at `epoch`, in ms, for timing events by their `ts`.
     epoch_wall_ms: i64,
     change: Change,
+    /// How many servers the run spreads over: above one, messages carry
+    /// the node they were sent to.
+    nodes: usize,
     /// Per room: acknowledged messages, final once `sending_done`.
     acked: Vec<AtomicU64>,
     sending_done: std::sync::atomic::AtomicBool,
@@ -237,7 +255,7 @@ impl Run<'_> {
         };
         let baseline = self
             .baseline_rss_kib
-            .or_else(|| self.server_pid.and_then(memory).map(|m| m.rss_kib));
+            .or_else(|| memory(self.server_pids).map(|m| m.rss_kib));
         let shared = Arc::new(Shared {
             run_tag: RUNS.fetch_add(1, Ordering::Relaxed),
             epoch: Instant::now(),
@@ -245,6 +263,7 @@ impl Run<'_> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64),
             change: self.change,
+            nodes: self.servers.len(),
             acked: pop.rooms.iter().map(|_| AtomicU64::new(0)).collect(),
             sending_done: false.into(),
             ready: AtomicUsize::new(0),
@@ -265,7 +284,8 @@ impl Run<'_> {
             let token = account.token.clone();
             let room_slot = i % pop.rooms.len();
             let reader = Reader {
-                server: self.server,
+                servers: self.servers.clone(),
+                index: i,
                 source: source_for(i + self.source_offset),
                 token,
                 room_slot,
@@ -295,7 +315,7 @@ impl Run<'_> {
             ));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if let (Some(base), Some(now)) = (baseline, self.server_pid.and_then(memory)) {
+        if let (Some(base), Some(now)) = (baseline, memory(self.server_pids)) {
             report.server_rss_kib = Some(now.rss_kib);
             if connected > 0 {
                 report.server_kib_per_waiting_poll =
@@ -304,10 +324,15 @@ impl Run<'_> {
         }
 
         // Senders, and typers beside them.
-        let meter = CpuMeter::start(self.server_pid);
+        let meter = CpuMeter::start(self.server_pids);
+        let node_cpu_before: Vec<_> = self
+            .server_pids
+            .iter()
+            .map(|&pid| cpu_time(Some(pid)))
+            .collect();
         let typing_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (typed, typers) = crate::typing::start(
-            self.server,
+            self.servers.first(),
             pop.readers
                 .iter()
                 .take(self.typers)
@@ -321,7 +346,7 @@ impl Run<'_> {
         let churn_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let churn_task = self.churn.clone().map(|churn| {
             tokio::spawn(churn.run(
-                self.server,
+                self.servers.first(),
                 self.source_offset + self.clients + self.typers + 1,
                 churn_stop.clone(),
             ))
@@ -341,11 +366,11 @@ impl Run<'_> {
             let token = account.token.clone();
             let rooms = pop.rooms.clone();
             let prefix = pop.prefix.clone();
-            let (server, plan) = (self.server, self.plan);
+            let (servers, plan) = (self.servers.clone(), self.plan);
             let sender_count = pop.senders.len();
             senders.push(tokio::spawn(async move {
                 send_loop(
-                    server,
+                    servers,
                     source_for(i),
                     token,
                     rooms,
@@ -414,6 +439,25 @@ impl Run<'_> {
             }
         }
         meter.finish(&mut report);
+        if self.server_pids.len() > 1 {
+            let spent: Vec<String> = self
+                .server_pids
+                .iter()
+                .zip(node_cpu_before)
+                .map(|(pid, before)| match (before, cpu_time(Some(*pid))) {
+                    (Some(before), Some(after)) => {
+                        format!("{pid} {:.2} s", after.saturating_sub(before).as_secs_f64())
+                    }
+                    _ => format!("{pid} unreadable"),
+                })
+                .collect();
+            report
+                .notes
+                .push(format!("server CPU by process: {}", spent.join(", ")));
+        }
+        if self.servers.len() > 1 {
+            report.notes.push(self.servers.describe());
+        }
 
         let mut expected = 0u64;
         for (slot, acked) in shared.acked.iter().enumerate() {
@@ -470,10 +514,23 @@ impl Run<'_> {
         report.duration_s = span.as_secs_f64();
         report.deliveries_per_s = Some(received as f64 / span.as_secs_f64());
         report.acks_per_s = Some(report.messages_acked as f64 / send_time.as_secs_f64());
+        if self.servers.len() > 1 {
+            let same: Vec<u32> = results
+                .iter_mut()
+                .flat_map(|r| std::mem::take(&mut r.same_node_us))
+                .collect();
+            let cross: Vec<u32> = results
+                .iter_mut()
+                .flat_map(|r| std::mem::take(&mut r.cross_node_us))
+                .collect();
+            // Runs with no readers (S4) have neither.
+            report.same_node_latency = (!same.is_empty()).then(|| Latency::from_micros(same));
+            report.cross_node_latency = (!cross.is_empty()).then(|| Latency::from_micros(cross));
+        }
         let latencies: Vec<u32> = results.into_iter().flat_map(|r| r.latencies_us).collect();
         report.delivery_latency = Some(Latency::from_micros(latencies));
         report.ack_latency = Some(Latency::from_micros(acks_us));
-        if let Some(m) = self.server_pid.and_then(memory) {
+        if let Some(m) = memory(self.server_pids) {
             report.server_peak_rss_kib = Some(m.peak_rss_kib);
         }
         Ok(report)
@@ -482,7 +539,9 @@ impl Run<'_> {
 
 /// One reader: where it connects from, whose session it polls with.
 struct Reader {
-    server: SocketAddr,
+    servers: Servers,
+    /// Which reader of the run it is: it starts on server `index % n`.
+    index: usize,
     source: std::net::IpAddr,
     token: String,
     room_slot: usize,
@@ -499,27 +558,28 @@ struct Reader {
 
 async fn read_loop(reader: Reader, shared: Arc<Shared>) -> ReaderResult {
     let Reader {
-        server,
         source,
         token,
         room_slot,
         ..
     } = &reader;
-    let (server, mut source, room_slot) = (*server, *source, *room_slot);
+    let (mut source, room_slot) = (*source, *room_slot);
+    let mut client = Client::new(reader.servers.clone(), reader.index, source);
     let mut result = ReaderResult::default();
     let connecting = shared.connecting.acquire().await.expect("semaphore open");
-    let mut conn = match Conn::open(server, source).await {
-        Ok(c) => c,
-        Err(e) => {
-            result.errors += 1;
-            note_error(&shared, format!("connect failed: {e:#}"));
-            return result;
+    if let Err(e) = client.connect().await {
+        result.errors += 1;
+        note_error(&shared, format!("connect failed: {e:#}"));
+        return result;
+    }
+    let first = match client.pick().await {
+        Ok((_, conn)) => {
+            conn.json(Method::GET, "/api/v1/events", Some(token), None)
+                .await
         }
+        Err(e) => Err(e),
     };
-    let mut cursor = match conn
-        .json(Method::GET, "/api/v1/events", Some(token), None)
-        .await
-    {
+    let mut cursor = match first {
         Ok(v) => v["cursor"].as_str().unwrap_or_default().to_owned(),
         Err(e) => {
             result.errors += 1;
@@ -552,6 +612,14 @@ async fn read_loop(reader: Reader, shared: Arc<Shared>) -> ReaderResult {
         // A reader busy with an answer when the storm broke takes part
         // as soon as it is done.
         let storm_missed = !stormed && shared.storm_at.get().is_some();
+        let (node, conn) = match client.pick().await {
+            Ok(picked) => picked,
+            Err(e) => {
+                result.errors += 1;
+                note_error(&shared, format!("reconnect failed: {e:#}"));
+                return result;
+            }
+        };
         let polled = tokio::select! {
             polled = conn.call(Method::GET, &path, Some(token), None), if !storm_missed => Some(polled),
             () = shared.storm.notified(), if !stormed => None,
@@ -563,17 +631,14 @@ async fn read_loop(reader: Reader, shared: Arc<Shared>) -> ReaderResult {
             // on it, and the reader comes back later with its cursor.
             stormed = true;
             result.stormed = true;
-            drop(conn);
-            tokio::time::sleep(reader.storm_delay).await;
             source = reader.storm_source;
-            conn = match Conn::open(server, source).await {
-                Ok(c) => c,
-                Err(e) => {
-                    result.errors += 1;
-                    note_error(&shared, format!("reconnect failed: {e:#}"));
-                    return result;
-                }
-            };
+            client.drop_all(source);
+            tokio::time::sleep(reader.storm_delay).await;
+            if let Err(e) = client.connect().await {
+                result.errors += 1;
+                note_error(&shared, format!("reconnect failed: {e:#}"));
+                return result;
+            }
             continue;
         };
         let (status, body) = match polled {
@@ -582,12 +647,11 @@ async fn read_loop(reader: Reader, shared: Arc<Shared>) -> ReaderResult {
                 result.errors += 1;
                 note_error(&shared, format!("poll failed: {e:#}"));
                 // Reconnect and resume from the same cursor.
-                drop(conn);
+                client.forget(node);
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                conn = match Conn::open(server, source).await {
-                    Ok(c) => c,
-                    Err(_) => return result,
-                };
+                if client.reopen(node).await.is_err() {
+                    return result;
+                }
                 continue;
             }
         };
@@ -628,9 +692,13 @@ async fn read_loop(reader: Reader, shared: Arc<Shared>) -> ReaderResult {
             };
             if let Some(sent_us) = sent_us {
                 let now_us = now.duration_since(shared.epoch).as_micros() as u64;
-                result
-                    .latencies_us
-                    .push(now_us.saturating_sub(sent_us).min(u64::from(u32::MAX)) as u32);
+                let latency = now_us.saturating_sub(sent_us).min(u64::from(u32::MAX)) as u32;
+                result.latencies_us.push(latency);
+                match e.sent_on() {
+                    Some(sent_on) if sent_on == node => result.same_node_us.push(latency),
+                    Some(_) => result.cross_node_us.push(latency),
+                    None => {}
+                }
             }
         }
         if result.received == received_before {
@@ -641,12 +709,11 @@ async fn read_loop(reader: Reader, shared: Arc<Shared>) -> ReaderResult {
         cursor = answer.cursor;
         if shared.churn.as_ref().is_some_and(|c| c.take_reconnect()) {
             // Churn: this reader drops its connection and resumes.
-            drop(conn);
+            client.drop_all(source);
             tokio::time::sleep(Duration::from_millis(200)).await;
-            conn = match Conn::open(server, source).await {
-                Ok(c) => c,
-                Err(_) => return result,
-            };
+            if client.connect().await.is_err() {
+                return result;
+            }
             if let Some(churn) = &shared.churn {
                 churn.counts.reconnects.fetch_add(1, Ordering::Relaxed);
             }
@@ -657,7 +724,7 @@ async fn read_loop(reader: Reader, shared: Arc<Shared>) -> ReaderResult {
 
 #[allow(clippy::too_many_arguments)]
 async fn send_loop(
-    server: SocketAddr,
+    servers: Servers,
     source: std::net::IpAddr,
     token: String,
     rooms: Vec<i64>,
@@ -668,7 +735,8 @@ async fn send_loop(
     next: Arc<AtomicU64>,
     shared: Arc<Shared>,
 ) -> anyhow::Result<(u64, u64, Vec<u32>)> {
-    let mut conn = Conn::open(server, source).await?;
+    let mut client = Client::new(servers, sender, source);
+    client.connect().await?;
     let started = Instant::now();
     let (mut sent, mut errors, mut latencies) = (0u64, 0u64, Vec::new());
     // With fewer senders than rooms every sender covers all rooms; with
@@ -683,7 +751,10 @@ async fn send_loop(
                 continue;
             }
             let body = json!({"client_msg_id": format!("{prefix}-{}-anchor-{sender}", shared.run_tag), "text": "anchor"});
-            let sent = conn
+            let sent = client
+                .pick()
+                .await?
+                .1
                 .json(
                     Method::POST,
                     &format!("/api/v1/rooms/{room}/messages"),
@@ -719,8 +790,14 @@ async fn send_loop(
             }
         }
         let slot = own_room.unwrap_or(k as usize % rooms.len());
+        let (node, conn) = client.pick().await?;
         let send_at = Instant::now();
-        let text = send_at.duration_since(shared.epoch).as_micros().to_string();
+        let micros = send_at.duration_since(shared.epoch).as_micros();
+        let text = if shared.nodes > 1 {
+            format!("{micros}@{node}")
+        } else {
+            micros.to_string()
+        };
         let room = rooms[slot];
         let (method, path, body, done) = match shared.change {
             Change::Message => (
@@ -760,8 +837,11 @@ async fn send_loop(
             // The server closes keep-alive connections that sat idle past
             // its header timeout. Reconnect and retry: the same client
             // message id makes the retry safe, as it is for any client.
-            conn = Conn::open(server, source).await?;
-            answer = conn.call(method, &path, Some(&token), body).await;
+            answer = client
+                .reopen(node)
+                .await?
+                .call(method, &path, Some(&token), body)
+                .await;
         }
         match answer {
             Ok((status, _)) if status == done => {
@@ -775,7 +855,7 @@ async fn send_loop(
             Err(e) => {
                 errors += 1;
                 note_error(&shared, format!("send failed: {e}"));
-                conn = Conn::open(server, source).await?;
+                client.reopen(node).await?;
             }
         }
     }

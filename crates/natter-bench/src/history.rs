@@ -9,6 +9,7 @@ use hyper::{Method, StatusCode};
 
 use crate::conn::{Conn, source_for};
 use crate::fanout::{Plan, Population, Run};
+use crate::route::Servers;
 use crate::setup::parallel;
 use crate::stats::{Latency, Report};
 
@@ -56,26 +57,31 @@ async fn change(
         .map(|i| head + 1 - i * 100)
         .take_while(|b| *b > 1)
         .collect();
-    let pages = parallel(server, befores, 16, move |mut conn, before| {
-        let reader = reader.clone();
-        async move {
-            let path = format!("/api/v1/rooms/{room}/messages?before={before}&limit=100");
-            let page = conn.json(Method::GET, &path, Some(&reader), None).await?;
-            let sent: Vec<(i64, i64)> = page["messages"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|m| m["type"] == "message")
-                .map(|m| {
-                    (
-                        m["seq"].as_i64().unwrap_or_default(),
-                        m["sender_id"].as_i64().unwrap_or_default(),
-                    )
-                })
-                .collect();
-            Ok((conn, sent))
-        }
-    })
+    let pages = parallel(
+        &Servers::one(server),
+        befores,
+        16,
+        move |mut conn, before| {
+            let reader = reader.clone();
+            async move {
+                let path = format!("/api/v1/rooms/{room}/messages?before={before}&limit=100");
+                let page = conn.json(Method::GET, &path, Some(&reader), None).await?;
+                let sent: Vec<(i64, i64)> = page["messages"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|m| m["type"] == "message")
+                    .map(|m| {
+                        (
+                            m["seq"].as_i64().unwrap_or_default(),
+                            m["sender_id"].as_i64().unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                Ok((conn, sent))
+            }
+        },
+    )
     .await?;
     let senders: Vec<i64> = tokens.keys().copied().collect();
     let mut work = Vec::new();
@@ -101,7 +107,7 @@ async fn change(
     eprintln!("changing {count} messages (edits and reactions)");
     let started = Instant::now();
     parallel(
-        server,
+        &Servers::one(server),
         work,
         32,
         |mut conn, (method, path, token, edit)| async move {
@@ -119,17 +125,17 @@ async fn change(
 /// times each.
 pub async fn run(
     server: SocketAddr,
-    server_pid: Option<u32>,
+    server_pid: &[u32],
     messages: u64,
     pages: usize,
     changes: Changes,
 ) -> anyhow::Result<Report> {
-    let population = Population::create(server, 1, 0, 32).await?;
+    let population = Population::create(&Servers::one(server), 1, 0, 32).await?;
     eprintln!("filling one room with {messages} messages");
     let fill = Run {
         change: crate::fanout::Change::Message,
-        server,
-        server_pid,
+        servers: Servers::one(server),
+        server_pids: server_pid,
         population: &population,
         clients: 0,
         plan: Plan::Count { messages },

@@ -21,9 +21,12 @@ const WAVE: usize = 256;
 
 /// Opens `clients` connections, sends nothing, and reads the server's RSS
 /// before and after.
-pub async fn run(server: SocketAddr, pid: Option<u32>, clients: usize) -> anyhow::Result<Report> {
-    let pid = pid.context("the idle scenario needs --server-pid to read the server's memory")?;
-    let rss = || memory(pid).context("cannot read the server's memory from /proc");
+pub async fn run(server: SocketAddr, pids: &[u32], clients: usize) -> anyhow::Result<Report> {
+    anyhow::ensure!(
+        !pids.is_empty(),
+        "the idle scenario needs --server-pid to read the server's memory"
+    );
+    let rss = || memory(pids).context("cannot read the server's memory from /proc");
     let before = rss()?;
     let started = Instant::now();
     // Connections open in concurrent waves: one after another, the first

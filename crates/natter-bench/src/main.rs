@@ -16,6 +16,7 @@ mod idle;
 mod merge;
 mod nchan;
 mod presence;
+mod route;
 mod setup;
 mod stats;
 mod typing;
@@ -27,20 +28,36 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::fanout::{Change, Plan, Population, Run};
+use crate::route::{Servers, Spread};
 use crate::stats::Report;
 
 /// Load generator for natter. Start natter first (scripts/bench.sh does it
 /// all), then name a scenario. Give --server-pid to read the server's
-/// memory and CPU from /proc.
+/// memory and CPU from /proc. Give several --server (and their
+/// --server-pid) to drive the nodes of a cluster.
 #[derive(Parser)]
 #[command(name = "natter-bench", version)]
 struct Cli {
-    /// natter's address (loopback only)
-    #[arg(long, default_value = "127.0.0.1:8080", global = true)]
-    server: SocketAddr,
-    /// natter's process id, to read its RSS and CPU time
-    #[arg(long, global = true)]
-    server_pid: Option<u32>,
+    /// natter's address (loopback only). Repeat it, or separate addresses
+    /// by commas, for the nodes of one cluster: smoke, s1, s2, s3 and s4
+    /// spread their readers and senders over them (see --spread)
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8080",
+        value_delimiter = ',',
+        global = true
+    )]
+    server: Vec<SocketAddr>,
+    /// natter's process id, to read its RSS and CPU time. Repeat it (or
+    /// separate by commas) for a cluster: memory and CPU add up over all
+    #[arg(long, value_delimiter = ',', global = true)]
+    server_pid: Vec<u32>,
+    /// With several servers: each client keeps to server `i % n`
+    /// (sticky), or every poll and every send goes to the next server, as
+    /// behind a round-robin balancer with no sticky sessions (each client
+    /// then holds a connection to every server: n times the open files)
+    #[arg(long, value_enum, default_value_t = Spread::Sticky, global = true)]
+    spread: Spread,
     /// Print the report as JSON instead of a table
     #[arg(long, global = true)]
     json: bool,
@@ -250,15 +267,28 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     anyhow::ensure!(
-        cli.server.ip().is_loopback(),
+        cli.server.iter().all(|s| s.ip().is_loopback()),
         "natter-bench only drives servers on loopback addresses"
     );
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let (server, pid) = (cli.server, cli.server_pid);
+    let servers = Servers::new(cli.server, cli.spread)?;
+    let spreads = matches!(
+        cli.scenario,
+        Scenario::Smoke { .. }
+            | Scenario::S1 { .. }
+            | Scenario::S2 { .. }
+            | Scenario::S3 { .. }
+            | Scenario::S4 { .. }
+    );
+    anyhow::ensure!(
+        servers.len() == 1 || spreads,
+        "only smoke, s1, s2, s3 and s4 spread over several servers; give one --server"
+    );
+    let (server, pid) = (servers.first(), cli.server_pid.as_slice());
     let run = |population, clients, plan, drain_s, name: &str| Run {
         change: Change::Message,
-        server,
-        server_pid: pid,
+        servers: servers.clone(),
+        server_pids: pid,
         population,
         clients,
         plan,
@@ -281,7 +311,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             rooms,
             senders,
         } => {
-            let pop = Population::create(server, rooms, clients, senders).await?;
+            let pop = Population::create(&servers, rooms, clients, senders).await?;
             let report = run(&pop, clients, Plan::Count { messages }, 30, "smoke")
                 .execute()
                 .await?;
@@ -307,7 +337,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "skipping the fan-out ceiling: {clients} clients and their server do not fit in this process's open files"
                 );
             }
-            let pop = Population::create(server, 1, clients, 1).await?;
+            let pop = Population::create(&servers, 1, clients, 1).await?;
             let plan = Plan::Rate {
                 per_second: rate,
                 duration: seconds,
@@ -329,7 +359,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             seconds,
         } => {
             anyhow::ensure!(typers <= clients, "typers are among the clients");
-            let pop = Population::create(server, 1, clients, 1).await?;
+            let pop = Population::create(&servers, 1, clients, 1).await?;
             let plan = Plan::Rate {
                 per_second: 1.0,
                 duration: Duration::from_secs(seconds),
@@ -370,7 +400,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "skipping the ceiling: {clients} clients and their server do not fit in this process's open files"
                 );
             }
-            let pop = Population::create(server, 1, clients, senders).await?;
+            let pop = Population::create(&servers, 1, clients, senders).await?;
             let plan = Plan::Flood {
                 duration: Duration::from_secs(seconds),
             };
@@ -383,8 +413,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             seconds,
         } => {
             let most = steps.iter().copied().max().unwrap_or(0);
-            let pop = Population::create(server, rooms, most, 1.max(rooms.min(10))).await?;
-            let before_any = pid.and_then(stats::memory).map(|m| m.rss_kib);
+            let pop = Population::create(&servers, rooms, most, 1.max(rooms.min(10))).await?;
+            let before_any = stats::memory(pid).map(|m| m.rss_kib);
             let mut offset = 0;
             for step in steps {
                 let plan = Plan::Rate {
@@ -408,7 +438,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             rooms,
             seconds,
         } => {
-            let pop = Population::create(server, rooms, 0, senders).await?;
+            let pop = Population::create(&servers, rooms, 0, senders).await?;
             let plan = Plan::Flood {
                 duration: Duration::from_secs(seconds),
             };
@@ -449,9 +479,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "rates and churn are positive numbers per second"
             );
             let most = steps.iter().copied().max().unwrap_or(0);
-            let pop = Population::create(server, 1, most, 1).await?;
-            let pool = setup::accounts(server, &format!("{}c", pop.prefix), 200).await?;
-            let before_any = pid.and_then(stats::memory).map(|m| m.rss_kib);
+            let pop = Population::create(&servers, 1, most, 1).await?;
+            let pool = setup::accounts(&servers, &format!("{}c", pop.prefix), 200).await?;
+            let before_any = stats::memory(pid).map(|m| m.rss_kib);
             let mut offset = 0;
             let mut runs = Vec::new();
             for &step in &steps {

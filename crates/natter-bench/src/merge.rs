@@ -97,6 +97,8 @@ fn merge_group(group: Vec<Report>) -> Report {
         errors: group.iter().map(|r| r.errors).sum(),
         delivery_latency: latency(|r| r.delivery_latency.as_ref()),
         ack_latency: latency(|r| r.ack_latency.as_ref()),
+        same_node_latency: latency(|r| r.same_node_latency.as_ref()),
+        cross_node_latency: latency(|r| r.cross_node_latency.as_ref()),
         deliveries_per_s: sum_f(|r| r.deliveries_per_s),
         acks_per_s: sum_f(|r| r.acks_per_s),
         round_trips_per_s: sum_f(|r| r.round_trips_per_s),

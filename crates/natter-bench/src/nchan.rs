@@ -44,7 +44,7 @@ struct Seen {
 /// `server_pid`; its workers' CPU counts too).
 pub async fn s1(
     server: SocketAddr,
-    server_pid: Option<u32>,
+    server_pid: &[u32],
     clients: usize,
     rate: f64,
     duration: Duration,
@@ -137,7 +137,7 @@ pub async fn s1(
     }
     meter.finish(&mut report);
     report.count_cpu_per_delivery();
-    if let Some(m) = server_pid.and_then(memory) {
+    if let Some(m) = memory(server_pid) {
         report.server_rss_kib = Some(m.rss_kib);
     }
     Ok(report)

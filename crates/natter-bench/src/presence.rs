@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use hyper::Method;
 
 use crate::conn::{Conn, source_for};
+use crate::route::Servers;
 use crate::setup;
 use crate::stats::{CpuMeter, Report};
 
@@ -68,7 +69,7 @@ async fn wait_loop(
 /// Runs the scenario; see the module docs.
 pub async fn run(
     server: SocketAddr,
-    pid: Option<u32>,
+    pid: &[u32],
     clients: usize,
     arrivals: usize,
     rate: f64,
@@ -78,10 +79,11 @@ pub async fn run(
         "setting up one room of {} members (prefix {prefix})",
         clients + arrivals
     );
-    let owner = setup::accounts(server, &format!("{prefix}o"), 1).await?;
-    let room = setup::rooms(server, &owner[0], &prefix, 1).await?[0];
-    let people = setup::accounts(server, &format!("{prefix}m"), clients + arrivals).await?;
-    setup::join(server, people.iter().map(|a| (a.clone(), room)).collect()).await?;
+    let one = Servers::one(server);
+    let owner = setup::accounts(&one, &format!("{prefix}o"), 1).await?;
+    let room = setup::rooms(&one, &owner[0], &prefix, 1).await?[0];
+    let people = setup::accounts(&one, &format!("{prefix}m"), clients + arrivals).await?;
+    setup::join(&one, people.iter().map(|a| (a.clone(), room)).collect()).await?;
     let (waiting, arriving) = people.split_at(clients);
 
     let seen = Arc::new(Seen::default());

@@ -3,7 +3,6 @@
 //! collide and nothing created by others is touched.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -12,6 +11,7 @@ use serde_json::json;
 use tokio::sync::Mutex;
 
 use crate::conn::{Conn, source_for};
+use crate::route::Servers;
 
 /// A user with a live session.
 #[derive(Clone, Debug)]
@@ -21,10 +21,11 @@ pub struct Account {
 
 const PASSWORD: &str = "bench-password";
 
-/// Runs `work` over `items` with `workers` connections in parallel; the
-/// results keep the items' order.
+/// Runs `work` over `items` with `workers` workers in parallel; the
+/// results keep the items' order. Item `i` goes to server `i % n`, so a
+/// cluster's setup spreads over its nodes as its clients do.
 pub async fn parallel<T, R, F, Fut>(
-    server: SocketAddr,
+    servers: &Servers,
     items: Vec<T>,
     workers: usize,
     work: F,
@@ -44,13 +45,20 @@ where
     let mut tasks = Vec::new();
     for w in 0..workers.min(count.max(1)) {
         let (queue, results, work) = (queue.clone(), results.clone(), work.clone());
+        let servers = servers.clone();
         tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::open(server, source_for(w)).await?;
+            // One connection per node, opened when first needed.
+            let mut conns: Vec<Option<Conn>> = servers.addrs().iter().map(|_| None).collect();
             loop {
                 let next = queue.lock().await.next();
                 let Some((i, item)) = next else { break };
+                let node = servers.home(i);
+                let conn = match conns[node].take() {
+                    Some(conn) => conn,
+                    None => Conn::open(servers.addrs()[node], source_for(w)).await?,
+                };
                 let (c, r) = work(conn, item).await?;
-                conn = c;
+                conns[node] = Some(c);
                 results.lock().await[i] = Some(r);
             }
             anyhow::Ok(())
@@ -70,13 +78,13 @@ where
 
 /// Registers `count` users named `<prefix><n>` and logs each in.
 pub async fn accounts(
-    server: SocketAddr,
+    servers: &Servers,
     prefix: &str,
     count: usize,
 ) -> anyhow::Result<Vec<Account>> {
     let names: Vec<String> = (0..count).map(|n| format!("{prefix}{n}")).collect();
     let done = Arc::new(AtomicUsize::new(0));
-    parallel(server, names, 8, move |mut conn, name| {
+    parallel(servers, names, 8, move |mut conn, name| {
         let done = done.clone();
         async move {
             conn.json(
@@ -109,14 +117,14 @@ pub async fn accounts(
 
 /// Creates `count` public rooms owned by `owner`.
 pub async fn rooms(
-    server: SocketAddr,
+    servers: &Servers,
     owner: &Account,
     prefix: &str,
     count: usize,
 ) -> anyhow::Result<Vec<i64>> {
     let token = owner.token.clone();
     let prefix = prefix.to_owned();
-    parallel(server, (0..count).collect(), 4, move |mut conn, n| {
+    parallel(servers, (0..count).collect(), 4, move |mut conn, n| {
         let token = token.clone();
         let title = format!("{prefix} room {n}");
         async move {
@@ -135,9 +143,9 @@ pub async fn rooms(
 }
 
 /// Makes each account a member of its rooms.
-pub async fn join(server: SocketAddr, memberships: Vec<(Account, i64)>) -> anyhow::Result<()> {
+pub async fn join(servers: &Servers, memberships: Vec<(Account, i64)>) -> anyhow::Result<()> {
     parallel(
-        server,
+        servers,
         memberships,
         8,
         |mut conn, (account, room)| async move {

@@ -43,8 +43,25 @@ pub struct Memory {
     pub peak_rss_kib: u64,
 }
 
+/// The servers' memory added up: the RSS of a cluster is that of all its
+/// nodes. Peaks are added too, so with several processes the peak is an
+/// upper bound (their peaks need not coincide). `None` without pids or
+/// when one cannot be read, so a figure never silently covers fewer nodes.
+pub fn memory(pids: &[u32]) -> Option<Memory> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().try_fold(Memory::default(), |sum, &pid| {
+        let m = process_memory(pid)?;
+        Some(Memory {
+            rss_kib: sum.rss_kib + m.rss_kib,
+            peak_rss_kib: sum.peak_rss_kib + m.peak_rss_kib,
+        })
+    })
+}
+
 /// Reads VmRSS and VmHWM of `pid`.
-pub fn memory(pid: u32) -> Option<Memory> {
+fn process_memory(pid: u32) -> Option<Memory> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
         status
@@ -75,6 +92,16 @@ pub fn cpu_time(pid: Option<u32>) -> Option<Duration> {
             (stat_field(&stat, 1)? == pid.to_string()).then(|| stat_cpu_of(&stat))?
         });
     Some(own + children.sum::<Duration>())
+}
+
+/// CPU time of several servers together (each with its children): a
+/// cluster's cost per delivery is what all its nodes spent. `None`
+/// without pids or when one cannot be read.
+pub fn cpu_time_of(pids: &[u32]) -> Option<Duration> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| cpu_time(Some(pid))).sum()
 }
 
 /// CPU time of this process's threads named `name` (as `ps -L` shows
@@ -126,6 +153,13 @@ pub struct Report {
     pub errors: u64,
     pub delivery_latency: Option<Latency>,
     pub ack_latency: Option<Latency>,
+    /// With several servers: deliveries answered by the node the message
+    /// was sent to, and by another (woken over the bus), which is the
+    /// cluster's own cost. Absent for one server, so its JSON is as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_node_latency: Option<Latency>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_node_latency: Option<Latency>,
     pub deliveries_per_s: Option<f64>,
     pub acks_per_s: Option<f64>,
     pub round_trips_per_s: Option<f64>,
@@ -191,26 +225,28 @@ pub struct CpuMeter {
 }
 
 /// Where a meter reads the server's CPU time.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum ServerCpu {
-    /// A process of its own (and its children), if its pid was given.
-    Process(Option<u32>),
+    /// Processes of their own (and their children), if pids were given.
+    Processes(Vec<u32>),
     /// Threads of this process with this name.
     Threads(&'static str),
 }
 
 impl ServerCpu {
-    fn read(self) -> Option<Duration> {
+    fn read(&self) -> Option<Duration> {
         match self {
-            ServerCpu::Process(pid) => pid.and_then(|p| cpu_time(Some(p))),
+            ServerCpu::Processes(pids) => cpu_time_of(pids),
             ServerCpu::Threads(name) => thread_cpu_time(name),
         }
     }
 }
 
 impl CpuMeter {
-    pub fn start(server_pid: Option<u32>) -> CpuMeter {
-        CpuMeter::reading(ServerCpu::Process(server_pid))
+    /// A meter over the servers `pids` (all nodes of a cluster, added up;
+    /// none: only the generator's own CPU).
+    pub fn start(pids: &[u32]) -> CpuMeter {
+        CpuMeter::reading(ServerCpu::Processes(pids.to_vec()))
     }
 
     /// A meter whose server is this process's threads named `name`. The
@@ -220,11 +256,12 @@ impl CpuMeter {
     }
 
     fn reading(server: ServerCpu) -> CpuMeter {
+        let server_start = server.read();
         CpuMeter {
             server,
             wall: std::time::Instant::now(),
             own: cpu_time(None),
-            server_start: server.read(),
+            server_start,
         }
     }
 
