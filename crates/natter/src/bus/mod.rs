@@ -3,6 +3,7 @@
 //! The bus may be at-most-once: a hub that sees a room's sequence jump reads
 //! the gap from the store, so delivery stays exact even if a message is lost.
 
+pub mod conformance;
 pub mod local;
 pub mod redis;
 pub mod redis_rates;
