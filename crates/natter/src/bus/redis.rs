@@ -60,8 +60,13 @@ impl RedisBus {
     /// reconnecting, so a node starts while Redis is away and delivers
     /// through the store until it is back.
     pub fn start(url: &str, channel: String) -> anyhow::Result<Arc<RedisBus>> {
-        let client = redis::Client::open(url)
-            .map_err(|e| anyhow::anyhow!("the bus URL cannot be used: {e}"))?;
+        let unusable = |e: redis::RedisError| anyhow::anyhow!("the bus URL cannot be used: {e}");
+        // Small writes go at once: with Nagle's algorithm a publish right
+        // after another could wait for the first's acknowledgement.
+        let info = redis::IntoConnectionInfo::into_connection_info(url)
+            .map_err(unusable)?
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info).map_err(unusable)?;
         let (outbox, queued) = mpsc::channel(OUTBOX);
         let (stop, stopped) = watch::channel(false);
         let bus = Arc::new(RedisBus {
