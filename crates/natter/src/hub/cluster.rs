@@ -225,10 +225,14 @@ impl Hub {
         };
         // Polls are counted outside `presence_told`, which orders only
         // the online list against flips.
+        // Only polls open a heartbeat or longer: one that just moved here
+        // is still in its old node's last heartbeat, and counting it twice
+        // would refuse a user's next poll for no reason.
+        let settled = Instant::now().checked_sub(HEARTBEAT);
         let polls = local()
             .iter()
             .filter_map(|f| {
-                let open = f.lock().open_polls() as u32;
+                let open = settled.map_or(0, |s| f.lock().polls_open_since(s)) as u32;
                 (open > 0).then_some((f.id, open))
             })
             .collect();

@@ -193,6 +193,8 @@ impl Hub {
                 );
                 let online = self.online_among(state.members.keys().copied());
                 state.online = online;
+                feed.loaded_at
+                    .store(crate::model::now_ms(), std::sync::atomic::Ordering::Relaxed);
                 Ok::<_, ChatError>(())
             })
             .await;

@@ -100,7 +100,9 @@ impl Hub {
                 return Err(ChatError::SessionEnded(reason));
             }
             if self.may_have_news(&user, &cursor) {
-                let (answer, read) = self.collect(&user, &cursor, came, to, max_events).await?;
+                let (answer, read) = self
+                    .collect(&user, &cursor, (came, watch), to, max_events)
+                    .await?;
                 // An answer the limits cut short may hide other news
                 // behind the joins: it goes at once.
                 let full = answer.events.len() >= max_events.clamp(1, self.config.max_batch_events)
@@ -152,7 +154,9 @@ impl Hub {
         // poll gets it. Held on purpose, it is no slow delivery: counted,
         // but kept out of the latency histogram.
         if holding && !*shutdown.borrow() {
-            let (answer, _) = self.collect(&user, &cursor, came, to, max_events).await?;
+            let (answer, _) = self
+                .collect(&user, &cursor, (came, watch), to, max_events)
+                .await?;
             self.metrics.deliveries.inc_by(answer.events.len() as u64);
             return Ok(answer);
         }
@@ -287,18 +291,19 @@ impl Hub {
 
     /// Everything newer than `cursor` for this user, from memory where the
     /// room caches reach, else from the store; and where the answer's
-    /// cursor stands in the ephemeral stream. `came`: when the poll came.
+    /// cursor stands in the ephemeral stream. `came`: when the poll came,
+    /// and the rooms it watches.
     async fn collect(
         &self,
         user: &UserFeed,
         cursor: &Cursor,
-        came: Millis,
+        (came, watched): (Millis, &[RoomId]),
         to: CursorKey<'_>,
         max_events: usize,
     ) -> ChatResult<(PollAnswer, EphemeralRead)> {
         let max_events = max_events.clamp(1, self.config.max_batch_events);
         let mut bytes = 0;
-        let (mut memberships, ephemeral, read_at) = {
+        let (mut memberships, mut ephemeral, read_at) = {
             let state = user.lock();
             (
                 state.rooms.values().copied().collect::<Vec<_>>(),
@@ -308,6 +313,15 @@ impl Hub {
             )
         };
         memberships.sort_by_key(|m| m.room);
+        let moved = cursor.ephemeral.stream != user.stream;
+        if moved
+            && !ephemeral.gap
+            && !self.heard_rooms_since(user.id, &memberships, watched, cursor)
+        {
+            ephemeral.gap = true;
+            ephemeral.items.clear();
+            ephemeral.maybe_seen_until = None;
+        }
         let place = StreamPlace {
             stream: user.stream,
             seen: ephemeral.last,
@@ -366,6 +380,40 @@ impl Hub {
             maybe_seen_until: ephemeral.maybe_seen_until,
         };
         Ok((answer, read))
+    }
+
+    /// Whether this node has heard everything of `user`'s rooms for their
+    /// ephemeral stream since a moved cursor's time: every room they are
+    /// in held here since then, and a big room this poll watches watched
+    /// here by them since then (only watchers hear a big room's presence
+    /// and typing). Otherwise a moved poll gets a gap.
+    fn heard_rooms_since(
+        &self,
+        user: UserId,
+        memberships: &[MembershipRecord],
+        watched: &[RoomId],
+        cursor: &Cursor,
+    ) -> bool {
+        let from = cursor
+            .ephemeral
+            .at
+            .saturating_sub(super::user_feed::NODES_APART_MS);
+        memberships.iter().filter(|m| m.active).all(|m| {
+            let Some(feed) = self.loaded_room(m.room) else {
+                return false;
+            };
+            if feed.loaded_at.load(std::sync::atomic::Ordering::Relaxed) > from {
+                return false;
+            }
+            let mut state = feed.lock();
+            if !watched.contains(&m.room) || !self.is_big(state.members.len()) {
+                return true;
+            }
+            state
+                .watchers
+                .since(user)
+                .is_some_and(|since| since <= from)
+        })
     }
 
     /// Events of a room in `(after, upto]`, at most `limit`.

@@ -23,6 +23,9 @@ pub struct RoomFeed {
     /// The hub's eviction round when this feed was last looked up by a
     /// request (eviction.rs).
     pub(super) used: std::sync::atomic::AtomicU64,
+    /// When it was loaded (wall clock, ms): the members' ephemeral streams
+    /// here hold its presence and typing from then on (user_feed.rs).
+    pub(super) loaded_at: std::sync::atomic::AtomicI64,
 }
 
 #[derive(Default)]
@@ -60,6 +63,7 @@ impl RoomFeed {
             loaded: OnceCell::new(),
             state: Mutex::new(RoomState::default()),
             used: std::sync::atomic::AtomicU64::new(0),
+            loaded_at: std::sync::atomic::AtomicI64::new(i64::MAX),
         }
     }
 

@@ -70,6 +70,7 @@ pub(super) struct UserState {
 struct PollSlot {
     session: SessionId,
     ended: Option<EndReason>,
+    opened: tokio::time::Instant,
 }
 
 /// How far apart two nodes may see one item arrive: the skew between
@@ -215,8 +216,9 @@ impl UserState {
         // buffer, for every user that ever received `cap` items.
         while !self.ephemeral.is_empty() && self.ephemeral.len() >= cap {
             if let Some((n, at, _)) = self.ephemeral.pop_front() {
-                self.ephemeral_dropped = n;
-                self.ephemeral_dropped_at = at;
+                // Never back past a loss `lost_ephemeral` marked.
+                self.ephemeral_dropped = self.ephemeral_dropped.max(n);
+                self.ephemeral_dropped_at = self.ephemeral_dropped_at.max(at);
             }
         }
         if cap > 0 {
@@ -231,6 +233,10 @@ impl UserState {
     /// bus to the other nodes was away): every cursor from before now
     /// gets a gap.
     pub fn lost_ephemeral(&mut self) {
+        // A position of its own, with no item: a cursor that had seen
+        // everything until now is before it too, and a parked poll
+        // finds something new to look at.
+        self.ephemeral_last += 1;
         self.ephemeral_dropped = self.ephemeral_last;
         self.ephemeral_dropped_at = now_ms();
     }
@@ -265,10 +271,8 @@ impl UserState {
                 maybe_seen_until: None,
             };
         }
-        let from = place.at - NODES_APART_MS;
-        let missed = place.at == 0
-            || self.started_at > from
-            || (self.ephemeral_dropped > 0 && self.ephemeral_dropped_at >= from);
+        let from = place.at.saturating_sub(NODES_APART_MS);
+        let missed = place.at == 0 || self.started_at > from || self.ephemeral_dropped_at >= from;
         if missed {
             return EphemeralSince {
                 items: Vec::new(),
@@ -277,7 +281,7 @@ impl UserState {
                 maybe_seen_until: None,
             };
         }
-        let maybe_seen_until = place.at + NODES_APART_MS;
+        let maybe_seen_until = place.at.saturating_add(NODES_APART_MS);
         let items: Vec<Arc<Ephemeral>> = since(&|_, at| at >= from);
         let all_maybe_seen = self
             .ephemeral
@@ -308,6 +312,7 @@ impl UserState {
             PollSlot {
                 session,
                 ended: None,
+                opened: tokio::time::Instant::now(),
             },
         );
         Some(self.next_poll)
@@ -341,6 +346,13 @@ impl UserState {
 
     pub fn open_polls(&self) -> usize {
         self.polls.len()
+    }
+
+    /// Polls open since `before` or earlier: those a heartbeat counts
+    /// for the other nodes' caps. A poll that just came here from another
+    /// node may still be counted there, in that node's last heartbeat.
+    pub fn polls_open_since(&self, before: tokio::time::Instant) -> usize {
+        self.polls.values().filter(|p| p.opened <= before).count()
     }
 }
 
@@ -489,7 +501,14 @@ mod tests {
         assert!(state.ephemeral_since_now(1, there(t + 3_000)).gap);
         assert!(
             state.ephemeral_since_now(1, own(2)).gap,
-            "and in its own stream"
+            "and in its own stream, for a cursor that had seen everything"
         );
+        assert!(state.ephemeral_last() > 2, "a parked poll has news");
+        // Pushing out old items never moves the loss back.
+        for _ in 0..70 {
+            state.push_ephemeral_at(presence(5, true), 64, t + 4_000);
+        }
+        assert!(state.ephemeral_since_now(1, own(4)).gap);
+        assert!(state.ephemeral_since_now(1, there(t + 3_000)).gap);
     }
 }

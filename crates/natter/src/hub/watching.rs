@@ -41,6 +41,10 @@ struct Watcher {
     polls: u32,
     /// When the last of their polls ended.
     ended: Option<Instant>,
+    /// Since when they have watched without a break (wall clock, ms): a
+    /// poll that moved here from another node missed nothing of the room
+    /// only if this is before its cursor's time (user_feed.rs).
+    since: crate::model::Millis,
 }
 
 /// The members watching one room.
@@ -52,6 +56,7 @@ impl Watchers {
         let w = self.0.entry(user).or_insert(Watcher {
             polls: 0,
             ended: None,
+            since: crate::model::now_ms(),
         });
         w.polls += 1;
         w.ended = None;
@@ -64,6 +69,12 @@ impl Watchers {
                 w.ended = Some(Instant::now());
             }
         }
+    }
+
+    /// Since when `user` has watched without a break, if they do.
+    pub fn since(&mut self, user: UserId) -> Option<crate::model::Millis> {
+        self.current();
+        self.0.get(&user).map(|w| w.since)
     }
 
     /// Who is watching now (forgetting those who stopped a while ago).

@@ -624,7 +624,8 @@ async fn a_poll_that_moves_between_nodes_continues_its_ephemeral_stream() {
 
 /// The poll cap counts a user's polls on every node: with a cap of 2, one
 /// poll open on each node leaves no room for a third on either, once the
-/// heartbeats (every 2 s) have told; when they end, there is room again.
+/// heartbeats (every 2 s) have told of polls open that long; when they
+/// end, there is room again.
 #[tokio::test]
 async fn the_poll_cap_counts_the_polls_open_on_every_node() {
     let Some(cluster) = Cluster::start_tuned(2, |_, _, config| {
@@ -636,11 +637,12 @@ async fn the_poll_cap_counts_the_polls_open_on_every_node() {
     };
     let alice = cluster.nodes[0].user("alice").await;
     let cursor = alice.cursor().await;
-    let on_a = alice.parked_poll(&cursor, 5).await;
+    let on_a = alice.parked_poll(&cursor, 8).await;
     // Node B's own cursor: A's would answer at once there, with a gap.
     let alice_on_b = cluster.on(1, &alice);
-    let on_b = alice_on_b.parked_poll(&alice_on_b.cursor().await, 5).await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let on_b = alice_on_b.parked_poll(&alice_on_b.cursor().await, 8).await;
+    // Open 2 s, then told by the next heartbeat.
+    tokio::time::sleep(Duration::from_millis(4600)).await;
     for node in 0..2 {
         let (status, body) = cluster.on(node, &alice).poll(&cursor, 1).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "node {node}: {body}");
