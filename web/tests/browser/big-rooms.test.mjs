@@ -183,6 +183,9 @@ test("a big room's header count follows room_online, and is read again when the 
   await openRoomInUi(page, room.title);
   await page.locator('#room-online', { hasText: count(1) }).waitFor();
   await page.locator('#connection[data-state="connected"]').waitFor();
+  // The member list is read before anyone comes online: read later, it
+  // would know them from the server, not from presence.
+  await page.locator(`.member[data-user="${members[0].user.id}"]`).waitFor();
   const stops = [members[0].subscribe({})];
   try {
     await page.locator('#room-online', { hasText: count(2) }).waitFor({ timeout: 5000 });

@@ -126,8 +126,10 @@ impl Hub {
                 }
                 holding = !answer.is_empty();
                 if let Some(until) = read.maybe_seen_until.filter(|_| holding) {
-                    let wait = Duration::from_millis((until - now_ms()).max(0) as u64);
-                    deadline = deadline.min(tokio::time::Instant::now() + wait);
+                    let wait = Duration::from_millis(until.saturating_sub(now_ms()).max(0) as u64);
+                    if let Some(then) = tokio::time::Instant::now().checked_add(wait) {
+                        deadline = deadline.min(then);
+                    }
                 }
                 // Nothing new of the stream (or only typing notices past
                 // their time): the cursor moves to this node's stream, or
