@@ -39,15 +39,15 @@ pub fn mentioned(text: &str) -> Vec<UserId> {
     found
 }
 
-/// The token that mentions `user`, for the text of a message.
-pub fn token(user: UserId) -> String {
-    format!("<@{}>", user.0)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{MAX_MENTIONS, mentioned, token};
+    use super::{MAX_MENTIONS, mentioned};
     use crate::model::UserId;
+
+    /// The token that mentions `user`, as the web app writes it.
+    fn token(user: UserId) -> String {
+        format!("<@{}>", user.0)
+    }
 
     fn ids(text: &str) -> Vec<i64> {
         mentioned(text).into_iter().map(|u| u.0).collect()

@@ -37,6 +37,10 @@ pub struct Metrics {
     errors: Family<Labels, Counter>,
     /// Calls a rate limit refused, by limit.
     rate_limited: Family<Labels, Counter>,
+    /// User feeds held in memory, as of the last eviction round.
+    pub user_feeds: Gauge,
+    /// Room feeds held in memory, as of the last eviction round.
+    pub room_feeds: Gauge,
     /// Connections open now.
     pub connections_open: Gauge,
     /// Connections turned away at accept, by reason.
@@ -67,6 +71,8 @@ impl Metrics {
             store_commit_latency: latency(),
             errors: Family::default(),
             rate_limited: Family::default(),
+            user_feeds: Gauge::default(),
+            room_feeds: Gauge::default(),
             connections_open: Gauge::default(),
             connections_refused: Family::default(),
             registry: Registry::default(),
@@ -109,6 +115,16 @@ impl Metrics {
             "rate_limited",
             "Calls a rate limit refused, by limit",
             metrics.rate_limited.clone(),
+        );
+        registry.register(
+            "user_feeds",
+            "User feeds held in memory, as of the last eviction round",
+            metrics.user_feeds.clone(),
+        );
+        registry.register(
+            "room_feeds",
+            "Room feeds held in memory, as of the last eviction round",
+            metrics.room_feeds.clone(),
         );
         registry.register(
             "connections_open",

@@ -305,7 +305,7 @@ impl EventBody {
 
 /// Most distinct reactions one message carries. A user's reactions to a
 /// message are distinct, so no user gives one message more than this.
-pub const MAX_REACTIONS_PER_MESSAGE: usize = 20;
+pub(crate) const MAX_REACTIONS_PER_MESSAGE: usize = 20;
 
 /// One reaction on a message and who gave it, in the order they did.
 #[derive(Clone, Debug, PartialEq, Eq)]

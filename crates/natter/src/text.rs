@@ -256,10 +256,6 @@ impl DisplayName {
         Ok(name)
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     pub fn into_string(self) -> String {
         self.0
     }
@@ -275,10 +271,6 @@ impl RoomTitle {
     /// Trims and checks a room title.
     pub fn parse(value: &str) -> Result<Self, Invalid> {
         one_line("title", value, Self::MAX_CHARS, "invalid_title").map(RoomTitle)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 
     pub fn into_string(self) -> String {
@@ -483,7 +475,7 @@ mod tests {
 
     #[test]
     fn names_and_urls() {
-        assert_eq!(DisplayName::parse("  Bob  ").unwrap().as_str(), "Bob");
+        assert_eq!(DisplayName::parse("  Bob  ").unwrap().into_string(), "Bob");
         assert!(DisplayName::parse("a\nb").is_err());
         assert!(RoomTitle::parse(&"x".repeat(101)).is_err());
         assert!(AvatarUrl::parse("https://example.com/a.png").is_ok());

@@ -44,7 +44,7 @@ async fn idle_feeds_are_evicted_and_a_returning_client_carries_on() {
         .await
         .unwrap()
         .cursor;
-    let (users, rooms) = chat.hub().feeds_held();
+    let (users, rooms) = chat.feeds_held();
     assert!(
         users >= 1 && rooms >= 1,
         "loaded: {users} users, {rooms} rooms"
@@ -52,11 +52,11 @@ async fn idle_feeds_are_evicted_and_a_returning_client_carries_on() {
 
     // Nobody uses them: they go.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while chat.hub().feeds_held() != (0, 0) {
+    while chat.feeds_held() != (0, 0) {
         assert!(
             Instant::now() < deadline,
             "still held: {:?}",
-            chat.hub().feeds_held()
+            chat.feeds_held()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -74,7 +74,7 @@ async fn idle_feeds_are_evicted_and_a_returning_client_carries_on() {
         support::message_texts(&answer.events),
         ["after the idle time"]
     );
-    let (users, rooms) = chat.hub().feeds_held();
+    let (users, rooms) = chat.feeds_held();
     assert!(
         users >= 1 && rooms >= 1,
         "loaded again: {users} users, {rooms} rooms"

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 /// How a chat is named in the store (`archive_chats`): by its `mass` for
 /// a group, by its folder's hash for a one-to-one chat.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ChatKey {
+pub(crate) enum ChatKey {
     Group(String),
     Direct(String),
 }
@@ -52,7 +52,7 @@ impl ChatKey {
 
 /// The hash folder a file lies in, if any: a folder whose name is 16 or
 /// more hex digits holds one one-to-one chat.
-pub fn direct_folder(root: &Path, file: &Path) -> Option<String> {
+pub(crate) fn direct_folder(root: &Path, file: &Path) -> Option<String> {
     let relative = file.strip_prefix(root).ok()?;
     relative
         .parent()?
@@ -63,7 +63,7 @@ pub fn direct_folder(root: &Path, file: &Path) -> Option<String> {
 }
 
 /// The `.xml` files under `root`, at any depth, in name order.
-pub fn xml_files(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub(crate) fn xml_files(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     let mut folders = vec![root.to_path_buf()];
     while let Some(folder) = folders.pop() {
@@ -88,7 +88,7 @@ pub fn xml_files(root: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Milliseconds since the epoch from a `pubtime` (seconds, with or without
 /// a fraction); `None` for anything else.
-pub fn pubtime_ms(pubtime: &str) -> Option<i64> {
+pub(crate) fn pubtime_ms(pubtime: &str) -> Option<i64> {
     let (whole, fraction) = pubtime.split_once('.').unwrap_or((pubtime, ""));
     if whole.is_empty()
         || whole.len() > 12
@@ -104,7 +104,7 @@ pub fn pubtime_ms(pubtime: &str) -> Option<i64> {
 }
 
 /// A `pubtime` for milliseconds since the epoch.
-pub fn pubtime_of(ms: i64) -> String {
+pub(crate) fn pubtime_of(ms: i64) -> String {
     format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
 }
 

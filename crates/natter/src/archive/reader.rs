@@ -18,7 +18,7 @@ use quick_xml::events::Event;
 
 /// One `<chatcontent>`: a message as the PHP chat wrote it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub username: String,
     pub userid: String,
     pub content: String,
@@ -39,7 +39,7 @@ pub struct Member {
 
 /// What a file holds, in the order it holds it.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Record {
+pub(crate) enum Record {
     /// The chat's number, `<mass>`.
     Mass(String),
     /// A members file's header (`<member>`, `<lastmodify>`): tells a
@@ -51,7 +51,7 @@ pub enum Record {
 
 /// Why a file could not be read to its end.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     /// It ends inside the record that starts at this line (or, between
     /// records, here): the records before are whole.
     Truncated {
@@ -102,7 +102,7 @@ impl Field {
 type Decoded = BufReader<DecodeReaderBytes<File, Vec<u8>>>;
 
 /// A file being read; see the module docs.
-pub struct FileReader {
+pub(crate) struct FileReader {
     xml: quick_xml::Reader<Decoded>,
     buf: Vec<u8>,
     /// The line the reader is on (1-based).

@@ -39,7 +39,7 @@ return 0
 ";
 
 /// [`SharedRates`] in Redis.
-pub struct RedisRates {
+pub(crate) struct RedisRates {
     client: redis::Client,
     /// Every key starts with it: one deployment's counters, apart from
     /// another's on the same Redis.

@@ -253,8 +253,14 @@ impl Chat {
     }
 
     /// The hub, for presence queries and shutdown.
-    pub fn hub(&self) -> &Arc<Hub> {
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
         &self.hub
+    }
+
+    /// How many user and room feeds this node holds: what its memory
+    /// grows with, and what eviction keeps to those with interest here.
+    pub fn feeds_held(&self) -> (usize, usize) {
+        self.hub.feeds_held()
     }
 
     /// The node's metrics.

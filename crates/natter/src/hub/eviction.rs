@@ -68,6 +68,9 @@ impl Hub {
         if users + rooms > 0 {
             tracing::debug!(users, rooms, "idle feeds evicted");
         }
+        let (users, rooms) = self.feeds_held();
+        self.metrics.user_feeds.set(users as i64);
+        self.metrics.room_feeds.set(rooms as i64);
     }
 
     /// How many user and room feeds this node holds: what memory grows

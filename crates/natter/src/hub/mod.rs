@@ -26,12 +26,12 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use self::cursor::{Cursor, CursorError, CursorKey, CursorMac, Position};
-pub use self::poll::PollAnswer;
-pub use self::room_feed::RoomFeed;
-pub use self::typing::{MAX_TYPERS, RENEW_AFTER, TYPING_TTL};
-pub use self::user_feed::UserFeed;
-pub use self::watching::MAX_WATCHED;
+pub(crate) use self::cursor::{Cursor, CursorError, CursorKey, CursorMac, Position};
+pub(crate) use self::poll::PollAnswer;
+pub(crate) use self::room_feed::RoomFeed;
+pub use self::typing::TYPING_TTL;
+pub(crate) use self::user_feed::UserFeed;
+pub(crate) use self::watching::MAX_WATCHED;
 use crate::error::{ChatError, ChatResult};
 use crate::metrics::Metrics;
 use crate::model::{EndReason, Ephemeral, Event, RoomId, SessionId, UserId};
@@ -92,7 +92,7 @@ impl Default for HubConfig {
 }
 
 /// The node's event hub. Built once and shared; see the module docs.
-pub struct Hub {
+pub(crate) struct Hub {
     store: Arc<dyn Store>,
     config: HubConfig,
     // Read-mostly maps: every poll and every fan-out looks feeds up, only

@@ -248,7 +248,7 @@ where
 /// Reads `room` from just after `from` over and over until `finished`
 /// and then to its end, asserting that every read continues exactly
 /// where the last stopped; returns the last seq read.
-pub async fn reader_without_holes(
+pub(crate) async fn reader_without_holes(
     store: Arc<dyn Store>,
     room: RoomId,
     from: Seq,

@@ -344,7 +344,7 @@ pub struct ImportMessage {
 
 /// Where an import reads a chat's messages from, in order; an `Err` ends
 /// the import of the chat and writes none of it.
-pub type ImportSource = Box<dyn Iterator<Item = Result<ImportMessage, String>> + Send>;
+pub(crate) type ImportSource = Box<dyn Iterator<Item = Result<ImportMessage, String>> + Send>;
 
 /// What importing one chat did.
 #[derive(Debug, Clone, Copy)]

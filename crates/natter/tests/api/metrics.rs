@@ -125,3 +125,54 @@ async fn metrics_on_their_own_listener_need_no_token() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn feed_gauges_follow_what_the_node_holds_and_evicts() {
+    let server = TestServer::start_with(|c| {
+        c.metrics_token = Some(TOKEN.into());
+        c.hub.evict_idle_after = Some(Duration::from_millis(500));
+    })
+    .await;
+    let url = format!("{}/metrics", server.base);
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let room = alice.create_room("r", "public").await;
+    bob.join(room).await;
+    alice.say(room, "m1", "hello").await;
+    bob.cursor().await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let feeds = |text: &str| {
+        (
+            sample(text, "natter_user_feeds"),
+            sample(text, "natter_room_feeds"),
+        )
+    };
+    loop {
+        let (_, text) = scrape(&url, Some(TOKEN)).await;
+        let (users, rooms) = feeds(&text);
+        // Bob's poll loaded his feed and the room's.
+        if users >= 1.0 && rooms >= 1.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never counted: {users} user feeds, {rooms} room feeds"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Nobody uses them any more: after the presence grace and ten idle
+    // rounds they go, and the gauges say so.
+    loop {
+        let (_, text) = scrape(&url, Some(TOKEN)).await;
+        if feeds(&text) == (0.0, 0.0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still counted: {:?}",
+            feeds(&text)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
