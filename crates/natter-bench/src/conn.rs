@@ -20,12 +20,24 @@ use tokio::net::{TcpSocket, TcpStream};
 /// (the ephemeral range less a margin).
 pub const CONNECTIONS_PER_SOURCE: usize = 28_000;
 
+/// The first loopback source address of this process, less 1: several
+/// generators driving one deployment each take their own addresses
+/// (`--first-source`), so their ports never collide.
+static FIRST_SOURCE: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+
+/// Makes this process's clients start at 127.0.0.(1 + `offset`); once,
+/// before any connection.
+pub fn set_first_source(offset: u8) {
+    let _ = FIRST_SOURCE.set(offset);
+}
+
 /// The loopback source address for the `index`-th client: 127.0.0.1 for
 /// the first 28,000, then 127.0.0.2, … so the ephemeral ports of one
 /// address never run out.
 pub fn source_for(index: usize) -> IpAddr {
     let n = (index / CONNECTIONS_PER_SOURCE) as u8;
-    IpAddr::from([127, 0, 0, 1 + n])
+    let first = FIRST_SOURCE.get().copied().unwrap_or(0);
+    IpAddr::from([127, 0, 0, 1u8.saturating_add(first).saturating_add(n)])
 }
 
 /// Headers an answer may carry at most; natter sends about ten.

@@ -139,6 +139,10 @@ pub struct Run<'a> {
     /// The `timeout` each poll asks for: S1's 5 s, or the SDK's 30 s
     /// where answers without news matter (big-room).
     pub poll_timeout_s: u64,
+    /// Where this run meets the other generators, and the point's name:
+    /// once its clients are connected, it waits for theirs before it
+    /// reads the servers' memory and starts sending.
+    pub barrier: Option<(crate::barrier::Barrier, String)>,
 }
 
 #[derive(Deserialize)]
@@ -313,6 +317,9 @@ impl Run<'_> {
                 "only {connected} of {} clients connected",
                 self.clients
             ));
+        }
+        if let Some((barrier, point)) = &self.barrier {
+            barrier.meet(point).await?;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         if let (Some(base), Some(now)) = (baseline, memory(self.server_pids)) {

@@ -148,6 +148,7 @@ pub async fn run(
         churn: None,
         storm_after: None,
         poll_timeout_s: 5,
+        barrier: None,
     }
     .execute()
     .await?;

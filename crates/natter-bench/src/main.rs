@@ -7,6 +7,7 @@
 //! are ever contacted.
 
 mod archive;
+mod barrier;
 mod ceiling;
 mod churn;
 mod conn;
@@ -66,6 +67,30 @@ struct Cli {
     /// figures in docs/performance.md use the default
     #[arg(long, default_value_t = 2, global = true)]
     threads: usize,
+    /// The HS256 secret of the deployment's `[[sites]]` entry with id
+    /// `bench` and issuer `natter-bench`: users then sign in with site
+    /// tokens instead of registering (no password hashes, so 100,000
+    /// users take minutes)
+    #[arg(
+        long,
+        env = "NATTER_BENCH_SITE_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    site_secret: Option<String>,
+    /// Clients connect from 127.0.0.(1 + N) on: give each of several
+    /// generators driving one deployment its own range (S3 at 19,000
+    /// clients uses 2 addresses per step, up to 8 over its steps)
+    #[arg(long, default_value_t = 0, global = true)]
+    first_source: u8,
+    /// A directory where several generators meet: each S3 step waits,
+    /// once its clients are connected, until --parties processes have
+    /// theirs, so the memory read is the whole deployment's
+    #[arg(long, global = true)]
+    barrier: Option<std::path::PathBuf>,
+    /// How many generators meet at --barrier
+    #[arg(long, default_value_t = 1, global = true)]
+    parties: usize,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -271,7 +296,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         "natter-bench only drives servers on loopback addresses"
     );
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let servers = Servers::new(cli.server, cli.spread)?;
+    let servers = Servers::new(cli.server, cli.spread)?.with_site_secret(cli.site_secret);
+    conn::set_first_source(cli.first_source);
+    let barrier = cli
+        .barrier
+        .map(|dir| barrier::Barrier::new(dir, cli.parties))
+        .transpose()?;
     let spreads = matches!(
         cli.scenario,
         Scenario::Smoke { .. }
@@ -301,6 +331,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         churn: None,
         storm_after: None,
         poll_timeout_s: 5,
+        barrier: None,
     };
     let mut reports: Vec<Report> = Vec::new();
     let mut failed = false;
@@ -428,6 +459,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 // Each step connects from fresh source addresses: the last
                 // step's ports sit in TIME_WAIT for a minute.
                 step_run.source_offset = offset;
+                step_run.barrier = barrier.clone().map(|b| (b, format!("s3-{step}")));
                 offset +=
                     step.div_ceil(conn::CONNECTIONS_PER_SOURCE) * conn::CONNECTIONS_PER_SOURCE;
                 reports.push(step_run.execute().await?);

@@ -30,6 +30,10 @@ pub enum Spread {
 pub struct Servers {
     addrs: Arc<[SocketAddr]>,
     spread: Spread,
+    /// The HS256 secret of the deployment's `[[sites]]` entry `bench`
+    /// (issuer `natter-bench`): with it, setup signs users in with site
+    /// tokens instead of registering them, which costs no password hash.
+    site_secret: Option<Arc<str>>,
 }
 
 impl Servers {
@@ -40,6 +44,7 @@ impl Servers {
         Ok(Servers {
             addrs: addrs.into(),
             spread,
+            site_secret: None,
         })
     }
 
@@ -48,7 +53,20 @@ impl Servers {
         Servers {
             addrs: Arc::from([addr]),
             spread: Spread::Sticky,
+            site_secret: None,
         }
+    }
+
+    /// Users of this deployment sign in as the `bench` site's, with
+    /// tokens signed by `secret`.
+    pub fn with_site_secret(mut self, secret: Option<String>) -> Servers {
+        self.site_secret = secret.map(Arc::from);
+        self
+    }
+
+    /// The `bench` site's secret, if users sign in through it.
+    pub fn site_secret(&self) -> Option<&str> {
+        self.site_secret.as_deref()
     }
 
     /// How many nodes there are.
