@@ -21,6 +21,9 @@ seconds=${SECONDS_EACH:-10}
 pg=${PG:-postgres://postgres@127.0.0.1:5432/test}
 redis=${REDIS:-redis://127.0.0.1:6379}
 secret="natter-bench-site-secret-$(date +%s%N)"
+# Six nodes at the default 16 connections would take 96 of a default
+# PostgreSQL's 100.
+pool=${POOL:-12}
 
 cargo build --release --locked -p natter -p natter-bench
 bin=${CARGO_TARGET_DIR:-target}/release
@@ -59,7 +62,7 @@ for n in $(seq 1 "$nodes"); do
   p=$(free_port)
   ports+=("127.0.0.1:$p")
   "$bin/natter" --config "$work/natter.toml" --listen "127.0.0.1:$p" --data-dir "$work/node$n" \
-    --log warn --rate-limits off --store "$store" --bus "$redis" &
+    --log warn --rate-limits off --store "$store" --bus "$redis" --postgres-max-connections "$pool" &
   servers+=($!)
   # One at a time: the first creates the schema.
   wait_port "$p"

@@ -40,6 +40,9 @@ pub struct Settings {
     /// Start on a PostgreSQL server whose `synchronous_commit` or `fsync` is off, which can lose acknowledged messages in a crash; without it natter refuses to start there [default: false]
     #[arg(long, env = "NATTER_POSTGRES_ALLOW_UNSAFE_COMMIT", num_args = 0..=1, default_missing_value = "true")]
     pub postgres_allow_unsafe_commit: Option<bool>,
+    /// Connections this node keeps to PostgreSQL at most; every node of a deployment together must stay under the server's `max_connections` [default: 16]
+    #[arg(long, env = "NATTER_POSTGRES_MAX_CONNECTIONS")]
+    pub postgres_max_connections: Option<usize>,
     /// A new login ends the user's other sessions; their polls get `session_replaced` [default: false]
     #[arg(long, env = "NATTER_SINGLE_SESSION", num_args = 0..=1, default_missing_value = "true")]
     pub single_session: Option<bool>,
@@ -245,6 +248,9 @@ impl Settings {
             postgres_allow_unsafe_commit: over
                 .postgres_allow_unsafe_commit
                 .or(self.postgres_allow_unsafe_commit),
+            postgres_max_connections: over
+                .postgres_max_connections
+                .or(self.postgres_max_connections),
             single_session: over.single_session.or(self.single_session),
             max_message_chars: over.max_message_chars.or(self.max_message_chars),
             edit_window_secs: over.edit_window_secs.or(self.edit_window_secs),
@@ -356,10 +362,19 @@ impl Config {
         let hub_defaults = HubConfig::default();
         let secs = Duration::from_secs;
         let limits = rate_limits(&s);
-        let store = StoreChoice::from_setting(
+        let mut store = StoreChoice::from_setting(
             s.store.as_ref().map(Secret::as_str),
             s.postgres_allow_unsafe_commit.unwrap_or(false),
         )?;
+        if let Some(most) = s.postgres_max_connections {
+            anyhow::ensure!(
+                (1..=1000).contains(&most),
+                "postgres_max_connections must be 1 to 1000, not {most}"
+            );
+            if let StoreChoice::Postgres(options) = &mut store {
+                options.max_connections = most;
+            }
+        }
         let bus = match s.bus {
             Some(url) if url.as_str().trim().is_empty() => None,
             Some(url) => {
@@ -612,8 +627,24 @@ mod tests {
         let file: Settings = toml::from_str("store = \"postgres://natter@db/natter\"\n").unwrap();
         let config = Config::from_settings(file).unwrap();
         assert!(
-            matches!(&config.store, StoreChoice::Postgres(o) if o.url == "postgres://natter@db/natter" && !o.allow_unsafe_commit)
+            matches!(&config.store, StoreChoice::Postgres(o) if o.url == "postgres://natter@db/natter" && !o.allow_unsafe_commit && o.max_connections == 16)
         );
+        let sized: Settings = toml::from_str(
+            "store = \"postgres://natter@db/natter\"\npostgres_max_connections = 12\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            &Config::from_settings(sized).unwrap().store,
+            StoreChoice::Postgres(o) if o.max_connections == 12
+        ));
+        for most in [0, 1001] {
+            let bad = Settings {
+                store: Some("postgres://natter@db/natter".into()),
+                postgres_max_connections: Some(most),
+                ..Settings::default()
+            };
+            assert!(Config::from_settings(bad).is_err(), "{most} connections");
+        }
         let typo = Settings {
             store: Some("postgress://db".into()),
             ..Settings::default()
