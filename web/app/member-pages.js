@@ -44,10 +44,10 @@ export function nameMatches(name, q) {
  * `members` in name order, `next` the `after` of the page to read next
  * (null: all is loaded), `count` the room's member count, `q` the
  * search it shows (blank: everyone), `lastSeq` the newest membership
- * event it holds: `asOf`, the room's head when the page was asked for
- * (an event seen before then is in the answer). `heard` are the joins
- * and leaves that came while it was on its way: the answer may or may
- * not hold them, so each is applied unless it is there already.
+ * event it holds: the answer's `member_count_seq`, or `asOf`, the room's
+ * head when the page was asked for, if that is newer (an event seen
+ * before then is in the answer). `heard` are the joins and leaves that
+ * came while it was on its way: those newer than `lastSeq` are applied.
  */
 export function newList(roomId, q, answer, { asOf = 0, heard = [], onlineOf = () => false } = {}) {
   const list = {
@@ -56,7 +56,9 @@ export function newList(roomId, q, answer, { asOf = 0, heard = [], onlineOf = ()
     members: [...answer.members].sort(compareMembers),
     next: answer.next ?? null,
     count: Number.isInteger(answer.member_count) ? answer.member_count : answer.members.length,
-    lastSeq: asOf,
+    // The count holds every join and leave up to the answer's
+    // member_count_seq (and the page each of them): only newer ones change it.
+    lastSeq: Math.max(asOf, Number.isInteger(answer.member_count_seq) ? answer.member_count_seq : 0),
   };
   for (const event of heard) applyMembership(list, event, onlineOf(event.user_id));
   return list;
@@ -117,7 +119,7 @@ function placeLoaded(list, member) {
  */
 export function applyMembership(list, event, online = false) {
   // The same event again (a replay from an older cursor), or one the
-  // first page already held.
+  // first page's count already held.
   if (!(event.seq > list.lastSeq)) return false;
   list.lastSeq = event.seq;
   const at = list.members.findIndex((m) => m.id === event.user_id);
@@ -127,7 +129,10 @@ export function applyMembership(list, event, online = false) {
     if (counts && list.count > 0) list.count -= 1;
     return at >= 0 || counts;
   }
-  if (event.type !== 'member_joined' || at >= 0) return false;
+  if (event.type !== 'member_joined') return false;
+  // Newer than the count, so not in it, even when the page already
+  // lists the joiner (read after the join was committed).
   if (counts) list.count += 1;
+  if (at >= 0) return counts;
   return place(list, joiner(event, online)) || counts;
 }

@@ -247,7 +247,9 @@ export class Natter {
 
   /**
    * A page of the room's members by name: `{members, online_count,
-   * member_count, next}`; each member has an `online` flag. Pass `next`
+   * member_count, member_count_seq, next}`; each member has an `online`
+   * flag, and the count holds every join and leave up to
+   * `member_count_seq` (apply only newer ones to it). Pass `next`
    * as `after` for the page after; `q` finds members by part of their
    * name; `limit` is 1..=500 (200 when not given).
    */

@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { appendPage, applyMembership, compareMembers, isComplete, nameMatches, newList } from '../app/member-pages.js';
 
 const m = (id, name) => ({ id, display_name: name, online: false });
-const page = (members, next = null, count = members.length) => ({ members, next, member_count: count, online_count: 0 });
+const page = (members, next = null, count = members.length, countSeq = 0) =>
+  ({ members, next, member_count: count, member_count_seq: countSeq, online_count: 0 });
 const join = (seq, id, name) => ({ type: 'member_joined', seq, room_id: 7, user_id: id, display_name: name, role: 'member' });
 const leave = (seq, id) => ({ type: 'member_left', seq, room_id: 7, user_id: id });
 const ids = (list) => list.members.map((x) => x.id);
@@ -59,7 +60,7 @@ test('a search list shows only those its text finds and keeps no count', () => {
 
 test('joins and leaves heard while a page was read go with it', () => {
   // The first page: a join it may already hold, a leave it still lists.
-  const first = newList(7, '', page([m(1, 'Ann'), m(2, 'Bo')], null, 2), {
+  const first = newList(7, '', page([m(1, 'Ann'), m(2, 'Bo')], null, 2, 4), {
     asOf: 3, heard: [join(3, 1, 'Ann'), join(4, 2, 'Bo'), leave(5, 1)],
   });
   assert.deepEqual(ids(first), [2]);
@@ -70,4 +71,27 @@ test('joins and leaves heard while a page was read go with it', () => {
   appendPage(list, page([m(4, 'Di'), m(5, 'Ed')], null, 3), [leave(9, 4)]);
   assert.deepEqual(ids(list), [1, 5]);
   assert.equal(list.count, 2);
+});
+
+test('a join heard while a big room\'s first page was read is counted once', () => {
+  // The count (1,001) already holds Zed's join (seq 20), but the first
+  // page of 2 does not list Zed: the page's members cannot tell, the
+  // count's seq can.
+  const counted = newList(7, '', page([m(1, 'Ann'), m(2, 'Bo')], 2, 1001, 20), {
+    asOf: 19, heard: [join(20, 99, 'Zed')],
+  });
+  assert.equal(counted.count, 1001);
+  assert.deepEqual(ids(counted), [1, 2]);
+  // A join newer than the count, though the page (read after it was
+  // committed) lists the joiner already: counted, listed once.
+  const listed = newList(7, '', page([m(1, 'Ann'), m(2, 'Bo')], 2, 1000, 19), {
+    asOf: 19, heard: [join(20, 2, 'Bo')],
+  });
+  assert.equal(listed.count, 1001);
+  assert.deepEqual(ids(listed), [1, 2]);
+  // Later events go on from there; a replay of the counted one does not.
+  applyMembership(counted, join(20, 99, 'Zed'));
+  applyMembership(counted, leave(21, 1));
+  assert.equal(counted.count, 1000);
+  assert.deepEqual(ids(counted), [2]);
 });

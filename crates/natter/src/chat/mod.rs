@@ -37,6 +37,9 @@ use crate::error::{ChatError, ChatResult};
 use crate::hub::{Hub, HubConfig, RoomFeed};
 use crate::metrics::Metrics;
 use crate::model::{Current, EndReason, Event, Role, RoomId, SessionId, User, UserId, Visibility};
+/// Where a member page starts: the store's, named here so the edge can
+/// read and write it without naming the store.
+pub use crate::store::MemberPlace;
 use crate::store::{Action, NewEvent, Outcome, Store, StoreError};
 
 /// What [`Chat::append`] wrote.

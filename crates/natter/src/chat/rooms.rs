@@ -4,8 +4,8 @@
 use super::people::name_query;
 use super::{Caller, Chat, Community, Limit, invalid, room_event};
 use crate::error::{ChatError, ChatResult};
-use crate::model::{Role, Room, RoomId, RoomKind, UserId, Visibility, now_ms};
-use crate::store::{Action, MemberProfile, MemberQuery, NewRoom, RoomSummary};
+use crate::model::{Role, Room, RoomId, RoomKind, Seq, UserId, Visibility, now_ms};
+use crate::store::{Action, MemberPlace, MemberProfile, MemberQuery, NewRoom, RoomSummary};
 use crate::text::{Invalid, RoomTitle};
 
 /// A row of the caller's room list.
@@ -23,13 +23,18 @@ pub struct MemberList {
     pub members: Vec<(MemberProfile, bool)>,
     pub online_count: usize,
     pub member_count: usize,
-    /// Where the next page starts (`after`), if there is one.
-    pub next: Option<UserId>,
+    /// The room's seq `member_count` is as of: a client that heard a
+    /// join or leave while the page was on its way counts it only if it
+    /// is newer.
+    pub member_count_seq: Seq,
+    /// Where the next page starts (`after`), if there is one: the
+    /// page's last member, by the name they had in it.
+    pub next: Option<MemberPlace>,
 }
 
 /// Which members a member list asks for (`GET …/members`).
 pub struct MemberPage<'a> {
-    pub after: Option<UserId>,
+    pub after: Option<MemberPlace>,
     /// A name to look for; blank is everyone.
     pub text: Option<&'a str>,
     pub limit: Option<usize>,
@@ -253,6 +258,10 @@ impl Chat {
         };
         self.membership(caller, id).await?;
         let feed = self.hub.room(id).await?;
+        // The count first, then the page: every join or leave the count
+        // holds was committed before the page was read, so the page holds
+        // it too.
+        let (member_count, member_count_seq) = feed.member_count_as_of();
         // One more than asked says whether a next page exists.
         let mut members = self
             .store
@@ -265,7 +274,13 @@ impl Chat {
                 },
             )
             .await?;
-        let next = (members.len() > limit).then(|| members[limit - 1].user.id);
+        let next = (members.len() > limit).then(|| {
+            let last = &members[limit - 1].user;
+            MemberPlace {
+                id: last.id,
+                name: Some(last.display_name.clone()),
+            }
+        });
         members.truncate(limit);
         Ok(MemberList {
             members: members
@@ -276,7 +291,8 @@ impl Chat {
                 })
                 .collect(),
             online_count: feed.online_count(),
-            member_count: feed.member_count(),
+            member_count,
+            member_count_seq,
             next,
         })
     }

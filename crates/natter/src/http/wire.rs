@@ -2,16 +2,19 @@
 //! clients we do not control: change these only on purpose, and update
 //! docs/api.md and the OpenAPI document with them.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::chat::{MemberList, RoomListing};
+use crate::chat::{MemberList, MemberPlace, RoomListing};
 use crate::hub::PollAnswer;
 use crate::mentions::mentioned;
 use crate::model::{
     Current, Ephemeral, Event, EventBody, Millis, NotifyLevel, Role, Room, RoomId, RoomKind, Seq,
     User, UserId, Visibility,
 };
+use crate::text::DisplayName;
 
 /// A user's public profile.
 #[derive(Serialize)]
@@ -179,8 +182,10 @@ pub struct MembersOut {
     pub members: Vec<MemberOut>,
     pub online_count: usize,
     pub member_count: usize,
-    /// `after` for the next page; `null` on the last.
-    pub next: Option<UserId>,
+    /// The room seq `member_count` is as of.
+    pub member_count_seq: Seq,
+    /// `after` for the next page, opaque; `null` on the last.
+    pub next: Option<String>,
 }
 
 impl From<&MemberList> for MembersOut {
@@ -197,9 +202,52 @@ impl From<&MemberList> for MembersOut {
                 .collect(),
             online_count: list.online_count,
             member_count: list.member_count,
-            next: list.next,
+            member_count_seq: list.member_count_seq,
+            next: list.next.as_ref().map(place_token),
         }
     }
+}
+
+/// A member list's place as the `next` token clients hand back as
+/// `after`: the id and the name the member had in the page, so a rename
+/// before the next page moves nothing. Opaque to clients; base64url of
+/// `<id>:<name>`, whose first character is never a digit, so a bare id
+/// (what `next` was before) still reads as one.
+fn place_token(place: &MemberPlace) -> String {
+    let name = place.name.as_deref().unwrap_or_default();
+    URL_SAFE_NO_PAD.encode(format!("{}:{name}", place.id.0))
+}
+
+/// Reads `after`: a `next` token, or a member's bare id (placed by
+/// their current name). `None` for anything else.
+pub fn parse_place(after: &str) -> Option<MemberPlace> {
+    if after.starts_with(|c: char| c.is_ascii_digit()) {
+        return Some(MemberPlace {
+            id: member_id(after)?,
+            name: None,
+        });
+    }
+    // A name is at most 64 characters of 4 bytes, beside the id and the
+    // colon, and base64 adds a third.
+    if after.len() > 400 {
+        return None;
+    }
+    let decoded = String::from_utf8(URL_SAFE_NO_PAD.decode(after).ok()?).ok()?;
+    let (id, name) = decoded.split_once(':')?;
+    if name.chars().count() > DisplayName::MAX_CHARS {
+        return None;
+    }
+    Some(MemberPlace {
+        id: member_id(id)?,
+        name: Some(name.to_owned()),
+    })
+}
+
+/// A positive id in plain decimal (no sign, no leading zero).
+fn member_id(text: &str) -> Option<UserId> {
+    let plain = !text.starts_with('0') && text.bytes().all(|b| b.is_ascii_digit());
+    let id: i64 = text.parse().ok().filter(|_| plain)?;
+    Some(UserId(id))
 }
 
 /// A room event: the fields every event has, then its type's fields.

@@ -91,6 +91,13 @@ impl RoomFeed {
         self.lock().members.len()
     }
 
+    /// How many members the room has, and the newest seq that count
+    /// follows: every join and leave up to it is counted, none after.
+    pub fn member_count_as_of(&self) -> (usize, Seq) {
+        let state = self.lock();
+        (state.members.len(), state.head)
+    }
+
     /// How many of the members are online.
     pub fn online_count(&self) -> usize {
         self.lock().online.len()

@@ -15,8 +15,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::{
-    Action, ImportChat, ImportMessage, ImportSource, MemberQuery, NewEvent, NewRoom, NewUser,
-    Outcome, PeopleQuery, Store, StoreError,
+    Action, ImportChat, ImportMessage, ImportSource, MemberPlace, MemberQuery, NewEvent, NewRoom,
+    NewUser, Outcome, PeopleQuery, ProfilePatch, Store, StoreError,
 };
 use crate::model::{
     Current, EventBody, MAX_REACTIONS_PER_MESSAGE, NotifyLevel, Role, RoomId, RoomKind, Seq,
@@ -789,7 +789,7 @@ async fn member_pages(store: Arc<dyn Store>) {
         join(&*store, room, id).await;
         ids.push(id);
     }
-    let page = |after: Option<UserId>, text: Option<&str>, limit: usize| {
+    let at_place = |after: Option<MemberPlace>, text: Option<&str>, limit: usize| {
         let store = store.clone();
         let text = text.map(str::to_owned);
         async move {
@@ -801,6 +801,10 @@ async fn member_pages(store: Arc<dyn Store>) {
                 .map(|m| m.user.display_name)
                 .collect::<Vec<_>>()
         }
+    };
+    let page = |after: Option<UserId>, text: Option<&str>, limit: usize| {
+        let after = after.map(|id| MemberPlace { id, name: None });
+        at_place(after, text, limit)
     };
     let all = ["50%_off", "Al", "Al", "Bea", "Zed Owner", "李雷"];
     assert_eq!(page(None, None, 10).await, all, "by name, then id");
@@ -843,6 +847,37 @@ async fn member_pages(store: Arc<dyn Store>) {
     assert!(
         page(None, Some("Bea"), 10).await.is_empty(),
         "not the leaver"
+    );
+    // A page's last member renamed before the next page is read: the
+    // place the page carried (its name then) still continues where the
+    // page ended, while the bare id follows the new name and skips.
+    store
+        .update_profile(
+            second_al,
+            ProfilePatch {
+                display_name: Some("Zz".into()),
+                avatar_url: None,
+            },
+        )
+        .await
+        .unwrap();
+    let where_it_was = MemberPlace {
+        id: second_al,
+        name: Some("Al".into()),
+    };
+    assert_eq!(
+        at_place(Some(where_it_was), None, 3).await,
+        ["Zed Owner", "Zz", "李雷"]
+    );
+    assert_eq!(page(Some(second_al), None, 3).await, ["李雷"]);
+    // A place by any name is only a place: it shows members, nobody else.
+    let anywhere = MemberPlace {
+        id: UserId(i64::MAX),
+        name: Some("M".into()),
+    };
+    assert_eq!(
+        at_place(Some(anywhere), None, 10).await,
+        ["Zed Owner", "Zz", "李雷"]
     );
 }
 

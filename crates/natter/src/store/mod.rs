@@ -214,13 +214,24 @@ pub struct PeopleQuery {
 /// Which page of a room's member list to read: members by display name
 /// (then id), those after `after`, whose names contain `text`.
 pub struct MemberQuery {
-    /// Members after this one in that order (the last of the previous
-    /// page); a member who left since is still a place in the order.
-    pub after: Option<UserId>,
+    /// Members after this place in that order (the last of the previous
+    /// page).
+    pub after: Option<MemberPlace>,
     /// Found anywhere in a display name, ignoring ASCII case.
     pub text: Option<String>,
     /// The most members to answer with.
     pub limit: usize,
+}
+
+/// A place in a member list's order: display name, then id. A page's
+/// next one carries the name the member had when the page was read, so a
+/// rename between pages moves nobody into or out of the pages still to
+/// come; without it (`after` as a bare id) the member's current name is
+/// used, and a member who left since is still a place to continue from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberPlace {
+    pub id: UserId,
+    pub name: Option<String>,
 }
 
 /// A change to a room, made by `actor`: if it changes anything, the store

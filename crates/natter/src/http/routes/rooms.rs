@@ -11,7 +11,7 @@ use crate::chat::MemberPage;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Auth, JsonBody, PathId, QueryParams};
-use crate::http::wire::{MembersOut, RoomListingOut, RoomOut};
+use crate::http::wire::{MembersOut, RoomListingOut, RoomOut, parse_place};
 use crate::model::{RoomId, UserId, Visibility};
 
 pub fn router() -> Router<AppState> {
@@ -123,7 +123,7 @@ async fn leave(
 
 #[derive(Deserialize)]
 struct MembersQuery {
-    after: Option<i64>,
+    after: Option<String>,
     q: Option<String>,
     limit: Option<usize>,
 }
@@ -136,16 +136,15 @@ async fn members(
     PathId(id): PathId,
     QueryParams(query): QueryParams<MembersQuery>,
 ) -> ApiResult<Json<MembersOut>> {
-    let after = match query.after {
+    let after = match query.after.as_deref() {
         None => None,
-        Some(after) if after > 0 => Some(UserId(after)),
-        Some(_) => {
-            return Err(ApiError::new(
+        Some(after) => Some(parse_place(after).ok_or_else(|| {
+            ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_after",
-                "after must be the positive id of a member",
-            ));
-        }
+                "after must be a page's next, or the positive id of a member",
+            )
+        })?),
     };
     let page = MemberPage {
         after,

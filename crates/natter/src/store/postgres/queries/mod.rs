@@ -418,8 +418,8 @@ pub(super) async fn member_page(
             "SELECT m.role, {} FROM members m JOIN users u ON u.id = m.user_id
              WHERE m.room_id = $1 AND m.active
                AND ($2::BIGINT IS NULL OR (u.display_name, u.id) >
-                    ((SELECT u2.display_name FROM members m2 JOIN users u2 ON u2.id = m2.user_id
-                      WHERE m2.room_id = $1 AND m2.user_id = $2), $2))
+                    (COALESCE($5::TEXT, (SELECT u2.display_name FROM members m2 JOIN users u2 ON u2.id = m2.user_id
+                      WHERE m2.room_id = $1 AND m2.user_id = $2)), $2))
                AND ($3::TEXT IS NULL OR u.display_name ILIKE '%' || $3 || '%' ESCAPE '\\')
              ORDER BY u.display_name, u.id
              LIMIT $4",
@@ -427,9 +427,10 @@ pub(super) async fn member_page(
         ),
         &[
             &room.0,
-            &query.after.map(|u| u.0),
+            &query.after.as_ref().map(|p| p.id.0),
             &text,
             &limit(query.limit),
+            &query.after.as_ref().and_then(|p| p.name.as_deref()),
         ],
     )
     .await?

@@ -353,17 +353,18 @@ pub fn members(conn: &Connection, room: RoomId) -> R<Vec<MemberProfile>> {
     member_page(conn, room, &everyone)
 }
 
-/// A page of active members by display name then id; `after` names the
-/// place by the member's current name, found in the same statement
-/// among the room's member rows (a leaver's row stays), so no page
-/// tells the name of anyone who was never in the room.
+/// A page of active members by display name then id; `after` is a
+/// place by the name it carries or, without one, by the member's current
+/// name, found in the same statement among the room's member rows (a
+/// leaver's row stays), so no page tells the name of anyone who was
+/// never in the room.
 pub fn member_page(conn: &Connection, room: RoomId, query: &MemberQuery) -> R<Vec<MemberProfile>> {
     let mut stmt = q(conn.prepare_cached(&format!(
         "SELECT m.role, {} FROM members m JOIN users u ON u.id = m.user_id
          WHERE m.room_id = ?1 AND m.active = 1
            AND (?2 IS NULL OR (u.display_name, u.id) >
-                ((SELECT u2.display_name FROM members m2 JOIN users u2 ON u2.id = m2.user_id
-                  WHERE m2.room_id = ?1 AND m2.user_id = ?2), ?2))
+                (COALESCE(?5, (SELECT u2.display_name FROM members m2 JOIN users u2 ON u2.id = m2.user_id
+                  WHERE m2.room_id = ?1 AND m2.user_id = ?2)), ?2))
            AND (?3 IS NULL OR u.display_name LIKE '%' || ?3 || '%' ESCAPE '\\')
          ORDER BY u.display_name, u.id
          LIMIT ?4",
@@ -373,7 +374,13 @@ pub fn member_page(conn: &Connection, room: RoomId, query: &MemberQuery) -> R<Ve
     let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
     q(stmt
         .query_map(
-            params![room.0, query.after.map(|u| u.0), text, limit],
+            params![
+                room.0,
+                query.after.as_ref().map(|p| p.id.0),
+                text,
+                limit,
+                query.after.as_ref().and_then(|p| p.name.as_deref()),
+            ],
             |r| {
                 Ok(MemberProfile {
                     role: rows::role(&r.get::<_, String>(0)?),
