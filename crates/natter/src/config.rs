@@ -441,6 +441,7 @@ impl Config {
                 shared_community: s.shared_community.unwrap_or(false),
                 read_receipts: s.read_receipts.unwrap_or(true),
                 people_search: s.people_search.unwrap_or(true),
+                session_recheck: chat_defaults.session_recheck,
             },
             hub: HubConfig {
                 presence_grace: s

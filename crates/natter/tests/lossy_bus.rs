@@ -264,3 +264,96 @@ async fn a_retried_send_announces_what_its_first_try_committed_unannounced() {
         started.elapsed()
     );
 }
+
+/// Loses every announcement that sessions ended, as a node whose Redis
+/// subscription was down at the time would; says it is lossy, so nodes
+/// recheck their cached sessions.
+struct NoEndingsBus {
+    inner: LocalBus,
+}
+
+impl Bus for NoEndingsBus {
+    fn publish(&self, message: BusMessage) {
+        if !matches!(message, BusMessage::SessionsEnded { .. }) {
+            self.inner.publish(message);
+        }
+    }
+
+    fn subscribe(&self, sink: Weak<dyn BusSink>) {
+        self.inner.subscribe(sink);
+    }
+
+    fn lossy(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_missed_a_logout_ends_the_session_at_its_next_recheck() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn natter::store::Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let bus = Arc::new(NoEndingsBus {
+        inner: LocalBus::new(),
+    });
+    let node = || {
+        Chat::new(
+            store.clone(),
+            bus.clone(),
+            HubConfig::default(),
+            ChatConfig {
+                limits: natter::chat::RateLimits::off(),
+                session_recheck: Duration::from_millis(200),
+                ..ChatConfig::default()
+            },
+        )
+    };
+    let (a, b) = (node(), node());
+    let TwoInARoom {
+        writer,
+        writer_token,
+        ..
+    } = support::two_in_a_room(&a, "endings").await;
+
+    // Node B knows the session (cached) and holds a poll of it.
+    assert_eq!(b.authenticate(&writer_token).await.unwrap(), writer);
+    let cursor = b
+        .poll(&writer, None, Some(0), None, None)
+        .await
+        .unwrap()
+        .cursor;
+    let parked = {
+        let b = b.clone();
+        tokio::spawn(async move { b.poll(&writer, Some(&cursor), Some(30), None, None).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // The logout on node A never reaches B over the bus.
+    let logged_out = Instant::now();
+    a.logout(&writer).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(5), parked)
+        .await
+        .expect("the poll on B ends at B's next recheck")
+        .unwrap();
+    assert!(
+        matches!(
+            ended,
+            Err(natter::chat::ChatError::SessionEnded(
+                natter::model::EndReason::LoggedOut
+            ))
+        ),
+        "{:?}",
+        ended.map(|a| a.cursor)
+    );
+    assert!(
+        matches!(
+            b.authenticate(&writer_token).await,
+            Err(natter::chat::ChatError::SessionEnded(_))
+        ),
+        "and B refuses the token"
+    );
+    assert!(
+        logged_out.elapsed() < Duration::from_secs(2),
+        "within about one recheck: {:?}",
+        logged_out.elapsed()
+    );
+}

@@ -2,7 +2,7 @@
 //! edit a profile.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -34,23 +34,22 @@ pub struct Login {
 
 /// Sessions recently seen, by token hash, so authenticating a poll does not
 /// read the store every time. Ended sessions are dropped from it at once.
-/// In a cluster an entry is read again from the store after `max_age`:
-/// an ending announced on the bus may never reach this node.
+/// In a cluster an ending announced on the bus may never reach this node,
+/// so every `session_recheck` the node asks the store which of its cached
+/// sessions ended, all of them in one query ([`Chat::recheck_sessions`]),
+/// rather than reading each one again on its next request.
 #[derive(Default)]
 pub(super) struct SessionCache {
     // Every request reads it; only logins and logouts write.
     inner: RwLock<CacheInner>,
-    max_age: Option<std::time::Duration>,
 }
 
-/// How long a node of a cluster trusts a cached session before it reads
-/// it again: a logout elsewhere whose bus message was lost is refused
-/// here within this long.
-pub(super) const CLUSTER_SESSION_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(5);
+/// Sessions asked about in one query of a recheck.
+const RECHECK_BATCH: usize = 1000;
 
 #[derive(Default)]
 struct CacheInner {
-    by_hash: HashMap<[u8; 32], (Caller, Millis, std::time::Instant)>,
+    by_hash: HashMap<[u8; 32], (Caller, Millis)>,
     hash_of: HashMap<SessionId, [u8; 32]>,
     /// Bumped by every `forget`: a session read from the store before a
     /// forget may already have ended, so it is not cached.
@@ -61,26 +60,19 @@ struct CacheInner {
 const SESSION_CACHE_MAX: usize = 100_000;
 
 impl SessionCache {
-    /// A cache whose entries are read again after `max_age` (`None`:
-    /// kept until they end, on a single node).
-    pub(super) fn new(max_age: Option<std::time::Duration>) -> SessionCache {
-        SessionCache {
-            max_age,
-            ..SessionCache::default()
-        }
-    }
-
     fn get(&self, hash: &[u8; 32]) -> Option<(Caller, Millis)> {
-        let (caller, expires_at, cached_at) = *self
-            .inner
+        self.inner
             .read()
             .expect("cache poisoned")
             .by_hash
-            .get(hash)?;
-        if self.max_age.is_some_and(|age| cached_at.elapsed() > age) {
-            return None;
-        }
-        Some((caller, expires_at))
+            .get(hash)
+            .copied()
+    }
+
+    /// Every session cached now, for a recheck.
+    fn cached(&self) -> Vec<SessionId> {
+        let inner = self.inner.read().expect("cache poisoned");
+        inner.hash_of.keys().copied().collect()
     }
 
     /// The forget count to pass to [`SessionCache::put`] after a store read.
@@ -99,9 +91,7 @@ impl SessionCache {
             inner.by_hash.clear();
             inner.hash_of.clear();
         }
-        inner
-            .by_hash
-            .insert(hash, (caller, expires_at, std::time::Instant::now()));
+        inner.by_hash.insert(hash, (caller, expires_at));
         inner.hash_of.insert(caller.session, hash);
     }
 
@@ -300,6 +290,46 @@ impl Chat {
         Ok(caller)
     }
 
+    /// In a cluster: every `session_recheck`, ends here the cached
+    /// sessions that ended on other nodes, as their lost bus message
+    /// would have. Runs until the service goes.
+    pub(super) fn spawn_session_rechecks(self: &Arc<Chat>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let chat = Arc::downgrade(self);
+        let period = self.config.session_recheck;
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(chat) = chat.upgrade() else { return };
+                chat.recheck_sessions().await;
+            }
+        });
+    }
+
+    /// One recheck: the store says which cached sessions ended; they
+    /// leave the cache and their polls end with the reason. A store that
+    /// does not answer leaves them for the next round.
+    async fn recheck_sessions(&self) {
+        for chunk in self.sessions.cached().chunks(RECHECK_BATCH) {
+            let ended = match self.store.ended_sessions(chunk).await {
+                Ok(ended) => ended,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not recheck the cached sessions");
+                    return;
+                }
+            };
+            for (user, session, reason) in ended {
+                self.sessions.forget(&[session]);
+                self.hub.end_sessions(user, &[session], reason);
+            }
+        }
+    }
+
     /// Ends the caller's session; its open polls return `session_ended`.
     pub async fn logout(&self, caller: &Caller) -> ChatResult<()> {
         let store = self.store.clone();
@@ -361,20 +391,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_cluster_node_reads_a_cached_session_again_after_its_max_age() {
-        let caller = Caller {
+    fn the_cache_lists_its_sessions_and_forgets_ended_ones() {
+        let caller = |n| Caller {
             user: UserId(1),
-            session: SessionId(2),
+            session: SessionId(n),
         };
-        let single = SessionCache::new(None);
-        let cluster = SessionCache::new(Some(std::time::Duration::from_millis(50)));
-        for cache in [&single, &cluster] {
-            let generation = cache.generation();
-            cache.put([7; 32], caller, i64::MAX, generation);
-            assert!(cache.get(&[7; 32]).is_some(), "fresh entries are kept");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(80));
-        assert!(single.get(&[7; 32]).is_some(), "one node trusts its bus");
-        assert!(cluster.get(&[7; 32]).is_none(), "a cluster node asks again");
+        let cache = SessionCache::default();
+        let generation = cache.generation();
+        cache.put([7; 32], caller(2), i64::MAX, generation);
+        cache.put([8; 32], caller(3), i64::MAX, generation);
+        let mut cached = cache.cached();
+        cached.sort_by_key(|s| s.0);
+        assert_eq!(cached, [SessionId(2), SessionId(3)]);
+        cache.forget(&[SessionId(2)]);
+        assert!(cache.get(&[7; 32]).is_none(), "an ended session is gone");
+        assert!(cache.get(&[8; 32]).is_some(), "the others stay");
+        assert_eq!(cache.cached(), [SessionId(3)]);
+        // A read from before the forget is not cached: it may be stale.
+        cache.put([7; 32], caller(2), i64::MAX, generation);
+        assert!(cache.get(&[7; 32]).is_none());
     }
 }

@@ -33,7 +33,9 @@ pub use self::people::MAX_PEOPLE;
 pub use self::rooms::{MAX_MEMBERS_PAGE, MemberList, MemberPage, RoomListing};
 pub use self::sso::Site;
 use crate::bus::{Bus, BusMessage, BusSink};
-use crate::error::{ChatError, ChatResult};
+/// What the service's calls answer when they fail, for its callers to
+/// match on.
+pub use crate::error::{ChatError, ChatResult};
 use crate::hub::{Hub, HubConfig, RoomFeed};
 use crate::metrics::Metrics;
 use crate::model::{Current, EndReason, Event, Role, RoomId, SessionId, User, UserId, Visibility};
@@ -87,6 +89,10 @@ pub struct ChatConfig {
     pub read_receipts: bool,
     /// People may be found by name (`people.rs`).
     pub people_search: bool,
+    /// In a cluster, how often the node asks the store which of the
+    /// sessions it has cached have ended: a logout elsewhere whose bus
+    /// message never came here is refused within about this long.
+    pub session_recheck: Duration,
 }
 
 /// Who may create an account.
@@ -191,6 +197,7 @@ impl Default for ChatConfig {
             shared_community: false,
             read_receipts: true,
             people_search: true,
+            session_recheck: Duration::from_secs(5),
         }
     }
 }
@@ -242,9 +249,7 @@ impl Chat {
             metrics,
             storage_full: Arc::default(),
             config,
-            sessions: accounts::SessionCache::new(
-                bus.lossy().then_some(accounts::CLUSTER_SESSION_MAX_AGE),
-            ),
+            sessions: accounts::SessionCache::default(),
             names: Mutex::new(HashMap::new()),
             names_max_age: bus.lossy().then_some(NAMES_MAX_AGE_IN_A_CLUSTER),
             passwords: passwords::PasswordPool::start(),
@@ -252,6 +257,9 @@ impl Chat {
         });
         let sink: Arc<dyn BusSink> = chat.clone();
         bus.subscribe(Arc::downgrade(&sink));
+        if bus.lossy() {
+            chat.spawn_session_rechecks();
+        }
         chat
     }
 

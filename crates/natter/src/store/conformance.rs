@@ -16,11 +16,11 @@ use std::sync::Arc;
 
 use super::{
     Action, ImportChat, ImportMessage, ImportSource, MemberPlace, MemberQuery, NewEvent, NewRoom,
-    NewUser, Outcome, PeopleQuery, ProfilePatch, Store, StoreError,
+    NewSession, NewUser, Outcome, PeopleQuery, ProfilePatch, Store, StoreError,
 };
 use crate::model::{
-    Current, EventBody, MAX_REACTIONS_PER_MESSAGE, NotifyLevel, Role, RoomId, RoomKind, Seq,
-    UserId, Visibility,
+    Current, EndReason, EventBody, MAX_REACTIONS_PER_MESSAGE, NotifyLevel, Role, RoomId, RoomKind,
+    Seq, SessionId, UserId, Visibility,
 };
 
 /// Runs every conformance test, each on a store `fresh()` makes.
@@ -44,6 +44,7 @@ where
     archive_imports(fresh().await).await;
     concurrent_duplicates_resolve_to_one(fresh().await).await;
     room_heads(fresh().await).await;
+    ended_sessions(fresh().await).await;
 }
 
 async fn user(store: &dyn Store, name: &str) -> UserId {
@@ -1064,4 +1065,38 @@ async fn room_heads(store: Arc<dyn Store>) {
         "created, then three"
     );
     assert!(store.room_heads(&[]).await.unwrap().is_empty());
+}
+
+/// A cluster node's recheck: of the sessions it names, the ended ones,
+/// with their user and reason; live and unknown ones are not listed.
+async fn ended_sessions(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await;
+    let session = |n: u8| {
+        let store = store.clone();
+        async move {
+            store
+                .create_session(NewSession {
+                    user: alice,
+                    token_hash: [n; 32],
+                    at: 1,
+                    expires_at: i64::MAX,
+                    end_others: None,
+                    password_hash: None,
+                })
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    let (ended, live) = (session(1).await, session(2).await);
+    store
+        .end_session(ended, EndReason::LoggedOut, 5)
+        .await
+        .unwrap();
+    let unknown = SessionId(ended.0 + live.0 + 1000);
+    assert_eq!(
+        store.ended_sessions(&[live, ended, unknown]).await.unwrap(),
+        [(alice, ended, EndReason::LoggedOut)]
+    );
+    assert!(store.ended_sessions(&[]).await.unwrap().is_empty());
 }

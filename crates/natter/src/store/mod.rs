@@ -456,6 +456,13 @@ pub trait Store: Send + Sync + 'static {
     -> StoreResult<(SessionId, Vec<SessionId>)>;
     async fn session_by_token(&self, token_hash: [u8; 32]) -> StoreResult<Option<SessionRecord>>;
     async fn end_session(&self, id: SessionId, reason: EndReason, at: Millis) -> StoreResult<()>;
+    /// Those of `ids` that have ended, with their user and why: how a
+    /// node of a cluster learns of endings whose bus message it missed,
+    /// for all its cached sessions in one query.
+    async fn ended_sessions(
+        &self,
+        ids: &[SessionId],
+    ) -> StoreResult<Vec<(UserId, SessionId, EndReason)>>;
 
     /// Creates a group room: event 1 is `room_created` with the creator as owner.
     async fn create_room(&self, room: NewRoom) -> StoreResult<(Room, Event)>;

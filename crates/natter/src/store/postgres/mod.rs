@@ -387,6 +387,15 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn ended_sessions(
+        &self,
+        ids: &[SessionId],
+    ) -> StoreResult<Vec<(UserId, SessionId, EndReason)>> {
+        let ids: Vec<i64> = ids.iter().map(|s| s.0).collect();
+        self.read(&ids, |c, ids| Box::pin(queries::ended_sessions(c, ids)))
+            .await
+    }
+
     async fn end_session(&self, id: SessionId, reason: EndReason, at: Millis) -> StoreResult<()> {
         self.write(&(id, reason, at), |tx, (id, reason, at)| {
             Box::pin(queries::end_session(tx, *id, *reason, *at))

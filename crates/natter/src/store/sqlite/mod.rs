@@ -293,6 +293,14 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn ended_sessions(
+        &self,
+        ids: &[SessionId],
+    ) -> StoreResult<Vec<(UserId, SessionId, EndReason)>> {
+        let ids = ids.to_vec();
+        self.read(move |c| queries::ended_sessions(c, &ids)).await
+    }
+
     async fn end_session(&self, id: SessionId, reason: EndReason, at: Millis) -> StoreResult<()> {
         self.writer
             .write(move |c| queries::end_session(c, id, reason, at))

@@ -391,6 +391,29 @@ pub(in crate::store::postgres) async fn session_by_token(
     }))
 }
 
+/// Those of `ids` that have ended, in one query.
+pub(in crate::store::postgres) async fn ended_sessions(
+    c: &impl GenericClient,
+    ids: &[i64],
+) -> R<Vec<(UserId, SessionId, EndReason)>> {
+    all(
+        c,
+        "SELECT user_id, id, ended_reason FROM sessions
+         WHERE id = ANY($1) AND ended_reason IS NOT NULL",
+        &[&ids],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok((
+            UserId(r.try_get(0)?),
+            SessionId(r.try_get(1)?),
+            EndReason::parse(r.try_get(2)?),
+        ))
+    })
+    .collect()
+}
+
 pub(in crate::store::postgres) async fn end_session(
     c: &impl GenericClient,
     id: SessionId,

@@ -320,6 +320,26 @@ pub fn session_by_token(conn: &Connection, hash: &[u8; 32]) -> R<Option<SessionR
     .optional())
 }
 
+/// Those of `ids` that have ended: one indexed lookup each, in one read.
+pub fn ended_sessions(
+    conn: &Connection,
+    ids: &[SessionId],
+) -> R<Vec<(UserId, SessionId, EndReason)>> {
+    let mut stmt = q(conn.prepare_cached(
+        "SELECT user_id, ended_reason FROM sessions WHERE id = ?1 AND ended_reason IS NOT NULL",
+    ))?;
+    let mut ended = Vec::new();
+    for id in ids {
+        let found = q(stmt
+            .query_row([id.0], |r| Ok((UserId(r.get(0)?), r.get::<_, String>(1)?)))
+            .optional())?;
+        if let Some((user, reason)) = found {
+            ended.push((user, *id, EndReason::parse(&reason)));
+        }
+    }
+    Ok(ended)
+}
+
 pub fn end_session(conn: &Connection, id: SessionId, reason: EndReason, at: Millis) -> R<()> {
     q(exec(
         conn,
