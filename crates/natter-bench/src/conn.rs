@@ -40,6 +40,9 @@ pub fn source_for(index: usize) -> IpAddr {
     IpAddr::from([127, 0, 0, 1u8.saturating_add(first).saturating_add(n)])
 }
 
+/// Setup calls answered `503` and tried again (see [`Conn::json`]).
+pub static RETRIED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Headers an answer may carry at most; natter sends about ten.
 const MAX_HEADERS: usize = 32;
 /// The largest answer head accepted.
@@ -168,7 +171,10 @@ impl Conn {
         Ok((head.status, head.captured, body))
     }
 
-    /// A JSON call that must succeed; returns the parsed answer.
+    /// A JSON call that must succeed; returns the parsed answer. A `503`
+    /// (an overloaded server or database says "try again shortly") is
+    /// tried again after a second, up to five times, as natter's clients
+    /// do; [`RETRIED`] counts those.
     pub async fn json(
         &mut self,
         method: Method,
@@ -177,7 +183,18 @@ impl Conn {
         body: Option<serde_json::Value>,
     ) -> anyhow::Result<serde_json::Value> {
         let bytes = body.map(|b| serde_json::to_vec(&b)).transpose()?;
-        let (status, answer) = self.call(method.clone(), path, token, bytes).await?;
+        let mut tries = 1;
+        let (status, answer) = loop {
+            let (status, answer) = self
+                .call(method.clone(), path, token, bytes.clone())
+                .await?;
+            if status != StatusCode::SERVICE_UNAVAILABLE || tries == 5 {
+                break (status, answer);
+            }
+            RETRIED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tries += 1;
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        };
         if !status.is_success() {
             bail!(
                 "{method} {path}: {status} {}",

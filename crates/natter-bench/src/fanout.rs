@@ -55,6 +55,10 @@ impl Population {
             }
         }
         setup::join(servers, memberships).await?;
+        let retried = crate::conn::RETRIED.load(Ordering::Relaxed);
+        if retried > 0 {
+            eprintln!("  {retried} setup calls were answered 503 and tried again");
+        }
         Ok(Population {
             prefix,
             rooms: room_ids,
