@@ -30,6 +30,11 @@ impl Barrier {
         Ok(Barrier { dir, parties })
     }
 
+    /// How many processes meet.
+    pub fn parties(&self) -> usize {
+        self.parties
+    }
+
     /// Arrives at `point` and returns when every party has.
     pub async fn meet(&self, point: &str) -> anyhow::Result<()> {
         let mine = self.dir.join(format!("{point}.{}", std::process::id()));

@@ -214,7 +214,9 @@ struct ReaderResult {
 static RUNS: AtomicU64 = AtomicU64::new(0);
 
 /// At most this many clients connect and take their first cursor at once,
-/// so a ramp of thousands is not a storm of half-open connections.
+/// so a ramp of thousands is not a storm of half-open connections. Several
+/// generators meeting at a barrier share it, so a cluster sees the same
+/// storm as one server from one generator.
 const CONNECTING_AT_ONCE: usize = 500;
 
 /// Shared state between senders and readers.
@@ -261,6 +263,7 @@ impl Run<'_> {
             rooms: pop.rooms.len(),
             ..Report::default()
         };
+        let retried_before = crate::conn::RETRIED.load(Ordering::Relaxed);
         let baseline = self
             .baseline_rss_kib
             .or_else(|| memory(self.server_pids).map(|m| m.rss_kib));
@@ -275,7 +278,11 @@ impl Run<'_> {
             acked: pop.rooms.iter().map(|_| AtomicU64::new(0)).collect(),
             sending_done: false.into(),
             ready: AtomicUsize::new(0),
-            connecting: tokio::sync::Semaphore::new(CONNECTING_AT_ONCE),
+            connecting: tokio::sync::Semaphore::new(
+                self.barrier.as_ref().map_or(CONNECTING_AT_ONCE, |(b, _)| {
+                    (CONNECTING_AT_ONCE / b.parties()).max(1)
+                }),
+            ),
             churn: self.churn.clone(),
             poll_timeout_s: self.poll_timeout_s,
             storm: tokio::sync::Notify::new(),
@@ -543,6 +550,12 @@ impl Run<'_> {
         report.ack_latency = Some(Latency::from_micros(acks_us));
         if let Some(m) = memory(self.server_pids) {
             report.server_peak_rss_kib = Some(m.peak_rss_kib);
+        }
+        let retried = crate::conn::RETRIED.load(Ordering::Relaxed) - retried_before;
+        if retried > 0 {
+            report.notes.push(format!(
+                "{retried} calls were answered 503 (try again shortly) and tried again a second later"
+            ));
         }
         Ok(report)
     }
