@@ -38,10 +38,17 @@ const NODE_TIMEOUT: Duration = Duration::from_secs(7);
 /// of each other, well inside `user_feed::NODES_APART_MS`.
 const DEATH_CHECK: Duration = Duration::from_millis(250);
 
+/// How long flips heard from other nodes gather before they are settled
+/// together: one pass over the rooms held here per batch, not per flip
+/// (100,000 users coming online over six nodes are 100,000 flips).
+const PEER_FLIPS_BATCH: Duration = Duration::from_millis(50);
+
 /// This node's view of the others.
 pub(super) struct ClusterPresence {
     bus: Arc<dyn Bus>,
     peers: std::sync::Mutex<HashMap<u64, Peer>>,
+    /// Users another node flipped, waiting for the next batch.
+    flipped: std::sync::Mutex<HashSet<UserId>>,
 }
 
 /// Another node, as last heard.
@@ -60,6 +67,7 @@ impl Hub {
         let joined = self.cluster.set(ClusterPresence {
             bus,
             peers: std::sync::Mutex::new(HashMap::new()),
+            flipped: std::sync::Mutex::new(HashSet::new()),
         });
         if joined.is_err() {
             return;
@@ -184,7 +192,20 @@ impl Hub {
                 peer.online.remove(&user);
             }
         }
-        self.settle_presence([user]);
+        let first = {
+            let mut flipped = cluster.flipped.lock().expect("flips poisoned");
+            flipped.insert(user) && flipped.len() == 1
+        };
+        if first && let Some(hub) = self.me.upgrade() {
+            tokio::spawn(async move {
+                tokio::time::sleep(PEER_FLIPS_BATCH).await;
+                let Some(cluster) = hub.cluster.get() else {
+                    return;
+                };
+                let users = std::mem::take(&mut *cluster.flipped.lock().expect("flips poisoned"));
+                hub.settle_presence(users);
+            });
+        }
     }
 
     /// Another node's heartbeat: the users it has online now, and their
@@ -281,36 +302,53 @@ impl Hub {
         }
         let Some(hub) = self.me.upgrade() else { return };
         tokio::spawn(async move {
-            // Who the rooms held here have, once for the whole batch.
-            let members_here: HashSet<UserId> = {
-                let rooms = hub.rooms.read().expect("rooms poisoned");
+            // The rooms held here that each of them is in, in one pass
+            // over the rooms for the whole batch.
+            let mut rooms_here: HashMap<UserId, Vec<Arc<super::RoomFeed>>> = HashMap::new();
+            {
                 let wanted: HashSet<UserId> = users.iter().copied().collect();
-                rooms
-                    .values()
-                    .flat_map(|room| {
-                        room.lock()
+                let rooms = hub.rooms.read().expect("rooms poisoned");
+                for room in rooms.values() {
+                    let state = room.lock();
+                    // Whichever of the two is smaller is walked.
+                    let found: Vec<UserId> = if wanted.len() <= state.members.len() {
+                        wanted
+                            .iter()
+                            .filter(|u| state.members.contains_key(u))
+                            .copied()
+                            .collect()
+                    } else {
+                        state
                             .members
                             .keys()
                             .filter(|m| wanted.contains(m))
                             .copied()
-                            .collect::<Vec<_>>()
-                    })
-                    .collect()
-            };
-            for user in users {
-                let known = !hub.loaded_users([user]).is_empty();
-                if !known && !members_here.contains(&user) {
-                    continue;
+                            .collect()
+                    };
+                    drop(state);
+                    for user in found {
+                        rooms_here.entry(user).or_default().push(room.clone());
+                    }
                 }
-                let Ok(feed) = hub.user(user).await else {
-                    continue;
-                };
-                let _in_order = feed.presence_order();
-                let online = feed.is_local_online() || hub.online_elsewhere(user);
-                // A feed loaded just now was never announced here: the
-                // rooms' online sets may count them either way.
-                if feed.set_online(online) != online || !known {
-                    hub.broadcast_presence(&feed, online);
+            }
+            for user in users {
+                let elsewhere = hub.online_elsewhere(user);
+                match hub.loaded_users([user]).pop() {
+                    Some(feed) => {
+                        let _in_order = feed.presence_order();
+                        let online = feed.is_local_online() || elsewhere;
+                        if feed.set_online(online) != online {
+                            hub.broadcast_presence(&feed, online);
+                        }
+                    }
+                    // Another node's user with no feed here: only the
+                    // rooms held here that they are in hear of it, and
+                    // their feed is not loaded for that.
+                    None => {
+                        if let Some(rooms) = rooms_here.remove(&user) {
+                            hub.announce_presence(user, rooms, elsewhere, true);
+                        }
+                    }
                 }
             }
         });

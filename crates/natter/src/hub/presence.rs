@@ -141,17 +141,34 @@ impl Hub {
             let map = self.rooms.read().expect("rooms poisoned");
             rooms.iter().filter_map(|r| map.get(r).cloned()).collect()
         };
+        self.announce_presence(user.id, feeds, online, false);
+    }
+
+    /// Counts `user` online or offline in `rooms` (those held here) and
+    /// tells who hears their presence there. With `only_if_changed`
+    /// nothing is told when no room's count moved: the news was known
+    /// here already (another node's user, whose feed this node need not
+    /// hold).
+    pub(super) fn announce_presence(
+        &self,
+        user: UserId,
+        rooms: Vec<Arc<RoomFeed>>,
+        online: bool,
+        only_if_changed: bool,
+    ) {
         let mut audience = HashSet::new();
-        audience.insert(user.id);
+        audience.insert(user);
         let mut counted = Vec::new();
-        for feed in feeds {
+        let mut any_changed = false;
+        for feed in rooms {
             let mut state = feed.lock();
-            let changed = state.members.contains_key(&user.id)
+            let changed = state.members.contains_key(&user)
                 && if online {
-                    state.online.insert(user.id)
+                    state.online.insert(user)
                 } else {
-                    state.online.remove(&user.id)
+                    state.online.remove(&user)
                 };
+            any_changed |= changed;
             let (hearers, big) = self.presence_audience(&mut state);
             drop(state);
             audience.extend(hearers);
@@ -159,13 +176,10 @@ impl Hub {
                 counted.push(feed);
             }
         }
-        let targets = self.push_item(
-            audience,
-            Ephemeral::Presence {
-                user: user.id,
-                online,
-            },
-        );
+        if only_if_changed && !any_changed {
+            return;
+        }
+        let targets = self.push_item(audience, Ephemeral::Presence { user, online });
         self.wake_batched(targets, counted);
     }
 

@@ -777,3 +777,78 @@ async fn typing_stopped_on_another_node_than_it_started_is_announced() {
     until_typing(&mut cursor, false).await;
     cluster.stop().await;
 }
+
+/// This node's `natter_user_feeds` gauge, as of its last eviction round.
+async fn user_feeds(node: &crate::common::TestServer) -> f64 {
+    let text = reqwest::Client::new()
+        .get(format!("{}/metrics", node.base))
+        .bearer_auth(FEEDS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("natter_user_feeds "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no natter_user_feeds in:\n{text}"))
+}
+
+const FEEDS_TOKEN: &str = "metrics-token-for-the-cluster-tests-0123456789";
+
+#[tokio::test]
+async fn a_flip_on_another_node_is_announced_without_loading_the_user_here() {
+    // Eviction rounds of 1 s keep the feed gauges current.
+    let Some(cluster) = Cluster::start_tuned(2, |_, _, config| {
+        config.metrics_token = Some(FEEDS_TOKEN.into());
+        config.hub.evict_idle_after = Some(Duration::from_secs(10));
+    })
+    .await
+    else {
+        return;
+    };
+    let alice = cluster.nodes[0].user("alice").await;
+    let bob = cluster.nodes[1].user("bob").await;
+    let room = alice.create_room("flips", "public").await;
+    bob.join(room).await;
+    let mut cursor = alice.cursor().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Bob comes online through node B: Alice hears it on node A, and the
+    // room's count there has him.
+    let bob_polls = {
+        let bob = bob.clone();
+        tokio::spawn(async move {
+            let cursor = bob.cursor().await;
+            bob.poll(&cursor, 3).await
+        })
+    };
+    until_presence(
+        &alice,
+        &mut cursor,
+        bob.user_id,
+        true,
+        Duration::from_secs(3),
+    )
+    .await;
+    let (_, rooms) = alice.get("/api/v1/rooms").await;
+    assert_eq!(rooms["rooms"][0]["online_count"], 2, "{rooms}");
+    // Node A told of it from the room it holds, without loading Bob's
+    // feed (a store read per user of the cluster, before).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(user_feeds(&cluster.nodes[0]).await, 1.0, "only Alice's");
+
+    bob_polls.await.unwrap();
+    until_presence(
+        &alice,
+        &mut cursor,
+        bob.user_id,
+        false,
+        Duration::from_secs(6),
+    )
+    .await;
+    let (_, rooms) = alice.get("/api/v1/rooms").await;
+    assert_eq!(rooms["rooms"][0]["online_count"], 1, "{rooms}");
+    cluster.stop().await;
+}
