@@ -28,8 +28,7 @@ pool=${POOL:-12}
 cargo build --release --locked -p natter -p natter-bench
 bin=${CARGO_TARGET_DIR:-target}/release
 bench=$bin/natter-bench
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; echo "nothing listens on $1" >&2; return 1; }
+. scripts/ports.sh
 
 work=$(mktemp -d)
 schema="natter_s3_$(date +%s)_$$"

@@ -12,8 +12,7 @@ json=()
 [ -n "${BENCH_JSON:-}" ] && json=(--json)
 
 cargo build --release --locked -p natter -p natter-bench
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; }
+. scripts/ports.sh
 
 for round in $(seq 1 "$rounds"); do
   work=$(mktemp -d)
