@@ -234,7 +234,9 @@ pub fn parse_place(after: &str) -> Option<MemberPlace> {
     }
     let decoded = String::from_utf8(URL_SAFE_NO_PAD.decode(after).ok()?).ok()?;
     let (id, name) = decoded.split_once(':')?;
-    if name.chars().count() > DisplayName::MAX_CHARS {
+    // Names are one line without control characters (NUL, which
+    // PostgreSQL's text cannot hold, among them): nothing else is a place.
+    if name.chars().count() > DisplayName::MAX_CHARS || name.chars().any(char::is_control) {
         return None;
     }
     Some(MemberPlace {

@@ -136,6 +136,10 @@ async fn bad_member_list_requests_are_refused() {
             &format!("after={}", b64(&format!("7:{long}"))),
             "invalid_after",
         ),
+        // A name with a NUL (which PostgreSQL's text cannot hold) or a
+        // line break: no display name has one.
+        (&format!("after={}", b64("7:a\u{0}b")), "invalid_after"),
+        (&format!("after={}", b64("7:a\nb")), "invalid_after"),
         ("after=%F0%9F%98%80", "invalid_after"),
         (&format!("after={}", "A".repeat(401)), "invalid_after"),
         ("q=a%01b", "invalid_query"),
