@@ -7,6 +7,7 @@ import {
   beginRead, cancelRead, dropTimeline, finishRead, openTimeline, quoteMissing, timelineOf,
 } from './state.js';
 import { MEMBER_PAGE, WHOLE_PAGE, appendPage, newList } from './member-pages.js';
+import { namesArrived } from './typing.js';
 import {
   childController, client, embed, errorText, isAbort, redraw, roomSignal, sessionSignal, showNotice, state, untilDone,
 } from './session.js';
@@ -251,6 +252,7 @@ export async function loadMembers(roomId, signal) {
   }
   state.memberLists.set(roomId, list);
   state.members.set(roomId, list.members);
+  namesArrived(roomId);
 }
 
 /** The first page of the members whose name holds `q`: the member
@@ -273,7 +275,9 @@ export function loadMoreMembers(list, signal = roomSignal()) {
   const load = (async () => {
     try {
       const { answer, read } = await readMembers(list.roomId, { q: list.q, list, signal });
-      if (!signal.aborted) appendPage(list, answer, read.heard, onlineOf);
+      if (signal.aborted) return;
+      appendPage(list, answer, read.heard, onlineOf);
+      namesArrived(list.roomId);
     } finally {
       moreLoads.delete(list);
     }

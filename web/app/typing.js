@@ -55,6 +55,12 @@ export function typingPreview(roomId) {
   return text ? el('span', { className: 'preview typing-preview' }, text) : null;
 }
 
+/** Member names just arrived (a room's list, a page of it): a notice
+ *  that came first and said "someone" can now say who. */
+export function namesArrived(roomId) {
+  if (state.typing.has(roomId)) showTyping();
+}
+
 /**
  * Redraws the notices in place (the open room's line, the room list) and
  * looks again when the next one expires. Called after a batch that

@@ -62,6 +62,30 @@ test('typing shows in the other browser, and ends on send and when it expires', 
   await bob.context.close();
 });
 
+test('a notice that arrives before the member list says who types once the list is in', async () => {
+  const { a, b, room, title } = await twoInRoom(env);
+  const alice = await pageOf(env, a);
+  const bob = await pageOf(env, b);
+  // Bob's reads of the room's members and history wait until let go, so
+  // Alice's notice reaches his page before it knows her name.
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  const reads = new RegExp(`/api/v1/rooms/${room.id}/(members|messages)(\\?|$)`);
+  await bob.page.route(reads, async (route) => {
+    await held;
+    await route.continue();
+  });
+  await openRoomInUi(alice.page, title);
+  await openRoomInUi(bob.page, title);
+  await alice.page.locator('#composer').pressSequentially('hel');
+  await bob.page.locator('#typing', { hasText: 'someone is typing…' }).waitFor({ timeout: 4000 });
+  release();
+  await bob.page.locator('#typing', { hasText: 'Han Meimei is typing…' }).waitFor({ timeout: 4000 });
+  await bob.page.locator('.room', { hasText: title }).locator('.typing-preview', { hasText: 'Han Meimei is typing…' }).waitFor();
+  await alice.context.close();
+  await bob.context.close();
+});
+
 test('a mention picked from the list is highlighted for the person named, with a badge until read', async () => {
   const { a, b, room, title } = await twoInRoom(env);
   // Bob looks at another room meanwhile, so the mention is unread for him.
