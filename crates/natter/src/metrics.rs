@@ -45,6 +45,37 @@ pub struct Metrics {
     pub connections_open: Gauge,
     /// Connections turned away at accept, by reason.
     connections_refused: Family<Labels, Counter>,
+    /// Event polls answered, by why they answered.
+    pub poll_answers: PollAnswers,
+}
+
+/// One counter per reason a poll answers, resolved once so the hot path
+/// increments an atomic without looking up a label.
+pub struct PollAnswers {
+    /// With room events (and any items beside them).
+    pub events: Counter,
+    /// With ephemeral items only (presence, read markers, typing) or an
+    /// ephemeral gap.
+    pub items: Counter,
+    /// At the timeout, with quiet news held for it (watching.rs).
+    pub held: Counter,
+    /// Empty: the timeout, or the server stopping.
+    pub empty: Counter,
+    /// Without a cursor: a fresh one at the current heads.
+    pub fresh: Counter,
+}
+
+impl PollAnswers {
+    fn new(family: &Family<Labels, Counter>) -> PollAnswers {
+        let why = |why: &'static str| family.get_or_create(&[("why", why)]).clone();
+        PollAnswers {
+            events: why("events"),
+            items: why("items"),
+            held: why("held"),
+            empty: why("empty"),
+            fresh: why("fresh"),
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -62,6 +93,7 @@ impl Metrics {
     /// A fresh set of metrics, all zero.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("natter");
+        let poll_answers = Family::default();
         let metrics = Metrics {
             polls_waiting: Gauge::default(),
             deliveries: Counter::default(),
@@ -75,6 +107,7 @@ impl Metrics {
             room_feeds: Gauge::default(),
             connections_open: Gauge::default(),
             connections_refused: Family::default(),
+            poll_answers: PollAnswers::new(&poll_answers),
             registry: Registry::default(),
         };
         registry.register(
@@ -135,6 +168,11 @@ impl Metrics {
             "connections_refused",
             "Connections turned away at accept, by reason",
             metrics.connections_refused.clone(),
+        );
+        registry.register(
+            "poll_answers",
+            "Event polls answered, by why they answered",
+            poll_answers,
         );
         Metrics {
             registry,

@@ -77,6 +77,7 @@ impl Hub {
         let mut wake = user.subscribe();
         let poll = self.open_poll(&user, session)?;
         let Some(mut cursor) = cursor else {
+            self.metrics.poll_answers.fresh.inc();
             return self.fresh_cursor(&user, to).await;
         };
         let watching = self.watch(&user, watch).await?;
@@ -121,7 +122,7 @@ impl Hub {
                     && !full
                     && self.only_quiet_news(user_id, &answer.events, &watching);
                 if !answer.is_empty() && !quiet {
-                    self.count_deliveries(&answer.events);
+                    self.count_answer(&answer);
                     return Ok(answer);
                 }
                 holding = !answer.is_empty();
@@ -160,8 +161,10 @@ impl Hub {
                 .collect(&user, &cursor, (came, watch), to, max_events)
                 .await?;
             self.metrics.deliveries.inc_by(answer.events.len() as u64);
+            self.metrics.poll_answers.held.inc();
             return Ok(answer);
         }
+        self.metrics.poll_answers.empty.inc();
         Ok(PollAnswer {
             events: Vec::new(),
             ephemeral: Vec::new(),
@@ -211,10 +214,14 @@ impl Hub {
     /// after their send each reached it. A client catching up on events
     /// older than a minute is not a slow delivery: those are counted but
     /// kept out of the latency histogram.
-    fn count_deliveries(&self, events: &[Arc<Event>]) {
+    /// Counts an answer with news, and its deliveries.
+    fn count_answer(&self, answer: &PollAnswer) {
+        let events = &answer.events;
         if events.is_empty() {
+            self.metrics.poll_answers.items.inc();
             return;
         }
+        self.metrics.poll_answers.events.inc();
         let now = now_ms();
         self.metrics.deliveries.inc_by(events.len() as u64);
         for event in events {

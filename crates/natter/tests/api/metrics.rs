@@ -176,3 +176,83 @@ async fn feed_gauges_follow_what_the_node_holds_and_evicts() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn poll_answers_are_counted_by_why_they_answered() {
+    let server = TestServer::start_with(|c| {
+        c.metrics_token = Some(TOKEN.into());
+        c.hub.big_room_members = 2;
+    })
+    .await;
+    let url = format!("{}/metrics", server.base);
+    let answers = |text: &str, why: &str| {
+        sample(text, &format!("natter_poll_answers_total{{why=\"{why}\"}}"))
+    };
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let carol = server.user("carol").await;
+    // Three members: above the threshold of 2, a big room.
+    let room = alice.create_room("lobby", "public").await;
+    bob.join(room).await;
+    carol.join(room).await;
+
+    let cursor = bob.cursor().await;
+    let (_, text) = scrape(&url, Some(TOKEN)).await;
+    assert_eq!(answers(&text, "fresh"), 1.0, "{text}");
+    assert_eq!(answers(&text, "events"), 0.0);
+
+    // Nothing happens: the poll answers empty at its timeout.
+    let (status, body) = bob.poll(&cursor, 1).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["events"].as_array().unwrap().is_empty(), "{body}");
+    let cursor = body["cursor"].as_str().unwrap().to_owned();
+
+    // Dave joins: quiet news for Bob, who does not watch the big room,
+    // so his poll holds it to its end.
+    let dave = server.user("dave").await;
+    dave.join(room).await;
+    let (status, body) = bob.poll(&cursor, 1).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["events"].as_array().unwrap().len(), 1, "{body}");
+    let cursor = body["cursor"].as_str().unwrap().to_owned();
+
+    // A message answers at once.
+    let parked = bob.parked_poll(&cursor, 30).await;
+    alice.say(room, "m1", "hello").await;
+    let (status, body) = tokio::time::timeout(Duration::from_secs(5), parked)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let cursor = body["cursor"].as_str().unwrap().to_owned();
+
+    // Bob looks at the room; Alice comes online: an answer of items only.
+    let watching = {
+        let (bob, cursor) = (bob.clone(), cursor.clone());
+        tokio::spawn(async move {
+            bob.get(&format!(
+                "/api/v1/events?cursor={cursor}&timeout=30&watch={room}"
+            ))
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let alice_cursor = alice.cursor().await;
+    let online = alice.parked_poll(&alice_cursor, 1).await;
+    let (status, body) = tokio::time::timeout(Duration::from_secs(5), watching)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["events"].as_array().unwrap().is_empty(), "{body}");
+    assert!(!body["ephemeral"].as_array().unwrap().is_empty(), "{body}");
+    online.await.unwrap();
+
+    let (_, text) = scrape(&url, Some(TOKEN)).await;
+    // Alice's first poll took a fresh cursor, her second ended empty.
+    assert_eq!(answers(&text, "fresh"), 2.0, "{text}");
+    assert_eq!(answers(&text, "empty"), 2.0, "{text}");
+    assert_eq!(answers(&text, "held"), 1.0, "{text}");
+    assert_eq!(answers(&text, "events"), 1.0, "{text}");
+    assert_eq!(answers(&text, "items"), 1.0, "{text}");
+}
