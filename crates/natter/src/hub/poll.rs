@@ -122,7 +122,7 @@ impl Hub {
                     && !full
                     && self.only_quiet_news(user_id, &answer.events, &watching);
                 if !answer.is_empty() && !quiet {
-                    self.count_answer(&answer);
+                    self.count_answer(&answer, user_id, &watching);
                     return Ok(answer);
                 }
                 holding = !answer.is_empty();
@@ -210,26 +210,31 @@ impl Hub {
         Ok(())
     }
 
-    /// Counts the events a poll is about to answer with, and how long
-    /// after their send each reached it. A client catching up on events
-    /// older than a minute is not a slow delivery: those are counted but
-    /// kept out of the latency histogram.
-    /// Counts an answer with news, and its deliveries.
-    fn count_answer(&self, answer: &PollAnswer) {
+    /// Counts an answer with news, its events, and how long after its
+    /// send each reached the poll. Two kinds are counted but kept out of
+    /// the latency histogram, as no slow delivery: events older than a
+    /// minute (a client catching up), and quiet news the poll held on
+    /// purpose until something else came (watching.rs).
+    fn count_answer(
+        &self,
+        answer: &PollAnswer,
+        user: UserId,
+        watching: &super::watching::Watching,
+    ) {
         let events = &answer.events;
         if events.is_empty() {
             self.metrics.poll_answers.items.inc();
             return;
         }
         self.metrics.poll_answers.events.inc();
-        let now = now_ms();
         self.metrics.deliveries.inc_by(events.len() as u64);
-        for event in events {
+        let now = now_ms();
+        self.for_each_unheld(user, events, watching, |event| {
             let ms = (now - event.at).max(0);
             if ms < 60_000 {
                 self.metrics.delivery_latency.observe(ms as f64 / 1000.0);
             }
-        }
+        });
     }
 
     /// A cursor at the current heads of the user's rooms.

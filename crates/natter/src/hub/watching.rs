@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use super::room_feed::RoomState;
 use super::{Hub, RoomFeed, UserFeed};
 use crate::error::ChatResult;
-use crate::model::{RoomId, UserId};
+use crate::model::{Event, RoomId, UserId};
 
 /// The most rooms one poll may watch: the rooms a few tabs have open.
 pub const MAX_WATCHED: usize = 8;
@@ -180,22 +180,50 @@ impl Hub {
     pub(super) fn only_quiet_news(
         &self,
         user: UserId,
-        events: &[Arc<crate::model::Event>],
+        events: &[Arc<Event>],
         watching: &Watching,
     ) -> bool {
         // Most answers hold a message: settled without a lock.
-        let others_come_and_go = events.iter().all(|e| {
-            e.body.joined_or_left().is_some_and(|member| member != user)
-                && !watching.watches(e.room)
-        });
-        if !others_come_and_go {
+        if !events.iter().all(|e| maybe_quiet(user, e, watching)) {
             return false;
         }
         let rooms = self.rooms.read().expect("rooms poisoned");
-        events.iter().all(|e| {
-            rooms
-                .get(&e.room)
-                .is_some_and(|feed| self.is_big(feed.member_count()))
-        })
+        events.iter().all(|e| self.in_big_room(&rooms, e))
     }
+
+    /// Calls `each` with the events of an answer that are news in their
+    /// own right, leaving out the quiet news the poll held until they
+    /// came: a held join is late on purpose, and the delivery latency
+    /// would count it as slow. The rooms are read only for joins and
+    /// leaves.
+    pub(super) fn for_each_unheld(
+        &self,
+        user: UserId,
+        events: &[Arc<Event>],
+        watching: &Watching,
+        mut each: impl FnMut(&Event),
+    ) {
+        let mut rooms = None;
+        for e in events {
+            if maybe_quiet(user, e, watching) {
+                let rooms = rooms.get_or_insert_with(|| self.rooms.read().expect("rooms poisoned"));
+                if self.in_big_room(rooms, e) {
+                    continue;
+                }
+            }
+            each(e);
+        }
+    }
+
+    fn in_big_room(&self, rooms: &HashMap<RoomId, Arc<RoomFeed>>, e: &Event) -> bool {
+        rooms
+            .get(&e.room)
+            .is_some_and(|feed| self.is_big(feed.member_count()))
+    }
+}
+
+/// Whether `e` would be quiet news for a poll of `user` if its room is
+/// big: another member's join or leave, in a room the poll does not watch.
+fn maybe_quiet(user: UserId, e: &Event, watching: &Watching) -> bool {
+    e.body.joined_or_left().is_some_and(|member| member != user) && !watching.watches(e.room)
 }

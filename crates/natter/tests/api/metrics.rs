@@ -216,7 +216,9 @@ async fn poll_answers_are_counted_by_why_they_answered() {
     assert_eq!(body["events"].as_array().unwrap().len(), 1, "{body}");
     let cursor = body["cursor"].as_str().unwrap().to_owned();
 
-    // A message answers at once.
+    // Erin joins, and Bob's poll holds that until a message comes: it
+    // answers with both at once.
+    server.user("erin").await.join(room).await;
     let parked = bob.parked_poll(&cursor, 30).await;
     alice.say(room, "m1", "hello").await;
     let (status, body) = tokio::time::timeout(Duration::from_secs(5), parked)
@@ -224,7 +226,17 @@ async fn poll_answers_are_counted_by_why_they_answered() {
         .unwrap()
         .unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["events"].as_array().unwrap().len(), 2, "{body}");
     let cursor = body["cursor"].as_str().unwrap().to_owned();
+    // Three events reached Bob; only the message is timed: the joins
+    // were held on purpose, no slow delivery.
+    let (_, text) = scrape(&url, Some(TOKEN)).await;
+    assert_eq!(sample(&text, "natter_deliveries_total"), 3.0, "{text}");
+    assert_eq!(
+        sample(&text, "natter_delivery_latency_seconds_count"),
+        1.0,
+        "{text}"
+    );
 
     // Bob looks at the room; Alice comes online: an answer of items only.
     let watching = {
