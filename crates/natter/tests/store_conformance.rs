@@ -19,6 +19,8 @@ use natter::store::{Action, NewEvent, NewRoom, NewUser, Store, StoreError};
 #[path = "support/services.rs"]
 mod services;
 use services::{fresh_schema, postgres_url};
+#[path = "support/proxy.rs"]
+mod proxy;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_passes_the_store_conformance_suite() {
@@ -353,52 +355,6 @@ async fn postgres_sends_behind_a_held_room_commit_in_seq_order() {
     assert_eq!(held.into_inner(), 5);
 }
 
-/// A TCP proxy to `upstream` whose traffic the test can stop without
-/// closing anything, as a PostgreSQL server that is stopped (SIGSTOP) or
-/// wedged looks from the client: connections stay open, nothing answers.
-async fn freezable_proxy(upstream: String) -> (String, tokio::sync::watch::Sender<bool>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let (frozen, _) = tokio::sync::watch::channel(false);
-    let freeze = frozen.clone();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
-                continue;
-            };
-            let (client_read, client_write) = client.into_split();
-            let (server_read, server_write) = server.into_split();
-            tokio::spawn(pass(client_read, server_write, freeze.subscribe()));
-            tokio::spawn(pass(server_read, client_write, freeze.subscribe()));
-        }
-    });
-    (address, frozen)
-}
-
-/// Copies `from` to `to`, holding what it read while `frozen` says so.
-async fn pass(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut frozen: tokio::sync::watch::Receiver<bool>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buffer = vec![0; 16 * 1024];
-    loop {
-        let n = match from.read(&mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        while *frozen.borrow_and_update() {
-            if frozen.changed().await.is_err() {
-                return;
-            }
-        }
-        if to.write_all(&buffer[..n]).await.is_err() {
-            return;
-        }
-    }
-}
-
 /// A server that stops answering on open connections fails reads and
 /// writes with `Unavailable` after the call timeout, not never; and calls
 /// work again once it answers.
@@ -412,7 +368,7 @@ async fn a_postgres_that_stops_answering_fails_calls_after_the_call_timeout() {
     let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
     let host_port = rest.split(['/', '?']).next().unwrap().to_owned();
-    let (proxy, frozen) = freezable_proxy(host_port.clone()).await;
+    let (proxy, frozen) = proxy::freezable_proxy(host_port.clone()).await;
     let schemas = Schemas::new(&url);
     let mut options = schemas.options();
     options.url = url.replacen(&host_port, &proxy, 1);

@@ -12,6 +12,15 @@
 //! truth, a node that sees a room's seq jump reads the gap from it, and
 //! the hub's head checks (hub/heads.rs) read what was lost after the last
 //! message before a silence. Both connections reconnect by themselves.
+//!
+//! The one message that cannot wait behind the others is the heartbeat
+//! ([`BusMessage::NodeAlive`]): a node not heard from for a few seconds
+//! is taken for dead, and its users for offline (hub/cluster.rs). So the
+//! newest heartbeat waits in a place of its own, goes first in the next
+//! pipeline whatever has queued up, is never turned away by a full
+//! outbox, and is sent again after a pipeline that failed. Each heartbeat
+//! carries the node's whole online list, so one that overtakes older
+//! presence flips loses nothing: they are already in it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -44,6 +53,8 @@ pub struct RedisBus {
     node: u64,
     local: LocalBus,
     outbox: mpsc::Sender<Vec<u8>>,
+    /// The newest heartbeat, for the publisher to send before the outbox.
+    heartbeat: watch::Sender<Option<Vec<u8>>>,
     /// Messages the full outbox turned away since it last had room (they
     /// go only through the store); logged once per such stretch.
     turned_away: AtomicU64,
@@ -68,16 +79,18 @@ impl RedisBus {
             .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
         let client = redis::Client::open(info).map_err(unusable)?;
         let (outbox, queued) = mpsc::channel(OUTBOX);
+        let (heartbeat, beats) = watch::channel(None);
         let (stop, stopped) = watch::channel(false);
         let bus = Arc::new(RedisBus {
             node: rand::random(),
             local: LocalBus::new(),
             outbox,
+            heartbeat,
             turned_away: AtomicU64::new(0),
             stop,
             rates: Arc::new(RedisRates::new(client.clone(), format!("{channel}:rates"))),
         });
-        tokio::spawn(publish_loop(client.clone(), channel.clone(), queued));
+        tokio::spawn(publish_loop(client.clone(), channel.clone(), queued, beats));
         tokio::spawn(subscribe_loop(
             client,
             channel,
@@ -97,8 +110,13 @@ impl Drop for RedisBus {
 impl Bus for RedisBus {
     fn publish(&self, message: BusMessage) {
         let bytes = wire::encode(self.node, &message);
+        let is_heartbeat = matches!(message, BusMessage::NodeAlive { .. });
         self.local.publish(message);
         let Some(bytes) = bytes else { return };
+        if is_heartbeat {
+            self.heartbeat.send_replace(Some(bytes));
+            return;
+        }
         if self.outbox.try_send(bytes).is_err() {
             if self.turned_away.fetch_add(1, Ordering::Relaxed) == 0 {
                 tracing::warn!(
@@ -129,12 +147,22 @@ fn backoff(attempt: u32) -> Duration {
     (Duration::from_millis(100) * 2u32.saturating_pow(attempt.min(5))).min(MAX_BACKOFF)
 }
 
-/// Sends the outbox to Redis, one PUBLISH each, until the bus is gone.
-async fn publish_loop(client: redis::Client, channel: String, mut queued: mpsc::Receiver<Vec<u8>>) {
+/// Sends the newest heartbeat and the outbox to Redis, in pipelines,
+/// until the bus is gone.
+async fn publish_loop(
+    client: redis::Client,
+    channel: String,
+    mut queued: mpsc::Receiver<Vec<u8>>,
+    mut beats: watch::Receiver<Option<Vec<u8>>>,
+) {
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(TIMEOUT))
         .set_response_timeout(Some(TIMEOUT));
     let mut attempt = 0;
+    // A heartbeat taken from `beats` and not yet sent: kept across a
+    // failed pipeline and a reconnect, unless a newer one replaces it.
+    let mut beat: Option<Vec<u8>> = None;
+    let mut batch = Vec::with_capacity(BATCH);
     loop {
         let mut conn = match client
             .get_multiplexed_async_connection_with_config(&config)
@@ -152,22 +180,51 @@ async fn publish_loop(client: redis::Client, channel: String, mut queued: mpsc::
             }
         };
         attempt = 0;
-        let mut batch = Vec::with_capacity(BATCH);
-        // What has queued up goes in one pipeline: one round trip per
-        // batch, not per message.
-        while queued.recv_many(&mut batch, BATCH).await > 0 {
+        loop {
+            if beat.is_none() && batch.is_empty() {
+                // Wait for either; a heartbeat first when both are there.
+                tokio::select! {
+                    biased;
+                    changed = beats.changed() => {
+                        if changed.is_ok() {
+                            beat = beats.borrow_and_update().clone();
+                        } else if queued.recv_many(&mut batch, BATCH).await == 0 {
+                            // The bus is gone and what it queued is sent.
+                            return;
+                        }
+                    }
+                    got = queued.recv_many(&mut batch, BATCH) => {
+                        if got == 0 {
+                            return;
+                        }
+                    }
+                }
+            }
+            if beats.has_changed().unwrap_or(false) {
+                beat = beats.borrow_and_update().clone();
+            }
+            // What has queued up goes in the same pipeline: one round
+            // trip per batch, not per message.
+            while batch.len() < BATCH {
+                match queued.try_recv() {
+                    Ok(bytes) => batch.push(bytes),
+                    Err(_) => break,
+                }
+            }
             let mut pipe = redis::pipe();
-            for bytes in batch.drain(..) {
+            for bytes in beat.iter().chain(&batch) {
                 pipe.cmd("PUBLISH").arg(&channel).arg(bytes).ignore();
             }
             let sent: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+            // A batch that failed is not sent again (Redis may have
+            // published part of it; the store repairs what was lost), a
+            // heartbeat is: it says only how things stand.
+            batch.clear();
             if let Err(e) = sent {
                 tracing::warn!(error = %e, "publishing to Redis failed; reconnecting");
                 break;
             }
-        }
-        if queued.is_closed() && queued.is_empty() {
-            return;
+            beat = None;
         }
     }
 }

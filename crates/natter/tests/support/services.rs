@@ -42,13 +42,9 @@ pub async fn postgres_url(test: &str) -> Option<String> {
 pub async fn redis_url(test: &str) -> Option<String> {
     let url =
         std::env::var("NATTER_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let address = url
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .to_owned();
     let reached = tokio::time::timeout(
         Duration::from_secs(3),
-        tokio::net::TcpStream::connect(address),
+        tokio::net::TcpStream::connect(redis_address(&url)),
     )
     .await;
     if matches!(reached, Ok(Ok(_))) {
@@ -59,6 +55,13 @@ pub async fn redis_url(test: &str) -> Option<String> {
     }
     eprintln!("SKIPPED {test}: Redis at {url} is unreachable; set NATTER_TEST_REDIS");
     None
+}
+
+/// The `host:port` of a Redis URL without a password or database.
+pub fn redis_address(url: &str) -> String {
+    url.trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 /// A PostgreSQL schema name no other run uses.
