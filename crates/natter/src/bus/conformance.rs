@@ -1,6 +1,6 @@
 //! What every [`Bus`] must do, as tests that know only the trait, run on
 //! the in-process bus and on Redis by `tests/bus_conformance.rs` (the
-//! store has its own suite, `store/conformance.rs`):
+//! store has its own suite, `store/conformance/`):
 //!
 //! - a node's own sinks get what it publishes at once, before `publish`
 //!   returns, so a send's waiters are woken before the sender is answered;
