@@ -16,6 +16,7 @@ mod browser;
 mod changes;
 mod cluster;
 mod cluster_nodes;
+mod cluster_shared;
 mod communities;
 mod data_folder;
 mod delivery;
