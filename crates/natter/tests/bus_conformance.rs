@@ -8,10 +8,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use natter::bus::conformance::event;
 use natter::bus::local::LocalBus;
 use natter::bus::redis::RedisBus;
 use natter::bus::{Bus, BusMessage, BusSink};
-use natter::model::{EncodedOnce, Event, EventBody, RoomId, UserId};
+use natter::model::UserId;
 
 #[path = "support/proxy.rs"]
 mod proxy;
@@ -46,23 +47,6 @@ impl BusSink for Heard {
     }
 }
 
-fn message(seq: i64) -> BusMessage {
-    BusMessage::RoomEvent(Arc::new(Event {
-        room: RoomId(7),
-        seq,
-        at: 1_767_225_600_000 + seq,
-        sender: UserId(3),
-        sender_name: "Li Lei".into(),
-        body: EventBody::Message {
-            client_msg_id: format!("c-{seq}"),
-            text: format!("message {seq}"),
-            reply_to: None,
-            redacted: false,
-        },
-        encoded: EncodedOnce::default(),
-    }))
-}
-
 /// A node whose Redis stops answering for a while queues everything it
 /// publishes meanwhile, and past its outbox turns messages away; the
 /// store repairs those, but its heartbeat must not be one of them, nor
@@ -89,7 +73,7 @@ async fn a_heartbeat_goes_ahead_of_a_backlog_and_past_a_full_outbox() {
     // More than the outbox (10,000) and a pipeline in flight (256) hold.
     let sent = 12_000;
     for seq in 1..=sent {
-        slow.publish(message(seq));
+        slow.publish(BusMessage::RoomEvent(event(seq)));
     }
     slow.publish(BusMessage::NodeAlive {
         node: 42,

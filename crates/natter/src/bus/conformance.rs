@@ -65,7 +65,9 @@ pub async fn run_all(nodes: Vec<Arc<dyn Bus>>) {
     hearing_stays_home(&nodes, &sinks).await;
 }
 
-fn event(seq: i64) -> Arc<Event> {
+/// Message `seq` of room 7 (replying to the one before), as the suite
+/// sends them; the Redis bus's own tests send these too.
+pub fn event(seq: i64) -> Arc<Event> {
     Arc::new(Event {
         room: RoomId(7),
         seq,
