@@ -60,9 +60,9 @@ async fn a_heartbeat_goes_ahead_of_a_backlog_and_past_a_full_outbox() {
         return;
     };
     let address = services::redis_address(&url);
-    let (proxy, frozen) = proxy::freezable_proxy(address.clone()).await;
+    let (through, frozen) = proxy::freezable_proxy(address.clone()).await;
     let channel = format!("natter:test-{:016x}:bus", rand::random::<u64>());
-    let slow = RedisBus::start(&url.replacen(&address, &proxy, 1), channel.clone()).unwrap();
+    let slow = RedisBus::start(&url.replacen(&address, &through, 1), channel.clone()).unwrap();
     let other = RedisBus::start(&url, channel).unwrap();
     let heard = Arc::new(Heard::default());
     let sink: Arc<dyn BusSink> = heard.clone();

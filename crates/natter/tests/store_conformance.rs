@@ -368,10 +368,10 @@ async fn a_postgres_that_stops_answering_fails_calls_after_the_call_timeout() {
     let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
     let host_port = rest.split(['/', '?']).next().unwrap().to_owned();
-    let (proxy, frozen) = proxy::freezable_proxy(host_port.clone()).await;
+    let (through, frozen) = proxy::freezable_proxy(host_port.clone()).await;
     let schemas = Schemas::new(&url);
     let mut options = schemas.options();
-    options.url = url.replacen(&host_port, &proxy, 1);
+    options.url = url.replacen(&host_port, &through, 1);
     options.call_timeout = Duration::from_secs(2);
     let store = PostgresStore::open(options).await.unwrap();
     let ann = store.create_user(new_user("ann")).await.unwrap().id;

@@ -3,8 +3,9 @@
 //! every connection stays open.
 
 /// A TCP proxy to `upstream` whose traffic the test can stop without
-/// closing anything, as a PostgreSQL server that is stopped (SIGSTOP) or
-/// wedged looks from the client: connections stay open, nothing answers.
+/// closing anything, as a server that is stopped (SIGSTOP) or wedged
+/// looks from the client: connections stay open, nothing answers.
+/// Returns its address and the switch (`true` freezes).
 pub async fn freezable_proxy(upstream: String) -> (String, tokio::sync::watch::Sender<bool>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
