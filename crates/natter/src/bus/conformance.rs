@@ -180,6 +180,7 @@ async fn every_node_gets_every_kind_once_in_order(nodes: &[Arc<dyn Bus>], sinks:
         let (sent_beats, sent_rest) = heartbeats_apart(&sent);
         let (got_beats, got_rest) = heartbeats_apart(&got);
         for (a, b) in [(sent_beats, got_beats), (sent_rest, got_rest)] {
+            assert_eq!(a.len(), b.len(), "node {n}: sent {a:?}, got {b:?}");
             for (i, (a, b)) in a.iter().zip(&b).enumerate() {
                 assert!(same(a, b), "node {n}, message {i}: sent {a:?}, got {b:?}");
             }
