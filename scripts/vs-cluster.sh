@@ -17,11 +17,17 @@
 # (dropped at the end) and stops by itself. Run it alone on the machine:
 #   flock -o /tmp/natter-cargo.lock scripts/vs-cluster.sh
 #   CLIENTS=1000 WAKE_RATE=2 WAKE_SECONDS=20 scripts/vs-cluster.sh
+#   ONLY=s4 NATTER=/tmp/natter-before scripts/vs-cluster.sh
+# ONLY=s4 runs S4 alone (the single node's, then the cluster's two);
+# NATTER names another natter binary to measure (an older build, for a
+# before-and-after in one sitting), natter-bench is still this tree's.
 # Needs PostgreSQL with trust auth at $PG (psql) and Redis at $REDIS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 clients=${CLIENTS:-1000}
 wake_rate=${WAKE_RATE:-2} wake_seconds=${WAKE_SECONDS:-20}
+only=${ONLY:-all}
+case "$only" in all | s4) ;; *) echo "ONLY is all or s4, not $only" >&2; exit 2 ;; esac
 pg=${PG:-postgres://postgres@127.0.0.1:5432/test}
 redis=${REDIS:-redis://127.0.0.1:6379}
 json=()
@@ -30,6 +36,7 @@ json=()
 cargo build --release --locked -p natter -p natter-bench
 bin=${CARGO_TARGET_DIR:-target}/release
 bench=$bin/natter-bench
+natter=${NATTER:-$bin/natter}
 . scripts/ports.sh
 
 work=$(mktemp -d)
@@ -50,7 +57,7 @@ trap 'exit 130' INT TERM
 start_node() {
   local port=$1 dir=$2
   shift 2
-  "$bin/natter" --listen "127.0.0.1:$port" --data-dir "$dir" --log warn --rate-limits off "$@" &
+  "$natter" --listen "127.0.0.1:$port" --data-dir "$dir" --log warn --rate-limits off "$@" &
   servers+=($!)
 }
 stop_nodes() {
@@ -87,19 +94,21 @@ print(f"  services beside it, over {wall:.1f} s (setup included): "
 EOF
 }
 
-echo "### $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(git rev-parse --short HEAD)"
+echo "### $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(git rev-parse --short HEAD), $natter"
 
 # 1. One node on SQLite.
 port=$(free_port)
 start_node "$port" "$work/single"
 wait_port "$port"
-echo "### single node on SQLite: s1"
-$bench --server "127.0.0.1:$port" --server-pid "${servers[0]}" "${json[@]}" s1 --clients "$clients" || true
-echo "### single node on SQLite: s2"
-$bench --server "127.0.0.1:$port" --server-pid "${servers[0]}" "${json[@]}" s2 --clients "$clients" || true
-echo "### single node on SQLite: the wake-up run's shape, $clients waiting, $wake_rate msg/s (the reference for the cross-node one)"
-$bench --server "127.0.0.1:$port" --server-pid "${servers[0]}" "${json[@]}" s1 --clients "$clients" --no-ceiling \
-  --rate "$wake_rate" --seconds "$wake_seconds" || true
+if [ "$only" = all ]; then
+  echo "### single node on SQLite: s1"
+  $bench --server "127.0.0.1:$port" --server-pid "${servers[0]}" "${json[@]}" s1 --clients "$clients" || true
+  echo "### single node on SQLite: s2"
+  $bench --server "127.0.0.1:$port" --server-pid "${servers[0]}" "${json[@]}" s2 --clients "$clients" || true
+  echo "### single node on SQLite: the wake-up run's shape, $clients waiting, $wake_rate msg/s (the reference for the cross-node one)"
+  $bench --server "127.0.0.1:$port" --server-pid "${servers[0]}" "${json[@]}" s1 --clients "$clients" --no-ceiling \
+    --rate "$wake_rate" --seconds "$wake_seconds" || true
+fi
 echo "### single node on SQLite: s4"
 $bench --server "127.0.0.1:$port" --server-pid "${servers[0]}" "${json[@]}" s4 || true
 stop_nodes
@@ -116,15 +125,17 @@ for n in 1 2 3; do
 done
 for p in "${ports[@]}"; do wait_port "${p#*:}"; done
 cluster=(--server "$(IFS=,; echo "${ports[*]}")" --server-pid "$(IFS=,; echo "${servers[*]}")")
-echo "### 3 nodes on PostgreSQL + Redis (pids ${servers[*]}): s1, client i on node i % 3"
-with_services_cpu $bench "${cluster[@]}" "${json[@]}" s1 --clients "$clients" --no-ceiling
-echo "### 3 nodes: s2, client i on node i % 3"
-with_services_cpu $bench "${cluster[@]}" "${json[@]}" s2 --clients "$clients" --no-ceiling
-echo "### 3 nodes: s1, every request to the next node (round-robin, no sticky sessions)"
-with_services_cpu $bench "${cluster[@]}" --spread round-robin "${json[@]}" s1 --clients "$clients" --no-ceiling
-echo "### 3 nodes: cross-node wake-up, $clients waiting over the nodes, every send on the first node, $wake_rate msg/s"
-with_services_cpu $bench "${cluster[@]}" "${json[@]}" s1 --clients "$clients" --no-ceiling \
-  --rate "$wake_rate" --seconds "$wake_seconds"
+if [ "$only" = all ]; then
+  echo "### 3 nodes on PostgreSQL + Redis (pids ${servers[*]}): s1, client i on node i % 3"
+  with_services_cpu $bench "${cluster[@]}" "${json[@]}" s1 --clients "$clients" --no-ceiling
+  echo "### 3 nodes: s2, client i on node i % 3"
+  with_services_cpu $bench "${cluster[@]}" "${json[@]}" s2 --clients "$clients" --no-ceiling
+  echo "### 3 nodes: s1, every request to the next node (round-robin, no sticky sessions)"
+  with_services_cpu $bench "${cluster[@]}" --spread round-robin "${json[@]}" s1 --clients "$clients" --no-ceiling
+  echo "### 3 nodes: cross-node wake-up, $clients waiting over the nodes, every send on the first node, $wake_rate msg/s"
+  with_services_cpu $bench "${cluster[@]}" "${json[@]}" s1 --clients "$clients" --no-ceiling \
+    --rate "$wake_rate" --seconds "$wake_seconds"
+fi
 
 wal() { psql "$pg" -qXAt -F' ' -c "SELECT wal_records, wal_write, wal_sync, (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) FROM pg_stat_wal"; }
 # s4_on_postgres [s4 flags…]: S4 on the cluster, with PostgreSQL's commits
@@ -177,8 +188,10 @@ EOF2
   echo "  what the active sessions waited on (samples every 0.2 s over s4 and its setup; CPU = running):"
   sort "$work/waits" | uniq -c | sort -rn | head -8 | sed 's/^/    /'
 }
-echo "### 3 nodes: the bus hop alone, 30 waiting over the nodes, every send on the first node, 20 msg/s (no fan-out burst to queue behind)"
-with_services_cpu $bench "${cluster[@]}" "${json[@]}" s1 --clients 30 --no-ceiling
+if [ "$only" = all ]; then
+  echo "### 3 nodes: the bus hop alone, 30 waiting over the nodes, every send on the first node, 20 msg/s (no fan-out burst to queue behind)"
+  with_services_cpu $bench "${cluster[@]}" "${json[@]}" s1 --clients 30 --no-ceiling
+fi
 
 echo "### 3 nodes: s4 (durable sends on PostgreSQL: 200 senders, 100 rooms)"
 s4_on_postgres

@@ -156,6 +156,13 @@ pub(super) async fn sends_are_idempotent(store: Arc<dyn Store>) {
     // The same client id in another room is another message.
     appended(act(&*store, two, owner, send("c-1", "hello")).await);
     assert_eq!(store.room(one).await.unwrap().unwrap().head, first);
+    // A room that is not there says so, and nothing is stored.
+    let missing = RoomId(two.0 + 1_000);
+    assert!(matches!(
+        act(&*store, missing, owner, send("c-2", "hello")).await,
+        Err(StoreError::NotFound("room"))
+    ));
+    assert!(store.room(missing).await.unwrap().is_none());
 }
 
 /// The same send from many tasks at once is stored once, and every other

@@ -48,6 +48,21 @@ type TxWork<A, T> = for<'t, 'c> fn(&'t Transaction<'c>, &'t A) -> Query<'t, T>;
 /// Work of one statement, outside a transaction.
 type Work<A, T> = for<'t> fn(&'t Client, &'t A) -> Query<'t, T>;
 
+/// How a write runs: in a transaction of its own, or as one statement
+/// that commits by itself.
+enum Writing<A, T> {
+    Transaction(TxWork<A, T>),
+    Alone(Work<A, T>),
+}
+
+// By hand: a derive would ask `A` and `T` to be `Copy`, fn pointers are.
+impl<A, T> Clone for Writing<A, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<A, T> Copy for Writing<A, T> {}
+
 /// The PostgreSQL implementation of [`Store`].
 pub struct PostgresStore {
     pool: Pool,
@@ -91,14 +106,29 @@ impl PostgresStore {
     /// (up to [`WRITE_ATTEMPTS`]) when it failed in a way that changed
     /// nothing and may go otherwise the next time.
     async fn write<A: Sync, T>(&self, input: &A, work: TxWork<A, T>) -> StoreResult<T> {
+        self.write_as(input, Writing::Transaction(work)).await
+    }
+
+    /// Runs `work`, a write of one statement, which commits by itself,
+    /// again as [`Self::write`] does: no BEGIN and COMMIT around it, two
+    /// round trips fewer.
+    async fn write_alone<A: Sync, T>(&self, input: &A, work: Work<A, T>) -> StoreResult<T> {
+        self.write_as(input, Writing::Alone(work)).await
+    }
+
+    /// The attempts of [`Self::write`] and [`Self::write_alone`].
+    async fn write_as<A: Sync, T>(&self, input: &A, work: Writing<A, T>) -> StoreResult<T> {
         let mut attempt = 1;
         loop {
             let conn = pool::connection(&self.pool).await?;
-            let result = within(self.call_timeout, conn, async |conn| {
-                let tx = conn.transaction().await?;
-                let value = work(&tx, input).await?;
-                tx.commit().await?;
-                Ok::<_, Fail>(value)
+            let result = within(self.call_timeout, conn, async |conn| match work {
+                Writing::Transaction(work) => {
+                    let tx = conn.transaction().await?;
+                    let value = work(&tx, input).await?;
+                    tx.commit().await?;
+                    Ok::<_, Fail>(value)
+                }
+                Writing::Alone(work) => work(conn, input).await,
             })
             .await?;
             match result {
@@ -496,6 +526,12 @@ impl Store for PostgresStore {
 
     async fn append(&self, change: NewEvent) -> StoreResult<Appended> {
         guard::no_nul(&action_texts(&change))?;
+        if matches!(change.action, Action::Send { .. }) {
+            // One statement (`natter_send`): no transaction around it.
+            return self
+                .write_alone(&change, |c, change| Box::pin(queries::append(c, change)))
+                .await;
+        }
         self.write(&change, |tx, change| Box::pin(queries::append(tx, change)))
             .await
     }

@@ -3,7 +3,8 @@
 //! (`store/sqlite/queries/messages.rs`): `events` keeps every change,
 //! `message_state` a row only for messages that changed, `reactions` one
 //! row per reaction a user gave; a deletion takes the text out of the log.
-//! Every write here runs after `lock_room`.
+//! Every write here runs after `lock_room`; a send takes that lock in
+//! `natter_send` (schema.rs), the statement that is the whole send.
 
 use std::collections::BTreeMap;
 
@@ -69,6 +70,10 @@ async fn live_target(c: &impl GenericClient, room: RoomId, seq: Seq) -> R<Target
     Ok(t)
 }
 
+/// Sends a message through `natter_send` (schema.rs), which locks the
+/// room and makes every check of a send in one statement: on a
+/// connection outside a transaction it is the whole write, committed by
+/// itself; in an archive import's transaction it is one more statement.
 pub(super) async fn send(
     c: &impl GenericClient,
     n: &NewEvent,
@@ -76,33 +81,72 @@ pub(super) async fn send(
     text: &str,
     reply_to: Option<Seq>,
 ) -> R<Outcome> {
-    require_member(c, n.room, n.actor).await?;
-    if let Some(event) = previous_send(c, n.room, n.actor, client_msg_id).await? {
-        // A retry of a message deleted since is still that message.
-        let same = matches!(&event.body, EventBody::Message { text: t, reply_to: r, redacted, .. }
-            if *redacted || (t == text && *r == reply_to));
-        return if same {
-            Ok(Outcome::Unchanged(Some(event)))
-        } else {
-            Err(StoreError::IdempotencyConflict.into())
-        };
-    }
-    if let Some(original) = reply_to {
-        live_target(c, n.room, original).await?;
-    }
-    let event = append_by(
+    let mentions: Vec<i64> = crate::mentions::mentioned(text)
+        .into_iter()
+        .map(|u| u.0)
+        .collect();
+    let row = one(
         c,
-        n,
-        EventBody::Message {
-            client_msg_id: client_msg_id.to_owned(),
-            text: text.to_owned(),
-            reply_to,
-            redacted: false,
-        },
+        "SELECT outcome, event_seq FROM natter_send($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &n.room.0,
+            &n.actor.0,
+            &n.actor_name,
+            &n.at,
+            &client_msg_id,
+            &text,
+            &reply_to,
+            &mentions,
+        ],
     )
     .await?;
-    add_mentions(c, n.room, event.seq, n.actor, text).await?;
-    Ok(Outcome::Appended(event))
+    let seq: Option<Seq> = row.try_get(1)?;
+    match (row.try_get::<_, &str>(0)?, seq) {
+        ("appended", Some(seq)) => Ok(Outcome::Appended(Event {
+            room: n.room,
+            seq,
+            at: n.at,
+            sender: n.actor,
+            sender_name: n.actor_name.clone(),
+            body: EventBody::Message {
+                client_msg_id: client_msg_id.to_owned(),
+                text: text.to_owned(),
+                reply_to,
+                redacted: false,
+            },
+            encoded: Default::default(),
+        })),
+        ("replayed", Some(seq)) => {
+            let event = event_at_seq(c, n.room, seq).await?;
+            // A retry of a message deleted since is still that message.
+            let same = matches!(&event.body, EventBody::Message { text: t, reply_to: r, redacted, .. }
+                if *redacted || (t == text && *r == reply_to));
+            if same {
+                Ok(Outcome::Unchanged(Some(event)))
+            } else {
+                Err(StoreError::IdempotencyConflict.into())
+            }
+        }
+        ("no_room", _) => Err(StoreError::NotFound("room").into()),
+        ("not_member", _) => Err(StoreError::NotAMember.into()),
+        ("no_target", _) => Err(StoreError::NotFound("message").into()),
+        ("target_deleted", _) => Err(StoreError::MessageDeleted.into()),
+        (outcome, seq) => Err(StoreError::Internal(format!(
+            "natter_send answered {outcome:?} with seq {seq:?}"
+        ))
+        .into()),
+    }
+}
+
+/// The event at `seq` in `room`, which the caller knows is there.
+async fn event_at_seq(c: &impl GenericClient, room: RoomId, seq: Seq) -> R<Event> {
+    let row = one(
+        c,
+        &format!("SELECT {EVENT_COLUMNS} FROM events WHERE room_id = $1 AND seq = $2"),
+        &[&room.0, &seq],
+    )
+    .await?;
+    rows::event(&row)
 }
 
 /// The message `sender` sent to `room` with this client message id, if
