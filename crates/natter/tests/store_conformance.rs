@@ -49,6 +49,23 @@ fn new_user(name: &str) -> NewUser {
     }
 }
 
+/// A user, ann, and a public room she made (its head is 1).
+async fn ann_and_her_room(store: &dyn Store) -> (natter::model::UserId, natter::model::RoomId) {
+    let ann = store.create_user(new_user("ann")).await.unwrap().id;
+    let (room, _) = store
+        .create_room(NewRoom {
+            creator: ann,
+            creator_name: "ann".into(),
+            community: None,
+            title: "room".into(),
+            visibility: natter::model::Visibility::Public,
+            at: 1,
+        })
+        .await
+        .unwrap();
+    (ann, room.id)
+}
+
 /// Drops the schemas a test made, when it ends (even by a panic).
 struct Schemas {
     url: String,
@@ -189,21 +206,10 @@ async fn postgres_refuses_nul_with_an_error() {
         Err(StoreError::Aborted(_))
     ));
     assert!(store.credentials("nul\0name").await.unwrap().is_none());
-    let ann = store.create_user(new_user("ann")).await.unwrap().id;
-    let (room, _) = store
-        .create_room(NewRoom {
-            creator: ann,
-            creator_name: "ann".into(),
-            community: None,
-            title: "room".into(),
-            visibility: natter::model::Visibility::Public,
-            at: 1,
-        })
-        .await
-        .unwrap();
+    let (ann, room) = ann_and_her_room(&store).await;
     let sent = store
         .append(NewEvent {
-            room: room.id,
+            room,
             actor: ann,
             actor_name: "ann".into(),
             at: 2,
@@ -215,7 +221,89 @@ async fn postgres_refuses_nul_with_an_error() {
         })
         .await;
     assert!(matches!(sent, Err(StoreError::Aborted(ref why)) if why.contains("U+0000")));
-    assert_eq!(store.room(room.id).await.unwrap().unwrap().head, 1);
+    assert_eq!(store.room(room).await.unwrap().unwrap().head, 1);
+}
+
+/// A send that PostgreSQL itself refuses (here a trigger the test adds)
+/// fails alone: the sends that queued up with it, written in one batch,
+/// are written again one by one and stored. The test holds the room's row
+/// while the sends queue, so they go out in batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_postgres_refuses_fails_alone_in_its_batch() {
+    let Some(url) = postgres_url("a_send_postgres_refuses_fails_alone_in_its_batch").await else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    let options = schemas.options();
+    let schema = options.schema.clone().unwrap();
+    let store = Arc::new(PostgresStore::open(options).await.unwrap());
+    let (ann, room) = ann_and_her_room(&*store).await;
+    let (mut holder, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    holder
+        .batch_execute(&format!(
+            "CREATE FUNCTION {schema}.poison() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF NEW.text = 'poison' THEN RAISE EXCEPTION 'a poisoned send'; END IF;
+                 RETURN NEW;
+             END $$;
+             CREATE TRIGGER poison BEFORE INSERT ON {schema}.events
+                 FOR EACH ROW EXECUTE FUNCTION {schema}.poison();"
+        ))
+        .await
+        .unwrap();
+    let held = holder.transaction().await.unwrap();
+    held.query_one(
+        &format!("SELECT head FROM {schema}.rooms WHERE id = $1 FOR UPDATE"),
+        &[&room.0],
+    )
+    .await
+    .unwrap();
+    let sends: Vec<_> = (0..100)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let text = if i == 70 {
+                    "poison".into()
+                } else {
+                    format!("send {i}")
+                };
+                let sent = store
+                    .append(NewEvent {
+                        room,
+                        actor: ann,
+                        actor_name: "ann".into(),
+                        at: 2,
+                        action: Action::Send {
+                            client_msg_id: format!("c{i}"),
+                            text,
+                            reply_to: None,
+                        },
+                    })
+                    .await;
+                (i, sent)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    held.commit().await.unwrap();
+    for send in sends {
+        match send.await.unwrap() {
+            (70, Err(StoreError::Internal(why))) => assert!(why.contains("poisoned"), "{why}"),
+            (70, other) => panic!("the poisoned send was answered {other:?}"),
+            (
+                _,
+                Ok(natter::store::Appended {
+                    outcome: natter::store::Outcome::Appended(_),
+                    ..
+                }),
+            ) => {}
+            (i, other) => panic!("send {i}, queued with the poisoned one, was answered {other:?}"),
+        }
+    }
+    assert_eq!(store.room(room).await.unwrap().unwrap().head, 1 + 99);
 }
 
 /// A database out of reach fails a call within seconds, as

@@ -44,6 +44,7 @@ where
     members::member_pages(fresh().await).await;
     archive::archive_imports(fresh().await).await;
     order::concurrent_duplicates_resolve_to_one(fresh().await).await;
+    order::sends_at_once_are_answered_each_on_its_own(fresh().await).await;
     cluster::room_heads(fresh().await).await;
     cluster::ended_sessions(fresh().await).await;
 }

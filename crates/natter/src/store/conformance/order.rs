@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::{act, appended, join, room, send, user};
 use crate::model::{EventBody, RoomId, Seq};
-use crate::store::{Outcome, Store, StoreError};
+use crate::store::{Action, Outcome, Store, StoreError};
 
 pub(super) async fn gapless_sequences_under_concurrent_appends(store: Arc<dyn Store>) {
     let owner = user(&*store, "owner").await;
@@ -163,6 +163,97 @@ pub(super) async fn sends_are_idempotent(store: Arc<dyn Store>) {
         Err(StoreError::NotFound("room"))
     ));
     assert!(store.room(missing).await.unwrap().is_none());
+}
+
+/// Many sends at once to several rooms, some of them refused (an
+/// outsider's, a reply to no message): each is answered on its own, a
+/// refused one stores nothing and takes no seq, and whom the stored ones
+/// mention is counted. A store that writes the sends that queue up
+/// together (PostgreSQL's batches) must keep every one of them apart.
+pub(super) async fn sends_at_once_are_answered_each_on_its_own(store: Arc<dyn Store>) {
+    let owner = user(&*store, "owner").await;
+    let reader = user(&*store, "reader").await;
+    let outsider = user(&*store, "outsider").await;
+    let mut rooms = Vec::new();
+    // Five rooms and eight kinds of send: each room gets six of each kind.
+    for _ in 0..5 {
+        let r = room(&*store, owner).await;
+        join(&*store, r, reader).await;
+        rooms.push(r);
+    }
+    let mut heads = Vec::new();
+    for r in &rooms {
+        heads.push(store.room(*r).await.unwrap().unwrap().head);
+    }
+    let sends: Vec<_> = (0..240)
+        .map(|i| {
+            let store = store.clone();
+            let room = rooms[i % rooms.len()];
+            let mention = format!("number {i} for <@{}>", reader.0);
+            tokio::spawn(async move {
+                let id = format!("at-once-{i}");
+                let answer = match i % 8 {
+                    0 => act(&*store, room, outsider, send(&id, "not in")).await,
+                    1 => {
+                        let reply = Action::Send {
+                            client_msg_id: id,
+                            text: "to nothing".into(),
+                            reply_to: Some(1_000_000),
+                        };
+                        act(&*store, room, owner, reply).await
+                    }
+                    2 => act(&*store, room, owner, send(&id, &mention)).await,
+                    _ => act(&*store, room, owner, send(&id, &format!("number {i}"))).await,
+                };
+                (i, room, answer)
+            })
+        })
+        .collect();
+    let mut stored = vec![Vec::new(); rooms.len()];
+    for task in sends {
+        let (i, room, answer) = task.await.unwrap();
+        match (i % 8, answer) {
+            (0, Err(StoreError::NotAMember)) => {}
+            (1, Err(StoreError::NotFound("message"))) => {}
+            (2.., Ok(Outcome::Appended(event))) => {
+                assert_eq!(event.room, room);
+                let at = rooms.iter().position(|r| *r == room).unwrap();
+                stored[at].push((event.seq, i));
+            }
+            (kind, other) => panic!("send {i} (kind {kind}) was answered {other:?}"),
+        }
+    }
+    for (at, room) in rooms.iter().enumerate() {
+        let events = store.events_after(*room, heads[at], 1_000).await.unwrap();
+        let logged: Vec<(Seq, String)> = events
+            .iter()
+            .map(|e| match &e.body {
+                EventBody::Message { text, .. } => (e.seq, text.clone()),
+                other => panic!("only messages were sent: {other:?}"),
+            })
+            .collect();
+        let seqs: Vec<Seq> = logged.iter().map(|(seq, _)| *seq).collect();
+        let expected: Vec<Seq> = (heads[at] + 1..=heads[at] + 36).collect();
+        assert_eq!(seqs, expected, "room {at}: 36 stored, no gap");
+        for (seq, i) in &stored[at] {
+            let text = &logged[usize::try_from(seq - heads[at] - 1).unwrap()].1;
+            let own = format!("number {i}");
+            assert!(
+                *text == own || text.starts_with(&format!("{own} ")),
+                "{seq}: {text}"
+            );
+        }
+    }
+    let mentioned = store.room_summaries(reader).await.unwrap();
+    assert_eq!(mentioned.len(), rooms.len());
+    for summary in mentioned {
+        assert_eq!(
+            (summary.unread, summary.mentions),
+            (36, 6),
+            "{:?}",
+            summary.room.id
+        );
+    }
 }
 
 /// The same send from many tasks at once is stored once, and every other

@@ -101,7 +101,12 @@ pub(super) fn db_error(e: &tokio_postgres::Error) -> StoreError {
     {
         StoreError::Unavailable(e.to_string())
     } else {
-        StoreError::Internal(e.to_string())
+        // The server's own words: a bare "db error" tells the log nothing.
+        let said = e.as_db_error().map_or_else(
+            || e.to_string(),
+            |db| format!("PostgreSQL {}: {}", db.code().code(), db.message()),
+        );
+        StoreError::Internal(said)
     }
 }
 

@@ -4,12 +4,15 @@
 //! Each store call is one transaction (reads that must see one moment use
 //! `REPEATABLE READ`), committed before the call returns `Ok`; natter
 //! refuses a server whose commits may not survive a crash (`schema.rs`).
-//! A room's writers are ordered by a lock on the room's row, so its seqs
-//! follow commit order (`queries/mod.rs`); the rules that must hold across
-//! nodes (one message per client id, one conversation per pair) are
-//! unique keys. A database that is down fails calls within the pool's
-//! timeouts with `StoreError::Unavailable` (`pool.rs`).
+//! Sends that queue up meanwhile share one statement and one commit
+//! (`sends.rs`). A room's writers are ordered by a lock on the room's
+//! row, so its seqs follow commit order (`queries/mod.rs`); the rules
+//! that must hold across nodes (one message per client id, one
+//! conversation per pair) are unique keys. A database that is down fails
+//! calls within the pool's timeouts with `StoreError::Unavailable`
+//! (`pool.rs`).
 
+mod calls;
 pub(crate) mod copy_in;
 mod fail;
 mod guard;
@@ -17,16 +20,14 @@ mod pool;
 mod queries;
 mod rows;
 mod schema;
-
-use std::future::Future;
-use std::pin::Pin;
+mod sends;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Client, Pool, Transaction};
-use tokio_postgres::IsolationLevel;
 
-use self::fail::{Fail, R};
+use self::calls::Db;
+use self::fail::Fail;
 pub use self::pool::{PostgresOptions, redacted};
+use self::sends::Sends;
 use crate::model::{
     Current, EndReason, Event, Millis, NotifyLevel, Room, RoomId, Seq, SessionId, User, UserId,
 };
@@ -37,37 +38,10 @@ use crate::store::{
     Store, StoreResult,
 };
 
-/// How often a write runs again after a deadlock, a serialization failure
-/// or a unique key another node took first (the next run sees its row).
-const WRITE_ATTEMPTS: usize = 3;
-
-/// A query's future, borrowing its transaction or connection.
-type Query<'t, T> = Pin<Box<dyn Future<Output = R<T>> + Send + 't>>;
-/// Work in a transaction, with its input `A`.
-type TxWork<A, T> = for<'t, 'c> fn(&'t Transaction<'c>, &'t A) -> Query<'t, T>;
-/// Work of one statement, outside a transaction.
-type Work<A, T> = for<'t> fn(&'t Client, &'t A) -> Query<'t, T>;
-
-/// How a write runs: in a transaction of its own, or as one statement
-/// that commits by itself.
-enum Writing<A, T> {
-    Transaction(TxWork<A, T>),
-    Alone(Work<A, T>),
-}
-
-// By hand: a derive would ask `A` and `T` to be `Copy`, fn pointers are.
-impl<A, T> Clone for Writing<A, T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<A, T> Copy for Writing<A, T> {}
-
 /// The PostgreSQL implementation of [`Store`].
 pub struct PostgresStore {
-    pool: Pool,
-    /// See [`PostgresOptions::call_timeout`].
-    call_timeout: std::time::Duration,
+    db: Db,
+    sends: Sends,
     deployment_id: u64,
     cursor_key: [u8; 32],
 }
@@ -94,104 +68,13 @@ impl PostgresStore {
             schema = options.schema.as_deref().unwrap_or("(search_path)"),
             "postgres store ready"
         );
+        let db = Db::new(pool, options.call_timeout);
         Ok(PostgresStore {
-            pool,
-            call_timeout: options.call_timeout,
+            sends: Sends::start(db.clone()),
+            db,
             deployment_id: identity.deployment_id,
             cursor_key: identity.cursor_key,
         })
-    }
-
-    /// Runs `work` in a read-committed transaction and commits it, again
-    /// (up to [`WRITE_ATTEMPTS`]) when it failed in a way that changed
-    /// nothing and may go otherwise the next time.
-    async fn write<A: Sync, T>(&self, input: &A, work: TxWork<A, T>) -> StoreResult<T> {
-        self.write_as(input, Writing::Transaction(work)).await
-    }
-
-    /// Runs `work`, a write of one statement, which commits by itself,
-    /// again as [`Self::write`] does: no BEGIN and COMMIT around it, two
-    /// round trips fewer.
-    async fn write_alone<A: Sync, T>(&self, input: &A, work: Work<A, T>) -> StoreResult<T> {
-        self.write_as(input, Writing::Alone(work)).await
-    }
-
-    /// The attempts of [`Self::write`] and [`Self::write_alone`].
-    async fn write_as<A: Sync, T>(&self, input: &A, work: Writing<A, T>) -> StoreResult<T> {
-        let mut attempt = 1;
-        loop {
-            let conn = pool::connection(&self.pool).await?;
-            let result = within(self.call_timeout, conn, async |conn| match work {
-                Writing::Transaction(work) => {
-                    let tx = conn.transaction().await?;
-                    let value = work(&tx, input).await?;
-                    tx.commit().await?;
-                    Ok::<_, Fail>(value)
-                }
-                Writing::Alone(work) => work(conn, input).await,
-            })
-            .await?;
-            match result {
-                Err(e) if e.retryable() && attempt < WRITE_ATTEMPTS => attempt += 1,
-                other => return other.map_err(Fail::into_store),
-            }
-        }
-    }
-
-    /// Runs `work` in a read-only repeatable-read transaction: every
-    /// statement of it sees the same moment.
-    async fn snapshot<A: Sync, T>(&self, input: &A, work: TxWork<A, T>) -> StoreResult<T> {
-        let conn = pool::connection(&self.pool).await?;
-        within(self.call_timeout, conn, async |conn| {
-            let tx = conn
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await?;
-            let value = work(&tx, input).await?;
-            tx.commit().await?;
-            Ok::<_, Fail>(value)
-        })
-        .await?
-        .map_err(Fail::into_store)
-    }
-
-    /// Runs `work`, a read of one statement (or of rows that need not agree).
-    async fn read<A: Sync, T>(&self, input: &A, work: Work<A, T>) -> StoreResult<T> {
-        let conn = pool::connection(&self.pool).await?;
-        within(self.call_timeout, conn, async |conn| {
-            work(conn, input).await
-        })
-        .await?
-        .map_err(Fail::into_store)
-    }
-}
-
-/// Runs `work` on `conn`, unless the server does not answer within
-/// `limit`: then the connection leaves the pool and closes (the server
-/// rolls back what it had not committed), and the call is `Unavailable`.
-/// A write cut off so may still have committed; its client's retry is
-/// answered from the idempotency key.
-async fn within<T>(
-    limit: std::time::Duration,
-    mut conn: deadpool_postgres::Object,
-    work: impl AsyncFnOnce(&mut deadpool_postgres::Object) -> T,
-) -> StoreResult<T> {
-    let answered = tokio::time::timeout(limit, work(&mut conn)).await;
-    match answered {
-        Ok(value) => Ok(value),
-        Err(_) => {
-            drop(deadpool_postgres::Object::take(conn));
-            tracing::warn!(
-                seconds = limit.as_secs_f64(),
-                "PostgreSQL did not answer in time; closing that connection"
-            );
-            Err(crate::store::StoreError::Unavailable(format!(
-                "the database did not answer within {} s",
-                limit.as_secs_f64()
-            )))
-        }
     }
 }
 
@@ -233,7 +116,8 @@ impl Store for PostgresStore {
             ("the display name", &user.display_name),
             ("the password hash", &user.password_hash),
         ])?;
-        self.write(&user, |tx, u| Box::pin(queries::create_user(tx, u)))
+        self.db
+            .write(&user, |tx, u| Box::pin(queries::create_user(tx, u)))
             .await
     }
 
@@ -241,14 +125,16 @@ impl Store for PostgresStore {
         if guard::has_nul(&[username]) {
             return Ok(None);
         }
-        self.read(&username.to_owned(), |c, u| {
-            Box::pin(queries::credentials(c, u))
-        })
-        .await
+        self.db
+            .read(&username.to_owned(), |c, u| {
+                Box::pin(queries::credentials(c, u))
+            })
+            .await
     }
 
     async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
-        self.read(&id, |c, id| Box::pin(queries::user(c, *id)))
+        self.db
+            .read(&id, |c, id| Box::pin(queries::user(c, *id)))
             .await
     }
 
@@ -273,17 +159,18 @@ impl Store for PostgresStore {
             avatar_url,
             at,
         );
-        self.write(&input, |tx, (site, id, name, avatar, at)| {
-            Box::pin(queries::upsert_site_user(
-                tx,
-                site,
-                id,
-                name,
-                avatar.as_deref(),
-                *at,
-            ))
-        })
-        .await
+        self.db
+            .write(&input, |tx, (site, id, name, avatar, at)| {
+                Box::pin(queries::upsert_site_user(
+                    tx,
+                    site,
+                    id,
+                    name,
+                    avatar.as_deref(),
+                    *at,
+                ))
+            })
+            .await
     }
 
     async fn site_user(&self, site: &str, external_id: &str) -> StoreResult<Option<User>> {
@@ -291,10 +178,11 @@ impl Store for PostgresStore {
             return Ok(None);
         }
         let input = (site.to_owned(), external_id.to_owned());
-        self.read(&input, |c, (site, id)| {
-            Box::pin(queries::site_user(c, site, id))
-        })
-        .await
+        self.db
+            .read(&input, |c, (site, id)| {
+                Box::pin(queries::site_user(c, site, id))
+            })
+            .await
     }
 
     async fn end_user_sessions(
@@ -304,20 +192,22 @@ impl Store for PostgresStore {
         reason: EndReason,
         at: Millis,
     ) -> StoreResult<Vec<SessionId>> {
-        self.write(
-            &(user, which, reason, at),
-            |tx, (user, which, reason, at)| {
-                Box::pin(queries::end_user_sessions(tx, *user, *which, *reason, *at))
-            },
-        )
-        .await
+        self.db
+            .write(
+                &(user, which, reason, at),
+                |tx, (user, which, reason, at)| {
+                    Box::pin(queries::end_user_sessions(tx, *user, *which, *reason, *at))
+                },
+            )
+            .await
     }
 
     async fn live_sessions(&self, user: UserId, now: Millis) -> StoreResult<Vec<SessionInfo>> {
-        self.read(&(user, now), |c, (user, now)| {
-            Box::pin(queries::live_sessions(c, *user, *now))
-        })
-        .await
+        self.db
+            .read(&(user, now), |c, (user, now)| {
+                Box::pin(queries::live_sessions(c, *user, *now))
+            })
+            .await
     }
 
     async fn set_password(
@@ -328,13 +218,14 @@ impl Store for PostgresStore {
         at: Millis,
     ) -> StoreResult<Vec<SessionId>> {
         guard::no_nul(&[("the password hash", &password_hash)])?;
-        self.write(
-            &(user, password_hash, ending, at),
-            |tx, (user, hash, ending, at)| {
-                Box::pin(queries::set_password(tx, *user, hash, *ending, *at))
-            },
-        )
-        .await
+        self.db
+            .write(
+                &(user, password_hash, ending, at),
+                |tx, (user, hash, ending, at)| {
+                    Box::pin(queries::set_password(tx, *user, hash, *ending, *at))
+                },
+            )
+            .await
     }
 
     async fn set_deactivated(
@@ -343,14 +234,16 @@ impl Store for PostgresStore {
         deactivated: bool,
         at: Millis,
     ) -> StoreResult<Vec<SessionId>> {
-        self.write(&(user, deactivated, at), |tx, (user, deactivated, at)| {
-            Box::pin(queries::set_deactivated(tx, *user, *deactivated, *at))
-        })
-        .await
+        self.db
+            .write(&(user, deactivated, at), |tx, (user, deactivated, at)| {
+                Box::pin(queries::set_deactivated(tx, *user, *deactivated, *at))
+            })
+            .await
     }
 
     async fn is_deactivated(&self, user: UserId) -> StoreResult<Option<bool>> {
-        self.read(&user, |c, user| Box::pin(queries::is_deactivated(c, *user)))
+        self.db
+            .read(&user, |c, user| Box::pin(queries::is_deactivated(c, *user)))
             .await
     }
 
@@ -360,10 +253,11 @@ impl Store for PostgresStore {
         at: Millis,
         expires_at: Millis,
     ) -> StoreResult<()> {
-        self.write(&(code_hash, at, expires_at), |tx, (hash, at, expires)| {
-            Box::pin(queries::create_invite(tx, hash, *at, *expires))
-        })
-        .await
+        self.db
+            .write(&(code_hash, at, expires_at), |tx, (hash, at, expires)| {
+                Box::pin(queries::create_invite(tx, hash, *at, *expires))
+            })
+            .await
     }
 
     async fn claim_token_id(
@@ -375,10 +269,11 @@ impl Store for PostgresStore {
     ) -> StoreResult<bool> {
         guard::no_nul(&[("the site", site), ("the token id", jti)])?;
         let input = (site.to_owned(), jti.to_owned(), expires_at, now);
-        self.write(&input, |tx, (site, jti, expires, now)| {
-            Box::pin(queries::claim_token_id(tx, site, jti, *expires, *now))
-        })
-        .await
+        self.db
+            .write(&input, |tx, (site, jti, expires, now)| {
+                Box::pin(queries::claim_token_id(tx, site, jti, *expires, *now))
+            })
+            .await
     }
 
     async fn update_profile(&self, id: UserId, patch: ProfilePatch) -> StoreResult<User> {
@@ -396,25 +291,28 @@ impl Store for PostgresStore {
                     .unwrap_or_default(),
             ),
         ])?;
-        self.write(&(id, patch), |tx, (id, patch)| {
-            Box::pin(queries::update_profile(tx, *id, patch))
-        })
-        .await
+        self.db
+            .write(&(id, patch), |tx, (id, patch)| {
+                Box::pin(queries::update_profile(tx, *id, patch))
+            })
+            .await
     }
 
     async fn create_session(
         &self,
         session: NewSession,
     ) -> StoreResult<(SessionId, Vec<SessionId>)> {
-        self.write(&session, |tx, s| Box::pin(queries::create_session(tx, s)))
+        self.db
+            .write(&session, |tx, s| Box::pin(queries::create_session(tx, s)))
             .await
     }
 
     async fn session_by_token(&self, token_hash: [u8; 32]) -> StoreResult<Option<SessionRecord>> {
-        self.read(&token_hash, |c, hash| {
-            Box::pin(queries::session_by_token(c, hash))
-        })
-        .await
+        self.db
+            .read(&token_hash, |c, hash| {
+                Box::pin(queries::session_by_token(c, hash))
+            })
+            .await
     }
 
     async fn ended_sessions(
@@ -422,15 +320,17 @@ impl Store for PostgresStore {
         ids: &[SessionId],
     ) -> StoreResult<Vec<(UserId, SessionId, EndReason)>> {
         let ids: Vec<i64> = ids.iter().map(|s| s.0).collect();
-        self.read(&ids, |c, ids| Box::pin(queries::ended_sessions(c, ids)))
+        self.db
+            .read(&ids, |c, ids| Box::pin(queries::ended_sessions(c, ids)))
             .await
     }
 
     async fn end_session(&self, id: SessionId, reason: EndReason, at: Millis) -> StoreResult<()> {
-        self.write(&(id, reason, at), |tx, (id, reason, at)| {
-            Box::pin(queries::end_session(tx, *id, *reason, *at))
-        })
-        .await
+        self.db
+            .write(&(id, reason, at), |tx, (id, reason, at)| {
+                Box::pin(queries::end_session(tx, *id, *reason, *at))
+            })
+            .await
     }
 
     async fn create_room(&self, room: NewRoom) -> StoreResult<(Room, Event)> {
@@ -442,7 +342,8 @@ impl Store for PostgresStore {
             ),
             ("the room's title", &room.title),
         ])?;
-        self.write(&room, |tx, room| Box::pin(queries::create_room(tx, room)))
+        self.db
+            .write(&room, |tx, room| Box::pin(queries::create_room(tx, room)))
             .await
     }
 
@@ -454,28 +355,32 @@ impl Store for PostgresStore {
         at: Millis,
     ) -> StoreResult<(Room, Option<Event>)> {
         guard::no_nul(&[("the opener's name", &opener_name)])?;
-        self.write(
-            &(opener, opener_name, peer, at),
-            |tx, (opener, name, peer, at)| {
-                Box::pin(queries::open_direct(tx, *opener, name, *peer, *at))
-            },
-        )
-        .await
+        self.db
+            .write(
+                &(opener, opener_name, peer, at),
+                |tx, (opener, name, peer, at)| {
+                    Box::pin(queries::open_direct(tx, *opener, name, *peer, *at))
+                },
+            )
+            .await
     }
 
     async fn room(&self, id: RoomId) -> StoreResult<Option<Room>> {
-        self.read(&id, |c, id| Box::pin(queries::room(c, *id)))
+        self.db
+            .read(&id, |c, id| Box::pin(queries::room(c, *id)))
             .await
     }
 
     async fn room_heads(&self, rooms: &[RoomId]) -> StoreResult<Vec<(RoomId, Seq)>> {
         let ids: Vec<i64> = rooms.iter().map(|r| r.0).collect();
-        self.read(&ids, |c, ids| Box::pin(queries::room_heads(c, ids)))
+        self.db
+            .read(&ids, |c, ids| Box::pin(queries::room_heads(c, ids)))
             .await
     }
 
     async fn room_snapshot(&self, id: RoomId) -> StoreResult<Option<RoomSnapshot>> {
-        self.snapshot(&id, |tx, id| Box::pin(queries::room_snapshot(tx, *id)))
+        self.db
+            .snapshot(&id, |tx, id| Box::pin(queries::room_snapshot(tx, *id)))
             .await
     }
 
@@ -487,14 +392,16 @@ impl Store for PostgresStore {
         if guard::has_nul(&[community.as_deref().unwrap_or_default()]) {
             return Ok(Vec::new());
         }
-        self.read(&(limit, community), |c, (limit, community)| {
-            Box::pin(queries::public_rooms(c, *limit, community.as_deref()))
-        })
-        .await
+        self.db
+            .read(&(limit, community), |c, (limit, community)| {
+                Box::pin(queries::public_rooms(c, *limit, community.as_deref()))
+            })
+            .await
     }
 
     async fn members(&self, room: RoomId) -> StoreResult<Vec<MemberProfile>> {
-        self.read(&room, |c, room| Box::pin(queries::members(c, *room)))
+        self.db
+            .read(&room, |c, room| Box::pin(queries::members(c, *room)))
             .await
     }
 
@@ -506,33 +413,36 @@ impl Store for PostgresStore {
         if guard::has_nul(&[query.text.as_deref().unwrap_or_default()]) {
             return Ok(Vec::new());
         }
-        self.read(&(room, query), |c, (room, query)| {
-            Box::pin(queries::member_page(c, *room, query))
-        })
-        .await
+        self.db
+            .read(&(room, query), |c, (room, query)| {
+                Box::pin(queries::member_page(c, *room, query))
+            })
+            .await
     }
 
     async fn memberships_of(&self, user: UserId) -> StoreResult<Vec<MembershipRecord>> {
-        self.read(&user, |c, user| Box::pin(queries::memberships_of(c, *user)))
+        self.db
+            .read(&user, |c, user| Box::pin(queries::memberships_of(c, *user)))
             .await
     }
 
     async fn room_summaries(&self, user: UserId) -> StoreResult<Vec<RoomSummary>> {
-        self.snapshot(&user, |tx, user| {
-            Box::pin(queries::room_summaries(tx, *user))
-        })
-        .await
+        self.db
+            .snapshot(&user, |tx, user| {
+                Box::pin(queries::room_summaries(tx, *user))
+            })
+            .await
     }
 
     async fn append(&self, change: NewEvent) -> StoreResult<Appended> {
         guard::no_nul(&action_texts(&change))?;
         if matches!(change.action, Action::Send { .. }) {
-            // One statement (`natter_send`): no transaction around it.
-            return self
-                .write_alone(&change, |c, change| Box::pin(queries::append(c, change)))
-                .await;
+            // With the sends that queue up meanwhile, in one statement.
+            return self.sends.send(change).await;
         }
-        self.write(&change, |tx, change| Box::pin(queries::append(tx, change)))
+
+        self.db
+            .write(&change, |tx, change| Box::pin(queries::append(tx, change)))
             .await
     }
 
@@ -542,10 +452,11 @@ impl Store for PostgresStore {
         after: Seq,
         limit: usize,
     ) -> StoreResult<Vec<Event>> {
-        self.read(&(room, after, limit), |c, (room, after, limit)| {
-            Box::pin(queries::events_after(c, *room, *after, *limit))
-        })
-        .await
+        self.db
+            .read(&(room, after, limit), |c, (room, after, limit)| {
+                Box::pin(queries::events_after(c, *room, *after, *limit))
+            })
+            .await
     }
 
     async fn history(
@@ -554,24 +465,27 @@ impl Store for PostgresStore {
         before: Option<Seq>,
         limit: usize,
     ) -> StoreResult<HistoryPage> {
-        self.snapshot(&(room, before, limit), |tx, (room, before, limit)| {
-            Box::pin(queries::history(tx, *room, *before, *limit))
-        })
-        .await
+        self.db
+            .snapshot(&(room, before, limit), |tx, (room, before, limit)| {
+                Box::pin(queries::history(tx, *room, *before, *limit))
+            })
+            .await
     }
 
     async fn message(&self, room: RoomId, seq: Seq) -> StoreResult<Option<Current>> {
-        self.snapshot(&(room, seq), |tx, (room, seq)| {
-            Box::pin(queries::message(tx, *room, *seq))
-        })
-        .await
+        self.db
+            .snapshot(&(room, seq), |tx, (room, seq)| {
+                Box::pin(queries::message(tx, *room, *seq))
+            })
+            .await
     }
 
     async fn set_read(&self, room: RoomId, user: UserId, seq: Seq) -> StoreResult<Seq> {
-        self.write(&(room, user, seq), |tx, (room, user, seq)| {
-            Box::pin(queries::set_read(tx, *room, *user, *seq))
-        })
-        .await
+        self.db
+            .write(&(room, user, seq), |tx, (room, user, seq)| {
+                Box::pin(queries::set_read(tx, *room, *user, *seq))
+            })
+            .await
     }
 
     async fn set_notify(
@@ -580,10 +494,11 @@ impl Store for PostgresStore {
         user: UserId,
         level: Option<NotifyLevel>,
     ) -> StoreResult<()> {
-        self.write(&(room, user, level), |tx, (room, user, level)| {
-            Box::pin(queries::set_notify(tx, *room, *user, *level))
-        })
-        .await
+        self.db
+            .write(&(room, user, level), |tx, (room, user, level)| {
+                Box::pin(queries::set_notify(tx, *room, *user, *level))
+            })
+            .await
     }
 
     async fn search_people(&self, query: PeopleQuery) -> StoreResult<Vec<User>> {
@@ -593,10 +508,11 @@ impl Store for PostgresStore {
         ]) {
             return Ok(Vec::new());
         }
-        self.read(&query, |c, query| {
-            Box::pin(queries::search_people(c, query))
-        })
-        .await
+        self.db
+            .read(&query, |c, query| {
+                Box::pin(queries::search_people(c, query))
+            })
+            .await
     }
 
     async fn import_chat(
@@ -619,7 +535,7 @@ impl Store for PostgresStore {
         );
         guard::no_nul(&fields)?;
         // The source is read once, so this write is not run again.
-        let mut conn = pool::connection(&self.pool).await?;
+        let mut conn = self.db.connection().await?;
         async {
             let tx = conn.transaction().await?;
             let done = queries::import_chat(&tx, &chat, messages).await?;
@@ -631,14 +547,16 @@ impl Store for PostgresStore {
     }
 
     async fn archive_keys(&self) -> StoreResult<Vec<(String, RoomId)>> {
-        self.read(&(), |c, ()| Box::pin(queries::archive_keys(c)))
+        self.db
+            .read(&(), |c, ()| Box::pin(queries::archive_keys(c)))
             .await
     }
 
     async fn rooms_after(&self, after: RoomId, limit: usize) -> StoreResult<Vec<Room>> {
-        self.read(&(after, limit), |c, (after, limit)| {
-            Box::pin(queries::rooms_after(c, *after, *limit))
-        })
-        .await
+        self.db
+            .read(&(after, limit), |c, (after, limit)| {
+                Box::pin(queries::rooms_after(c, *after, *limit))
+            })
+            .await
     }
 }

@@ -194,6 +194,30 @@ BEGIN
     outcome := 'appended';
 END
 $$;
+-- Sends that queued up on one node, in one statement and one commit
+-- (store/postgres/sends.rs): each through natter_send, answered with its
+-- place in the arrays. Rooms are locked in the order of their ids, so two
+-- batches never each wait for a room the other holds. A mention list is
+-- its user ids joined with commas (arrays of arrays must be rectangular).
+CREATE FUNCTION natter_send_batch(
+    p_rooms BIGINT[], p_senders BIGINT[], p_sender_names TEXT[], p_ats BIGINT[],
+    p_client_msg_ids TEXT[], p_texts TEXT[], p_reply_tos BIGINT[], p_mentions TEXT[])
+RETURNS TABLE (ord INTEGER, outcome TEXT, event_seq BIGINT)
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    i INTEGER;
+BEGIN
+    FOR i IN SELECT t.o FROM unnest(p_rooms) WITH ORDINALITY AS t (room, o) ORDER BY t.room, t.o
+    LOOP
+        ord := i;
+        SELECT s.outcome, s.event_seq INTO outcome, event_seq
+        FROM natter_send(p_rooms[i], p_senders[i], p_sender_names[i], p_ats[i],
+            p_client_msg_ids[i], p_texts[i], p_reply_tos[i],
+            string_to_array(p_mentions[i], ',')::BIGINT[]) AS s;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
 "#,
 ];
 

@@ -17,7 +17,7 @@ use crate::model::{
     Seq, UserId,
 };
 use crate::store::postgres::rows::{self, EVENT_COLUMNS};
-use crate::store::{HistoryPage, NewEvent, Outcome, StoreError};
+use crate::store::{Action, Appended, HistoryPage, NewEvent, Outcome, StoreError};
 
 /// Longest text a reply preview carries, in characters.
 const PREVIEW_CHARS: usize = 200;
@@ -100,8 +100,103 @@ pub(super) async fn send(
         ],
     )
     .await?;
-    let seq: Option<Seq> = row.try_get(1)?;
-    match (row.try_get::<_, &str>(0)?, seq) {
+    sent(c, n, row.try_get(0)?, row.try_get(1)?).await
+}
+
+/// The fields of a send, which `n` must be.
+fn send_fields(n: &NewEvent) -> R<(&str, &str, Option<Seq>)> {
+    match &n.action {
+        Action::Send {
+            client_msg_id,
+            text,
+            reply_to,
+        } => Ok((client_msg_id, text, *reply_to)),
+        _ => Err(StoreError::Internal("a batch of sends holds another change".into()).into()),
+    }
+}
+
+/// Sends every one of `sends` (each an `Action::Send`) in one statement,
+/// `natter_send_batch` (schema.rs), outside a transaction: all of them
+/// commit together. Each gets its own answer, in order.
+pub(in crate::store::postgres) async fn send_batch(
+    c: &impl GenericClient,
+    sends: &[NewEvent],
+) -> R<Vec<R<Appended>>> {
+    let mut columns = BatchColumns::default();
+    for n in sends {
+        let (client_msg_id, text, reply_to) = send_fields(n)?;
+        columns.rooms.push(n.room.0);
+        columns.senders.push(n.actor.0);
+        columns.names.push(&n.actor_name);
+        columns.ats.push(n.at);
+        columns.client_msg_ids.push(client_msg_id);
+        columns.texts.push(text);
+        columns.reply_tos.push(reply_to);
+        let mentioned: Vec<String> = crate::mentions::mentioned(text)
+            .iter()
+            .map(|u| u.0.to_string())
+            .collect();
+        columns.mentions.push(mentioned.join(","));
+    }
+    let rows = all(
+        c,
+        "SELECT ord, outcome, event_seq
+         FROM natter_send_batch($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &columns.rooms,
+            &columns.senders,
+            &columns.names,
+            &columns.ats,
+            &columns.client_msg_ids,
+            &columns.texts,
+            &columns.reply_tos,
+            &columns.mentions,
+        ],
+    )
+    .await?;
+    let mut answers: Vec<Option<R<Appended>>> = sends.iter().map(|_| None).collect();
+    for row in rows {
+        let place = usize::try_from(row.try_get::<_, i32>(0)?)
+            .ok()
+            .and_then(|ord| ord.checked_sub(1))
+            .filter(|at| *at < sends.len())
+            .ok_or_else(|| {
+                StoreError::Internal("natter_send_batch answered out of place".into())
+            })?;
+        let outcome = sent(c, &sends[place], row.try_get(1)?, row.try_get(2)?).await;
+        answers[place] = Some(outcome.map(|outcome| Appended {
+            outcome,
+            message: None,
+        }));
+    }
+    answers
+        .into_iter()
+        .map(|answer| {
+            answer.ok_or_else(|| {
+                StoreError::Internal("natter_send_batch left a send unanswered".into()).into()
+            })
+        })
+        .collect()
+}
+
+/// The arrays `natter_send_batch` takes, one place per send.
+#[derive(Default)]
+struct BatchColumns<'a> {
+    rooms: Vec<i64>,
+    senders: Vec<i64>,
+    names: Vec<&'a str>,
+    ats: Vec<Millis>,
+    client_msg_ids: Vec<&'a str>,
+    texts: Vec<&'a str>,
+    reply_tos: Vec<Option<Seq>>,
+    mentions: Vec<String>,
+}
+
+/// What a send came to, from `natter_send`'s answer: the event appended,
+/// the earlier one a retry replays, or why it was refused.
+async fn sent(c: &impl GenericClient, n: &NewEvent, outcome: &str, seq: Option<Seq>) -> R<Outcome> {
+    let (client_msg_id, text, reply_to) = send_fields(n)?;
+    match (outcome, seq) {
         ("appended", Some(seq)) => Ok(Outcome::Appended(Event {
             room: n.room,
             seq,

@@ -15,7 +15,7 @@ mod messages;
 
 pub(super) use self::accounts::*;
 pub(super) use self::archive::{archive_keys, import_chat, rooms_after};
-pub(super) use self::messages::{history, message};
+pub(super) use self::messages::{history, message, send_batch};
 
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
