@@ -18,7 +18,8 @@
 #   flock -o /tmp/natter-cargo.lock scripts/vs-cluster.sh
 #   CLIENTS=1000 WAKE_RATE=2 WAKE_SECONDS=20 scripts/vs-cluster.sh
 #   ONLY=s4 NATTER=/tmp/natter-before scripts/vs-cluster.sh
-# ONLY=s4 runs S4 alone (the single node's, then the cluster's two);
+# ONLY=s1, s2 or s4 runs that scenario alone (the single node's, then the
+# cluster's: S1 sticky, S2, or S4's two runs);
 # NATTER names another natter binary to measure (an older build, for a
 # before-and-after in one sitting), natter-bench is still this tree's.
 # Needs PostgreSQL with trust auth at $PG (psql) and Redis at $REDIS.
@@ -27,7 +28,10 @@ cd "$(dirname "$0")/.."
 clients=${CLIENTS:-1000}
 wake_rate=${WAKE_RATE:-2} wake_seconds=${WAKE_SECONDS:-20}
 only=${ONLY:-all}
-case "$only" in all | s4) ;; *) echo "ONLY is all or s4, not $only" >&2; exit 2 ;; esac
+case "$only" in all | s1 | s2 | s4) ;; *) echo "ONLY is all, s1, s2 or s4, not $only" >&2; exit 2 ;; esac
+# want NAME: whether this run includes NAME (a scenario, or "rest" for
+# the runs only the whole script makes).
+want() { [ "$only" = all ] || [ "$only" = "$1" ]; }
 pg=${PG:-postgres://postgres@127.0.0.1:5432/test}
 redis=${REDIS:-redis://127.0.0.1:6379}
 json=()
@@ -100,17 +104,23 @@ echo "### $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(git rev-parse --shor
 port=$(free_port)
 start_node "$port" "$work/single"
 wait_port "$port"
-if [ "$only" = all ]; then
+if want s1; then
   echo "### single node on SQLite: s1"
   $bench --server "127.0.0.1:$port" --server-pid "${servers[0]}" "${json[@]}" s1 --clients "$clients" || true
+fi
+if want s2; then
   echo "### single node on SQLite: s2"
   $bench --server "127.0.0.1:$port" --server-pid "${servers[0]}" "${json[@]}" s2 --clients "$clients" || true
+fi
+if want rest; then
   echo "### single node on SQLite: the wake-up run's shape, $clients waiting, $wake_rate msg/s (the reference for the cross-node one)"
   $bench --server "127.0.0.1:$port" --server-pid "${servers[0]}" "${json[@]}" s1 --clients "$clients" --no-ceiling \
     --rate "$wake_rate" --seconds "$wake_seconds" || true
 fi
-echo "### single node on SQLite: s4"
-$bench --server "127.0.0.1:$port" --server-pid "${servers[0]}" "${json[@]}" s4 || true
+if want s4; then
+  echo "### single node on SQLite: s4"
+  $bench --server "127.0.0.1:$port" --server-pid "${servers[0]}" "${json[@]}" s4 || true
+fi
 stop_nodes
 
 # 2. Three nodes on one PostgreSQL schema and Redis.
@@ -125,11 +135,15 @@ for n in 1 2 3; do
 done
 for p in "${ports[@]}"; do wait_port "${p#*:}"; done
 cluster=(--server "$(IFS=,; echo "${ports[*]}")" --server-pid "$(IFS=,; echo "${servers[*]}")")
-if [ "$only" = all ]; then
+if want s1; then
   echo "### 3 nodes on PostgreSQL + Redis (pids ${servers[*]}): s1, client i on node i % 3"
   with_services_cpu $bench "${cluster[@]}" "${json[@]}" s1 --clients "$clients" --no-ceiling
+fi
+if want s2; then
   echo "### 3 nodes: s2, client i on node i % 3"
   with_services_cpu $bench "${cluster[@]}" "${json[@]}" s2 --clients "$clients" --no-ceiling
+fi
+if want rest; then
   echo "### 3 nodes: s1, every request to the next node (round-robin, no sticky sessions)"
   with_services_cpu $bench "${cluster[@]}" --spread round-robin "${json[@]}" s1 --clients "$clients" --no-ceiling
   echo "### 3 nodes: cross-node wake-up, $clients waiting over the nodes, every send on the first node, $wake_rate msg/s"
@@ -188,16 +202,18 @@ EOF2
   echo "  what the active sessions waited on (samples every 0.2 s over s4 and its setup; CPU = running):"
   sort "$work/waits" | uniq -c | sort -rn | head -8 | sed 's/^/    /'
 }
-if [ "$only" = all ]; then
+if want rest; then
   echo "### 3 nodes: the bus hop alone, 30 waiting over the nodes, every send on the first node, 20 msg/s (no fan-out burst to queue behind)"
   with_services_cpu $bench "${cluster[@]}" "${json[@]}" s1 --clients 30 --no-ceiling
 fi
 
-echo "### 3 nodes: s4 (durable sends on PostgreSQL: 200 senders, 100 rooms)"
-s4_on_postgres
-# With more senders than rooms natter-bench keeps sender i to room i % rooms:
-# 101 senders over 100 rooms put one sender in every room but the first.
-echo "### 3 nodes: s4 with one sender per room (101 senders, 100 rooms: only room 0 has two, so sends hardly ever wait on a room's row)"
-s4_on_postgres --senders 101 --rooms 100
+if want s4; then
+  echo "### 3 nodes: s4 (durable sends on PostgreSQL: 200 senders, 100 rooms)"
+  s4_on_postgres
+  # With more senders than rooms natter-bench keeps sender i to room i % rooms:
+  # 101 senders over 100 rooms put one sender in every room but the first.
+  echo "### 3 nodes: s4 with one sender per room (101 senders, 100 rooms: only room 0 has two, so sends hardly ever wait on a room's row)"
+  s4_on_postgres --senders 101 --rooms 100
+fi
 stop_nodes
 echo "### done $(date -u +%Y-%m-%dT%H:%M:%SZ)"
