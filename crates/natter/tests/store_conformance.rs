@@ -452,6 +452,69 @@ async fn postgres_sends_behind_a_held_room_commit_in_seq_order() {
     assert_eq!(held.into_inner(), 5);
 }
 
+/// Sends queued up behind a database that stopped answering all fail
+/// fast, as `Unavailable`, within a few call timeouts: not one batch's
+/// timeout after another, which for thousands of queued sends would be
+/// a minute's hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_queued_behind_a_silent_postgres_all_fail_fast() {
+    let test = "sends_queued_behind_a_silent_postgres_all_fail_fast";
+    let Some(url) = postgres_url(test).await else {
+        return;
+    };
+    let (through, frozen) = proxy::freezable_proxy(host_port(&url)).await;
+    let schemas = Schemas::new(&url);
+    let mut options = schemas.options();
+    options.url = url.replacen(&host_port(&url), &through, 1);
+    options.call_timeout = Duration::from_secs(2);
+    let store = Arc::new(PostgresStore::open(options).await.unwrap());
+    let (ann, room) = ann_and_her_room(&*store).await;
+
+    frozen.send(true).unwrap();
+    let started = Instant::now();
+    let sends: Vec<_> = (0..3_000)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .append(NewEvent {
+                        room,
+                        actor: ann,
+                        actor_name: "ann".into(),
+                        at: 2,
+                        action: Action::Send {
+                            client_msg_id: format!("c{i}"),
+                            text: format!("send {i}"),
+                            reply_to: None,
+                        },
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for send in sends {
+        let answer = send.await.unwrap();
+        assert!(
+            matches!(answer, Err(StoreError::Unavailable(_))),
+            "{answer:?}"
+        );
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(12),
+        "3,000 queued sends took {took:?}"
+    );
+    frozen.send(false).unwrap();
+}
+
+/// The host and port of a PostgreSQL URL, after the user (if any), up
+/// to the database.
+fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.split(['/', '?']).next().unwrap().to_owned()
+}
+
 /// A server that stops answering on open connections fails reads and
 /// writes with `Unavailable` after the call timeout, not never; and calls
 /// work again once it answers.
@@ -461,10 +524,7 @@ async fn a_postgres_that_stops_answering_fails_calls_after_the_call_timeout() {
     let Some(url) = postgres_url(test).await else {
         return;
     };
-    // The host and port after the user (if any), up to the database.
-    let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-    let host_port = rest.split(['/', '?']).next().unwrap().to_owned();
+    let host_port = host_port(&url);
     let (through, frozen) = proxy::freezable_proxy(host_port.clone()).await;
     let schemas = Schemas::new(&url);
     let mut options = schemas.options();

@@ -5,7 +5,8 @@
 //! each alone at once; only when all [`WRITERS`] are busy does a queue
 //! form, and the next free writer takes up to [`MOST`] of it. Each send
 //! gets its own answer: a refused one (not a member, say) refuses only
-//! itself.
+//! itself. A database out of reach fails the whole queue at once, so a
+//! send fails within about two call timeouts however many wait.
 
 use std::sync::Arc;
 
@@ -80,10 +81,40 @@ async fn write_batches(db: Db, waiting: Arc<Mutex<mpsc::Receiver<Queued>>>) {
         };
         let (sends, answers): (Vec<NewEvent>, Vec<_>) =
             batch.into_iter().map(|q| (q.send, q.answer)).unzip();
-        for (answer, result) in answers.into_iter().zip(write(&db, sends).await) {
+        let results = write(&db, sends).await;
+        let unreachable = match results.first() {
+            Some(Err(StoreError::Unavailable(why)))
+                if results
+                    .iter()
+                    .all(|r| matches!(r, Err(StoreError::Unavailable(_)))) =>
+            {
+                Some(why.clone())
+            }
+            _ => None,
+        };
+        for (answer, result) in answers.into_iter().zip(results) {
             // A caller that went away has nothing to be told.
             let _ = answer.send(result);
         }
+        if let Some(why) = unreachable {
+            refuse_queued(&waiting, &why);
+        }
+    }
+}
+
+/// Answers every send queued now `Unavailable`, untried: the database
+/// just failed a whole batch so, and each batch behind would wait out
+/// the call's timeout in turn (for thousands of sends, minutes). Skipped
+/// while another writer holds the queue: it is waiting on an empty one,
+/// or taking a batch, which will fail as fast.
+fn refuse_queued(waiting: &Mutex<mpsc::Receiver<Queued>>, why: &str) {
+    let Ok(mut waiting) = waiting.try_lock() else {
+        return;
+    };
+    while let Ok(queued) = waiting.try_recv() {
+        let _ = queued
+            .answer
+            .send(Err(StoreError::Unavailable(why.to_owned())));
     }
 }
 
