@@ -52,9 +52,14 @@ fn new_user(name: &str) -> NewUser {
 /// A user, ann, and a public room she made (its head is 1).
 async fn ann_and_her_room(store: &dyn Store) -> (natter::model::UserId, natter::model::RoomId) {
     let ann = store.create_user(new_user("ann")).await.unwrap().id;
+    (ann, room_by(store, ann).await)
+}
+
+/// A public room `creator` made (its head is 1).
+async fn room_by(store: &dyn Store, creator: natter::model::UserId) -> natter::model::RoomId {
     let (room, _) = store
         .create_room(NewRoom {
-            creator: ann,
+            creator,
             creator_name: "ann".into(),
             community: None,
             title: "room".into(),
@@ -63,7 +68,22 @@ async fn ann_and_her_room(store: &dyn Store) -> (natter::model::UserId, natter::
         })
         .await
         .unwrap();
-    (ann, room.id)
+    room.id
+}
+
+/// A send by `actor` to `room`.
+fn send_by(actor: natter::model::UserId, room: natter::model::RoomId, i: usize) -> NewEvent {
+    NewEvent {
+        room,
+        actor,
+        actor_name: "ann".into(),
+        at: 2,
+        action: Action::Send {
+            client_msg_id: format!("c{i}"),
+            text: format!("send {i}"),
+            reply_to: None,
+        },
+    }
 }
 
 /// Drops the schemas a test made, when it ends (even by a panic).
@@ -452,6 +472,78 @@ async fn postgres_sends_behind_a_held_room_commit_in_seq_order() {
     assert_eq!(held.into_inner(), 5);
 }
 
+/// A room another transaction holds (here the test, for 5 s) holds up
+/// only its own sends: sends to another room, queued with them and
+/// written in the same batches, are stored while it is held. (Fewer
+/// sends wait for the held room than the pool has connections: each
+/// waits on one.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_room_holds_up_only_its_own_sends() {
+    let Some(url) = postgres_url("a_held_room_holds_up_only_its_own_sends").await else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    let options = schemas.options();
+    let schema = options.schema.clone().unwrap();
+    let store = Arc::new(PostgresStore::open(options).await.unwrap());
+    let (ann, held_room) = ann_and_her_room(&*store).await;
+    let free_room = room_by(&*store, ann).await;
+    let (mut holder, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let started = Instant::now();
+    let hold = tokio::spawn(async move {
+        let held = holder.transaction().await.unwrap();
+        held.query_one(
+            &format!("SELECT head FROM {schema}.rooms WHERE id = $1 FOR UPDATE"),
+            &[&held_room.0],
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        held.commit().await.unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sends: Vec<_> = (0..120)
+        .map(|i| {
+            let store = store.clone();
+            let room = if i % 12 == 0 { held_room } else { free_room };
+            tokio::spawn(async move {
+                let sent = store.append(send_by(ann, room, i)).await;
+                (room, sent, started.elapsed())
+            })
+        })
+        .collect();
+    for send in sends {
+        let (room, sent, at) = send.await.unwrap();
+        assert!(
+            matches!(
+                sent,
+                Ok(natter::store::Appended {
+                    outcome: natter::store::Outcome::Appended(_),
+                    ..
+                })
+            ),
+            "{sent:?}"
+        );
+        if room == free_room {
+            assert!(
+                at < Duration::from_secs(4),
+                "a send to the free room took {at:?}"
+            );
+        } else {
+            assert!(
+                at >= Duration::from_secs(4),
+                "a send to the held room went through at {at:?}"
+            );
+        }
+    }
+    hold.await.unwrap();
+    assert_eq!(store.room(held_room).await.unwrap().unwrap().head, 1 + 10);
+    assert_eq!(store.room(free_room).await.unwrap().unwrap().head, 1 + 110);
+}
+
 /// Sends queued up behind a database that stopped answering all fail
 /// fast, as `Unavailable`, within a few call timeouts: not one batch's
 /// timeout after another, which for thousands of queued sends would be
@@ -475,21 +567,7 @@ async fn sends_queued_behind_a_silent_postgres_all_fail_fast() {
     let sends: Vec<_> = (0..3_000)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .append(NewEvent {
-                        room,
-                        actor: ann,
-                        actor_name: "ann".into(),
-                        at: 2,
-                        action: Action::Send {
-                            client_msg_id: format!("c{i}"),
-                            text: format!("send {i}"),
-                            reply_to: None,
-                        },
-                    })
-                    .await
-            })
+            tokio::spawn(async move { store.append(send_by(ann, room, i)).await })
         })
         .collect();
     for send in sends {

@@ -70,7 +70,7 @@ impl PostgresStore {
         );
         let db = Db::new(pool, options.call_timeout);
         Ok(PostgresStore {
-            sends: Sends::start(db.clone()),
+            sends: Sends::start(db.clone(), options.timeout),
             db,
             deployment_id: identity.deployment_id,
             cursor_key: identity.cursor_key,

@@ -144,16 +144,18 @@ CREATE TABLE archive_chats (
     r#"
 -- A send, the hot path's one write, as one statement: one round trip
 -- instead of seven, so PostgreSQL parses, plans and switches to it once.
--- It makes the checks of queries/messages.rs `send` in that order, each
--- statement with a snapshot taken after the room's lock, so each sees
--- what the room's previous writer committed; a replay's event is read
--- by its seq. `search_path` is the one it was created under: the tables
--- it names are this deployment's whoever calls it.
+-- It makes a send's checks in the order the SQLite store makes them
+-- (store/sqlite/queries/messages.rs), each statement with a snapshot
+-- taken after the room's lock, so each sees what the room's previous
+-- writer committed. A retry is compared with the message it repeats
+-- under that lock too; its event is then read by its seq. The functions'
+-- `search_path` is set below to the schema they were made in, so the
+-- tables they name are this deployment's whoever calls them.
 CREATE FUNCTION natter_send(
     p_room BIGINT, p_sender BIGINT, p_sender_name TEXT, p_at BIGINT,
     p_client_msg_id TEXT, p_text TEXT, p_reply_to BIGINT, p_mentions BIGINT[],
     OUT outcome TEXT, OUT event_seq BIGINT)
-LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
     target_deleted_at BIGINT;
 BEGIN
@@ -167,10 +169,15 @@ BEGIN
         outcome := 'not_member';
         RETURN;
     END IF;
-    SELECT e.seq INTO event_seq FROM events e
+    -- A retry of a message deleted since (its text gone) is still that
+    -- message; another text or reply under the same id is a conflict.
+    SELECT e.seq, CASE WHEN e.text IS NULL
+                         OR (e.text = p_text AND e.target_seq IS NOT DISTINCT FROM p_reply_to)
+                       THEN 'replayed' ELSE 'conflict' END
+    INTO event_seq, outcome
+    FROM events e
     WHERE e.room_id = p_room AND e.sender_id = p_sender AND e.client_msg_id = p_client_msg_id;
     IF FOUND THEN
-        outcome := 'replayed';
         RETURN;
     END IF;
     IF p_reply_to IS NOT NULL THEN
@@ -197,13 +204,16 @@ $$;
 -- Sends that queued up on one node, in one statement and one commit
 -- (store/postgres/sends.rs): each through natter_send, answered with its
 -- place in the arrays. Rooms are locked in the order of their ids, so two
--- batches never each wait for a room the other holds. A mention list is
--- its user ids joined with commas (arrays of arrays must be rectangular).
+-- batches never each wait for a room the other holds; a room held longer
+-- than `lock_timeout` fails the batch, which is then written send by send,
+-- so one held room does not hold up the others' sends (nor the rooms
+-- this batch has locked). A mention list is its user ids joined with
+-- commas (arrays of arrays must be rectangular).
 CREATE FUNCTION natter_send_batch(
     p_rooms BIGINT[], p_senders BIGINT[], p_sender_names TEXT[], p_ats BIGINT[],
     p_client_msg_ids TEXT[], p_texts TEXT[], p_reply_tos BIGINT[], p_mentions TEXT[])
 RETURNS TABLE (ord INTEGER, outcome TEXT, event_seq BIGINT)
-LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SET lock_timeout = '1s' AS $$
 DECLARE
     i INTEGER;
 BEGIN
@@ -216,6 +226,12 @@ BEGIN
             string_to_array(p_mentions[i], ',')::BIGINT[]) AS s;
         RETURN NEXT;
     END LOOP;
+END
+$$;
+DO $$
+BEGIN
+    EXECUTE format('ALTER FUNCTION natter_send(BIGINT, BIGINT, TEXT, BIGINT, TEXT, TEXT, BIGINT, BIGINT[]) SET search_path = %I', current_schema());
+    EXECUTE format('ALTER FUNCTION natter_send_batch(BIGINT[], BIGINT[], TEXT[], BIGINT[], TEXT[], TEXT[], BIGINT[], TEXT[]) SET search_path = %I', current_schema());
 END
 $$;
 "#,

@@ -1,14 +1,17 @@
 //! Sends that arrive while others are being written go to PostgreSQL
 //! together: one statement (`natter_send_batch`, schema.rs) and one
 //! commit for all of them, as the SQLite store's writer commits the
-//! sends that queue up meanwhile in one transaction. A quiet node sends
-//! each alone at once; only when all [`WRITERS`] are busy does a queue
-//! form, and the next free writer takes up to [`MOST`] of it. Each send
-//! gets its own answer: a refused one (not a member, say) refuses only
-//! itself. A database out of reach fails the whole queue at once, so a
-//! send fails within about two call timeouts however many wait.
+//! sends that queue up meanwhile in one transaction. A writer takes
+//! everything queued when it comes free, up to [`MOST`]; on a quiet node
+//! that is one send, written at once. Each send gets its own answer: a
+//! refused one (not a member, say) refuses only itself. A send that
+//! waited in the queue longer than the pool's wait for a connection is
+//! answered `Unavailable` untried, as a call that got no connection is:
+//! behind a database that stopped answering, the queue empties within
+//! the pool's wait and a call's timeout, however long it was.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -16,7 +19,7 @@ use super::calls::Db;
 use super::queries;
 use crate::store::{Appended, NewEvent, StoreError, StoreResult};
 
-/// Batches written at once per node, each on a connection of its own.
+/// Batches written at once per node, each on a connection of the pool.
 const WRITERS: usize = 4;
 /// The most sends in one batch: a batch holds every room it writes to
 /// until it commits, so a bigger one makes each send wait longer.
@@ -27,6 +30,7 @@ const QUEUE: usize = 4_096;
 /// A send on its way to a writer, with where its answer goes.
 struct Queued {
     send: NewEvent,
+    since: Instant,
     answer: oneshot::Sender<StoreResult<Appended>>,
 }
 
@@ -37,12 +41,13 @@ pub(super) struct Sends {
 }
 
 impl Sends {
-    /// Starts the writers, on the current tokio runtime.
-    pub(super) fn start(db: Db) -> Sends {
+    /// Starts the writers, on the current tokio runtime; a send waits
+    /// for one at most `wait` (the pool's wait for a connection).
+    pub(super) fn start(db: Db, wait: Duration) -> Sends {
         let (queue, waiting) = mpsc::channel(QUEUE);
         let waiting = Arc::new(Mutex::new(waiting));
         for _ in 0..WRITERS {
-            tokio::spawn(write_batches(db.clone(), waiting.clone()));
+            tokio::spawn(write_batches(db.clone(), waiting.clone(), wait));
         }
         Sends { queue }
     }
@@ -52,7 +57,11 @@ impl Sends {
     pub(super) async fn send(&self, send: NewEvent) -> StoreResult<Appended> {
         let (answer, answered) = oneshot::channel();
         self.queue
-            .send(Queued { send, answer })
+            .send(Queued {
+                send,
+                since: Instant::now(),
+                answer,
+            })
             .await
             .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
         answered
@@ -62,8 +71,9 @@ impl Sends {
 }
 
 /// One writer: takes what is queued (at least one send, at most
-/// [`MOST`]), writes it, answers each, and again.
-async fn write_batches(db: Db, waiting: Arc<Mutex<mpsc::Receiver<Queued>>>) {
+/// [`MOST`]), answers those that waited past `wait`, writes the rest,
+/// answers each, and again.
+async fn write_batches(db: Db, waiting: Arc<Mutex<mpsc::Receiver<Queued>>>, wait: Duration) {
     loop {
         let batch = {
             let mut waiting = waiting.lock().await;
@@ -79,77 +89,61 @@ async fn write_batches(db: Db, waiting: Arc<Mutex<mpsc::Receiver<Queued>>>) {
             }
             batch
         };
+        let (late, batch): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|queued| queued.since.elapsed() > wait);
+        for queued in late {
+            let _ = queued.answer.send(Err(StoreError::Unavailable(format!(
+                "no database connection free within {} s",
+                wait.as_secs_f64()
+            ))));
+        }
+        if batch.is_empty() {
+            continue;
+        }
         let (sends, answers): (Vec<NewEvent>, Vec<_>) =
             batch.into_iter().map(|q| (q.send, q.answer)).unzip();
-        let results = write(&db, sends).await;
-        let unreachable = match results.first() {
-            Some(Err(StoreError::Unavailable(why)))
-                if results
-                    .iter()
-                    .all(|r| matches!(r, Err(StoreError::Unavailable(_)))) =>
-            {
-                Some(why.clone())
-            }
-            _ => None,
-        };
-        for (answer, result) in answers.into_iter().zip(results) {
-            // A caller that went away has nothing to be told.
-            let _ = answer.send(result);
-        }
-        if let Some(why) = unreachable {
-            refuse_queued(&waiting, &why);
-        }
+        write(&db, sends, answers).await;
     }
 }
 
-/// Answers every send queued now `Unavailable`, untried: the database
-/// just failed a whole batch so, and each batch behind would wait out
-/// the call's timeout in turn (for thousands of sends, minutes). Skipped
-/// while another writer holds the queue: it is waiting on an empty one,
-/// or taking a batch, which will fail as fast.
-fn refuse_queued(waiting: &Mutex<mpsc::Receiver<Queued>>, why: &str) {
-    let Ok(mut waiting) = waiting.try_lock() else {
-        return;
-    };
-    while let Ok(queued) = waiting.try_recv() {
-        let _ = queued
-            .answer
-            .send(Err(StoreError::Unavailable(why.to_owned())));
-    }
-}
-
-/// Each send's answer, in order. A batch that fails as a whole (after
-/// the write's attempts) is written again one send at a time, so a send
-/// PostgreSQL refuses fails alone; a database that cannot be reached
-/// fails them all at once rather than one timeout after another.
-async fn write(db: &Db, sends: Vec<NewEvent>) -> Vec<StoreResult<Appended>> {
-    if sends.len() == 1 {
-        return vec![
-            db.write_alone(&sends[0], |c, send| Box::pin(queries::append(c, send)))
-                .await,
-        ];
-    }
-    match db
+/// Writes `sends` in one statement and answers each (a caller that went
+/// away has nothing to be told). Even one send goes as a batch, for the
+/// batch's `lock_timeout`: a writer never waits long on a room another
+/// transaction holds. A batch that fails as a whole (a room held past
+/// that timeout, a send PostgreSQL refuses) is written again one send at
+/// a time, each in a task of its own, so a held room holds up only its
+/// own sends and no writer; a database that cannot be reached fails them
+/// all at once.
+async fn write(
+    db: &Db,
+    sends: Vec<NewEvent>,
+    answers: Vec<oneshot::Sender<StoreResult<Appended>>>,
+) {
+    let written = db
         .write_alone(&sends, |c, sends| Box::pin(queries::send_batch(c, sends)))
-        .await
-    {
-        Ok(each) => each
-            .into_iter()
-            .map(|sent| sent.map_err(super::fail::Fail::into_store))
-            .collect(),
-        Err(StoreError::Unavailable(why)) => sends
-            .iter()
-            .map(|_| Err(StoreError::Unavailable(why.clone())))
-            .collect(),
-        Err(_) => {
-            let mut each = Vec::with_capacity(sends.len());
-            for send in &sends {
-                each.push(
-                    db.write_alone(send, |c, send| Box::pin(queries::append(c, send)))
-                        .await,
-                );
+        .await;
+    match written {
+        Ok(each) => {
+            for (answer, sent) in answers.into_iter().zip(each) {
+                let _ = answer.send(sent.map_err(super::fail::Fail::into_store));
             }
-            each
+        }
+        Err(StoreError::Unavailable(why)) => {
+            for answer in answers {
+                let _ = answer.send(Err(StoreError::Unavailable(why.clone())));
+            }
+        }
+        Err(_) => {
+            for (send, answer) in sends.into_iter().zip(answers) {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let sent = db
+                        .write_alone(&send, |c, send| Box::pin(queries::append(c, send)))
+                        .await;
+                    let _ = answer.send(sent);
+                });
+            }
         }
     }
 }

@@ -211,17 +211,11 @@ async fn sent(c: &impl GenericClient, n: &NewEvent, outcome: &str, seq: Option<S
             },
             encoded: Default::default(),
         })),
-        ("replayed", Some(seq)) => {
-            let event = event_at_seq(c, n.room, seq).await?;
-            // A retry of a message deleted since is still that message.
-            let same = matches!(&event.body, EventBody::Message { text: t, reply_to: r, redacted, .. }
-                if *redacted || (t == text && *r == reply_to));
-            if same {
-                Ok(Outcome::Unchanged(Some(event)))
-            } else {
-                Err(StoreError::IdempotencyConflict.into())
-            }
-        }
+        // natter_send compared it with the stored one, under the lock.
+        ("replayed", Some(seq)) => Ok(Outcome::Unchanged(Some(
+            event_at_seq(c, n.room, seq).await?,
+        ))),
+        ("conflict", _) => Err(StoreError::IdempotencyConflict.into()),
         ("no_room", _) => Err(StoreError::NotFound("room").into()),
         ("not_member", _) => Err(StoreError::NotAMember.into()),
         ("no_target", _) => Err(StoreError::NotFound("message").into()),
