@@ -71,8 +71,18 @@ async fn room_by(store: &dyn Store, creator: natter::model::UserId) -> natter::m
     room.id
 }
 
-/// A send by `actor` to `room`.
+/// Send `i` by `actor` to `room`: client id `c{i}`, text "send {i}".
 fn send_by(actor: natter::model::UserId, room: natter::model::RoomId, i: usize) -> NewEvent {
+    send_saying(actor, room, i, format!("send {i}"))
+}
+
+/// Send `i` by `actor` to `room`, saying `text`.
+fn send_saying(
+    actor: natter::model::UserId,
+    room: natter::model::RoomId,
+    i: usize,
+    text: String,
+) -> NewEvent {
     NewEvent {
         room,
         actor,
@@ -80,10 +90,42 @@ fn send_by(actor: natter::model::UserId, room: natter::model::RoomId, i: usize) 
         at: 2,
         action: Action::Send {
             client_msg_id: format!("c{i}"),
-            text: format!("send {i}"),
+            text,
             reply_to: None,
         },
     }
+}
+
+/// A connection of the test's own to the server at `url`.
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+/// Takes `room`'s row in `schema` (`SELECT … FOR UPDATE`, as a slow
+/// writer of another node would) on a connection of its own, and lets
+/// it go `hold` later, when the returned task ends.
+async fn hold_room(
+    url: &str,
+    schema: &str,
+    room: natter::model::RoomId,
+    hold: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let mut holder = connect(url).await;
+    let lock = format!("SELECT head FROM {schema}.rooms WHERE id = $1 FOR UPDATE");
+    let (locked, taken) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let tx = holder.transaction().await.unwrap();
+        tx.query_one(&lock, &[&room.0]).await.unwrap();
+        let _ = locked.send(());
+        tokio::time::sleep(hold).await;
+        tx.commit().await.unwrap();
+    });
+    taken.await.unwrap();
+    task
 }
 
 /// Drops the schemas a test made, when it ends (even by a panic).
@@ -176,10 +218,7 @@ async fn postgres_nodes_starting_at_once_migrate_once() {
         assert_eq!(node.deployment_id(), nodes[0].deployment_id());
         assert_eq!(node.cursor_key(), nodes[0].cursor_key());
     }
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = connect(&url).await;
     let schema = options.schema.unwrap();
     let applied = client
         .query_one(
@@ -258,11 +297,8 @@ async fn a_send_postgres_refuses_fails_alone_in_its_batch() {
     let schema = options.schema.clone().unwrap();
     let store = Arc::new(PostgresStore::open(options).await.unwrap());
     let (ann, room) = ann_and_her_room(&*store).await;
-    let (mut holder, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+    connect(&url)
         .await
-        .unwrap();
-    tokio::spawn(conn);
-    holder
         .batch_execute(&format!(
             "CREATE FUNCTION {schema}.poison() RETURNS trigger LANGUAGE plpgsql AS $$
              BEGIN
@@ -274,13 +310,7 @@ async fn a_send_postgres_refuses_fails_alone_in_its_batch() {
         ))
         .await
         .unwrap();
-    let held = holder.transaction().await.unwrap();
-    held.query_one(
-        &format!("SELECT head FROM {schema}.rooms WHERE id = $1 FOR UPDATE"),
-        &[&room.0],
-    )
-    .await
-    .unwrap();
+    let hold = hold_room(&url, &schema, room, Duration::from_millis(300)).await;
     let sends: Vec<_> = (0..100)
         .map(|i| {
             let store = store.clone();
@@ -290,25 +320,11 @@ async fn a_send_postgres_refuses_fails_alone_in_its_batch() {
                 } else {
                     format!("send {i}")
                 };
-                let sent = store
-                    .append(NewEvent {
-                        room,
-                        actor: ann,
-                        actor_name: "ann".into(),
-                        at: 2,
-                        action: Action::Send {
-                            client_msg_id: format!("c{i}"),
-                            text,
-                            reply_to: None,
-                        },
-                    })
-                    .await;
-                (i, sent)
+                (i, store.append(send_saying(ann, room, i, text)).await)
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    held.commit().await.unwrap();
+    hold.await.unwrap();
     for send in sends {
         match send.await.unwrap() {
             (70, Err(StoreError::Internal(why))) => assert!(why.contains("poisoned"), "{why}"),
@@ -374,10 +390,7 @@ async fn postgres_pool_reconnects_after_its_connections_end() {
             .is_none()
     );
 
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = connect(&url).await;
     let ended: i64 = client
         .query_one(
             "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
@@ -452,19 +465,8 @@ async fn postgres_sends_behind_a_held_room_commit_in_seq_order() {
     natter::store::conformance::racing_nodes_behind_a_slow_transaction(nodes, |room| {
         let (url, schema, held) = (url.clone(), schema.clone(), &held);
         async move {
-            let (mut holder, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            let tx = holder.transaction().await.unwrap();
-            tx.query_one(
-                &format!("SELECT head FROM {schema}.rooms WHERE id = $1 FOR UPDATE"),
-                &[&room.0],
-            )
-            .await
-            .unwrap();
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            tx.commit().await.unwrap();
+            let hold = hold_room(&url, &schema, room, Duration::from_millis(300)).await;
+            hold.await.unwrap();
             held.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     })
@@ -488,23 +490,8 @@ async fn a_held_room_holds_up_only_its_own_sends() {
     let store = Arc::new(PostgresStore::open(options).await.unwrap());
     let (ann, held_room) = ann_and_her_room(&*store).await;
     let free_room = room_by(&*store, ann).await;
-    let (mut holder, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
     let started = Instant::now();
-    let hold = tokio::spawn(async move {
-        let held = holder.transaction().await.unwrap();
-        held.query_one(
-            &format!("SELECT head FROM {schema}.rooms WHERE id = $1 FOR UPDATE"),
-            &[&held_room.0],
-        )
-        .await
-        .unwrap();
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        held.commit().await.unwrap();
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let hold = hold_room(&url, &schema, held_room, Duration::from_secs(5)).await;
     let sends: Vec<_> = (0..120)
         .map(|i| {
             let store = store.clone();

@@ -5,7 +5,7 @@
 
 use deadpool_postgres::GenericClient;
 
-use super::messages::previous_send;
+use super::send::previous_send;
 use super::{R, add_member, all, append, create_room, exec, limit, one, open_direct, opt};
 use crate::model::{Role, Room, RoomId, Visibility};
 use crate::store::postgres::guard;

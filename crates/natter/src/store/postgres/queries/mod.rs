@@ -1,7 +1,8 @@
 //! The SQL behind each store operation, as async functions on a
 //! connection or a transaction: rooms, membership and the event log here,
-//! messages and their current state in `messages.rs`, users and sessions
-//! in `accounts.rs`, archive imports in `archive.rs`.
+//! sending in `send.rs`, messages and their current state in
+//! `messages.rs`, users and sessions in `accounts.rs`, archive imports in
+//! `archive.rs`.
 //!
 //! Every write to a room starts by locking the room's row
 //! ([`lock_room`]): a room's writers, on any node, then run one after
@@ -12,10 +13,12 @@
 mod accounts;
 mod archive;
 mod messages;
+mod send;
 
 pub(super) use self::accounts::*;
 pub(super) use self::archive::{archive_keys, import_chat, rooms_after};
-pub(super) use self::messages::{history, message, send_batch};
+pub(super) use self::messages::{history, message};
+pub(super) use self::send::send_batch;
 
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
@@ -329,7 +332,7 @@ async fn apply(c: &impl GenericClient, n: &NewEvent) -> R<Outcome> {
             client_msg_id,
             text,
             reply_to,
-        } => messages::send(c, n, client_msg_id, text, *reply_to).await,
+        } => send::send(c, n, client_msg_id, text, *reply_to).await,
         Action::Edit {
             target,
             text,
