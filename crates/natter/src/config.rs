@@ -26,14 +26,17 @@ pub struct Settings {
     /// Folder for the SQLite database, created if missing; unused when `store` is PostgreSQL [default: data]
     #[arg(long, env = "NATTER_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Where data is kept: a `postgres://user:password@host:port/database` URL for PostgreSQL (several nodes share it), or unset for SQLite in `data_dir` [default: SQLite in data_dir]
+    /// Where data is kept: a `postgres://user:password@host:port/database` URL for PostgreSQL (several nodes share it; `?sslmode=verify-full&sslrootcert=ca.pem` for verified TLS, as in libpq), or unset for SQLite in `data_dir` [default: SQLite in data_dir]
     // A secret: the URL may hold a password.
     #[arg(long, env = "NATTER_STORE")]
     pub store: Option<Secret>,
-    /// The bus between the nodes of a cluster: a `redis://host:port` URL (every node of a deployment on PostgreSQL names the same Redis), or unset for one node alone [default: one node]
+    /// The bus between the nodes of a cluster: a `redis://host:port` URL, `rediss://` for TLS (every node of a deployment on PostgreSQL names the same Redis), or unset for one node alone [default: one node]
     // A secret: the URL may hold a password.
     #[arg(long, env = "NATTER_BUS")]
     pub bus: Option<Secret>,
+    /// A PEM file of the roots a `rediss://` bus's certificate must chain to, for a Redis whose certificate no system root signs [default: the system's roots]
+    #[arg(long, env = "NATTER_BUS_CA_FILE")]
+    pub bus_ca_file: Option<PathBuf>,
     /// The Redis channel of this deployment's bus; give a copy of a deployment's database (a restored dump, a staging copy) that shares a Redis a channel of its own [default: natter:<deployment id>:bus]
     #[arg(long, env = "NATTER_BUS_CHANNEL")]
     pub bus_channel: Option<String>,
@@ -244,6 +247,7 @@ impl Settings {
             data_dir: over.data_dir.or(self.data_dir),
             store: over.store.or(self.store),
             bus: over.bus.or(self.bus),
+            bus_ca_file: over.bus_ca_file.or(self.bus_ca_file),
             bus_channel: over.bus_channel.or(self.bus_channel),
             postgres_allow_unsafe_commit: over
                 .postgres_allow_unsafe_commit
@@ -331,6 +335,9 @@ pub struct Config {
     pub store: StoreChoice,
     /// The Redis URL of a cluster's bus; `None`: one node alone.
     pub bus: Option<Secret>,
+    /// The roots a `rediss://` bus's certificate must chain to, if not
+    /// the system's.
+    pub bus_ca_file: Option<PathBuf>,
     /// The bus's channel, if not the deployment's default.
     pub bus_channel: Option<String>,
     pub chat: ChatConfig,
@@ -379,8 +386,8 @@ impl Config {
             Some(url) if url.as_str().trim().is_empty() => None,
             Some(url) => {
                 anyhow::ensure!(
-                    url.as_str().starts_with("redis://"),
-                    "bus: use a redis:// URL, or leave it unset for one node alone"
+                    url.as_str().starts_with("redis://") || url.as_str().starts_with("rediss://"),
+                    "bus: use a redis:// URL (rediss:// for TLS), or leave it unset for one node alone"
                 );
                 anyhow::ensure!(
                     matches!(store, StoreChoice::Postgres(_)),
@@ -390,6 +397,13 @@ impl Config {
             }
             None => None,
         };
+        anyhow::ensure!(
+            s.bus_ca_file.is_none()
+                || bus
+                    .as_ref()
+                    .is_some_and(|b| b.as_str().starts_with("rediss://")),
+            "bus_ca_file: only a rediss:// (TLS) bus uses it"
+        );
         if let Some(channel) = &s.bus_channel {
             anyhow::ensure!(
                 (1..=200).contains(&channel.len()) && !channel.chars().any(char::is_control),
@@ -398,6 +412,7 @@ impl Config {
         }
         let config = Config {
             bus,
+            bus_ca_file: s.bus_ca_file,
             bus_channel: s.bus_channel,
             listen: s
                 .listen
@@ -651,6 +666,28 @@ mod tests {
             ..Settings::default()
         };
         assert!(Config::from_settings(typo).is_err());
+    }
+
+    #[test]
+    fn a_tls_bus_may_name_its_roots_and_a_plain_one_may_not() {
+        let bus = |url: &str, ca: Option<&str>| Settings {
+            store: Some("postgres://natter@db/natter?sslmode=verify-full".into()),
+            bus: Some(url.into()),
+            bus_ca_file: ca.map(PathBuf::from),
+            ..Settings::default()
+        };
+        let tls =
+            Config::from_settings(bus("rediss://redis:6380", Some("/etc/natter/ca.pem"))).unwrap();
+        assert_eq!(tls.bus_ca_file, Some(PathBuf::from("/etc/natter/ca.pem")));
+        assert!(Config::from_settings(bus("rediss://redis:6380", None)).is_ok());
+        assert!(Config::from_settings(bus("redis://redis:6379", None)).is_ok());
+        assert!(Config::from_settings(bus("redis://redis:6379", Some("/ca.pem"))).is_err());
+        assert!(Config::from_settings(bus("http://redis:6379", None)).is_err());
+        let no_bus = Settings {
+            bus_ca_file: Some("/ca.pem".into()),
+            ..Settings::default()
+        };
+        assert!(Config::from_settings(no_bus).is_err());
     }
 
     #[test]

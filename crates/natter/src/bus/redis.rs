@@ -22,11 +22,13 @@
 //! carries the node's whole online list, so one that overtakes older
 //! presence flips loses nothing: they are already in it.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use rustls::pki_types::pem::PemObject;
 use tokio::sync::{mpsc, watch};
 
 use super::local::LocalBus;
@@ -66,18 +68,18 @@ pub struct RedisBus {
 
 impl RedisBus {
     /// A bus on the Redis at `url`, on `channel` (one per deployment),
-    /// with the shared rate limits under keys `<channel>:rates:…`.
-    /// Checks the URL now; connects in the background and keeps
-    /// reconnecting, so a node starts while Redis is away and delivers
-    /// through the store until it is back.
-    pub fn start(url: &str, channel: String) -> anyhow::Result<Arc<RedisBus>> {
-        let unusable = |e: redis::RedisError| anyhow::anyhow!("the bus URL cannot be used: {e}");
-        // Small writes go at once: with Nagle's algorithm a publish right
-        // after another could wait for the first's acknowledgement.
-        let info = redis::IntoConnectionInfo::into_connection_info(url)
-            .map_err(unusable)?
-            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-        let client = redis::Client::open(info).map_err(unusable)?;
+    /// with the shared rate limits under keys `<channel>:rates:…`. A
+    /// `rediss://` URL speaks TLS and verifies Redis's certificate against
+    /// the roots in the PEM file `ca_file`, or the system's.
+    /// Checks the URL and the roots now; connects in the background and
+    /// keeps reconnecting, so a node starts while Redis is away and
+    /// delivers through the store until it is back.
+    pub fn start(
+        url: &str,
+        ca_file: Option<&Path>,
+        channel: String,
+    ) -> anyhow::Result<Arc<RedisBus>> {
+        let client = client(url, ca_file)?;
         let (outbox, queued) = mpsc::channel(OUTBOX);
         let (heartbeat, beats) = watch::channel(None);
         let (stop, stopped) = watch::channel(false);
@@ -99,6 +101,44 @@ impl RedisBus {
         ));
         Ok(bus)
     }
+}
+
+/// The client for `url`, with `ca_file`'s roots for TLS.
+fn client(url: &str, ca_file: Option<&Path>) -> anyhow::Result<redis::Client> {
+    let unusable = |e: redis::RedisError| anyhow::anyhow!("the bus URL cannot be used: {e}");
+    // Small writes go at once: with Nagle's algorithm a publish right
+    // after another could wait for the first's acknowledgement.
+    let info = redis::IntoConnectionInfo::into_connection_info(url)
+        .map_err(unusable)?
+        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+    let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+    if tls {
+        // rustls is built with ring alone; naming it here keeps a second
+        // provider that some other crate might bring from making rustls
+        // refuse to choose. Another caller having set one first is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let Some(path) = ca_file else {
+        return redis::Client::open(info).map_err(unusable);
+    };
+    anyhow::ensure!(
+        tls,
+        "bus_ca_file: the bus URL must be rediss:// (TLS) to use it"
+    );
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| anyhow::anyhow!("bus_ca_file {shown}: {e}"))?;
+    let certificates = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("bus_ca_file {shown}: {e}"))?;
+    anyhow::ensure!(
+        !certificates.is_empty(),
+        "bus_ca_file {shown}: no certificate in the file"
+    );
+    let roots = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    };
+    redis::Client::build_with_tls(info, roots).map_err(unusable)
 }
 
 impl Drop for RedisBus {

@@ -3,6 +3,8 @@
 mod common;
 #[path = "../support/services.rs"]
 mod services;
+#[path = "../support/tls.rs"]
+mod tls_services;
 
 mod abuse;
 mod accounts;
@@ -37,3 +39,4 @@ mod rooms;
 mod sdk;
 mod sso;
 mod state_equivalence;
+mod tls;

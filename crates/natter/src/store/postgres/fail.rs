@@ -77,9 +77,9 @@ pub(super) fn db_error(e: &tokio_postgres::Error) -> StoreError {
             .source()
             .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some());
         return if e.is_closed() || io || e.to_string().contains("connect") {
-            StoreError::Unavailable(e.to_string())
+            StoreError::Unavailable(with_causes(e))
         } else {
-            StoreError::Internal(e.to_string())
+            StoreError::Internal(with_causes(e))
         };
     };
     let class = code.code().get(..2).unwrap_or_default();
@@ -108,6 +108,20 @@ pub(super) fn db_error(e: &tokio_postgres::Error) -> StoreError {
         );
         StoreError::Internal(said)
     }
+}
+
+/// `e` and what caused it, for the log: tokio-postgres's own words are
+/// only the kind ("error performing TLS handshake"), the cause says why
+/// (the certificate is not trusted, the connection was refused).
+fn with_causes(e: &tokio_postgres::Error) -> String {
+    let mut said = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        said.push_str(": ");
+        said.push_str(&c.to_string());
+        cause = c.source();
+    }
+    said
 }
 
 /// The store error for a failure to get a connection from the pool.

@@ -21,6 +21,7 @@ mod queries;
 mod rows;
 mod schema;
 mod sends;
+mod tls;
 
 use async_trait::async_trait;
 

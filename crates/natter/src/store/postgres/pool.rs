@@ -8,9 +8,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 
 use super::fail::pool_error;
+use super::tls;
 use crate::store::{StoreError, StoreResult};
 
 /// How to reach the database, and what natter accepts of it.
@@ -65,19 +65,34 @@ impl std::fmt::Debug for PostgresOptions {
     }
 }
 
-/// `url` without the password of its user part, for logs and errors.
+/// `url` without the password of its user part or of a `password`
+/// parameter, for logs and errors.
 pub fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "<not a URL>".into();
     };
     let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
+    let authority = match authority.rsplit_once('@') {
         Some((user, host)) => match user.split_once(':') {
-            Some((name, _)) => format!("{scheme}://{name}:***@{host}{tail}"),
-            None => url.to_owned(),
+            Some((name, _)) => format!("{name}:***@{host}"),
+            None => authority.to_owned(),
         },
-        None => url.to_owned(),
-    }
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let pairs: Vec<&str> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some(("password", _)) => "password=***",
+                    _ => pair,
+                })
+                .collect();
+            format!("{path}?{}", pairs.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 /// Whether `name` is a plain lower-case identifier: what a schema name
@@ -93,7 +108,11 @@ pub(super) fn plain_identifier(name: &str) -> bool {
 
 /// A pool for `options`; it connects lazily, on the first call.
 pub(super) fn build(options: &PostgresOptions) -> StoreResult<Pool> {
-    let mut config = tokio_postgres::Config::from_str(&options.url).map_err(|e| {
+    let refused =
+        |why: String| StoreError::Refused(format!("store {}: {why}", redacted(&options.url)));
+    let (url, tls) = tls::split(&options.url).map_err(refused)?;
+    let connector = tls::connector(&tls).map_err(refused)?;
+    let mut config = tokio_postgres::Config::from_str(&url).map_err(|e| {
         StoreError::Refused(format!(
             "store {}: not a PostgreSQL URL: {e}",
             redacted(&options.url)
@@ -126,7 +145,7 @@ pub(super) fn build(options: &PostgresOptions) -> StoreResult<Pool> {
         .tcp_user_timeout(Duration::from_secs(10));
     let manager = Manager::from_config(
         config,
-        NoTls,
+        connector,
         ManagerConfig {
             // Connections the server closed (a restart) are dropped when
             // they come back to the pool; the next call opens a new one.
@@ -146,4 +165,23 @@ pub(super) fn build(options: &PostgresOptions) -> StoreResult<Pool> {
 /// A connection from `pool`, or `Unavailable` within the pool's timeouts.
 pub(super) async fn connection(pool: &Pool) -> StoreResult<deadpool_postgres::Object> {
     pool.get().await.map_err(pool_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_in_the_user_part_or_the_query_are_not_shown() {
+        assert_eq!(
+            redacted("postgres://natter:s3cret@db:5432/natter?sslmode=verify-full"),
+            "postgres://natter:***@db:5432/natter?sslmode=verify-full"
+        );
+        assert_eq!(
+            redacted("postgres://natter@db/natter?application_name=a&password=s3cret"),
+            "postgres://natter@db/natter?application_name=a&password=***"
+        );
+        assert_eq!(redacted("postgres://db"), "postgres://db");
+        assert_eq!(redacted("db:5432"), "<not a URL>");
+    }
 }

@@ -1,0 +1,376 @@
+//! TLS to PostgreSQL, with the meanings libpq gives the URL's `sslmode`
+//! and `sslrootcert`, so a URL that works with `psql` works here:
+//!
+//! - `disable`: no TLS.
+//! - `prefer` (the default, as in libpq): TLS when the server offers it,
+//!   plain TCP when it does not.
+//! - `require`: TLS or no connection.
+//! - `verify-ca`: TLS, and the server's certificate must chain to a
+//!   trusted root.
+//! - `verify-full`: that, and the certificate must name the host the URL
+//!   connects to.
+//!
+//! `prefer` and `require` encrypt but do not authenticate the server
+//! (anyone on the path can pose as it), unless `sslrootcert` names roots:
+//! then, as in libpq, they verify as `verify-ca` does. The trusted roots
+//! are the PEM file `sslrootcert` names, or the system's store when it is
+//! absent or `system`. Client certificates (`sslcert`, `sslkey`) are not
+//! supported and are refused rather than ignored.
+//!
+//! tokio-postgres itself knows only `disable`, `prefer` and `require`, so
+//! [`split`] takes these settings out of the URL and gives it the plain
+//! mode; the verification is the rustls configuration built here.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use tokio_postgres::config::SslMode;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// What the server's certificate must prove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Verify {
+    /// Nothing: encryption only (`prefer`, `require` without roots).
+    Nothing,
+    /// That it chains to a trusted root (`verify-ca`).
+    Chain,
+    /// That, and that it names the host (`verify-full`).
+    ChainAndName,
+}
+
+/// Where the trusted roots come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Roots {
+    /// The system's certificate store.
+    System,
+    /// A PEM file of one or more certificates.
+    File(PathBuf),
+}
+
+/// The URL's TLS settings, read the way libpq reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct TlsSettings {
+    /// The mode tokio-postgres is given: whether to ask for TLS at all.
+    pub mode: SslMode,
+    pub verify: Verify,
+    pub roots: Roots,
+}
+
+/// `url` without `sslmode` and `sslrootcert`, its `sslmode` in the form
+/// tokio-postgres reads, and what the certificate must prove; or why the
+/// URL's TLS settings cannot be used.
+pub(super) fn split(url: &str) -> Result<(String, TlsSettings), String> {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, query),
+        None => (url, ""),
+    };
+    let mut kept = Vec::new();
+    let mut sslmode = None;
+    let mut rootcert = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let decoded = percent_encoding::percent_decode_str(value)
+            .decode_utf8()
+            .map_err(|_| format!("{key}: not UTF-8 once decoded"))?
+            .into_owned();
+        match key {
+            "sslmode" => sslmode = Some(decoded),
+            "sslrootcert" => rootcert = Some(decoded),
+            "sslcert" | "sslkey" | "sslpassword" | "sslcrl" | "sslcrldir" => {
+                return Err(format!(
+                    "{key}: client certificates and revocation lists are not supported; use a password (or trust) for the natter role"
+                ));
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let roots = match rootcert.as_deref() {
+        None | Some("system") => Roots::System,
+        Some("") => return Err("sslrootcert: name a PEM file, or `system`".into()),
+        Some(path) => Roots::File(PathBuf::from(path)),
+    };
+    // As in libpq, roots named outright make `prefer` and `require`
+    // check the chain too.
+    let at_least_chain = if rootcert.is_some() {
+        Verify::Chain
+    } else {
+        Verify::Nothing
+    };
+    let (mode, verify, plain) = match sslmode.as_deref().unwrap_or("prefer") {
+        "disable" => (SslMode::Disable, Verify::Nothing, "disable"),
+        "prefer" => (SslMode::Prefer, at_least_chain, "prefer"),
+        "require" => (SslMode::Require, at_least_chain, "require"),
+        "verify-ca" => (SslMode::Require, Verify::Chain, "require"),
+        "verify-full" => (SslMode::Require, Verify::ChainAndName, "require"),
+        other => {
+            return Err(format!(
+                "sslmode {other:?}: use disable, prefer, require, verify-ca or verify-full"
+            ));
+        }
+    };
+    kept.push(match plain {
+        "disable" => "sslmode=disable",
+        "prefer" => "sslmode=prefer",
+        _ => "sslmode=require",
+    });
+    let url = format!("{base}?{}", kept.join("&"));
+    Ok((
+        url,
+        TlsSettings {
+            mode,
+            verify,
+            roots,
+        },
+    ))
+}
+
+/// The connector for `settings`: reads the roots now, so a missing or
+/// empty file stops the node at start, not at its first query.
+pub(super) fn connector(settings: &TlsSettings) -> Result<MakeRustlsConnect, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?;
+    let config = match settings.verify {
+        Verify::Nothing => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(EncryptOnly {
+                algorithms: provider.signature_verification_algorithms,
+            }))
+            .with_no_client_auth(),
+        Verify::ChainAndName => builder
+            .with_root_certificates(roots(&settings.roots)?)
+            .with_no_client_auth(),
+        Verify::Chain => {
+            let webpki = WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots(&settings.roots)?),
+                provider,
+            )
+            .build()
+            .map_err(|e| format!("TLS roots: {e}"))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(ChainOnly { webpki }))
+                .with_no_client_auth()
+        }
+    };
+    Ok(MakeRustlsConnect::new(config))
+}
+
+/// The trusted roots `roots` names.
+fn roots(roots: &Roots) -> Result<RootCertStore, String> {
+    let mut store = RootCertStore::empty();
+    match roots {
+        Roots::File(path) => {
+            let shown = path.display();
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("sslrootcert {shown}: {e}"))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| format!("sslrootcert {shown}: {e}"))?;
+                store
+                    .add(cert)
+                    .map_err(|e| format!("sslrootcert {shown}: {e}"))?;
+            }
+            if store.is_empty() {
+                return Err(format!("sslrootcert {shown}: no certificate in the file"));
+            }
+        }
+        Roots::System => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _) = store.add_parsable_certificates(found.certs);
+            if added == 0 {
+                let why = found
+                    .errors
+                    .first()
+                    .map_or_else(|| "none found".to_owned(), ToString::to_string);
+                return Err(format!(
+                    "the system's trusted certificates: {why}; name a PEM file with sslrootcert"
+                ));
+            }
+        }
+    }
+    Ok(store)
+}
+
+/// Accepts any certificate: `prefer` and `require` without roots, which
+/// libpq defines as encryption without authentication. The handshake's
+/// signatures are still checked against the certificate presented.
+#[derive(Debug)]
+struct EncryptOnly {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// `verify-ca`: the whole of rustls's check except that the certificate
+/// names the host. rustls checks the chain before the name, so a name
+/// mismatch means the chain was good.
+#[derive(Debug)]
+struct ChainOnly {
+    webpki: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(url: &str) -> (String, TlsSettings) {
+        split(url).unwrap()
+    }
+
+    #[test]
+    fn no_sslmode_prefers_tls_without_verifying_as_libpq_does() {
+        let (url, s) = settings("postgres://natter@db/natter");
+        assert_eq!(url, "postgres://natter@db/natter?sslmode=prefer");
+        assert_eq!(
+            (s.mode, s.verify, s.roots),
+            (SslMode::Prefer, Verify::Nothing, Roots::System)
+        );
+    }
+
+    #[test]
+    fn verify_modes_ask_for_tls_and_keep_the_other_parameters() {
+        let (url, s) = settings(
+            "postgres://n:pw@db:5432/natter?application_name=a&sslmode=verify-full&connect_timeout=3",
+        );
+        assert_eq!(
+            url,
+            "postgres://n:pw@db:5432/natter?application_name=a&connect_timeout=3&sslmode=require"
+        );
+        assert_eq!((s.mode, s.verify), (SslMode::Require, Verify::ChainAndName));
+        let (_, s) = settings("postgres://db/natter?sslmode=verify-ca");
+        assert_eq!((s.mode, s.verify), (SslMode::Require, Verify::Chain));
+        let (url, s) = settings("postgres://db/natter?sslmode=disable");
+        assert!(url.ends_with("?sslmode=disable"));
+        assert_eq!(s.mode, SslMode::Disable);
+    }
+
+    #[test]
+    fn named_roots_make_require_check_the_chain() {
+        let (url, s) =
+            settings("postgres://db/natter?sslmode=require&sslrootcert=%2Fetc%2Fca%20one.pem");
+        assert_eq!(url, "postgres://db/natter?sslmode=require");
+        assert_eq!(s.verify, Verify::Chain);
+        assert_eq!(s.roots, Roots::File("/etc/ca one.pem".into()));
+        let (_, s) = settings("postgres://db/natter?sslmode=verify-full&sslrootcert=system");
+        assert_eq!((s.verify, s.roots), (Verify::ChainAndName, Roots::System));
+    }
+
+    #[test]
+    fn unknown_modes_client_certificates_and_empty_roots_are_refused() {
+        for url in [
+            "postgres://db/natter?sslmode=allow",
+            "postgres://db/natter?sslmode=VERIFY-FULL",
+            "postgres://db/natter?sslcert=/c.pem",
+            "postgres://db/natter?sslkey=/k.pem",
+            "postgres://db/natter?sslrootcert=",
+        ] {
+            assert!(split(url).is_err(), "{url} was accepted");
+        }
+    }
+
+    #[test]
+    fn a_roots_file_that_is_missing_or_holds_no_certificate_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        for path in [dir.path().join("missing.pem"), empty] {
+            let settings = TlsSettings {
+                mode: SslMode::Require,
+                verify: Verify::ChainAndName,
+                roots: Roots::File(path.clone()),
+            };
+            let why = connector(&settings)
+                .err()
+                .expect("a connector without roots");
+            assert!(why.contains("sslrootcert"), "{why}");
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! A cluster whose PostgreSQL and Redis speak only TLS: the nodes reach
+//! both through verified TLS and deliver across each other as on plain
+//! TCP; each `sslmode` checks what libpq's does; a node that cannot
+//! trust Redis's certificate hears nothing from it. The servers are the
+//! test's own (tests/support/tls.rs), so the machine's stay as they are.
+
+use std::time::{Duration, Instant};
+
+use natter::chat::Secret;
+use natter::store::StoreChoice;
+use natter::store::postgres::{PostgresOptions, PostgresStore};
+use reqwest::StatusCode;
+
+use crate::common::{TestServer, message_texts};
+use crate::tls_services::{Certificates, TlsPostgres, TlsRedis};
+
+/// Opens the store at `url` with short timeouts: `Ok` or the error's words.
+async fn open(url: &str) -> Result<(), String> {
+    let mut options = PostgresOptions::new(url);
+    options.timeout = Duration::from_secs(3);
+    options.call_timeout = Duration::from_secs(5);
+    PostgresStore::open(options)
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// How many of the natter connections open on `postgres` use TLS, and
+/// how many do not, seen over its Unix socket.
+async fn natter_connections(postgres: &TlsPostgres, socket_dir: &str) -> (i64, i64) {
+    let config = format!(
+        "host={socket_dir} port={} user=postgres dbname=postgres",
+        postgres.port
+    );
+    let (client, conn) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl)
+               FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+              WHERE a.application_name = 'natter'",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test]
+async fn postgres_certificates_are_checked_as_sslmode_says() {
+    let test = "postgres_certificates_are_checked_as_sslmode_says";
+    let Some(certificates) = Certificates::make(test) else {
+        return;
+    };
+    let Some(postgres) = TlsPostgres::start(test, &certificates).await else {
+        return;
+    };
+    let ca = certificates.ca();
+    let other = certificates.other_ca();
+    let (ca, other) = (ca.display(), other.display());
+
+    // The certificate names `localhost`, and the test's CA signed it.
+    for (host, params) in [
+        ("localhost", format!("sslmode=verify-full&sslrootcert={ca}")),
+        // verify-ca does not look at the name.
+        ("127.0.0.1", format!("sslmode=verify-ca&sslrootcert={ca}")),
+        // require and prefer encrypt without checking (libpq's meaning),
+        // and this server takes nothing but TLS.
+        ("127.0.0.1", "sslmode=require".to_owned()),
+        ("127.0.0.1", String::new()),
+        // Named roots make require check the chain, as in libpq.
+        ("127.0.0.1", format!("sslmode=require&sslrootcert={ca}")),
+    ] {
+        let url = postgres.url(host, &params);
+        assert_eq!(open(&url).await, Ok(()), "{url}");
+    }
+
+    for (host, params, said) in [
+        // The name is wrong.
+        (
+            "127.0.0.1",
+            format!("sslmode=verify-full&sslrootcert={ca}"),
+            "not valid for name",
+        ),
+        // Another CA, by file and named by require.
+        (
+            "localhost",
+            format!("sslmode=verify-full&sslrootcert={other}"),
+            "UnknownIssuer",
+        ),
+        (
+            "localhost",
+            format!("sslmode=verify-ca&sslrootcert={other}"),
+            "UnknownIssuer",
+        ),
+        (
+            "localhost",
+            format!("sslmode=require&sslrootcert={other}"),
+            "UnknownIssuer",
+        ),
+        // The system's roots never signed the test's CA.
+        (
+            "localhost",
+            "sslmode=verify-full".to_owned(),
+            "UnknownIssuer",
+        ),
+        // No TLS, on a server that takes nothing else.
+        ("localhost", "sslmode=disable".to_owned(), "no encryption"),
+    ] {
+        let url = postgres.url(host, &params);
+        let why = open(&url).await.expect_err(&url);
+        assert!(why.contains(said), "{url}: {why}");
+    }
+}
+
+#[tokio::test]
+async fn a_cluster_on_postgres_and_redis_over_verified_tls_delivers_across_nodes() {
+    let test = "a_cluster_on_postgres_and_redis_over_verified_tls_delivers_across_nodes";
+    let Some(certificates) = Certificates::make(test) else {
+        return;
+    };
+    let Some(postgres) = TlsPostgres::start(test, &certificates).await else {
+        return;
+    };
+    let Some(redis) = TlsRedis::start(test, &certificates).await else {
+        return;
+    };
+    let store = postgres.url(
+        "localhost",
+        &format!(
+            "sslmode=verify-full&sslrootcert={}",
+            certificates.ca().display()
+        ),
+    );
+    // Nodes A and B trust the test's CA; node C is given another CA for
+    // Redis, so its bus never connects.
+    let mut nodes = Vec::new();
+    for ca in [
+        certificates.ca(),
+        certificates.ca(),
+        certificates.other_ca(),
+    ] {
+        let (store, bus) = (store.clone(), redis.url("localhost"));
+        nodes.push(
+            TestServer::start_with(move |config: &mut natter::Config| {
+                config.store = StoreChoice::Postgres(PostgresOptions::new(store));
+                config.bus = Some(Secret(bus));
+                config.bus_ca_file = Some(ca);
+                config.hub.presence_grace = Duration::from_secs(1);
+                // What reaches another node comes through the bus.
+                config.hub.head_check_interval = Duration::from_secs(60);
+            })
+            .await,
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let alice = nodes[0].user("alice").await;
+    let mut bob = nodes[0].user("bob").await;
+    let room = alice.create_room("over TLS", "public").await;
+    bob.join(room).await;
+
+    // Bob waits on B and on C, each with a cursor of that node's; Alice
+    // sends on A.
+    let mut waiting = Vec::new();
+    for node in &nodes[1..] {
+        bob.base = node.base.clone();
+        let cursor = bob.cursor().await;
+        let (bob, cursor) = (bob.clone(), cursor.clone());
+        waiting.push(tokio::spawn(async move { bob.poll(&cursor, 3).await }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = Instant::now();
+    alice.say(room, "tls-1", "encrypted all the way").await;
+    let (status, on_b) = waiting.remove(0).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{on_b}");
+    assert_eq!(message_texts(&on_b), ["encrypted all the way"]);
+    assert!(
+        sent.elapsed() < Duration::from_secs(1),
+        "woken through the bus over TLS: {:?}",
+        sent.elapsed()
+    );
+    let (status, on_c) = waiting.remove(0).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{on_c}");
+    assert!(
+        message_texts(&on_c).is_empty(),
+        "a node that cannot trust Redis's certificate heard it: {on_c}"
+    );
+    // C differs from B in nothing but the roots it trusts for Redis.
+    let socket_dir = postgres.socket_dir();
+    let (tls, plain) = natter_connections(&postgres, &socket_dir).await;
+    assert!(tls >= 3, "each node holds a TLS connection: {tls}");
+    assert_eq!(plain, 0, "natter connections without TLS");
+    for node in nodes {
+        node.stop().await;
+    }
+}
