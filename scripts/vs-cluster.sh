@@ -21,7 +21,9 @@
 # ONLY=s1, s2 or s4 runs that scenario alone (the single node's, then the
 # cluster's: S1 sticky, S2, or S4's two runs);
 # NATTER names another natter binary to measure (an older build, for a
-# before-and-after in one sitting), natter-bench is still this tree's.
+# before-and-after in one sitting), natter-bench is still this tree's;
+# PG_PARAMS adds parameters to the nodes' store URL (sslmode=disable
+# measures them without TLS, where the server offers it).
 # Needs PostgreSQL with trust auth at $PG (psql) and Redis at $REDIS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -126,7 +128,7 @@ stop_nodes
 # 2. Three nodes on one PostgreSQL schema and Redis.
 psql "$pg" -qX -v ON_ERROR_STOP=1 -c "CREATE SCHEMA $schema" >/dev/null
 psql "$pg" -qXAt -c "SELECT 'postgres ' || current_setting('server_version') || ', synchronous_commit=' || current_setting('synchronous_commit') || ', fsync=' || current_setting('fsync') || ', wal_sync_method=' || current_setting('wal_sync_method') || ', commit_delay=' || current_setting('commit_delay')"
-store="$pg?options=-c%20search_path%3D$schema"
+store="$pg?${PG_PARAMS:+$PG_PARAMS&}options=-c%20search_path%3D$schema"
 ports=()
 for n in 1 2 3; do
   p=$(free_port)

@@ -37,14 +37,6 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let store: Arc<dyn Store> = config.store.open(&config.data_dir).await?;
-    // Only now is it true: the store is locked (SQLite) or reachable
-    // (PostgreSQL), checked and migrated.
-    tracing::info!(
-        listen = %listener.local_addr()?,
-        store = %config.store,
-        data_dir = %config.data_dir.display(),
-        "natter is serving"
-    );
     let bus: Arc<dyn Bus> = match &config.bus {
         Some(url) => {
             let channel = config
@@ -62,6 +54,14 @@ pub async fn serve(
             Arc::new(LocalBus::new())
         }
     };
+    // Only now is it true: the store is locked (SQLite) or reachable
+    // (PostgreSQL), checked and migrated, and the bus's settings usable.
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        store = %config.store,
+        data_dir = %config.data_dir.display(),
+        "natter is serving"
+    );
     let chat = Chat::new(store, bus, config.hub.clone(), config.chat.clone());
     let app = http::app(chat.clone(), &config);
 

@@ -139,26 +139,26 @@ pub(super) fn connector(settings: &TlsSettings) -> Result<MakeRustlsConnect, Str
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?;
+    let lax = |chain| Lax {
+        chain,
+        algorithms: provider.signature_verification_algorithms,
+    };
     let config = match settings.verify {
-        Verify::Nothing => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(EncryptOnly {
-                algorithms: provider.signature_verification_algorithms,
-            }))
-            .with_no_client_auth(),
         Verify::ChainAndName => builder
             .with_root_certificates(roots(&settings.roots)?)
             .with_no_client_auth(),
+        Verify::Nothing => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(lax(None)))
+            .with_no_client_auth(),
         Verify::Chain => {
-            let webpki = WebPkiServerVerifier::builder_with_provider(
-                Arc::new(roots(&settings.roots)?),
-                provider,
-            )
-            .build()
-            .map_err(|e| format!("TLS roots: {e}"))?;
+            let roots = Arc::new(roots(&settings.roots)?);
+            let chain = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+                .build()
+                .map_err(|e| format!("TLS roots: {e}"))?;
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(ChainOnly { webpki }))
+                .with_custom_certificate_verifier(Arc::new(lax(Some(chain))))
                 .with_no_client_auth()
         }
     };
@@ -200,24 +200,37 @@ fn roots(roots: &Roots) -> Result<RootCertStore, String> {
     Ok(store)
 }
 
-/// Accepts any certificate: `prefer` and `require` without roots, which
-/// libpq defines as encryption without authentication. The handshake's
-/// signatures are still checked against the certificate presented.
+/// The checks rustls's own verifier cannot be told to make:
+/// `prefer` and `require` without roots accept any certificate (libpq's
+/// encryption without authentication, `chain: None`), `verify-ca` makes
+/// the whole of rustls's check except that the certificate names the
+/// host. rustls checks the chain before the name, so a name mismatch
+/// means the chain was good. The handshake's signatures are checked
+/// against the certificate presented either way.
 #[derive(Debug)]
-struct EncryptOnly {
+struct Lax {
+    chain: Option<Arc<WebPkiServerVerifier>>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for EncryptOnly {
+impl ServerCertVerifier for Lax {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
     }
 
     fn verify_tls12_signature(
@@ -240,60 +253,6 @@ impl ServerCertVerifier for EncryptOnly {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
-    }
-}
-
-/// `verify-ca`: the whole of rustls's check except that the certificate
-/// names the host. rustls checks the chain before the name, so a name
-/// mismatch means the chain was good.
-#[derive(Debug)]
-struct ChainOnly {
-    webpki: Arc<WebPkiServerVerifier>,
-}
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.webpki.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
     }
 }
 
