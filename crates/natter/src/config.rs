@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use std::sync::Arc;
 
+use crate::bus::redis::BusTls;
 use crate::chat::{ChatConfig, RateLimits, RateSpec, RegistrationMode, Secret, Secrets, Site};
 use crate::hub::HubConfig;
 use crate::source::TrustedProxies;
@@ -37,6 +38,12 @@ pub struct Settings {
     /// A PEM file of the roots a `rediss://` bus's certificate must chain to, for a Redis whose certificate no system root signs [default: the system's roots]
     #[arg(long, env = "NATTER_BUS_CA_FILE")]
     pub bus_ca_file: Option<PathBuf>,
+    /// A PEM file of the certificate a `rediss://` bus presents to a Redis that asks clients for one (`tls-auth-clients`), with `bus_key_file` [default: none]
+    #[arg(long, env = "NATTER_BUS_CERT_FILE")]
+    pub bus_cert_file: Option<PathBuf>,
+    /// The PEM file of `bus_cert_file`'s private key [default: none]
+    #[arg(long, env = "NATTER_BUS_KEY_FILE")]
+    pub bus_key_file: Option<PathBuf>,
     /// The Redis channel of this deployment's bus; give a copy of a deployment's database (a restored dump, a staging copy) that shares a Redis a channel of its own [default: natter:<deployment id>:bus]
     #[arg(long, env = "NATTER_BUS_CHANNEL")]
     pub bus_channel: Option<String>,
@@ -248,6 +255,8 @@ impl Settings {
             store: over.store.or(self.store),
             bus: over.bus.or(self.bus),
             bus_ca_file: over.bus_ca_file.or(self.bus_ca_file),
+            bus_cert_file: over.bus_cert_file.or(self.bus_cert_file),
+            bus_key_file: over.bus_key_file.or(self.bus_key_file),
             bus_channel: over.bus_channel.or(self.bus_channel),
             postgres_allow_unsafe_commit: over
                 .postgres_allow_unsafe_commit
@@ -335,9 +344,8 @@ pub struct Config {
     pub store: StoreChoice,
     /// The Redis URL of a cluster's bus; `None`: one node alone.
     pub bus: Option<Secret>,
-    /// The roots a `rediss://` bus's certificate must chain to, if not
-    /// the system's.
-    pub bus_ca_file: Option<PathBuf>,
+    /// What a `rediss://` bus trusts and presents.
+    pub bus_tls: BusTls,
     /// The bus's channel, if not the deployment's default.
     pub bus_channel: Option<String>,
     pub chat: ChatConfig,
@@ -397,12 +405,21 @@ impl Config {
             }
             None => None,
         };
+        let bus_tls = BusTls {
+            ca_file: s.bus_ca_file,
+            cert_file: s.bus_cert_file,
+            key_file: s.bus_key_file,
+        };
         anyhow::ensure!(
-            s.bus_ca_file.is_none()
+            bus_tls == BusTls::default()
                 || bus
                     .as_ref()
                     .is_some_and(|b| b.as_str().starts_with("rediss://")),
-            "bus_ca_file: only a rediss:// (TLS) bus uses it"
+            "bus_ca_file, bus_cert_file and bus_key_file: only a rediss:// (TLS) bus uses them"
+        );
+        anyhow::ensure!(
+            bus_tls.cert_file.is_some() == bus_tls.key_file.is_some(),
+            "bus_cert_file and bus_key_file go together"
         );
         if let Some(channel) = &s.bus_channel {
             anyhow::ensure!(
@@ -412,7 +429,7 @@ impl Config {
         }
         let config = Config {
             bus,
-            bus_ca_file: s.bus_ca_file,
+            bus_tls,
             bus_channel: s.bus_channel,
             listen: s
                 .listen
@@ -669,25 +686,49 @@ mod tests {
     }
 
     #[test]
-    fn a_tls_bus_may_name_its_roots_and_a_plain_one_may_not() {
-        let bus = |url: &str, ca: Option<&str>| Settings {
+    fn a_tls_bus_may_name_its_roots_and_certificate_and_a_plain_one_may_not() {
+        let bus = |url: &str, files: [Option<&str>; 3]| Settings {
             store: Some("postgres://natter@db/natter?sslmode=verify-full".into()),
             bus: Some(url.into()),
-            bus_ca_file: ca.map(PathBuf::from),
+            bus_ca_file: files[0].map(PathBuf::from),
+            bus_cert_file: files[1].map(PathBuf::from),
+            bus_key_file: files[2].map(PathBuf::from),
             ..Settings::default()
         };
-        let tls =
-            Config::from_settings(bus("rediss://redis:6380", Some("/etc/natter/ca.pem"))).unwrap();
-        assert_eq!(tls.bus_ca_file, Some(PathBuf::from("/etc/natter/ca.pem")));
-        assert!(Config::from_settings(bus("rediss://redis:6380", None)).is_ok());
-        assert!(Config::from_settings(bus("redis://redis:6379", None)).is_ok());
-        assert!(Config::from_settings(bus("redis://redis:6379", Some("/ca.pem"))).is_err());
-        assert!(Config::from_settings(bus("http://redis:6379", None)).is_err());
-        let no_bus = Settings {
-            bus_ca_file: Some("/ca.pem".into()),
-            ..Settings::default()
-        };
-        assert!(Config::from_settings(no_bus).is_err());
+        let all = [Some("/ca.pem"), Some("/natter.pem"), Some("/natter.key")];
+        let tls = Config::from_settings(bus("rediss://redis:6380", all)).unwrap();
+        assert_eq!(
+            tls.bus_tls,
+            BusTls {
+                ca_file: Some("/ca.pem".into()),
+                cert_file: Some("/natter.pem".into()),
+                key_file: Some("/natter.key".into()),
+            }
+        );
+        for fine in [
+            bus("rediss://redis:6380", [None; 3]),
+            bus("rediss://redis:6380", [Some("/ca.pem"), None, None]),
+            bus(
+                "rediss://redis:6380",
+                [None, Some("/c.pem"), Some("/c.key")],
+            ),
+            bus("redis://redis:6379", [None; 3]),
+        ] {
+            assert!(Config::from_settings(fine).is_ok());
+        }
+        for refused in [
+            bus("redis://redis:6379", [Some("/ca.pem"), None, None]),
+            bus("redis://redis:6379", [None, Some("/c.pem"), Some("/c.key")]),
+            bus("rediss://redis:6380", [None, Some("/c.pem"), None]),
+            bus("rediss://redis:6380", [None, None, Some("/c.key")]),
+            bus("http://redis:6379", [None; 3]),
+            Settings {
+                bus_ca_file: Some("/ca.pem".into()),
+                ..Settings::default()
+            },
+        ] {
+            assert!(Config::from_settings(refused).is_err());
+        }
     }
 
     #[test]

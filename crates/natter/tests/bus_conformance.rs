@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use natter::bus::conformance::event;
 use natter::bus::local::LocalBus;
-use natter::bus::redis::RedisBus;
+use natter::bus::redis::{BusTls, RedisBus};
 use natter::bus::{Bus, BusMessage, BusSink};
 use natter::model::UserId;
 
@@ -30,8 +30,8 @@ async fn redis_passes_the_bus_conformance_suite() {
         return;
     };
     let channel = format!("natter:test-{:016x}:bus", rand::random::<u64>());
-    let a: Arc<dyn Bus> = RedisBus::start(&url, None, channel.clone()).unwrap();
-    let b: Arc<dyn Bus> = RedisBus::start(&url, None, channel).unwrap();
+    let a: Arc<dyn Bus> = RedisBus::start(&url, &BusTls::default(), channel.clone()).unwrap();
+    let b: Arc<dyn Bus> = RedisBus::start(&url, &BusTls::default(), channel).unwrap();
     // Both subscribed before the first message.
     tokio::time::sleep(Duration::from_millis(500)).await;
     natter::bus::conformance::run_all(vec![a, b]).await;
@@ -62,9 +62,13 @@ async fn a_heartbeat_goes_ahead_of_a_backlog_and_past_a_full_outbox() {
     let address = services::redis_address(&url);
     let (through, frozen) = proxy::freezable_proxy(address.clone()).await;
     let channel = format!("natter:test-{:016x}:bus", rand::random::<u64>());
-    let slow =
-        RedisBus::start(&url.replacen(&address, &through, 1), None, channel.clone()).unwrap();
-    let other = RedisBus::start(&url, None, channel).unwrap();
+    let slow = RedisBus::start(
+        &url.replacen(&address, &through, 1),
+        &BusTls::default(),
+        channel.clone(),
+    )
+    .unwrap();
+    let other = RedisBus::start(&url, &BusTls::default(), channel).unwrap();
     let heard = Arc::new(Heard::default());
     let sink: Arc<dyn BusSink> = heard.clone();
     other.subscribe(Arc::downgrade(&sink));

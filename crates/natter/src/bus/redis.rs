@@ -22,13 +22,14 @@
 //! carries the node's whole online list, so one that overtakes older
 //! presence flips loses nothing: they are already in it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::{mpsc, watch};
 
 use super::local::LocalBus;
@@ -69,17 +70,13 @@ pub struct RedisBus {
 impl RedisBus {
     /// A bus on the Redis at `url`, on `channel` (one per deployment),
     /// with the shared rate limits under keys `<channel>:rates:…`. A
-    /// `rediss://` URL speaks TLS and verifies Redis's certificate against
-    /// the roots in the PEM file `ca_file`, or the system's.
+    /// `rediss://` URL speaks TLS and verifies Redis's certificate and
+    /// name, with `tls`'s roots and client certificate if it names them.
     /// Checks the URL and the roots now; connects in the background and
     /// keeps reconnecting, so a node starts while Redis is away and
     /// delivers through the store until it is back.
-    pub fn start(
-        url: &str,
-        ca_file: Option<&Path>,
-        channel: String,
-    ) -> anyhow::Result<Arc<RedisBus>> {
-        let client = client(url, ca_file)?;
+    pub fn start(url: &str, tls: &BusTls, channel: String) -> anyhow::Result<Arc<RedisBus>> {
+        let client = client(url, tls)?;
         let (outbox, queued) = mpsc::channel(OUTBOX);
         let (heartbeat, beats) = watch::channel(None);
         let (stop, stopped) = watch::channel(false);
@@ -103,42 +100,70 @@ impl RedisBus {
     }
 }
 
-/// The client for `url`, with `ca_file`'s roots for TLS.
-fn client(url: &str, ca_file: Option<&Path>) -> anyhow::Result<redis::Client> {
+/// What a `rediss://` bus trusts and presents: PEM files of the roots
+/// Redis's certificate must chain to (else the system's), and of the
+/// certificate and key natter shows a Redis that asks clients for one
+/// (`tls-auth-clients`, on by default once Redis speaks TLS).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BusTls {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+/// The client for `url`, with `tls`'s files read now, so a missing or
+/// unreadable one stops the node at start.
+fn client(url: &str, tls: &BusTls) -> anyhow::Result<redis::Client> {
     let unusable = |e: redis::RedisError| anyhow::anyhow!("the bus URL cannot be used: {e}");
     // Small writes go at once: with Nagle's algorithm a publish right
     // after another could wait for the first's acknowledgement.
     let info = redis::IntoConnectionInfo::into_connection_info(url)
         .map_err(unusable)?
         .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-    let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
-    if tls {
+    if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
         // rustls is built with ring alone; naming it here keeps a second
         // provider that some other crate might bring from making rustls
         // refuse to choose. Another caller having set one first is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
-    let Some(path) = ca_file else {
+    if *tls == BusTls::default() {
         return redis::Client::open(info).map_err(unusable);
+    }
+    let root_cert = match &tls.ca_file {
+        Some(path) => Some(pem_file(path, "bus_ca_file", |pem| {
+            let certificates = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>();
+            certificates.is_ok_and(|c| !c.is_empty())
+        })?),
+        None => None,
     };
-    anyhow::ensure!(
-        tls,
-        "bus_ca_file: the bus URL must be rediss:// (TLS) to use it"
-    );
+    let client_tls = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: pem_file(cert, "bus_cert_file", |pem| {
+                CertificateDer::pem_slice_iter(pem)
+                    .next()
+                    .is_some_and(|c| c.is_ok())
+            })?,
+            client_key: pem_file(key, "bus_key_file", |pem| {
+                PrivateKeyDer::from_pem_slice(pem).is_ok()
+            })?,
+        }),
+        (None, None) => None,
+        _ => anyhow::bail!("bus_cert_file and bus_key_file go together"),
+    };
+    let certificates = redis::TlsCertificates {
+        client_tls,
+        root_cert,
+    };
+    redis::Client::build_with_tls(info, certificates).map_err(unusable)
+}
+
+/// The bytes of the PEM file `path` (the setting `setting`), which
+/// `holds` must find what it wants in.
+fn pem_file(path: &Path, setting: &str, holds: impl Fn(&[u8]) -> bool) -> anyhow::Result<Vec<u8>> {
     let shown = path.display();
-    let pem = std::fs::read(path).map_err(|e| anyhow::anyhow!("bus_ca_file {shown}: {e}"))?;
-    let certificates = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("bus_ca_file {shown}: {e}"))?;
-    anyhow::ensure!(
-        !certificates.is_empty(),
-        "bus_ca_file {shown}: no certificate in the file"
-    );
-    let roots = redis::TlsCertificates {
-        client_tls: None,
-        root_cert: Some(pem),
-    };
-    redis::Client::build_with_tls(info, roots).map_err(unusable)
+    let pem = std::fs::read(path).map_err(|e| anyhow::anyhow!("{setting} {shown}: {e}"))?;
+    anyhow::ensure!(holds(&pem), "{setting} {shown}: not the PEM it should be");
+    Ok(pem)
 }
 
 impl Drop for RedisBus {

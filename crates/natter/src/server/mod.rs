@@ -43,7 +43,7 @@ pub async fn serve(
                 .bus_channel
                 .clone()
                 .unwrap_or_else(|| format!("natter:{:016x}:bus", store.deployment_id()));
-            RedisBus::start(url.as_str(), config.bus_ca_file.as_deref(), channel)?
+            RedisBus::start(url.as_str(), &config.bus_tls, channel)?
         }
         None => {
             if matches!(config.store, crate::store::StoreChoice::Postgres(_)) {

@@ -1,18 +1,21 @@
-//! A cluster whose PostgreSQL and Redis speak only TLS: the nodes reach
-//! both through verified TLS and deliver across each other as on plain
-//! TCP; each `sslmode` checks what libpq's does; a node that cannot
-//! trust Redis's certificate hears nothing from it. The servers are the
-//! test's own (tests/support/tls.rs), so the machine's stay as they are.
+//! A cluster whose PostgreSQL and Redis speak only TLS and ask for client
+//! certificates: the nodes reach both through verified TLS, signed in by
+//! certificate, and deliver across each other as on plain TCP; each
+//! `sslmode` checks what libpq's does; a node that cannot trust Redis's
+//! certificate, or shows it none, hears nothing from it. The servers are
+//! the test's own (tests/support/tls.rs), so the machine's stay as they
+//! are.
 
 use std::time::{Duration, Instant};
 
+use natter::bus::redis::BusTls;
 use natter::chat::Secret;
 use natter::store::StoreChoice;
 use natter::store::postgres::{PostgresOptions, PostgresStore};
 use reqwest::StatusCode;
 
 use crate::common::{TestServer, message_texts};
-use crate::tls_services::{Certificates, TlsPostgres, TlsRedis};
+use crate::tls_services::{CERT_USER, Certificates, TlsPostgres, TlsRedis};
 
 /// Opens the store at `url` with short timeouts: `Ok` or the error's words.
 async fn open(url: &str) -> Result<(), String> {
@@ -57,9 +60,10 @@ async fn postgres_certificates_are_checked_as_sslmode_says() {
     let Some(postgres) = TlsPostgres::start(test, &certificates).await else {
         return;
     };
-    let ca = certificates.ca();
-    let other = certificates.other_ca();
+    let (ca, other) = (certificates.ca(), certificates.other_ca());
     let (ca, other) = (ca.display(), other.display());
+    let (cert, key) = (certificates.client_cert(), certificates.client_key());
+    let client = format!("sslcert={}&sslkey={}", cert.display(), key.display());
 
     // The certificate names `localhost`, and the test's CA signed it.
     for (host, params) in [
@@ -76,6 +80,22 @@ async fn postgres_certificates_are_checked_as_sslmode_says() {
         let url = postgres.url(host, &params);
         assert_eq!(open(&url).await, Ok(()), "{url}");
     }
+    // A role that signs in by certificate.
+    let by_certificate = format!("sslmode=verify-full&sslrootcert={ca}&{client}");
+    let url = postgres.url_as(CERT_USER, "localhost", &by_certificate);
+    assert_eq!(open(&url).await, Ok(()), "{url}");
+    let url = postgres.url_as(
+        CERT_USER,
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    );
+    let why = open(&url).await.expect_err(&url);
+    assert!(why.contains("certificate"), "no client certificate: {why}");
+    let half = format!("sslmode=verify-full&sslcert={}", cert.display());
+    let why = open(&postgres.url_as(CERT_USER, "localhost", &half))
+        .await
+        .expect_err("half");
+    assert!(why.contains("name both files"), "{why}");
 
     for (host, params, said) in [
         // The name is wrong.
@@ -127,27 +147,43 @@ async fn a_cluster_on_postgres_and_redis_over_verified_tls_delivers_across_nodes
     let Some(redis) = TlsRedis::start(test, &certificates).await else {
         return;
     };
-    let store = postgres.url(
+    let (ca, cert, key) = (
+        certificates.ca(),
+        certificates.client_cert(),
+        certificates.client_key(),
+    );
+    // Signed in by certificate, with no password.
+    let store = postgres.url_as(
+        CERT_USER,
         "localhost",
         &format!(
-            "sslmode=verify-full&sslrootcert={}",
-            certificates.ca().display()
+            "sslmode=verify-full&sslrootcert={}&sslcert={}&sslkey={}",
+            ca.display(),
+            cert.display(),
+            key.display()
         ),
     );
-    // Nodes A and B trust the test's CA; node C is given another CA for
-    // Redis, so its bus never connects.
+    // Nodes A and B trust the test's CA and show Redis the client
+    // certificate; node C is given another CA for Redis, and node D no
+    // certificate to show, so neither's bus ever connects.
+    let client = Some((cert, key));
     let mut nodes = Vec::new();
-    for ca in [
-        certificates.ca(),
-        certificates.ca(),
-        certificates.other_ca(),
+    for (ca, client) in [
+        (ca.clone(), client.clone()),
+        (ca.clone(), client.clone()),
+        (certificates.other_ca(), client.clone()),
+        (ca, None),
     ] {
         let (store, bus) = (store.clone(), redis.url("localhost"));
         nodes.push(
             TestServer::start_with(move |config: &mut natter::Config| {
                 config.store = StoreChoice::Postgres(PostgresOptions::new(store));
                 config.bus = Some(Secret(bus));
-                config.bus_ca_file = Some(ca);
+                config.bus_tls = BusTls {
+                    ca_file: Some(ca),
+                    cert_file: client.as_ref().map(|(cert, _)| cert.clone()),
+                    key_file: client.map(|(_, key)| key),
+                };
                 config.hub.presence_grace = Duration::from_secs(1);
                 // What reaches another node comes through the bus.
                 config.hub.head_check_interval = Duration::from_secs(60);
@@ -161,7 +197,7 @@ async fn a_cluster_on_postgres_and_redis_over_verified_tls_delivers_across_nodes
     let room = alice.create_room("over TLS", "public").await;
     bob.join(room).await;
 
-    // Bob waits on B and on C, each with a cursor of that node's; Alice
+    // Bob waits on B, C and D, each with a cursor of that node's; Alice
     // sends on A.
     let mut waiting = Vec::new();
     for node in &nodes[1..] {
@@ -181,16 +217,22 @@ async fn a_cluster_on_postgres_and_redis_over_verified_tls_delivers_across_nodes
         "woken through the bus over TLS: {:?}",
         sent.elapsed()
     );
-    let (status, on_c) = waiting.remove(0).await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{on_c}");
-    assert!(
-        message_texts(&on_c).is_empty(),
-        "a node that cannot trust Redis's certificate heard it: {on_c}"
-    );
-    // C differs from B in nothing but the roots it trusts for Redis.
+    // C and D differ from B in nothing but the roots they trust for
+    // Redis, and the certificate they show it.
+    for (node, waited) in ["C (another CA)", "D (no certificate)"]
+        .into_iter()
+        .zip(waiting)
+    {
+        let (status, answer) = waited.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert!(
+            message_texts(&answer).is_empty(),
+            "node {node} heard Redis: {answer}"
+        );
+    }
     let socket_dir = postgres.socket_dir();
     let (tls, plain) = natter_connections(&postgres, &socket_dir).await;
-    assert!(tls >= 3, "each node holds a TLS connection: {tls}");
+    assert!(tls >= 4, "each node holds a TLS connection: {tls}");
     assert_eq!(plain, 0, "natter connections without TLS");
     for node in nodes {
         node.stop().await;

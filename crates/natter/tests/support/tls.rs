@@ -38,6 +38,10 @@ fn run(command: &mut Command) {
     );
 }
 
+/// The PostgreSQL role that signs in by certificate alone (pg_hba.conf's
+/// `cert`), and the name in the test's client certificate.
+pub const CERT_USER: &str = "natter_cert";
+
 /// The test's certificates, in a folder of their own.
 pub struct Certificates {
     dir: tempfile::TempDir,
@@ -51,6 +55,14 @@ impl Certificates {
     /// A CA that signed nothing the servers present.
     pub fn other_ca(&self) -> PathBuf {
         self.dir.path().join("other-ca.pem")
+    }
+    /// A client certificate the test's CA signed, for the user
+    /// [`CERT_USER`], and its key.
+    pub fn client_cert(&self) -> PathBuf {
+        self.dir.path().join("client.pem")
+    }
+    pub fn client_key(&self) -> PathBuf {
+        self.dir.path().join("client.key")
     }
     fn server_cert(&self) -> PathBuf {
         self.dir.path().join("server.pem")
@@ -79,38 +91,48 @@ impl Certificates {
                 .args(["-addext", "basicConstraints=critical,CA:TRUE"])
                 .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]));
         }
-        run(Command::new("openssl")
-            .args([
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-            ])
-            .arg("-nodes")
-            .arg("-keyout")
-            .arg(at("server.key"))
-            .arg("-out")
-            .arg(at("server.csr"))
-            .args(["-subj", "/CN=localhost"]));
-        std::fs::write(
-            at("server.ext"),
-            "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n\
-             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        run(Command::new("openssl")
-            .args(["x509", "-req", "-days", "2", "-in"])
-            .arg(at("server.csr"))
-            .arg("-CA")
-            .arg(at("ca.pem"))
-            .arg("-CAkey")
-            .arg(at("ca.key"))
-            .arg("-CAcreateserial")
-            .arg("-out")
-            .arg(at("server.pem"))
-            .arg("-extfile")
-            .arg(at("server.ext")));
+        for (name, subject, extensions) in [
+            (
+                "server",
+                "/CN=localhost".to_owned(),
+                "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n",
+            ),
+            (
+                "client",
+                format!("/CN={CERT_USER}"),
+                "extendedKeyUsage=clientAuth\n",
+            ),
+        ] {
+            let file = |ext: &str| at(&format!("{name}.{ext}"));
+            run(Command::new("openssl")
+                .args([
+                    "req",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                ])
+                .arg("-nodes")
+                .arg("-keyout")
+                .arg(file("key"))
+                .arg("-out")
+                .arg(file("csr"))
+                .args(["-subj", &subject]));
+            let usage = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n";
+            std::fs::write(file("ext"), format!("{usage}{extensions}")).unwrap();
+            run(Command::new("openssl")
+                .args(["x509", "-req", "-days", "2", "-in"])
+                .arg(file("csr"))
+                .arg("-CA")
+                .arg(at("ca.pem"))
+                .arg("-CAkey")
+                .arg(at("ca.key"))
+                .arg("-CAcreateserial")
+                .arg("-out")
+                .arg(file("pem"))
+                .arg("-extfile")
+                .arg(file("ext")));
+        }
         Some(Certificates { dir })
     }
 }
@@ -140,7 +162,8 @@ impl Drop for Server {
 }
 
 /// A PostgreSQL that takes TLS connections only (`hostnossl … reject`),
-/// with user `postgres` trusted over TLS.
+/// with user `postgres` trusted over TLS and the superuser
+/// [`CERT_USER`] let in by a client certificate the test's CA signed.
 pub struct TlsPostgres {
     pub port: u16,
     // Stopped before its folder goes.
@@ -149,9 +172,14 @@ pub struct TlsPostgres {
 }
 
 impl TlsPostgres {
-    /// `postgres://postgres@<host>:<port>/postgres?<params>`.
+    /// `postgres://<user>@<host>:<port>/postgres?<params>`.
+    pub fn url_as(&self, user: &str, host: &str, params: &str) -> String {
+        format!("postgres://{user}@{host}:{}/postgres?{params}", self.port)
+    }
+
+    /// [`Self::url_as`] user `postgres`.
     pub fn url(&self, host: &str, params: &str) -> String {
-        format!("postgres://postgres@{host}:{}/postgres?{params}", self.port)
+        self.url_as("postgres", host, params)
     }
 
     /// The folder of its Unix socket, where a test's own connection needs
@@ -185,6 +213,7 @@ impl TlsPostgres {
         for (from, to) in [
             (certificates.server_cert(), "server.pem"),
             (certificates.server_key(), "server.key"),
+            (certificates.ca(), "ca.pem"),
         ] {
             std::fs::copy(from, dir.path().join(to)).unwrap();
         }
@@ -205,6 +234,7 @@ impl TlsPostgres {
         std::fs::write(
             data.join("pg_hba.conf"),
             "local all all trust\n\
+             hostssl all natter_cert 127.0.0.1/32 cert\n\
              hostssl all all 127.0.0.1/32 trust\n\
              hostnossl all all 0.0.0.0/0 reject\n",
         )
@@ -216,16 +246,17 @@ impl TlsPostgres {
             .args(["-p", &port.to_string(), "-k"])
             .arg(dir.path())
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "ssl=on"])
-            .arg("-c")
-            .arg(format!(
-                "ssl_cert_file={}",
-                dir.path().join("server.pem").display()
-            ))
-            .arg("-c")
-            .arg(format!(
-                "ssl_key_file={}",
-                dir.path().join("server.key").display()
-            ))
+            .args(
+                ["ssl_cert_file", "ssl_key_file", "ssl_ca_file"]
+                    .iter()
+                    .zip(["server.pem", "server.key", "ca.pem"])
+                    .flat_map(|(setting, file)| {
+                        [
+                            "-c".to_owned(),
+                            format!("{setting}={}", dir.path().join(file).display()),
+                        ]
+                    }),
+            )
             .args(["-c", "max_connections=60", "-c", "shared_buffers=16MB"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -255,12 +286,20 @@ impl TlsPostgres {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        run(Command::new(bin.join("psql"))
+            .arg("-h")
+            .arg(dir.path())
+            .args(["-p", &port.to_string(), "-U", "postgres", "-qX", "-c"])
+            .arg(format!("CREATE ROLE {CERT_USER} LOGIN SUPERUSER"))
+            .uid(uid)
+            .gid(gid));
         Some(TlsPostgres { port, server, dir })
     }
 }
 
-/// A Redis with no plain port, only a TLS one, that asks clients for no
-/// certificate.
+/// A Redis with no plain port, only a TLS one, that asks every client
+/// for a certificate the test's CA signed (Redis's default once it
+/// speaks TLS).
 pub struct TlsRedis {
     pub port: u16,
     _server: Server,
@@ -284,7 +323,7 @@ impl TlsRedis {
             .arg(certificates.server_key())
             .arg("--tls-ca-cert-file")
             .arg(certificates.ca())
-            .args(["--tls-auth-clients", "no"])
+            .args(["--tls-auth-clients", "yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();

@@ -14,21 +14,24 @@
 //! (anyone on the path can pose as it), unless `sslrootcert` names roots:
 //! then, as in libpq, they verify as `verify-ca` does. The trusted roots
 //! are the PEM file `sslrootcert` names, or the system's store when it is
-//! absent or `system`. Client certificates (`sslcert`, `sslkey`) are not
-//! supported and are refused rather than ignored.
+//! absent or `system`. `sslcert` and `sslkey` name the PEM files of a
+//! client certificate and its key, for a server that authenticates by
+//! certificate (`cert` in pg_hba.conf); they go together, since libpq's
+//! default files in the home folder are not looked for. An encrypted key
+//! (`sslpassword`) and revocation lists are refused rather than ignored.
 //!
 //! tokio-postgres itself knows only `disable`, `prefer` and `require`, so
 //! [`split`] takes these settings out of the URL and gives it the plain
 //! mode; the verification is the rustls configuration built here.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
@@ -62,6 +65,8 @@ pub(super) struct TlsSettings {
     pub mode: SslMode,
     pub verify: Verify,
     pub roots: Roots,
+    /// The client certificate's and key's files, if the URL names them.
+    pub client: Option<(PathBuf, PathBuf)>,
 }
 
 /// `url` without `sslmode` and `sslrootcert`, its `sslmode` in the form
@@ -75,6 +80,7 @@ pub(super) fn split(url: &str) -> Result<(String, TlsSettings), String> {
     let mut kept = Vec::new();
     let mut sslmode = None;
     let mut rootcert = None;
+    let (mut cert, mut cert_key) = (None, None);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let decoded = percent_encoding::percent_decode_str(value)
@@ -84,14 +90,21 @@ pub(super) fn split(url: &str) -> Result<(String, TlsSettings), String> {
         match key {
             "sslmode" => sslmode = Some(decoded),
             "sslrootcert" => rootcert = Some(decoded),
-            "sslcert" | "sslkey" | "sslpassword" | "sslcrl" | "sslcrldir" => {
+            "sslcert" => cert = Some(PathBuf::from(decoded)),
+            "sslkey" => cert_key = Some(PathBuf::from(decoded)),
+            "sslpassword" | "sslcrl" | "sslcrldir" => {
                 return Err(format!(
-                    "{key}: client certificates and revocation lists are not supported; use a password (or trust) for the natter role"
+                    "{key}: encrypted keys and revocation lists are not supported; give natter a key file without a passphrase"
                 ));
             }
             _ => kept.push(pair),
         }
     }
+    let client = match (cert, cert_key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => return Err("sslcert and sslkey: name both files, or neither".into()),
+    };
     let roots = match rootcert.as_deref() {
         None | Some("system") => Roots::System,
         Some("") => return Err("sslrootcert: name a PEM file, or `system`".into()),
@@ -128,12 +141,14 @@ pub(super) fn split(url: &str) -> Result<(String, TlsSettings), String> {
             mode,
             verify,
             roots,
+            client,
         },
     ))
 }
 
-/// The connector for `settings`: reads the roots now, so a missing or
-/// empty file stops the node at start, not at its first query.
+/// The connector for `settings`: reads the roots and the client
+/// certificate now, so a missing or empty file stops the node at start,
+/// not at its first query.
 pub(super) fn connector(settings: &TlsSettings) -> Result<MakeRustlsConnect, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -143,14 +158,11 @@ pub(super) fn connector(settings: &TlsSettings) -> Result<MakeRustlsConnect, Str
         chain,
         algorithms: provider.signature_verification_algorithms,
     };
-    let config = match settings.verify {
-        Verify::ChainAndName => builder
-            .with_root_certificates(roots(&settings.roots)?)
-            .with_no_client_auth(),
+    let verifying = match settings.verify {
+        Verify::ChainAndName => builder.with_root_certificates(roots(&settings.roots)?),
         Verify::Nothing => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(lax(None)))
-            .with_no_client_auth(),
+            .with_custom_certificate_verifier(Arc::new(lax(None))),
         Verify::Chain => {
             let roots = Arc::new(roots(&settings.roots)?);
             let chain = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
@@ -159,10 +171,36 @@ pub(super) fn connector(settings: &TlsSettings) -> Result<MakeRustlsConnect, Str
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(lax(Some(chain))))
-                .with_no_client_auth()
+        }
+    };
+    let config = match &settings.client {
+        None => verifying.with_no_client_auth(),
+        Some((cert, key)) => {
+            let (chain, key) = client_certificate(cert, key)?;
+            verifying
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("sslcert and sslkey: {e}"))?
         }
     };
     Ok(MakeRustlsConnect::new(config))
+}
+
+/// The certificate chain in `cert` and the key in `key`, PEM files both.
+fn client_certificate(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let shown = cert.display();
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("sslcert {shown}: {e}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("sslcert {shown}: {e}"))?;
+    if chain.is_empty() {
+        return Err(format!("sslcert {shown}: no certificate in the file"));
+    }
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("sslkey {}: {e}", key.display()))?;
+    Ok((chain, key))
 }
 
 /// The trusted roots `roots` names.
@@ -298,17 +336,24 @@ mod tests {
         assert_eq!(url, "postgres://db/natter?sslmode=require");
         assert_eq!(s.verify, Verify::Chain);
         assert_eq!(s.roots, Roots::File("/etc/ca one.pem".into()));
+        assert_eq!(s.client, None);
+        let (url, s) =
+            settings("postgres://db/natter?sslcert=/c.pem&sslkey=/k.pem&sslmode=verify-full");
+        assert_eq!(url, "postgres://db/natter?sslmode=require");
+        assert_eq!(s.client, Some(("/c.pem".into(), "/k.pem".into())));
         let (_, s) = settings("postgres://db/natter?sslmode=verify-full&sslrootcert=system");
         assert_eq!((s.verify, s.roots), (Verify::ChainAndName, Roots::System));
     }
 
     #[test]
-    fn unknown_modes_client_certificates_and_empty_roots_are_refused() {
+    fn unknown_modes_half_a_client_certificate_and_empty_roots_are_refused() {
         for url in [
             "postgres://db/natter?sslmode=allow",
             "postgres://db/natter?sslmode=VERIFY-FULL",
             "postgres://db/natter?sslcert=/c.pem",
             "postgres://db/natter?sslkey=/k.pem",
+            "postgres://db/natter?sslcert=/c.pem&sslkey=/k.pem&sslpassword=x",
+            "postgres://db/natter?sslcrl=/crl.pem",
             "postgres://db/natter?sslrootcert=",
         ] {
             assert!(split(url).is_err(), "{url} was accepted");
@@ -316,7 +361,7 @@ mod tests {
     }
 
     #[test]
-    fn a_roots_file_that_is_missing_or_holds_no_certificate_stops_the_start() {
+    fn a_roots_or_certificate_file_that_is_missing_or_holds_no_certificate_stops_the_start() {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
@@ -325,11 +370,25 @@ mod tests {
                 mode: SslMode::Require,
                 verify: Verify::ChainAndName,
                 roots: Roots::File(path.clone()),
+                client: None,
             };
             let why = connector(&settings)
                 .err()
                 .expect("a connector without roots");
             assert!(why.contains("sslrootcert"), "{why}");
         }
+        let no_certificate = TlsSettings {
+            mode: SslMode::Require,
+            verify: Verify::Nothing,
+            roots: Roots::System,
+            client: Some((
+                dir.path().join("missing.pem"),
+                dir.path().join("missing.key"),
+            )),
+        };
+        let why = connector(&no_certificate)
+            .err()
+            .expect("a connector without its certificate");
+        assert!(why.contains("sslcert"), "{why}");
     }
 }
