@@ -27,7 +27,7 @@ pub struct Settings {
     /// Folder for the SQLite database, created if missing; unused when `store` is PostgreSQL [default: data]
     #[arg(long, env = "NATTER_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Where data is kept: a `postgres://user:password@host:port/database` URL for PostgreSQL (several nodes share it; `?sslmode=verify-full&sslrootcert=ca.pem` for verified TLS, as in libpq), or unset for SQLite in `data_dir` [default: SQLite in data_dir]
+    /// Where data is kept: a `postgres://user:password@host:port/database` URL for PostgreSQL (several nodes share it; `?sslmode=verify-full&sslrootcert=ca.pem` for verified TLS, and `sslcert`, `sslkey` for a client certificate, as in libpq), or unset for SQLite in `data_dir` [default: SQLite in data_dir]
     // A secret: the URL may hold a password.
     #[arg(long, env = "NATTER_STORE")]
     pub store: Option<Secret>,
@@ -41,7 +41,7 @@ pub struct Settings {
     /// A PEM file of the certificate a `rediss://` bus presents to a Redis that asks clients for one (`tls-auth-clients`), with `bus_key_file` [default: none]
     #[arg(long, env = "NATTER_BUS_CERT_FILE")]
     pub bus_cert_file: Option<PathBuf>,
-    /// The PEM file of `bus_cert_file`'s private key [default: none]
+    /// The PEM file of `bus_cert_file`'s private key, not encrypted [default: none]
     #[arg(long, env = "NATTER_BUS_KEY_FILE")]
     pub bus_key_file: Option<PathBuf>,
     /// The Redis channel of this deployment's bus; give a copy of a deployment's database (a restored dump, a staging copy) that shares a Redis a channel of its own [default: natter:<deployment id>:bus]

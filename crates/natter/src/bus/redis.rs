@@ -72,8 +72,9 @@ impl RedisBus {
     /// with the shared rate limits under keys `<channel>:rates:…`. A
     /// `rediss://` URL speaks TLS and verifies Redis's certificate and
     /// name, with `tls`'s roots and client certificate if it names them.
-    /// Checks the URL and the roots now; connects in the background and
-    /// keeps reconnecting, so a node starts while Redis is away and
+    /// Checks the URL and reads the roots and certificate now (and the
+    /// system's roots, which redis reads too); connects in the
+    /// background and keeps reconnecting, so a node starts while Redis is away and
     /// delivers through the store until it is back.
     pub fn start(url: &str, tls: &BusTls, channel: String) -> anyhow::Result<Arc<RedisBus>> {
         let client = client(url, tls)?;
@@ -120,31 +121,40 @@ fn client(url: &str, tls: &BusTls) -> anyhow::Result<redis::Client> {
     let info = redis::IntoConnectionInfo::into_connection_info(url)
         .map_err(unusable)?
         .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-    if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
+    if let redis::ConnectionAddr::TcpTls { insecure, .. } = info.addr() {
+        // Without its insecure feature redis refuses `#insecure` only
+        // when it connects; natter never turns verification off.
+        anyhow::ensure!(
+            !insecure,
+            "the bus URL cannot be used: natter always verifies Redis's certificate (drop `#insecure`; name the roots with bus_ca_file)"
+        );
         // rustls is built with ring alone; naming it here keeps a second
         // provider that some other crate might bring from making rustls
         // refuse to choose. Another caller having set one first is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        system_roots_load(tls.ca_file.is_none())?;
     }
     if *tls == BusTls::default() {
         return redis::Client::open(info).map_err(unusable);
     }
+    let certificates = |pem: &[u8]| {
+        let found = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>();
+        match found {
+            Ok(found) if !found.is_empty() => Ok(()),
+            _ => Err("no certificate in the file"),
+        }
+    };
     let root_cert = match &tls.ca_file {
-        Some(path) => Some(pem_file(path, "bus_ca_file", |pem| {
-            let certificates = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>();
-            certificates.is_ok_and(|c| !c.is_empty())
-        })?),
+        Some(path) => Some(pem_file(path, "bus_ca_file", certificates)?),
         None => None,
     };
     let client_tls = match (&tls.cert_file, &tls.key_file) {
         (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
-            client_cert: pem_file(cert, "bus_cert_file", |pem| {
-                CertificateDer::pem_slice_iter(pem)
-                    .next()
-                    .is_some_and(|c| c.is_ok())
-            })?,
+            client_cert: pem_file(cert, "bus_cert_file", certificates)?,
             client_key: pem_file(key, "bus_key_file", |pem| {
-                PrivateKeyDer::from_pem_slice(pem).is_ok()
+                PrivateKeyDer::from_pem_slice(pem)
+                    .map(drop)
+                    .map_err(|_| "no private key (PKCS#8, PKCS#1 or SEC1) in the file")
             })?,
         }),
         (None, None) => None,
@@ -158,12 +168,34 @@ fn client(url: &str, tls: &BusTls) -> anyhow::Result<redis::Client> {
 }
 
 /// The bytes of the PEM file `path` (the setting `setting`), which
-/// `holds` must find what it wants in.
-fn pem_file(path: &Path, setting: &str, holds: impl Fn(&[u8]) -> bool) -> anyhow::Result<Vec<u8>> {
+/// `holds` must find what it wants in, or say what it lacks.
+fn pem_file(
+    path: &Path,
+    setting: &str,
+    holds: impl Fn(&[u8]) -> Result<(), &'static str>,
+) -> anyhow::Result<Vec<u8>> {
     let shown = path.display();
     let pem = std::fs::read(path).map_err(|e| anyhow::anyhow!("{setting} {shown}: {e}"))?;
-    anyhow::ensure!(holds(&pem), "{setting} {shown}: not the PEM it should be");
+    holds(&pem).map_err(|lacks| anyhow::anyhow!("{setting} {shown}: {lacks}"))?;
     Ok(pem)
+}
+
+/// Whether the system's roots load (and, if `needed`, hold one root).
+/// redis loads them on every TLS connection, even beside `bus_ca_file`,
+/// and any error fails the connection: better said once at start than
+/// logged on every attempt.
+fn system_roots_load(needed: bool) -> anyhow::Result<()> {
+    let found = rustls_native_certs::load_native_certs();
+    if let Some(error) = found.errors.first() {
+        anyhow::bail!(
+            "the system's trusted certificates do not load ({error}); name the roots with bus_ca_file"
+        );
+    }
+    anyhow::ensure!(
+        !needed || !found.certs.is_empty(),
+        "the system has no trusted certificates; name the roots with bus_ca_file"
+    );
+    Ok(())
 }
 
 impl Drop for RedisBus {
@@ -374,5 +406,54 @@ async fn sleep_or_stop(wait: Duration, stopped: &mut watch::Receiver<bool>) -> b
     tokio::select! {
         _ = tokio::time::sleep(wait) => *stopped.borrow(),
         _ = stopped.changed() => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Why `client` refused `url` with `tls`.
+    fn refused(url: &str, tls: &BusTls) -> String {
+        match client(url, tls) {
+            Ok(_) => panic!("{url} with {tls:?} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn verification_cannot_be_turned_off() {
+        let why = refused("rediss://localhost:6380/#insecure", &BusTls::default());
+        assert!(why.contains("always verifies"), "{why}");
+        assert!(client("rediss://localhost:6380", &BusTls::default()).is_ok());
+    }
+
+    #[test]
+    fn files_that_are_missing_or_hold_the_wrong_thing_stop_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not PEM at all\n").unwrap();
+        let missing = dir.path().join("missing.pem");
+        let url = "rediss://localhost:6380";
+        let ca = |path: &Path| BusTls {
+            ca_file: Some(path.to_owned()),
+            ..BusTls::default()
+        };
+        let why = refused(url, &ca(&missing));
+        assert!(why.starts_with("bus_ca_file"), "{why}");
+        let why = refused(url, &ca(&garbage));
+        assert!(why.contains("no certificate in the file"), "{why}");
+        let pair = BusTls {
+            cert_file: Some(garbage.clone()),
+            key_file: Some(garbage.clone()),
+            ..BusTls::default()
+        };
+        let why = refused(url, &pair);
+        assert!(why.starts_with("bus_cert_file"), "{why}");
+        let half = BusTls {
+            cert_file: Some(garbage),
+            ..BusTls::default()
+        };
+        assert!(refused(url, &half).contains("go together"));
     }
 }

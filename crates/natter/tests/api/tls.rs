@@ -28,8 +28,9 @@ async fn open(url: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// How many of the natter connections open on `postgres` use TLS, and
-/// how many do not, seen over its Unix socket.
+/// How many of the natter connections open on `postgres` use TLS and
+/// signed in with the test's client certificate, and how many do not,
+/// seen over its Unix socket.
 async fn natter_connections(postgres: &TlsPostgres, socket_dir: &str) -> (i64, i64) {
     let config = format!(
         "host={socket_dir} port={} user=postgres dbname=postgres",
@@ -41,10 +42,11 @@ async fn natter_connections(postgres: &TlsPostgres, socket_dir: &str) -> (i64, i
     tokio::spawn(conn);
     let row = client
         .query_one(
-            "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl)
+            "SELECT count(*) FILTER (WHERE s.ssl AND s.client_dn = $1),
+                    count(*) FILTER (WHERE NOT s.ssl OR s.client_dn IS DISTINCT FROM $1)
                FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
               WHERE a.application_name = 'natter'",
-            &[],
+            &[&format!("/CN={CERT_USER}")],
         )
         .await
         .unwrap();
@@ -90,7 +92,10 @@ async fn postgres_certificates_are_checked_as_sslmode_says() {
         &format!("sslmode=verify-full&sslrootcert={ca}"),
     );
     let why = open(&url).await.expect_err(&url);
-    assert!(why.contains("certificate"), "no client certificate: {why}");
+    assert!(
+        why.contains("requires a valid client certificate"),
+        "no client certificate: {why}"
+    );
     let half = format!("sslmode=verify-full&sslcert={}", cert.display());
     let why = open(&postgres.url_as(CERT_USER, "localhost", &half))
         .await
@@ -112,6 +117,12 @@ async fn postgres_certificates_are_checked_as_sslmode_says() {
         ),
         (
             "localhost",
+            format!("sslmode=verify-ca&sslrootcert={other}"),
+            "UnknownIssuer",
+        ),
+        // verify-ca forgives the name, never the chain.
+        (
+            "127.0.0.1",
             format!("sslmode=verify-ca&sslrootcert={other}"),
             "UnknownIssuer",
         ),
@@ -231,9 +242,15 @@ async fn a_cluster_on_postgres_and_redis_over_verified_tls_delivers_across_nodes
         );
     }
     let socket_dir = postgres.socket_dir();
-    let (tls, plain) = natter_connections(&postgres, &socket_dir).await;
-    assert!(tls >= 4, "each node holds a TLS connection: {tls}");
-    assert_eq!(plain, 0, "natter connections without TLS");
+    let (by_certificate, other) = natter_connections(&postgres, &socket_dir).await;
+    assert!(
+        by_certificate >= 4,
+        "each node holds a TLS connection signed in by certificate: {by_certificate}"
+    );
+    assert_eq!(
+        other, 0,
+        "natter connections without TLS or the certificate"
+    );
     for node in nodes {
         node.stop().await;
     }

@@ -152,11 +152,24 @@ struct Server {
     signal: &'static str,
 }
 
+impl Server {
+    /// Fails the test if the server has already exited, saying how.
+    fn check_running(&mut self, what: &str) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("the test's {what} exited at start: {status}");
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
+        let signalled = Command::new("kill")
             .args([self.signal, &self.child.id().to_string()])
-            .status();
+            .status()
+            .is_ok_and(|s| s.success());
+        if !signalled {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
@@ -264,7 +277,7 @@ impl TlsPostgres {
             .gid(gid)
             .spawn()
             .expect("postgres starts");
-        let server = Server {
+        let mut server = Server {
             child,
             // Immediate shutdown: the folder goes with the test.
             signal: "-QUIT",
@@ -280,6 +293,7 @@ impl TlsPostgres {
             if ready {
                 break;
             }
+            server.check_running("PostgreSQL");
             assert!(
                 Instant::now() < deadline,
                 "the test's PostgreSQL never got ready"
@@ -331,7 +345,7 @@ impl TlsRedis {
             skip(test, "no `redis-server` to run a Redis of the test's own");
             return None;
         };
-        let server = Server {
+        let mut server = Server {
             child,
             signal: "-TERM",
         };
@@ -340,6 +354,7 @@ impl TlsRedis {
             .await
             .is_err()
         {
+            server.check_running("Redis");
             assert!(Instant::now() < deadline, "the test's Redis never listened");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -65,34 +65,48 @@ impl std::fmt::Debug for PostgresOptions {
     }
 }
 
+/// Where the host part of a PostgreSQL URL begins: after the user part,
+/// which ends at the first `@`, as tokio-postgres reads it (so a
+/// password may hold `/` or `?`), or right after `://` without one.
+pub(super) fn host_start(url: &str) -> usize {
+    let after_scheme = url.find("://").map_or(0, |at| at + 3);
+    match url[after_scheme..].find('@') {
+        Some(at) => after_scheme + at + 1,
+        None => after_scheme,
+    }
+}
+
 /// `url` without the password of its user part or of a `password`
 /// parameter, for logs and errors.
 pub fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let Some(scheme_end) = url.find("://") else {
         return "<not a URL>".into();
     };
-    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let authority = match authority.rsplit_once('@') {
-        Some((user, host)) => match user.split_once(':') {
-            Some((name, _)) => format!("{name}:***@{host}"),
-            None => authority.to_owned(),
-        },
-        None => authority.to_owned(),
+    let host_at = host_start(url);
+    let user = match url[scheme_end + 3..host_at].split_once(':') {
+        Some((name, _)) => format!("{name}:***@"),
+        None => url[scheme_end + 3..host_at].to_owned(),
     };
-    let tail = match tail.split_once('?') {
+    let rest = &url[host_at..];
+    let rest = match rest.split_once('?') {
         Some((path, query)) => {
             let pairs: Vec<&str> = query
                 .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some(("password", _)) => "password=***",
-                    _ => pair,
+                .map(|pair| {
+                    let key = pair.split_once('=').map_or(pair, |(key, _)| key);
+                    let key = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
+                    if key == "password" {
+                        "password=***"
+                    } else {
+                        pair
+                    }
                 })
                 .collect();
             format!("{path}?{}", pairs.join("&"))
         }
-        None => tail.to_owned(),
+        None => rest.to_owned(),
     };
-    format!("{scheme}://{authority}{tail}")
+    format!("{}{user}{rest}", &url[..scheme_end + 3])
 }
 
 /// Whether `name` is a plain lower-case identifier: what a schema name
@@ -113,11 +127,11 @@ pub(super) fn build(options: &PostgresOptions) -> StoreResult<Pool> {
     let (url, tls) = tls::split(&options.url).map_err(refused)?;
     let connector = tls::connector(&tls).map_err(refused)?;
     let mut config = tokio_postgres::Config::from_str(&url).map_err(|e| {
-        StoreError::Refused(format!(
-            "store {}: not a PostgreSQL URL: {e}",
-            redacted(&options.url)
-        ))
+        // The cause names the parameter at fault, never its value.
+        let cause = std::error::Error::source(&e).map_or_else(String::new, |c| format!(": {c}"));
+        refused(format!("not a PostgreSQL URL: {e}{cause}"))
     })?;
+    config.ssl_mode(tls.mode);
     if let Some(schema) = &options.schema {
         if !plain_identifier(schema) {
             return Err(StoreError::Refused(format!(
@@ -180,6 +194,10 @@ mod tests {
         assert_eq!(
             redacted("postgres://natter@db/natter?application_name=a&password=s3cret"),
             "postgres://natter@db/natter?application_name=a&password=***"
+        );
+        assert_eq!(
+            redacted("postgres://u:pa/ss?x@db/natter?pass%77ord=s3cret"),
+            "postgres://u:***@db/natter?password=***"
         );
         assert_eq!(redacted("postgres://db"), "postgres://db");
         assert_eq!(redacted("db:5432"), "<not a URL>");

@@ -1,5 +1,6 @@
-//! TLS to PostgreSQL, with the meanings libpq gives the URL's `sslmode`
-//! and `sslrootcert`, so a URL that works with `psql` works here:
+//! TLS to PostgreSQL, with the meanings libpq gives the URL's `sslmode`,
+//! `sslrootcert`, `sslcert` and `sslkey` (docs/operations.md lists the
+//! few differences):
 //!
 //! - `disable`: no TLS.
 //! - `prefer` (the default, as in libpq): TLS when the server offers it,
@@ -13,16 +14,19 @@
 //! `prefer` and `require` encrypt but do not authenticate the server
 //! (anyone on the path can pose as it), unless `sslrootcert` names roots:
 //! then, as in libpq, they verify as `verify-ca` does. The trusted roots
-//! are the PEM file `sslrootcert` names, or the system's store when it is
-//! absent or `system`. `sslcert` and `sslkey` name the PEM files of a
-//! client certificate and its key, for a server that authenticates by
-//! certificate (`cert` in pg_hba.conf); they go together, since libpq's
-//! default files in the home folder are not looked for. An encrypted key
-//! (`sslpassword`) and revocation lists are refused rather than ignored.
+//! are the PEM file `sslrootcert` names, or the system's store, which
+//! only `verify-full` may use (see [`modes`]).
+//!
+//! `sslcert` and `sslkey` name the PEM files of a client certificate and
+//! its key, for a server that authenticates by certificate (`cert` in
+//! pg_hba.conf); they go together, since libpq's default files in the
+//! home folder are not looked for. An encrypted key (`sslpassword`) and
+//! revocation lists are refused rather than ignored.
 //!
 //! tokio-postgres itself knows only `disable`, `prefer` and `require`, so
-//! [`split`] takes these settings out of the URL and gives it the plain
-//! mode; the verification is the rustls configuration built here.
+//! [`split`] takes these settings out of the URL, the caller gives
+//! tokio-postgres the plain mode, and the verification is the rustls
+//! configuration built here.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -69,13 +73,20 @@ pub(super) struct TlsSettings {
     pub client: Option<(PathBuf, PathBuf)>,
 }
 
-/// `url` without `sslmode` and `sslrootcert`, its `sslmode` in the form
-/// tokio-postgres reads, and what the certificate must prove; or why the
-/// URL's TLS settings cannot be used.
+/// `url` without its TLS parameters (`sslmode`, `sslrootcert`,
+/// `sslcert`, `sslkey`), and what they ask for; or why they cannot be
+/// used. The caller gives tokio-postgres the plain mode itself.
 pub(super) fn split(url: &str) -> Result<(String, TlsSettings), String> {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, query),
+    // The query begins after the user part, whose password may hold `?`.
+    let host_at = super::pool::host_start(url);
+    let (base, query) = match url[host_at..].find('?') {
+        Some(at) => (&url[..host_at + at], &url[host_at + at + 1..]),
         None => (url, ""),
+    };
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8()
+            .map(|t| t.into_owned())
     };
     let mut kept = Vec::new();
     let mut sslmode = None;
@@ -83,15 +94,14 @@ pub(super) fn split(url: &str) -> Result<(String, TlsSettings), String> {
     let (mut cert, mut cert_key) = (None, None);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let decoded = percent_encoding::percent_decode_str(value)
-            .decode_utf8()
-            .map_err(|_| format!("{key}: not UTF-8 once decoded"))?
-            .into_owned();
-        match key {
-            "sslmode" => sslmode = Some(decoded),
-            "sslrootcert" => rootcert = Some(decoded),
-            "sslcert" => cert = Some(PathBuf::from(decoded)),
-            "sslkey" => cert_key = Some(PathBuf::from(decoded)),
+        // tokio-postgres decodes keys too: `ssl%6Dode` is `sslmode`.
+        let key = decode(key).map_err(|_| "a parameter's name is not UTF-8".to_owned())?;
+        let value = decode(value).map_err(|_| format!("{key}: not UTF-8 once decoded"))?;
+        match key.as_str() {
+            "sslmode" => sslmode = Some(value),
+            "sslrootcert" => rootcert = Some(value),
+            "sslcert" => cert = Some(PathBuf::from(value)),
+            "sslkey" => cert_key = Some(PathBuf::from(value)),
             "sslpassword" | "sslcrl" | "sslcrldir" => {
                 return Err(format!(
                     "{key}: encrypted keys and revocation lists are not supported; give natter a key file without a passphrase"
@@ -110,31 +120,11 @@ pub(super) fn split(url: &str) -> Result<(String, TlsSettings), String> {
         Some("") => return Err("sslrootcert: name a PEM file, or `system`".into()),
         Some(path) => Roots::File(PathBuf::from(path)),
     };
-    // As in libpq, roots named outright make `prefer` and `require`
-    // check the chain too.
-    let at_least_chain = if rootcert.is_some() {
-        Verify::Chain
-    } else {
-        Verify::Nothing
+    let (mode, verify) = modes(sslmode.as_deref(), &roots, rootcert.is_some())?;
+    let url = match kept.is_empty() {
+        true => base.to_owned(),
+        false => format!("{base}?{}", kept.join("&")),
     };
-    let (mode, verify, plain) = match sslmode.as_deref().unwrap_or("prefer") {
-        "disable" => (SslMode::Disable, Verify::Nothing, "disable"),
-        "prefer" => (SslMode::Prefer, at_least_chain, "prefer"),
-        "require" => (SslMode::Require, at_least_chain, "require"),
-        "verify-ca" => (SslMode::Require, Verify::Chain, "require"),
-        "verify-full" => (SslMode::Require, Verify::ChainAndName, "require"),
-        other => {
-            return Err(format!(
-                "sslmode {other:?}: use disable, prefer, require, verify-ca or verify-full"
-            ));
-        }
-    };
-    kept.push(match plain {
-        "disable" => "sslmode=disable",
-        "prefer" => "sslmode=prefer",
-        _ => "sslmode=require",
-    });
-    let url = format!("{base}?{}", kept.join("&"));
     Ok((
         url,
         TlsSettings {
@@ -144,6 +134,43 @@ pub(super) fn split(url: &str) -> Result<(String, TlsSettings), String> {
             client,
         },
     ))
+}
+
+/// What `sslmode` asks of the connection and of the server's
+/// certificate, with `roots` named outright or not.
+///
+/// As in libpq: a roots file makes `prefer` and `require` check the
+/// chain too; `sslrootcert=system` makes `verify-full` the default and
+/// refuses anything less, and `verify-ca` wants a file. The system's
+/// roots are public CAs, which sign certificates for anyone's own
+/// names, so a chain to them without the name proves nothing.
+fn modes(sslmode: Option<&str>, roots: &Roots, named: bool) -> Result<(SslMode, Verify), String> {
+    let file = matches!(roots, Roots::File(_));
+    let at_least_chain = if file { Verify::Chain } else { Verify::Nothing };
+    Ok(match (sslmode, named && !file) {
+        (None | Some("verify-full"), true) | (Some("verify-full"), false) => {
+            (SslMode::Require, Verify::ChainAndName)
+        }
+        (Some(mode @ ("disable" | "prefer" | "require" | "verify-ca")), true) => {
+            return Err(format!(
+                "sslmode {mode}: with sslrootcert=system only verify-full is allowed, since any public CA would do"
+            ));
+        }
+        (Some("disable"), false) => (SslMode::Disable, Verify::Nothing),
+        (None | Some("prefer"), false) => (SslMode::Prefer, at_least_chain),
+        (Some("require"), false) => (SslMode::Require, at_least_chain),
+        (Some("verify-ca"), false) if file => (SslMode::Require, Verify::Chain),
+        (Some("verify-ca"), false) => {
+            return Err(
+                "sslmode verify-ca: name the roots with sslrootcert (a PEM file); the system's public CAs would vouch for anyone's certificate".into(),
+            );
+        }
+        (Some(other), _) => {
+            return Err(format!(
+                "sslmode {other:?}: use disable, prefer, require, verify-ca or verify-full"
+            ));
+        }
+    })
 }
 
 /// The connector for `settings`: reads the roots and the client
@@ -305,7 +332,7 @@ mod tests {
     #[test]
     fn no_sslmode_prefers_tls_without_verifying_as_libpq_does() {
         let (url, s) = settings("postgres://natter@db/natter");
-        assert_eq!(url, "postgres://natter@db/natter?sslmode=prefer");
+        assert_eq!(url, "postgres://natter@db/natter");
         assert_eq!(
             (s.mode, s.verify, s.roots),
             (SslMode::Prefer, Verify::Nothing, Roots::System)
@@ -313,19 +340,25 @@ mod tests {
     }
 
     #[test]
-    fn verify_modes_ask_for_tls_and_keep_the_other_parameters() {
+    fn tls_parameters_leave_the_url_and_the_others_stay() {
         let (url, s) = settings(
             "postgres://n:pw@db:5432/natter?application_name=a&sslmode=verify-full&connect_timeout=3",
         );
         assert_eq!(
             url,
-            "postgres://n:pw@db:5432/natter?application_name=a&connect_timeout=3&sslmode=require"
+            "postgres://n:pw@db:5432/natter?application_name=a&connect_timeout=3"
         );
         assert_eq!((s.mode, s.verify), (SslMode::Require, Verify::ChainAndName));
-        let (_, s) = settings("postgres://db/natter?sslmode=verify-ca");
-        assert_eq!((s.mode, s.verify), (SslMode::Require, Verify::Chain));
         let (url, s) = settings("postgres://db/natter?sslmode=disable");
-        assert!(url.ends_with("?sslmode=disable"));
+        assert_eq!(url, "postgres://db/natter");
+        assert_eq!(s.mode, SslMode::Disable);
+        // A `?` in the password is not where the query starts.
+        let (url, s) = settings("postgres://u:p?ss@db/natter?sslmode=require");
+        assert_eq!(url, "postgres://u:p?ss@db/natter");
+        assert_eq!(s.mode, SslMode::Require);
+        // Names are read decoded, as tokio-postgres reads them.
+        let (url, s) = settings("postgres://db/natter?ssl%6Dode=disable");
+        assert_eq!(url, "postgres://db/natter");
         assert_eq!(s.mode, SslMode::Disable);
     }
 
@@ -333,16 +366,43 @@ mod tests {
     fn named_roots_make_require_check_the_chain() {
         let (url, s) =
             settings("postgres://db/natter?sslmode=require&sslrootcert=%2Fetc%2Fca%20one.pem");
-        assert_eq!(url, "postgres://db/natter?sslmode=require");
-        assert_eq!(s.verify, Verify::Chain);
+        assert_eq!(url, "postgres://db/natter");
+        assert_eq!((s.mode, s.verify), (SslMode::Require, Verify::Chain));
         assert_eq!(s.roots, Roots::File("/etc/ca one.pem".into()));
         assert_eq!(s.client, None);
+        let (_, s) = settings("postgres://db/natter?sslrootcert=/ca.pem");
+        assert_eq!((s.mode, s.verify), (SslMode::Prefer, Verify::Chain));
+        let (_, s) = settings("postgres://db/natter?sslmode=verify-ca&sslrootcert=/ca.pem");
+        assert_eq!((s.mode, s.verify), (SslMode::Require, Verify::Chain));
         let (url, s) =
             settings("postgres://db/natter?sslcert=/c.pem&sslkey=/k.pem&sslmode=verify-full");
-        assert_eq!(url, "postgres://db/natter?sslmode=require");
+        assert_eq!(url, "postgres://db/natter");
         assert_eq!(s.client, Some(("/c.pem".into(), "/k.pem".into())));
-        let (_, s) = settings("postgres://db/natter?sslmode=verify-full&sslrootcert=system");
-        assert_eq!((s.verify, s.roots), (Verify::ChainAndName, Roots::System));
+    }
+
+    #[test]
+    fn the_system_roots_go_with_verify_full_only() {
+        for url in [
+            "postgres://db/natter?sslrootcert=system",
+            "postgres://db/natter?sslmode=verify-full&sslrootcert=system",
+            "postgres://db/natter?sslmode=verify-full",
+        ] {
+            let (_, s) = settings(url);
+            assert_eq!(
+                (s.mode, s.verify, s.roots),
+                (SslMode::Require, Verify::ChainAndName, Roots::System),
+                "{url}"
+            );
+        }
+        for url in [
+            "postgres://db/natter?sslmode=require&sslrootcert=system",
+            "postgres://db/natter?sslmode=prefer&sslrootcert=system",
+            "postgres://db/natter?sslmode=disable&sslrootcert=system",
+            "postgres://db/natter?sslmode=verify-ca&sslrootcert=system",
+            "postgres://db/natter?sslmode=verify-ca",
+        ] {
+            assert!(split(url).is_err(), "{url} was accepted");
+        }
     }
 
     #[test]
