@@ -131,10 +131,16 @@ async fn postgres_certificates_are_checked_as_sslmode_says() {
             format!("sslmode=require&sslrootcert={other}"),
             "UnknownIssuer",
         ),
-        // The system's roots never signed the test's CA.
+        // The system's roots never signed the test's CA; naming them
+        // makes verify-full the mode.
         (
             "localhost",
             "sslmode=verify-full".to_owned(),
+            "UnknownIssuer",
+        ),
+        (
+            "localhost",
+            "sslrootcert=system".to_owned(),
             "UnknownIssuer",
         ),
         // No TLS, on a server that takes nothing else.

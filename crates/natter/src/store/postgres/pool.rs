@@ -77,15 +77,21 @@ pub(super) fn host_start(url: &str) -> usize {
 }
 
 /// `url` without the password of its user part or of a `password`
-/// parameter, for logs and errors.
+/// parameter, for logs and errors. The user part is taken to end at the
+/// last `@`, not the first as tokio-postgres reads it: an `@` left
+/// unencoded in a password then hides the rest of it, at worst hiding
+/// more than the password.
 pub fn redacted(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return "<not a URL>".into();
     };
-    let host_at = host_start(url);
-    let user = match url[scheme_end + 3..host_at].split_once(':') {
+    let after_scheme = scheme_end + 3;
+    let host_at = url[after_scheme..]
+        .rfind('@')
+        .map_or(after_scheme, |at| after_scheme + at + 1);
+    let user = match url[after_scheme..host_at].split_once(':') {
         Some((name, _)) => format!("{name}:***@"),
-        None => url[scheme_end + 3..host_at].to_owned(),
+        None => url[after_scheme..host_at].to_owned(),
     };
     let rest = &url[host_at..];
     let rest = match rest.split_once('?') {
@@ -106,7 +112,7 @@ pub fn redacted(url: &str) -> String {
         }
         None => rest.to_owned(),
     };
-    format!("{}{user}{rest}", &url[..scheme_end + 3])
+    format!("{}{user}{rest}", &url[..after_scheme])
 }
 
 /// Whether `name` is a plain lower-case identifier: what a schema name
@@ -198,6 +204,10 @@ mod tests {
         assert_eq!(
             redacted("postgres://u:pa/ss?x@db/natter?pass%77ord=s3cret"),
             "postgres://u:***@db/natter?password=***"
+        );
+        assert_eq!(
+            redacted("postgres://u:p@ss@db/natter"),
+            "postgres://u:***@db/natter"
         );
         assert_eq!(redacted("postgres://db"), "postgres://db");
         assert_eq!(redacted("db:5432"), "<not a URL>");
