@@ -53,13 +53,18 @@ async fn natter_connections(postgres: &TlsPostgres, socket_dir: &str) -> (i64, i
     (row.get(0), row.get(1))
 }
 
+/// The test's certificates and its TLS-only PostgreSQL, or `None`
+/// after saying why `test` skipped.
+async fn certificates_and_postgres(test: &str) -> Option<(Certificates, TlsPostgres)> {
+    let certificates = Certificates::make(test)?;
+    let postgres = TlsPostgres::start(test, &certificates).await?;
+    Some((certificates, postgres))
+}
+
 #[tokio::test]
 async fn postgres_certificates_are_checked_as_sslmode_says() {
     let test = "postgres_certificates_are_checked_as_sslmode_says";
-    let Some(certificates) = Certificates::make(test) else {
-        return;
-    };
-    let Some(postgres) = TlsPostgres::start(test, &certificates).await else {
+    let Some((certificates, postgres)) = certificates_and_postgres(test).await else {
         return;
     };
     let (ca, other) = (certificates.ca(), certificates.other_ca());
@@ -155,10 +160,7 @@ async fn postgres_certificates_are_checked_as_sslmode_says() {
 #[tokio::test]
 async fn a_cluster_on_postgres_and_redis_over_verified_tls_delivers_across_nodes() {
     let test = "a_cluster_on_postgres_and_redis_over_verified_tls_delivers_across_nodes";
-    let Some(certificates) = Certificates::make(test) else {
-        return;
-    };
-    let Some(postgres) = TlsPostgres::start(test, &certificates).await else {
+    let Some((certificates, postgres)) = certificates_and_postgres(test).await else {
         return;
     };
     let Some(redis) = TlsRedis::start(test, &certificates).await else {
