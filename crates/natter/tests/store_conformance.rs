@@ -2,7 +2,8 @@
 //! (`natter::store::conformance`), which every store must pass, and the
 //! PostgreSQL store's own promises: one migration when nodes start at
 //! once, no NUL in its text, a fast `Unavailable` when the database is
-//! out of reach, and a pool that reconnects by itself.
+//! out of reach, a pool that reconnects by itself, and sends that work
+//! whatever isolation the server defaults to.
 //!
 //! The PostgreSQL tests use `NATTER_TEST_POSTGRES` (default
 //! `postgres://postgres@127.0.0.1:5432/test`), each in a schema of its
@@ -439,6 +440,58 @@ async fn postgres_without_synchronous_commit_is_refused() {
     PostgresStore::open(options)
         .await
         .expect("allowed when asked for");
+}
+
+/// A server whose sessions default to another isolation level (an
+/// operator's `default_transaction_isolation = serializable`, here set
+/// in the URL) still takes every send of two nodes racing in one room:
+/// natter's sessions use the read-committed isolation its sends are
+/// written for, whatever the server's default, where repeatable read
+/// and serializable refuse a send whose room another one moved on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_defaulting_to_serializable_still_takes_every_send() {
+    let test = "postgres_defaulting_to_serializable_still_takes_every_send";
+    let Some(url) = postgres_url(test).await else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let mut options = schemas.options();
+    options.url =
+        format!("{url}{separator}options=-c%20default_transaction_isolation%3Dserializable");
+    let mut nodes: Vec<Arc<dyn Store>> = Vec::new();
+    for _ in 0..2 {
+        nodes.push(Arc::new(
+            PostgresStore::open(options.clone()).await.unwrap(),
+        ));
+    }
+    let (ann, room) = ann_and_her_room(&*nodes[0]).await;
+    let sends: Vec<_> = (0..200)
+        .map(|i| {
+            let store = nodes[i % 2].clone();
+            tokio::spawn(async move { store.append(send_by(ann, room, i)).await })
+        })
+        .collect();
+    let mut refused = Vec::new();
+    for send in sends {
+        let sent = send.await.unwrap();
+        if !matches!(
+            sent,
+            Ok(natter::store::Appended {
+                outcome: natter::store::Outcome::Appended(_),
+                ..
+            })
+        ) {
+            refused.push(format!("{sent:?}"));
+        }
+    }
+    assert!(
+        refused.is_empty(),
+        "{} refused: {:?}",
+        refused.len(),
+        refused.first()
+    );
+    assert_eq!(nodes[1].room(room).await.unwrap().unwrap().head, 1 + 200);
 }
 
 /// Two nodes' stores race to send in one room while the test holds the

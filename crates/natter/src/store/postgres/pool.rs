@@ -138,15 +138,26 @@ pub(super) fn build(options: &PostgresOptions) -> StoreResult<Pool> {
         refused(format!("not a PostgreSQL URL: {e}{cause}"))
     })?;
     config.ssl_mode(tls.mode);
+    // Settings natter's statements are written for, after the URL's own
+    // (the last `-c` of a name wins). Sends lock their room's row and
+    // then read what it holds now, which read committed gives and
+    // repeatable read or serializable refuse once another send moved the
+    // room on; a server or role defaulting to those would fail sends.
+    let mut settings = vec![r"default_transaction_isolation=read\ committed".to_owned()];
     if let Some(schema) = &options.schema {
         if !plain_identifier(schema) {
             return Err(StoreError::Refused(format!(
                 "schema {schema:?}: use lower-case letters, digits and _ only"
             )));
         }
-        let before = config.get_options().unwrap_or_default().to_owned();
-        config.options(format!("{before} -c search_path={schema}").trim());
+        settings.push(format!("search_path={schema}"));
     }
+    let mut startup = config.get_options().unwrap_or_default().to_owned();
+    for setting in settings {
+        startup.push_str(" -c ");
+        startup.push_str(&setting);
+    }
+    config.options(startup.trim());
     if config.get_application_name().is_none() {
         // What pg_stat_activity shows; a URL may name its own.
         config.application_name("natter");
