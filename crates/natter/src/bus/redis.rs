@@ -4,8 +4,8 @@
 //! copy of a deployment's database (a restored dump) has the same id: it
 //! needs a channel of its own if it shares the Redis.
 //!
-//! A message is delivered to this node's hub at once, in process, as the
-//! single-node bus does, then published for the others. Redis pub/sub is
+//! A message is queued for the other nodes, then delivered to this
+//! node's hub at once, in process, as the single-node bus does. Redis pub/sub is
 //! at-most-once: a message published while a node is disconnected, or
 //! dropped because Redis was away long enough to fill the outbox, never
 //! reaches it. Nothing depends on it arriving: the store is the source of
@@ -206,11 +206,34 @@ impl Drop for RedisBus {
 
 impl Bus for RedisBus {
     fn publish(&self, message: BusMessage) {
-        let bytes = wire::encode(self.node, &message);
-        let is_heartbeat = matches!(message, BusMessage::NodeAlive { .. });
+        // Queued for the other nodes before this node's own polls are
+        // woken: the publisher is then scheduled ahead of them, and the
+        // other nodes' fan-outs start beside this one, not after it.
+        if let Some(bytes) = wire::encode(self.node, &message) {
+            self.queue_for_others(&message, bytes);
+        }
         self.local.publish(message);
-        let Some(bytes) = bytes else { return };
-        if is_heartbeat {
+    }
+
+    fn subscribe(&self, sink: Weak<dyn BusSink>) {
+        self.local.subscribe(sink);
+    }
+
+    fn lossy(&self) -> bool {
+        true
+    }
+
+    fn shared_rates(&self) -> Option<Arc<dyn SharedRates>> {
+        Some(self.rates.clone())
+    }
+}
+
+impl RedisBus {
+    /// Hands `message`'s encoding `bytes` to the publisher: a heartbeat
+    /// to its own place, anything else to the outbox, or nowhere when the
+    /// outbox is full.
+    fn queue_for_others(&self, message: &BusMessage, bytes: Vec<u8>) {
+        if matches!(message, BusMessage::NodeAlive { .. }) {
             self.heartbeat.send_replace(Some(bytes));
             return;
         }
@@ -224,18 +247,6 @@ impl Bus for RedisBus {
             let missed = self.turned_away.swap(0, Ordering::Relaxed);
             tracing::info!(messages = missed, "the bus to Redis has room again");
         }
-    }
-
-    fn subscribe(&self, sink: Weak<dyn BusSink>) {
-        self.local.subscribe(sink);
-    }
-
-    fn lossy(&self) -> bool {
-        true
-    }
-
-    fn shared_rates(&self) -> Option<Arc<dyn SharedRates>> {
-        Some(self.rates.clone())
     }
 }
 
