@@ -17,6 +17,7 @@ pub mod hub;
 pub(crate) mod mentions;
 pub(crate) mod metrics;
 pub mod model;
+pub(crate) mod panics;
 pub(crate) mod progress;
 pub mod server;
 pub mod source;

@@ -404,7 +404,13 @@ async fn subscribe_loop(
             let Some(bus) = bus.upgrade() else { return };
             match wire::decode(message.get_payload_bytes()) {
                 Some((node, _)) if node == bus.node => {}
-                Some((_, message)) => bus.local.publish(message),
+                // A message whose handling panics is lost here, as one
+                // Redis dropped would be; the next is heard as usual.
+                Some((_, message)) => {
+                    crate::panics::contained("a message from another node", || {
+                        bus.local.publish(message)
+                    });
+                }
                 None => tracing::debug!("a message on the bus channel that natter did not write"),
             }
         }

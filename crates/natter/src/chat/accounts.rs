@@ -306,7 +306,8 @@ impl Chat {
             loop {
                 tick.tick().await;
                 let Some(chat) = chat.upgrade() else { return };
-                chat.recheck_sessions().await;
+                let round = async move { chat.recheck_sessions().await };
+                crate::panics::contained_task("a recheck of the cached sessions", round).await;
             }
         });
     }

@@ -72,8 +72,14 @@ impl Hub {
         if joined.is_err() {
             return;
         }
-        self.every(HEARTBEAT, |hub| async move { hub.heartbeat() });
-        self.every(DEATH_CHECK, |hub| async move { hub.forget_silent_nodes() });
+        self.every(
+            "a heartbeat",
+            HEARTBEAT,
+            |hub| async move { hub.heartbeat() },
+        );
+        self.every("a check for silent nodes", DEATH_CHECK, |hub| async move {
+            hub.forget_silent_nodes()
+        });
     }
 
     /// This node began to hear the other nodes again: what they said

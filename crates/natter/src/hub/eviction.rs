@@ -32,7 +32,11 @@ impl Hub {
             return;
         };
         let round = (idle / IDLE_ROUNDS as u32).max(Duration::from_millis(10));
-        self.every(round, |hub| async move { hub.evict_idle() });
+        self.every(
+            "an eviction round",
+            round,
+            |hub| async move { hub.evict_idle() },
+        );
     }
 
     /// The round to stamp a feed with when a request uses it.

@@ -26,7 +26,9 @@ impl Hub {
     /// Checks the heads of the rooms this node holds every `interval`,
     /// until the hub shuts down or goes.
     pub fn spawn_head_checks(&self, interval: Duration) {
-        self.every(interval, |hub| async move { hub.check_heads().await });
+        self.every("a head check", interval, |hub| async move {
+            hub.check_heads().await
+        });
     }
 
     /// One round: the store's heads against this node's, and a catch-up

@@ -141,14 +141,15 @@ impl Hub {
         })
     }
 
-    /// Runs `work` every `period`, the first time one period from now,
-    /// until the hub shuts down or goes: the head checks, the cluster's
-    /// heartbeat, the eviction rounds. A hub made outside a runtime (a
-    /// unit test) runs none.
-    fn every<F, Fut>(&self, period: Duration, work: F)
+    /// Runs `work` (`what`, for the log) every `period`, the first time
+    /// one period from now, until the hub shuts down or goes: the head
+    /// checks, the cluster's heartbeat, the eviction rounds. A round that
+    /// panics is logged and the next runs as planned. A hub made outside
+    /// a runtime (a unit test) runs none.
+    fn every<F, Fut>(&self, what: &'static str, period: Duration, work: F)
     where
         F: Fn(Arc<Hub>) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = ()> + Send,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
@@ -165,7 +166,7 @@ impl Hub {
                     _ = shutdown.changed() => return,
                 }
                 let Some(hub) = hub.upgrade() else { return };
-                work(hub).await;
+                crate::panics::contained_task(what, work(hub)).await;
             }
         });
     }

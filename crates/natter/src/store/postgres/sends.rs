@@ -103,7 +103,13 @@ async fn write_batches(db: Db, waiting: Arc<Mutex<mpsc::Receiver<Queued>>>, wait
         }
         let (sends, answers): (Vec<NewEvent>, Vec<_>) =
             batch.into_iter().map(|q| (q.send, q.answer)).unzip();
-        write(&db, sends, answers).await;
+        // A batch that panics fails its sends (their answers go with it)
+        // and leaves the writer to take the next.
+        crate::panics::contained_task(
+            "a batch of sends to PostgreSQL",
+            write(db.clone(), sends, answers),
+        )
+        .await;
     }
 }
 
@@ -115,11 +121,7 @@ async fn write_batches(db: Db, waiting: Arc<Mutex<mpsc::Receiver<Queued>>>, wait
 /// a time, each in a task of its own, so a held room holds up only its
 /// own sends and no writer; a database that cannot be reached fails them
 /// all at once.
-async fn write(
-    db: &Db,
-    sends: Vec<NewEvent>,
-    answers: Vec<oneshot::Sender<StoreResult<Appended>>>,
-) {
+async fn write(db: Db, sends: Vec<NewEvent>, answers: Vec<oneshot::Sender<StoreResult<Appended>>>) {
     let written = db
         .write_alone(&sends, |c, sends| Box::pin(queries::send_batch(c, sends)))
         .await;

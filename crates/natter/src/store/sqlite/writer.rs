@@ -105,7 +105,17 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>, mut checkpointer: Checkpoin
                 tracing::error!(error = %e, "sqlite writer could not open a savepoint");
                 continue;
             }
-            let (keep, finish) = job(&conn);
+            // A job that panicked answered its caller with an error as
+            // its reply went; what it wrote is rolled back, and the
+            // writer goes on with the next.
+            let Some((keep, finish)) =
+                crate::panics::contained("a write of the SQLite writer", || job(&conn))
+            else {
+                if let Err(e) = run_cached(&conn, &["ROLLBACK TO job", "RELEASE job"]) {
+                    tracing::error!(error = %e, "sqlite writer could not close a savepoint");
+                }
+                continue;
+            };
             let end: &[&str] = if keep {
                 &["RELEASE job"]
             } else {
@@ -152,4 +162,52 @@ fn run_cached(conn: &Connection, statements: &[&str]) -> rusqlite::Result<()> {
         conn.prepare_cached(sql)?.execute([])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::Writer;
+    use crate::store::StoreError;
+    use crate::store::sqlite::checkpointer::CheckpointPolicy;
+
+    /// A job that panics half-way (a fault in a query's code) fails alone:
+    /// its caller gets an error, what it wrote is rolled back, and the
+    /// writer commits the jobs after it.
+    #[tokio::test]
+    async fn a_job_that_panics_fails_alone_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x TEXT);")
+            .unwrap();
+        let writer = Writer::start(
+            conn,
+            Connection::open(&path).unwrap(),
+            CheckpointPolicy::default(),
+        )
+        .unwrap();
+        let insert = |c: &Connection, x: &str| {
+            c.execute("INSERT INTO t VALUES (?1)", [x])
+                .map_err(|e| StoreError::Internal(e.to_string()))
+        };
+        let failed: Result<(), _> = writer
+            .write(move |c| {
+                insert(c, "half-way")?;
+                panic!("a fault on purpose");
+            })
+            .await;
+        assert!(matches!(failed, Err(StoreError::Internal(_))), "{failed:?}");
+        writer.write(move |c| insert(c, "after")).await.unwrap();
+        let rows: Vec<String> = Connection::open(&path)
+            .unwrap()
+            .prepare("SELECT x FROM t")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, ["after"]);
+    }
 }
