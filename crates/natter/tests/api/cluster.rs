@@ -268,11 +268,18 @@ async fn a_node_killed_mid_burst_leaves_its_clients_to_the_other_missing_nothing
     }
     let unique: std::collections::HashSet<_> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "nothing twice");
-    // And the room goes on, on node B.
+    // And the room goes on, on node B. Sends node A had handed to
+    // PostgreSQL when it died may commit there after it, unacknowledged
+    // and never published: node B finds them when the next seq shows
+    // the gap (or its head check runs), so they may come now, once each.
     alice.base = b.base.clone();
     alice.say(room, "after", "after the kill").await;
     let (_, body) = bob.poll(&cursor, 5).await;
-    assert_eq!(message_texts(&body), ["after the kill"]);
+    let later = message_texts(&body);
+    assert!(later.iter().any(|t| t == "after the kill"), "{later:?}");
+    for text in later.iter().filter(|t| *t != "after the kill") {
+        assert!(!seen.contains(text), "{text} delivered twice");
+    }
     println!(
         "{} acknowledged before node A was killed, {} read on node B",
         acked.len(),
