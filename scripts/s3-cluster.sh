@@ -12,12 +12,14 @@
 # at that step; `natter-bench merge` adds their reports up.
 #   flock -o /tmp/natter-cargo.lock scripts/s3-cluster.sh
 #   NODES=6 STEPS=6000,30000,60000,100000 SECONDS_EACH=10 scripts/s3-cluster.sh
+#   POLL_TIMEOUT=30 scripts/s3-cluster.sh   # polls wait as the SDK's do (S3's own: 5 s)
 # Needs PostgreSQL with trust auth at $PG (psql) and Redis at $REDIS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nodes=${NODES:-6}
 steps=${STEPS:-6000,30000,60000,100000}
 seconds=${SECONDS_EACH:-10}
+poll_timeout=${POLL_TIMEOUT:-5}
 pg=${PG:-postgres://postgres@127.0.0.1:5432/test}
 redis=${REDIS:-redis://127.0.0.1:6379}
 secret="natter-bench-site-secret-$(date +%s%N)"
@@ -72,7 +74,7 @@ generators=()
 for g in $(seq 0 $((nodes - 1))); do
   NATTER_BENCH_SITE_SECRET=$secret $bench "${cluster[@]}" --json \
     --first-source $((g * 8)) --barrier "$work/barrier" --parties "$nodes" \
-    s3 --steps "$per" --seconds "$seconds" > "$work/gen$g.json" 2> "$work/gen$g.err" &
+    s3 --steps "$per" --seconds "$seconds" --poll-timeout "$poll_timeout" > "$work/gen$g.json" 2> "$work/gen$g.err" &
   generators+=($!)
 done
 failed=0

@@ -147,6 +147,9 @@ enum Scenario {
         rate: f64,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// How long each poll waits (S3 is defined with 5 s; the SDK waits 30 s)
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]
+        poll_timeout: u64,
     },
     /// S4: many senders over many rooms, durable sends as fast as acks come. Measures acks/s.
     S4 {
@@ -442,6 +445,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             rooms,
             rate,
             seconds,
+            poll_timeout,
         } => {
             let most = steps.iter().copied().max().unwrap_or(0);
             let pop = Population::create(&servers, rooms, most, 1.max(rooms.min(10))).await?;
@@ -456,6 +460,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 // Memory per poll counts from before the first step, so
                 // feeds loaded by earlier steps count too.
                 step_run.baseline_rss_kib = before_any;
+                step_run.poll_timeout_s = poll_timeout;
                 // Each step connects from fresh source addresses: the last
                 // step's ports sit in TIME_WAIT for a minute.
                 step_run.source_offset = offset;
