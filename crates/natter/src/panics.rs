@@ -10,10 +10,10 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// Runs `work`; a panic in it is logged as a fault in `what` and gives
-/// `None`. What `work` had borrowed must be fit for use after it stopped
-/// half-way: the callers' loops hold nothing a job leaves half-changed (a
-/// SQLite job's savepoint is rolled back, a message's feeds are locked
-/// per change).
+/// `None`. The caller undoes what `work` may have left half-done (the
+/// SQLite writer rolls the job's savepoint back). A hub feed whose lock
+/// was held at the panic stays poisoned, and the requests that use it
+/// fail, as they did before anything was contained.
 pub(crate) fn contained<T>(what: &str, work: impl FnOnce() -> T) -> Option<T> {
     catch_unwind(AssertUnwindSafe(work))
         .map_err(|panic| logged(what, &*panic))

@@ -5,10 +5,10 @@
 //! needs a channel of its own if it shares the Redis.
 //!
 //! A message is queued for the other nodes, then delivered to this
-//! node's hub at once, in process, as the single-node bus does. Redis pub/sub is
-//! at-most-once: a message published while a node is disconnected, or
-//! dropped because Redis was away long enough to fill the outbox, never
-//! reaches it. Nothing depends on it arriving: the store is the source of
+//! node's hub at once, in process, as the single-node bus does. Redis
+//! pub/sub is at-most-once: a message published while a node is
+//! disconnected, or dropped because Redis was away long enough to fill
+//! the outbox, never reaches it. Nothing depends on it arriving: the store is the source of
 //! truth, a node that sees a room's seq jump reads the gap from it, and
 //! the hub's head checks (hub/heads.rs) read what was lost after the last
 //! message before a silence. Both connections reconnect by themselves.

@@ -106,25 +106,17 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>, mut checkpointer: Checkpoin
                 continue;
             }
             // A job that panicked answered its caller with an error as
-            // its reply went; what it wrote is rolled back, and the
-            // writer goes on with the next.
-            let Some((keep, finish)) =
-                crate::panics::contained("a write of the SQLite writer", || job(&conn))
-            else {
-                if let Err(e) = run_cached(&conn, &["ROLLBACK TO job", "RELEASE job"]) {
-                    tracing::error!(error = %e, "sqlite writer could not close a savepoint");
-                }
-                continue;
-            };
-            let end: &[&str] = if keep {
-                &["RELEASE job"]
-            } else {
-                &["ROLLBACK TO job", "RELEASE job"]
+            // its reply went; what it wrote is rolled back like a job
+            // that failed, and the writer goes on with the next.
+            let ran = crate::panics::contained("a write of the SQLite writer", || job(&conn));
+            let end: &[&str] = match ran {
+                Some((true, _)) => &["RELEASE job"],
+                _ => &["ROLLBACK TO job", "RELEASE job"],
             };
             if let Err(e) = run_cached(&conn, end) {
                 tracing::error!(error = %e, "sqlite writer could not close a savepoint");
             }
-            finishes.push(finish);
+            finishes.extend(ran.map(|(_, finish)| finish));
             // Some errors (disk full, I/O) make SQLite roll back the whole
             // transaction. Running further jobs would commit each on its
             // own, outside the group, and then report them as failed.
