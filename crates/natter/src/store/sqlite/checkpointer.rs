@@ -155,7 +155,7 @@ mod tests {
     use rusqlite::Connection;
 
     use super::CheckpointPolicy;
-    use crate::store::sqlite::writer::Writer;
+    use crate::store::sqlite::writer::tests::writer_on;
 
     /// Under a steady stream of commits the WAL is copied back in the
     /// background and restarts, so its file stops growing.
@@ -163,19 +163,18 @@ mod tests {
     async fn the_wal_restarts_under_steady_writes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "PRAGMA page_size = 1024;
-             PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             CREATE TABLE t (x BLOB);",
-        )
-        .unwrap();
         let policy = CheckpointPolicy {
             interval: Duration::from_millis(2),
             restart_frames: 200,
         };
-        let writer = Writer::start(conn, Connection::open(&path).unwrap(), policy).unwrap();
+        let writer = writer_on(
+            &path,
+            "PRAGMA page_size = 1024;
+             PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             CREATE TABLE t (x BLOB);",
+            policy,
+        );
         let commits = 2_000;
         for _ in 0..commits {
             // One 1 KiB page per row: at least one WAL frame per commit.

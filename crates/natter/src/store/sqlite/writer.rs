@@ -157,12 +157,26 @@ fn run_cached(conn: &Connection, statements: &[&str]) -> rusqlite::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
+    use std::path::Path;
+
     use rusqlite::Connection;
 
     use super::Writer;
     use crate::store::StoreError;
     use crate::store::sqlite::checkpointer::CheckpointPolicy;
+
+    /// A writer on a new database at `path`, made by `schema` (which sets
+    /// its pragmas and tables), checkpointed by `policy`.
+    pub(in crate::store::sqlite) fn writer_on(
+        path: &Path,
+        schema: &str,
+        policy: CheckpointPolicy,
+    ) -> Writer {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(schema).unwrap();
+        Writer::start(conn, Connection::open(path).unwrap(), policy).unwrap()
+    }
 
     /// A job that panics half-way (a fault in a query's code) fails alone:
     /// its caller gets an error, what it wrote is rolled back, and the
@@ -171,15 +185,11 @@ mod tests {
     async fn a_job_that_panics_fails_alone_and_the_writer_goes_on() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x TEXT);")
-            .unwrap();
-        let writer = Writer::start(
-            conn,
-            Connection::open(&path).unwrap(),
+        let writer = writer_on(
+            &path,
+            "PRAGMA journal_mode = WAL; CREATE TABLE t (x TEXT);",
             CheckpointPolicy::default(),
-        )
-        .unwrap();
+        );
         let insert = |c: &Connection, x: &str| {
             c.execute("INSERT INTO t VALUES (?1)", [x])
                 .map_err(|e| StoreError::Internal(e.to_string()))
