@@ -277,6 +277,8 @@ async fn a_node_killed_mid_burst_leaves_its_clients_to_the_other_missing_nothing
     let (_, body) = bob.poll(&cursor, 5).await;
     let later = message_texts(&body);
     assert!(later.iter().any(|t| t == "after the kill"), "{later:?}");
+    let unique_later: std::collections::HashSet<_> = later.iter().collect();
+    assert_eq!(unique_later.len(), later.len(), "nothing twice: {later:?}");
     for text in later.iter().filter(|t| *t != "after the kill") {
         assert!(!seen.contains(text), "{text} delivered twice");
     }
