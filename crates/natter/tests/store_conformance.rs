@@ -97,6 +97,23 @@ fn send_saying(
     }
 }
 
+/// `url` with the query parameter `parameter` (`name=value`) added.
+fn with_parameter(url: &str, parameter: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{parameter}")
+}
+
+/// Whether a send was taken and made an event.
+fn appended(sent: &natter::store::StoreResult<natter::store::Appended>) -> bool {
+    matches!(
+        sent,
+        Ok(natter::store::Appended {
+            outcome: natter::store::Outcome::Appended(_),
+            ..
+        })
+    )
+}
+
 /// A connection of the test's own to the server at `url`.
 async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
@@ -379,9 +396,8 @@ async fn postgres_pool_reconnects_after_its_connections_end() {
     };
     let schemas = Schemas::new(&url);
     let name = fresh_schema();
-    let separator = if url.contains('?') { '&' } else { '?' };
     let mut options = schemas.options();
-    options.url = format!("{url}{separator}application_name={name}");
+    options.url = with_parameter(&url, &format!("application_name={name}"));
     let store = PostgresStore::open(options).await.unwrap();
     assert!(
         store
@@ -426,10 +442,9 @@ async fn postgres_without_synchronous_commit_is_refused() {
         return;
     };
     let schemas = Schemas::new(&url);
-    let separator = if url.contains('?') { '&' } else { '?' };
     let mut options = schemas.options();
     // This session's setting, as a server's `synchronous_commit = off` would be.
-    options.url = format!("{url}{separator}options=-c%20synchronous_commit%3Doff");
+    options.url = with_parameter(&url, "options=-c%20synchronous_commit%3Doff");
     let refused = PostgresStore::open(options.clone()).await;
     assert!(
         matches!(refused, Err(StoreError::Refused(ref why)) if why.contains("synchronous_commit")),
@@ -455,10 +470,11 @@ async fn postgres_defaulting_to_serializable_still_takes_every_send() {
         return;
     };
     let schemas = Schemas::new(&url);
-    let separator = if url.contains('?') { '&' } else { '?' };
     let mut options = schemas.options();
-    options.url =
-        format!("{url}{separator}options=-c%20default_transaction_isolation%3Dserializable");
+    options.url = with_parameter(
+        &url,
+        "options=-c%20default_transaction_isolation%3Dserializable",
+    );
     let mut nodes: Vec<Arc<dyn Store>> = Vec::new();
     for _ in 0..2 {
         nodes.push(Arc::new(
@@ -475,13 +491,7 @@ async fn postgres_defaulting_to_serializable_still_takes_every_send() {
     let mut refused = Vec::new();
     for send in sends {
         let sent = send.await.unwrap();
-        if !matches!(
-            sent,
-            Ok(natter::store::Appended {
-                outcome: natter::store::Outcome::Appended(_),
-                ..
-            })
-        ) {
+        if !appended(&sent) {
             refused.push(format!("{sent:?}"));
         }
     }
@@ -557,16 +567,7 @@ async fn a_held_room_holds_up_only_its_own_sends() {
         .collect();
     for send in sends {
         let (room, sent, at) = send.await.unwrap();
-        assert!(
-            matches!(
-                sent,
-                Ok(natter::store::Appended {
-                    outcome: natter::store::Outcome::Appended(_),
-                    ..
-                })
-            ),
-            "{sent:?}"
-        );
+        assert!(appended(&sent), "{sent:?}");
         if room == free_room {
             assert!(
                 at < Duration::from_secs(4),
